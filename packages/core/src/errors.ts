@@ -1,0 +1,97 @@
+/**
+ * Typed errors. Each carries a string `code` so callers can branch without
+ * `instanceof`, and a brand so `instanceof` still works when an application
+ * ends up with two copies of this package.
+ */
+
+const KINDS = Symbol.for('@grpc-lb/core.GrpcLbError.kinds');
+
+/** Class names from `ctor` up to GrpcLbError: what `instanceof` checks against. */
+function kindsOf(ctor: unknown): string[] {
+  const kinds: string[] = [];
+  for (let c = ctor as { name?: string } | null; c && c !== Function.prototype; c = Object.getPrototypeOf(c) as typeof c) {
+    if (typeof c.name === 'string' && c.name) kinds.push(c.name);
+    if (c.name === 'GrpcLbError') break;
+  }
+  return kinds;
+}
+
+export type GrpcLbErrorCode =
+  | 'BAD_TARGET'
+  | 'BAD_CONFIG'
+  | 'BAD_ENDPOINT'
+  | 'UNSUPPORTED_GRPC_JS'
+  | 'REGISTRATION_FAILED'
+  | 'RESOLUTION_FAILED';
+
+export class GrpcLbError extends Error {
+  readonly code: GrpcLbErrorCode;
+
+  constructor(code: GrpcLbErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.code = code;
+    this.name = 'GrpcLbError';
+    Object.defineProperty(this, KINDS, { value: kindsOf(new.target) });
+  }
+
+  static override [Symbol.hasInstance](value: unknown): boolean {
+    if (typeof value !== 'object' || value === null) return false;
+    const kinds = (value as Record<symbol, unknown>)[KINDS];
+    return Array.isArray(kinds) && kinds.includes(this.name);
+  }
+}
+
+/** A target URI that cannot be used: names the target and the part that is wrong. */
+export class TargetError extends GrpcLbError {
+  readonly target: string;
+  constructor(target: string, problem: string) {
+    super('BAD_TARGET', `invalid target "${target}": ${problem}`);
+    this.name = 'TargetError';
+    this.target = target;
+  }
+}
+
+/** A configuration that cannot be used: names the field path, e.g. `loadBalancingConfig[0].grpc-lb.round_robin`. */
+export class ConfigError extends GrpcLbError {
+  readonly field: string;
+  readonly problem: string;
+  constructor(field: string, problem: string, context?: string) {
+    super('BAD_CONFIG', `${context ? `${context}: ` : ''}invalid ${field}: ${problem}`);
+    this.name = 'ConfigError';
+    this.field = field;
+    this.problem = problem;
+  }
+}
+
+/** An endpoint pushed by a resolver that cannot be used (skipped with a warning by the adapter). */
+export class EndpointError extends GrpcLbError {
+  constructor(problem: string) {
+    super('BAD_ENDPOINT', problem);
+    this.name = 'EndpointError';
+  }
+}
+
+export class UnsupportedGrpcJsError extends GrpcLbError {
+  readonly version: string;
+  readonly supportedRange: string;
+  constructor(version: string, supportedRange: string) {
+    super(
+      'UNSUPPORTED_GRPC_JS',
+      `@grpc/grpc-js ${version} is not supported: @grpc-lb/core needs @grpc/grpc-js ${supportedRange}`,
+    );
+    this.name = 'UnsupportedGrpcJsError';
+    this.version = version;
+    this.supportedRange = supportedRange;
+  }
+}
+
+export class RegistrationError extends GrpcLbError {
+  constructor(message: string) {
+    super('REGISTRATION_FAILED', message);
+    this.name = 'RegistrationError';
+  }
+}
+
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}

@@ -1,0 +1,356 @@
+/**
+ * Turns a grpc-free `EndpointResolver` into a grpc-js resolver, and owns
+ * every grpc-js gotcha on that boundary (../../../shared/GRPC-JS.md):
+ * asynchronous delivery (10), rate-limited refresh with backoff (4), the last
+ * good set kept on error, identical updates skipped, restart after
+ * `destroy()` (9), one stable ConfigSelector and attribute set (3, 5), a
+ * valid default authority, and no silent fallback to pick_first on a bad
+ * config (2).
+ */
+import type { ChannelOptions, experimental } from '@grpc/grpc-js';
+import type { ServiceConfig } from '@grpc/grpc-js/build/src/service-config';
+import { Backoff } from '../backoff';
+import { endpointSetFingerprint, normalizeEndpoint, type NormalizedEndpoint } from '../endpoint';
+import { ConfigError, errorMessage } from '../errors';
+import type {
+  EndpointResolver,
+  Resolution,
+  ResolutionSink,
+  ResolverFactory,
+  ServiceConfigJson,
+  TargetUri,
+} from '../resolver-contract';
+import { checkServiceConfig, parseServiceConfigText, withDefaultPolicy } from '../service-config';
+import { targetUriToString } from '../target-uri';
+import { StableConfigSelector } from './config-selector';
+import { TARGET_ATTRIBUTE, toGrpcEndpoint } from './endpoint-info';
+import type { Runtime } from './runtime';
+
+/** Channel options read by the adapter. */
+export const OPTION_MIN_REFRESH_INTERVAL_MS = 'grpc-lb.min_refresh_interval_ms';
+export const OPTION_MAX_REFRESH_BACKOFF_MS = 'grpc-lb.max_refresh_backoff_ms';
+
+const DEFAULT_MIN_REFRESH_INTERVAL_MS = 1_000;
+const DEFAULT_MAX_REFRESH_BACKOFF_MS = 30_000;
+
+/** A target path that makes the constructor do nothing: `register()` uses it to check its schemes are live. */
+export const PROBE_PATH = '\u0000grpc-lb-registration-probe';
+
+type GrpcUri = experimental.GrpcUri;
+
+function toTargetUri(uri: GrpcUri): TargetUri {
+  return { scheme: uri.scheme ?? '', authority: uri.authority, path: uri.path };
+}
+
+function numberOption(options: ChannelOptions, name: string, fallback: number): number {
+  const value: unknown = options[name];
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new ConfigError(name, `expected a non-negative number of milliseconds, got ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+interface PendingUpdate {
+  readonly endpoints: readonly NormalizedEndpoint[];
+  readonly serviceConfig: ServiceConfigJson | undefined;
+  readonly note: string;
+}
+
+export interface AdaptedResolverClass {
+  new (target: GrpcUri, listener: experimental.ResolverListener, options: ChannelOptions): experimental.Resolver;
+  getDefaultAuthority(target: GrpcUri): string;
+  readonly factory: ResolverFactory;
+}
+
+export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedResolverClass {
+  const { statusOrFromValue, statusOrFromError, CHANNEL_ARGS_CONFIG_SELECTOR_KEY } = rt.grpc.experimental;
+  const UNAVAILABLE = rt.grpc.status.UNAVAILABLE;
+
+  class GrpcLbResolver implements experimental.Resolver {
+    static readonly factory = factory;
+
+    static getDefaultAuthority(target: GrpcUri): string {
+      if (target.path === PROBE_PATH) return 'probe';
+      const uri = toTargetUri(target);
+      return factory.defaultAuthority(factory.parseTarget(uri, targetUriToString(uri)), uri);
+    }
+
+    private readonly target: string = '';
+    private readonly inner: EndpointResolver | undefined;
+    private readonly minRefreshIntervalMs: number = DEFAULT_MIN_REFRESH_INTERVAL_MS;
+    private readonly backoff: Backoff = new Backoff({ initialMs: 1_000, maxMs: DEFAULT_MAX_REFRESH_BACKOFF_MS });
+    /** The channel's `grpc.service_config`, used when the resolver supplies none. */
+    private readonly channelServiceConfig: ServiceConfigJson | undefined;
+    private readonly configSelector: StableConfigSelector;
+    private readonly attributes: { [key: string]: unknown };
+
+    /** Bumped by every start and stop: sink calls from an older generation are ignored. */
+    private generation = 0;
+    private running = false;
+    private lastRefreshAt = -Infinity;
+    private refreshTimer: NodeJS.Timeout | undefined;
+    private deliveryImmediate: NodeJS.Immediate | undefined;
+    private pending: { update: PendingUpdate } | { error: string } | undefined;
+
+    /** What the current LB has been given; cleared on destroy, since the LB is then destroyed too. */
+    private deliveredFingerprint: string | undefined;
+    /** The last good set, kept across errors and restarts. */
+    private lastGood: PendingUpdate | undefined;
+    private lastServiceConfig: { text: string; validated: ServiceConfig } | undefined;
+    private warnedErrorStreak = false;
+
+    constructor(
+      target: GrpcUri,
+      private readonly listener: experimental.ResolverListener,
+      options: ChannelOptions,
+    ) {
+      this.configSelector = new StableConfigSelector(rt.grpc.status.OK);
+      this.attributes = { [CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: this.configSelector };
+      if (target.path === PROBE_PATH) return;
+      const uri = toTargetUri(target);
+      this.target = targetUriToString(uri);
+      this.attributes[TARGET_ATTRIBUTE] = this.target;
+      const parsed = factory.parseTarget(uri, this.target);
+      this.minRefreshIntervalMs = numberOption(options, OPTION_MIN_REFRESH_INTERVAL_MS, DEFAULT_MIN_REFRESH_INTERVAL_MS);
+      const maxBackoff = numberOption(options, OPTION_MAX_REFRESH_BACKOFF_MS, DEFAULT_MAX_REFRESH_BACKOFF_MS);
+      this.backoff = new Backoff({
+        initialMs: Math.max(this.minRefreshIntervalMs, 100),
+        maxMs: Math.max(maxBackoff, this.minRefreshIntervalMs),
+      });
+      const text: unknown = options['grpc.service_config'];
+      if (text !== undefined) {
+        this.channelServiceConfig = parseServiceConfigText(text, this.target);
+      }
+      this.inner = factory.create(parsed, { target: this.target, channelOptions: options });
+    }
+
+    updateResolution(): void {
+      if (!this.inner) return;
+      if (!this.running) {
+        this.start(this.inner);
+      } else {
+        this.requestRefresh();
+      }
+    }
+
+    destroy(): void {
+      if (!this.inner || !this.running) return;
+      rt.trace(`${this.target}: resolver stopped`);
+      this.running = false;
+      this.generation++;
+      this.clearTimers();
+      this.pending = undefined;
+      this.deliveredFingerprint = undefined;
+      try {
+        this.inner.stop();
+      } catch (error) {
+        rt.logger.warn(`${this.target}: resolver stop failed: ${errorMessage(error)}`);
+      }
+    }
+
+    private start(inner: EndpointResolver): void {
+      this.running = true;
+      const generation = ++this.generation;
+      this.lastRefreshAt = Date.now();
+      rt.trace(`${this.target}: resolver started`);
+      const sink: ResolutionSink = {
+        update: (resolution) => {
+          if (generation === this.generation) this.onUpdate(resolution);
+        },
+        error: (error) => {
+          if (generation === this.generation) this.onError(errorMessage(error));
+        },
+        warn: (message) => {
+          if (generation === this.generation) rt.logger.warn(`${this.target}: ${message}`);
+        },
+      };
+      try {
+        inner.start(sink);
+      } catch (error) {
+        this.onError(`resolver failed to start: ${errorMessage(error)}`);
+      }
+    }
+
+    private requestRefresh(): void {
+      if (this.refreshTimer) return;
+      const wait = this.lastRefreshAt + this.minRefreshIntervalMs - Date.now();
+      if (wait <= 0) {
+        this.refreshNow();
+      } else {
+        rt.trace(`${this.target}: refresh rate-limited, in ${wait} ms`);
+        this.scheduleRefresh(wait);
+      }
+    }
+
+    private scheduleRefresh(delayMs: number): void {
+      if (this.refreshTimer) clearTimeout(this.refreshTimer);
+      this.refreshTimer = setTimeout(() => {
+        this.refreshTimer = undefined;
+        this.refreshNow();
+      }, delayMs);
+      this.refreshTimer.unref();
+    }
+
+    private refreshNow(): void {
+      if (!this.running || !this.inner) return;
+      this.lastRefreshAt = Date.now();
+      rt.trace(`${this.target}: refresh`);
+      try {
+        this.inner.refresh();
+      } catch (error) {
+        this.onError(`resolver refresh failed: ${errorMessage(error)}`);
+      }
+    }
+
+    private onUpdate(resolution: Resolution): void {
+      if (typeof resolution !== 'object' || resolution === null || !Array.isArray(resolution.endpoints)) {
+        this.onError('resolver pushed a resolution without an endpoint list');
+        return;
+      }
+      const endpoints: NormalizedEndpoint[] = [];
+      const seen = new Set<string>();
+      for (const raw of resolution.endpoints) {
+        try {
+          const endpoint = normalizeEndpoint(raw);
+          if (seen.has(endpoint.key)) {
+            rt.logger.warn(`${this.target}: endpoint ${endpoint.key} listed twice; using the first`);
+            continue;
+          }
+          seen.add(endpoint.key);
+          endpoints.push(endpoint);
+        } catch (error) {
+          rt.logger.warn(`${this.target}: skipped an endpoint: ${errorMessage(error)}`);
+        }
+      }
+      if (endpoints.length === 0 && resolution.endpoints.length > 0) {
+        this.onError(`all ${resolution.endpoints.length} endpoints from the resolver were invalid`);
+        return;
+      }
+      this.backoff.reset();
+      this.warnedErrorStreak = false;
+      if (this.refreshTimer) {
+        // Fresh data answers any pending backoff retry or requested refresh.
+        clearTimeout(this.refreshTimer);
+        this.refreshTimer = undefined;
+      }
+      const update: PendingUpdate = {
+        endpoints,
+        serviceConfig: resolution.serviceConfig,
+        note: typeof resolution.note === 'string' ? resolution.note : `${endpoints.length} endpoints`,
+      };
+      this.lastGood = update;
+      this.pending = { update };
+      this.scheduleDelivery();
+    }
+
+    private onError(message: string): void {
+      const delay = this.backoff.next();
+      if (this.lastGood) {
+        if (!this.warnedErrorStreak) {
+          rt.logger.warn(
+            `${this.target}: resolution failed, keeping the last ${this.lastGood.endpoints.length} endpoints: ${message}`,
+          );
+          this.warnedErrorStreak = true;
+        }
+        rt.trace(`${this.target}: resolution error (${message}); retry in ${delay} ms`);
+        if (this.deliveredFingerprint === undefined) {
+          // Restarted after idle and the registry is down: the new balancer still gets the last good set.
+          this.pending = { update: this.lastGood };
+          this.scheduleDelivery();
+        }
+      } else {
+        rt.trace(`${this.target}: resolution error (${message}); no endpoints yet; retry in ${delay} ms`);
+        this.pending = { error: message };
+        this.scheduleDelivery();
+      }
+      if (this.running) this.scheduleRefresh(delay);
+    }
+
+    private scheduleDelivery(): void {
+      if (this.deliveryImmediate) return;
+      this.deliveryImmediate = setImmediate(() => {
+        this.deliveryImmediate = undefined;
+        this.deliver();
+      });
+    }
+
+    private deliver(): void {
+      const pending = this.pending;
+      this.pending = undefined;
+      if (!pending || !this.running) return;
+      if ('error' in pending) {
+        const fingerprint = `error:${pending.error}`;
+        if (fingerprint === this.deliveredFingerprint) return;
+        this.deliveredFingerprint = fingerprint;
+        const config = this.serviceConfigFor(undefined);
+        this.listener(
+          statusOrFromError({ code: UNAVAILABLE, details: `grpc-lb: ${this.target}: ${pending.error}` }),
+          this.attributes,
+          config.ok ? statusOrFromValue(config.value) : null,
+          pending.error,
+        );
+        return;
+      }
+      const { endpoints, serviceConfig, note } = pending.update;
+      const config = this.serviceConfigFor(serviceConfig);
+      const fingerprint = `${endpointSetFingerprint(endpoints)}\n#${config.ok ? config.text : `!${config.error}`}`;
+      if (fingerprint === this.deliveredFingerprint) {
+        rt.trace(`${this.target}: identical update skipped`);
+        return;
+      }
+      this.deliveredFingerprint = fingerprint;
+      if (config.ok) this.configSelector.setServiceConfig(config.value);
+      rt.trace(`${this.target}: delivering ${endpoints.length} endpoints (${note})`);
+      this.listener(
+        statusOrFromValue(endpoints.map(toGrpcEndpoint)),
+        this.attributes,
+        config.ok ? statusOrFromValue(config.value) : statusOrFromError({ code: UNAVAILABLE, details: config.error }),
+        note,
+      );
+    }
+
+    /**
+     * The service config for this update: the resolver's, else the channel
+     * option, else none — then our round robin when it names no policy.
+     * Validated here so a bad one is a clear error, not a silent pick_first.
+     */
+    private serviceConfigFor(
+      fromResolver: ServiceConfigJson | undefined,
+    ): { ok: true; value: ServiceConfig; text: string } | { ok: false; error: string } {
+      let chosen: ServiceConfigJson | undefined = this.channelServiceConfig;
+      if (fromResolver !== undefined) {
+        try {
+          chosen = checkServiceConfig(fromResolver, `${this.target}: service config from the resolver`);
+        } catch (error) {
+          if (this.lastServiceConfig) {
+            rt.logger.warn(`${errorMessage(error)}; keeping the previous service config`);
+            return { ok: true, value: this.lastServiceConfig.validated, text: this.lastServiceConfig.text };
+          }
+          return { ok: false, error: errorMessage(error) };
+        }
+      }
+      const effective = withDefaultPolicy(chosen);
+      const text = JSON.stringify(effective);
+      if (this.lastServiceConfig?.text === text) {
+        return { ok: true, value: this.lastServiceConfig.validated, text };
+      }
+      try {
+        const validated = rt.validateServiceConfig(JSON.parse(text));
+        this.lastServiceConfig = { text, validated };
+        return { ok: true, value: validated, text };
+      } catch (error) {
+        return { ok: false, error: `${this.target}: invalid service config: ${errorMessage(error)}` };
+      }
+    }
+
+    private clearTimers(): void {
+      if (this.refreshTimer) clearTimeout(this.refreshTimer);
+      this.refreshTimer = undefined;
+      if (this.deliveryImmediate) clearImmediate(this.deliveryImmediate);
+      this.deliveryImmediate = undefined;
+    }
+  }
+
+  return GrpcLbResolver;
+}

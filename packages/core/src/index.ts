@@ -1,0 +1,36 @@
+export { register, type RegisterOptions, type Registration } from './register';
+export type {
+  EndpointResolver,
+  Resolution,
+  ResolutionSink,
+  ResolvedEndpoint,
+  ResolverContext,
+  ResolverFactory,
+  ServiceConfigJson,
+  TargetUri,
+} from './resolver-contract';
+export {
+  GrpcLbError,
+  TargetError,
+  ConfigError,
+  EndpointError,
+  UnsupportedGrpcJsError,
+  RegistrationError,
+  type GrpcLbErrorCode,
+} from './errors';
+export { parseTargetUri, parseHostPort, type HostPort } from './target-uri';
+export { parseStaticTarget, staticResolverFactory, type StaticTarget } from './static-target';
+export { ManualEndpoints, manualResolverFactory } from './manual-target';
+export { normalizeEndpoint, formatHostPort, type NormalizedEndpoint } from './endpoint';
+export {
+  ROUND_ROBIN_POLICY,
+  checkServiceConfig,
+  parseServiceConfigText,
+  withDefaultPolicy,
+} from './service-config';
+export { validateTarget } from './validate';
+export { Backoff, type BackoffOptions } from './backoff';
+export type { Logger } from './logger';
+export { SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
+export { OPTION_MIN_REFRESH_INTERVAL_MS, OPTION_MAX_REFRESH_BACKOFF_MS } from './grpc-js/resolver-adapter';
+export { METHOD_PICK_KEY } from './grpc-js/config-selector';

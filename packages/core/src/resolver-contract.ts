@@ -1,0 +1,93 @@
+/**
+ * The contract every grpc-lb resolver implements. It knows nothing of grpc-js:
+ * core's adapter (`grpc-js/resolver-adapter.ts`) turns it into a grpc-js
+ * resolver and owns delivery, rate limiting, backoff, deduplication and the
+ * "keep the last good set" rule, so a resolver only has to find endpoints.
+ */
+
+/** One backend address as discovered. */
+export interface ResolvedEndpoint {
+  /** IPv4 or IPv6 literal (no brackets) or a host name. */
+  readonly host: string;
+  /** TCP port, 1–65535. */
+  readonly port: number;
+  /** Relative weight for weighted policies; 0 means "known, receives no traffic". Default 1. */
+  readonly weight?: number;
+  /** Free-form labels (`version=v2`), used by subsets and routes. */
+  readonly labels?: Readonly<Record<string, string>>;
+  /** Topology zone, for zone-aware policies. */
+  readonly zone?: string;
+}
+
+/** A gRPC service config as JSON (`{"loadBalancingConfig": [...], "methodConfig": [...]}`). */
+export type ServiceConfigJson = Readonly<Record<string, unknown>>;
+
+/** A complete resolution: the whole current set, never a delta. */
+export interface Resolution {
+  readonly endpoints: readonly ResolvedEndpoint[];
+  /**
+   * A service config carried by the registry. When present it replaces the
+   * channel's `grpc.service_config` option, as in grpc-js.
+   */
+  readonly serviceConfig?: ServiceConfigJson;
+  /** Short context appended to errors that calls report ("3 endpoints from etcd prefix /svc"). */
+  readonly note?: string;
+}
+
+/** Where a resolver reports. Calls may come at any time, from any callback; the adapter defers delivery. */
+export interface ResolutionSink {
+  /** The complete current set. An empty list is honest: calls fail fast with UNAVAILABLE. */
+  update(resolution: Resolution): void;
+  /**
+   * Discovery failed (registry down, bad answer). The adapter keeps the last
+   * good set, backs off and asks `refresh()` again later.
+   */
+  error(error: Error): void;
+  /** Non-fatal problem worth an operator's attention (a malformed registry entry that was skipped). */
+  warn(message: string): void;
+}
+
+export interface EndpointResolver {
+  /**
+   * Begin discovery and report to `sink`. May be called again after `stop()`
+   * (a channel that went idle and woke up): a resolver must be restartable.
+   */
+  start(sink: ResolutionSink): void;
+  /**
+   * The channel asks for fresh data (a connection dropped, or a backoff
+   * retry after an error). Already rate-limited by the adapter; a watch-based
+   * resolver may treat it as "re-list if the watch is broken".
+   */
+  refresh(): void;
+  /** Release every timer, socket and watch. No sink call may follow until the next `start()`. */
+  stop(): void;
+}
+
+/** What a resolver is given when it is created. */
+export interface ResolverContext {
+  /** The target as the user wrote it. */
+  readonly target: string;
+  /** The channel options (read-only; includes `grpc-lb.*` options). */
+  readonly channelOptions: Readonly<Record<string, unknown>>;
+}
+
+/** The URI split per the gRPC naming spec: `scheme://authority/path`. */
+export interface TargetUri {
+  readonly scheme: string;
+  /** `undefined` when the target has no `//authority/` part; `''` for `scheme:///path`. */
+  readonly authority: string | undefined;
+  readonly path: string;
+}
+
+/**
+ * A resolver package exports one of these; `register()` installs it under
+ * `scheme`. `parseTarget` is pure and throws `TargetError`: it runs inside
+ * the client's constructor, so a malformed target fails there.
+ */
+export interface ResolverFactory<Parsed = unknown> {
+  readonly scheme: string;
+  parseTarget(target: TargetUri, original: string): Parsed;
+  /** The default `:authority` (and TLS name) for calls: one `host[:port]`. */
+  defaultAuthority(parsed: Parsed, target: TargetUri): string;
+  create(parsed: Parsed, context: ResolverContext): EndpointResolver;
+}

@@ -1,0 +1,103 @@
+import { ConfigError } from './errors';
+import type { ServiceConfigJson } from './resolver-contract';
+
+/** Our policy names live under `grpc-lb.` so they never clash with grpc-js built-ins. */
+export const ROUND_ROBIN_POLICY = 'grpc-lb.round_robin';
+
+export type RoundRobinConfig = Record<string, never>;
+
+/** Parses the JSON body of a `grpc-lb.round_robin` entry (`{}`; no options yet). */
+export function parseRoundRobinConfig(json: unknown, field = ROUND_ROBIN_POLICY): RoundRobinConfig {
+  if (json === undefined || json === null) return {};
+  if (typeof json !== 'object' || Array.isArray(json)) {
+    throw new ConfigError(field, `expected an object, got ${describe(json)}`);
+  }
+  for (const key of Object.keys(json)) {
+    throw new ConfigError(`${field}.${key}`, 'unknown field');
+  }
+  return {};
+}
+
+/** Parsers for the bodies of our own `loadBalancingConfig` entries, by policy name. */
+export const OUR_POLICIES: Readonly<Record<string, (json: unknown, field: string) => unknown>> = {
+  [ROUND_ROBIN_POLICY]: parseRoundRobinConfig,
+};
+
+export const DEFAULT_LOAD_BALANCING_CONFIG: readonly Record<string, unknown>[] = Object.freeze([
+  Object.freeze({ [ROUND_ROBIN_POLICY]: {} }),
+]);
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'string' ? `the string ${JSON.stringify(value)}` : typeof value;
+}
+
+/**
+ * Checks the parts of a service config that grpc-js would otherwise get
+ * wrong silently: the shape of `loadBalancingConfig`, and the body of every
+ * entry that names one of our policies (grpc-js drops an entry it cannot
+ * parse and falls back to pick_first, logging only at DEBUG). Throws
+ * `ConfigError` naming the field path.
+ */
+export function checkServiceConfig(config: unknown, context: string): ServiceConfigJson {
+  if (typeof config !== 'object' || config === null || Array.isArray(config)) {
+    throw new ConfigError('service config', `expected a JSON object, got ${describe(config)}`, context);
+  }
+  const obj = config as Record<string, unknown>;
+  const lb = obj['loadBalancingConfig'];
+  if (lb !== undefined) {
+    if (!Array.isArray(lb)) {
+      throw new ConfigError('loadBalancingConfig', `expected an array, got ${describe(lb)}`, context);
+    }
+    lb.forEach((entry: unknown, i) => {
+      const field = `loadBalancingConfig[${i}]`;
+      if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
+        throw new ConfigError(field, `expected an object with one policy name, got ${describe(entry)}`, context);
+      }
+      const names = Object.keys(entry);
+      if (names.length !== 1) {
+        throw new ConfigError(field, `expected exactly one policy name, got ${names.length}`, context);
+      }
+      const name = names[0]!;
+      const parse = OUR_POLICIES[name];
+      if (parse) {
+        try {
+          parse((entry as Record<string, unknown>)[name], `${field}.${name}`);
+        } catch (error) {
+          if (error instanceof ConfigError) {
+            throw new ConfigError(error.field, error.problem, context);
+          }
+          throw error;
+        }
+      }
+    });
+  }
+  const methodConfig = obj['methodConfig'];
+  if (methodConfig !== undefined && !Array.isArray(methodConfig)) {
+    throw new ConfigError('methodConfig', `expected an array, got ${describe(methodConfig)}`, context);
+  }
+  return obj;
+}
+
+/** Parses the `grpc.service_config` channel option text; throws `ConfigError` on bad JSON. */
+export function parseServiceConfigText(text: unknown, context: string): ServiceConfigJson {
+  if (typeof text !== 'string') {
+    throw new ConfigError('grpc.service_config', `expected a JSON string, got ${describe(text)}`, context);
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (error) {
+    throw new ConfigError('grpc.service_config', `not valid JSON (${(error as Error).message})`, context);
+  }
+  return checkServiceConfig(json, context);
+}
+
+/** The service config a channel gets: the given one, with our round robin when it names no policy. */
+export function withDefaultPolicy(config: ServiceConfigJson | undefined): ServiceConfigJson {
+  const lb = config?.['loadBalancingConfig'];
+  if (Array.isArray(lb) && lb.length > 0) return config!;
+  if (config?.['loadBalancingPolicy'] !== undefined) return config;
+  return { ...config, loadBalancingConfig: DEFAULT_LOAD_BALANCING_CONFIG };
+}
