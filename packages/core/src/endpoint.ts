@@ -15,7 +15,8 @@ export interface NormalizedEndpoint {
 
 export const MAX_WEIGHT = 1_000_000;
 
-const HOSTNAME = /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62})(?:\.[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,62}))*\.?$/;
 
 export function isValidHost(host: string): boolean {
   return isIP(host) !== 0 || HOSTNAME.test(host);
@@ -32,16 +33,21 @@ export function formatHostPort(host: string, port: number): string {
 const EMPTY_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
 /** Validates one endpoint a resolver pushed; throws `EndpointError` naming the problem. */
-export function normalizeEndpoint(endpoint: ResolvedEndpoint): NormalizedEndpoint {
-  if (typeof endpoint !== 'object' || endpoint === null) {
-    throw new EndpointError(`endpoint must be an object, got ${typeof endpoint}`);
+export function normalizeEndpoint(input: unknown): NormalizedEndpoint {
+  if (typeof input !== 'object' || input === null) {
+    throw new EndpointError(
+      `endpoint must be an object, got ${input === null ? 'null' : typeof input}`,
+    );
   }
+  const endpoint = input as ResolvedEndpoint;
   let host: unknown = endpoint.host;
   if (typeof host === 'string' && host.startsWith('[') && host.endsWith(']')) {
     host = host.slice(1, -1);
   }
   if (typeof host !== 'string' || !isValidHost(host)) {
-    throw new EndpointError(`endpoint host ${JSON.stringify(endpoint.host)} is not an IP address or host name`);
+    throw new EndpointError(
+      `endpoint host ${JSON.stringify(endpoint.host)} is not an IP address or host name`,
+    );
   }
   if (!isValidPort(endpoint.port)) {
     throw new EndpointError(

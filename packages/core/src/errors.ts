@@ -9,7 +9,11 @@ const KINDS = Symbol.for('@grpc-lb/core.GrpcLbError.kinds');
 /** Class names from `ctor` up to GrpcLbError: what `instanceof` checks against. */
 function kindsOf(ctor: unknown): string[] {
   const kinds: string[] = [];
-  for (let c = ctor as { name?: string } | null; c && c !== Function.prototype; c = Object.getPrototypeOf(c) as typeof c) {
+  for (
+    let c = ctor as { name?: string } | null;
+    c && c !== Function.prototype;
+    c = Object.getPrototypeOf(c) as typeof c
+  ) {
     if (typeof c.name === 'string' && c.name) kinds.push(c.name);
     if (c.name === 'GrpcLbError') break;
   }

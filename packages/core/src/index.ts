@@ -32,5 +32,8 @@ export { validateTarget } from './validate';
 export { Backoff, type BackoffOptions } from './backoff';
 export type { Logger } from './logger';
 export { SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
-export { OPTION_MIN_REFRESH_INTERVAL_MS, OPTION_MAX_REFRESH_BACKOFF_MS } from './grpc-js/resolver-adapter';
+export {
+  OPTION_MIN_REFRESH_INTERVAL_MS,
+  OPTION_MAX_REFRESH_BACKOFF_MS,
+} from './grpc-js/resolver-adapter';
 export { METHOD_PICK_KEY } from './grpc-js/config-selector';

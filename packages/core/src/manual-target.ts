@@ -30,7 +30,10 @@ export class ManualEndpoints {
   constructor(initial?: readonly ResolvedEndpoint[] | Resolution, options: { id?: string } = {}) {
     this.id = options.id ?? `endpoints-${process.pid}-${nextId++}`;
     if (!/^[A-Za-z0-9._-]+$/.test(this.id)) {
-      throw new TargetError(`manual:///${this.id}`, 'a manual id may hold only letters, digits, ".", "_" and "-"');
+      throw new TargetError(
+        `manual:///${this.id}`,
+        'a manual id may hold only letters, digits, ".", "_" and "-"',
+      );
     }
     this.target = `manual:///${this.id}`;
     registry.set(this.id, this);
@@ -110,7 +113,10 @@ export const manualResolverFactory: ResolverFactory<ManualEndpoints> = {
   parseTarget(uri, original) {
     const source = registry.get(uri.path);
     if (!source) {
-      throw new TargetError(original, `no ManualEndpoints with id "${uri.path}" exists in this process`);
+      throw new TargetError(
+        original,
+        `no ManualEndpoints with id "${uri.path}" exists in this process`,
+      );
     }
     return source;
   },

@@ -33,7 +33,10 @@ const BUILTIN_SCHEMES = new Set(['dns', 'ipv4', 'ipv6', 'unix', 'unix-abstract']
 interface State {
   readonly runtime: Runtime;
   readonly logger: { current: Logger };
-  readonly schemes: Map<string, { factory: ResolverFactory<never>; Resolver: AdaptedResolverClass }>;
+  readonly schemes: Map<
+    string,
+    { factory: ResolverFactory<never>; Resolver: AdaptedResolverClass }
+  >;
   readonly policies: Map<string, PolicyClasses>;
 }
 
@@ -81,7 +84,7 @@ export function register(options: RegisterOptions = {}): Registration {
           `needs register({ replaceBuiltinSchemes: ['${factory.scheme}'] })`,
       );
     }
-    const Resolver = adaptResolver(runtime, factory as ResolverFactory);
+    const Resolver = adaptResolver(runtime, factory);
     experimental.registerResolver(factory.scheme, Resolver);
     state.schemes.set(factory.scheme, { factory, Resolver });
   }
@@ -99,7 +102,9 @@ function verify(grpc: Grpc, state: State): void {
   const { experimental } = grpc;
   for (const policy of state.policies.values()) {
     if (!experimental.isLoadBalancerNameRegistered(policy.name)) {
-      throw new RegistrationError(`policy ${policy.name} is not registered in grpc-js ${state.runtime.version}`);
+      throw new RegistrationError(
+        `policy ${policy.name} is not registered in grpc-js ${state.runtime.version}`,
+      );
     }
   }
   for (const [scheme, { Resolver }] of state.schemes) {
@@ -111,7 +116,9 @@ function verify(grpc: Grpc, state: State): void {
       live = false;
     }
     if (!live) {
-      throw new RegistrationError(`scheme ${scheme}: is not served by grpc-lb in grpc-js ${state.runtime.version}`);
+      throw new RegistrationError(
+        `scheme ${scheme}: is not served by grpc-lb in grpc-js ${state.runtime.version}`,
+      );
     }
   }
 }

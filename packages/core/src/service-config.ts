@@ -42,22 +42,38 @@ export function describe(value: unknown): string {
  */
 export function checkServiceConfig(config: unknown, context: string): ServiceConfigJson {
   if (typeof config !== 'object' || config === null || Array.isArray(config)) {
-    throw new ConfigError('service config', `expected a JSON object, got ${describe(config)}`, context);
+    throw new ConfigError(
+      'service config',
+      `expected a JSON object, got ${describe(config)}`,
+      context,
+    );
   }
   const obj = config as Record<string, unknown>;
   const lb = obj['loadBalancingConfig'];
   if (lb !== undefined) {
     if (!Array.isArray(lb)) {
-      throw new ConfigError('loadBalancingConfig', `expected an array, got ${describe(lb)}`, context);
+      throw new ConfigError(
+        'loadBalancingConfig',
+        `expected an array, got ${describe(lb)}`,
+        context,
+      );
     }
     lb.forEach((entry: unknown, i) => {
       const field = `loadBalancingConfig[${i}]`;
       if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) {
-        throw new ConfigError(field, `expected an object with one policy name, got ${describe(entry)}`, context);
+        throw new ConfigError(
+          field,
+          `expected an object with one policy name, got ${describe(entry)}`,
+          context,
+        );
       }
       const names = Object.keys(entry);
       if (names.length !== 1) {
-        throw new ConfigError(field, `expected exactly one policy name, got ${names.length}`, context);
+        throw new ConfigError(
+          field,
+          `expected exactly one policy name, got ${names.length}`,
+          context,
+        );
       }
       const name = names[0]!;
       const parse = OUR_POLICIES[name];
@@ -75,7 +91,11 @@ export function checkServiceConfig(config: unknown, context: string): ServiceCon
   }
   const methodConfig = obj['methodConfig'];
   if (methodConfig !== undefined && !Array.isArray(methodConfig)) {
-    throw new ConfigError('methodConfig', `expected an array, got ${describe(methodConfig)}`, context);
+    throw new ConfigError(
+      'methodConfig',
+      `expected an array, got ${describe(methodConfig)}`,
+      context,
+    );
   }
   return obj;
 }
@@ -83,13 +103,21 @@ export function checkServiceConfig(config: unknown, context: string): ServiceCon
 /** Parses the `grpc.service_config` channel option text; throws `ConfigError` on bad JSON. */
 export function parseServiceConfigText(text: unknown, context: string): ServiceConfigJson {
   if (typeof text !== 'string') {
-    throw new ConfigError('grpc.service_config', `expected a JSON string, got ${describe(text)}`, context);
+    throw new ConfigError(
+      'grpc.service_config',
+      `expected a JSON string, got ${describe(text)}`,
+      context,
+    );
   }
   let json: unknown;
   try {
     json = JSON.parse(text);
   } catch (error) {
-    throw new ConfigError('grpc.service_config', `not valid JSON (${(error as Error).message})`, context);
+    throw new ConfigError(
+      'grpc.service_config',
+      `not valid JSON (${(error as Error).message})`,
+      context,
+    );
   }
   return checkServiceConfig(json, context);
 }

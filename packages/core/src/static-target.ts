@@ -1,6 +1,11 @@
 import { TargetError } from './errors';
 import { formatHostPort, MAX_WEIGHT } from './endpoint';
-import type { EndpointResolver, ResolvedEndpoint, ResolverFactory, TargetUri } from './resolver-contract';
+import type {
+  EndpointResolver,
+  ResolvedEndpoint,
+  ResolverFactory,
+  TargetUri,
+} from './resolver-contract';
 import { parseHostPort } from './target-uri';
 
 /**
@@ -31,7 +36,9 @@ function decode(value: string, target: string, what: string): string {
 
 export function parseStaticTarget(uri: TargetUri, original: string): StaticTarget {
   const parts = uri.path.split(',');
-  if (uri.path.trim() === '' || parts.every((p) => p === '')) {
+  // `static:///` and `static://name/` leave "///" and "//name/" as the path:
+  // an authority with nothing after it does not split off.
+  if (/^\/\/[^/]*\/?$|^\/*$/.test(uri.path) || parts.every((p) => p === '')) {
     throw new TargetError(original, 'a static target needs at least one host:port');
   }
   const endpoints: ResolvedEndpoint[] = [];
@@ -51,20 +58,27 @@ export function parseStaticTarget(uri: TargetUri, original: string): StaticTarge
     for (const attribute of attributes) {
       const eq = attribute.indexOf('=');
       if (eq <= 0) {
-        throw new TargetError(original, `${what} "${key}": attribute "${attribute}" is not key=value`);
+        throw new TargetError(
+          original,
+          `${what} "${key}": attribute "${attribute}" is not key=value`,
+        );
       }
       const name = attribute.slice(0, eq);
       const value = decode(attribute.slice(eq + 1), original, `${what} "${key}" attribute ${name}`);
       if (name === 'weight') {
         const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
         if (!(n >= 0 && n <= MAX_WEIGHT)) {
-          throw new TargetError(original, `${what} "${key}": weight "${value}" is not a number 0-${MAX_WEIGHT}`);
+          throw new TargetError(
+            original,
+            `${what} "${key}": weight "${value}" is not a number 0-${MAX_WEIGHT}`,
+          );
         }
         weight = n;
       } else if (name === 'zone') {
         zone = value;
       } else if (LABEL_KEY.test(name)) {
-        if (name in labels) throw new TargetError(original, `${what} "${key}": label "${name}" is set twice`);
+        if (name in labels)
+          throw new TargetError(original, `${what} "${key}": label "${name}" is set twice`);
         labels[name] = value;
       } else {
         throw new TargetError(original, `${what} "${key}": "${name}" is not a valid label name`);

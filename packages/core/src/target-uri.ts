@@ -11,7 +11,10 @@ export function parseTargetUri(target: string): TargetUri {
   }
   const match = URI.exec(target);
   if (!match) {
-    throw new TargetError(target, 'expected scheme:[//authority/]path, e.g. static:///127.0.0.1:50051');
+    throw new TargetError(
+      target,
+      'expected scheme:[//authority/]path, e.g. static:///127.0.0.1:50051',
+    );
   }
   return { scheme: match[1]!, authority: match[2], path: match[3]! };
 }
@@ -40,7 +43,8 @@ export function parseHostPort(text: string, target: string, what: string): HostP
     host = text.slice(1, close);
     const rest = text.slice(close + 1);
     if (rest !== '') {
-      if (!rest.startsWith(':')) throw new TargetError(target, `${what} "${text}": expected ":port" after "]"`);
+      if (!rest.startsWith(':'))
+        throw new TargetError(target, `${what} "${text}": expected ":port" after "]"`);
       portText = rest.slice(1);
     }
   } else {
@@ -60,7 +64,10 @@ export function parseHostPort(text: string, target: string, what: string): HostP
   if (portText !== undefined) {
     port = /^\d{1,5}$/.test(portText) ? Number(portText) : NaN;
     if (!isValidPort(port)) {
-      throw new TargetError(target, `${what} "${text}" has an invalid port "${portText}" (expected 1-65535)`);
+      throw new TargetError(
+        target,
+        `${what} "${text}" has an invalid port "${portText}" (expected 1-65535)`,
+      );
     }
   }
   return { host, port };

@@ -17,7 +17,10 @@ export function validateTarget(
   const all = [staticResolverFactory, manualResolverFactory, ...factories] as ResolverFactory[];
   const factory = all.find((f) => f.scheme === uri.scheme);
   if (!factory) {
-    throw new TargetError(target, `unknown scheme "${uri.scheme}:" (known: ${all.map((f) => f.scheme).join(', ')})`);
+    throw new TargetError(
+      target,
+      `unknown scheme "${uri.scheme}:" (known: ${all.map((f) => f.scheme).join(', ')})`,
+    );
   }
   const parsed = factory.parseTarget(uri, target);
   return { scheme: uri.scheme, defaultAuthority: factory.defaultAuthority(parsed, uri) };

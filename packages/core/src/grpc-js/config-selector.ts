@@ -6,7 +6,7 @@ import type { CallConfig } from '@grpc/grpc-js/build/src/resolver';
 export const METHOD_PICK_KEY = 'grpc-lb.method';
 
 const MAX_CACHED_METHODS = 1000;
-const NO_CONFIG: MethodConfig = Object.freeze({ name: [] }) as unknown as MethodConfig;
+const NO_CONFIG: MethodConfig = Object.freeze({ name: [] });
 
 /**
  * One instance per resolver, reused across updates (gotcha 3: a new

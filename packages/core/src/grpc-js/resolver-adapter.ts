@@ -46,7 +46,10 @@ function numberOption(options: ChannelOptions, name: string, fallback: number): 
   const value: unknown = options[name];
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new ConfigError(name, `expected a non-negative number of milliseconds, got ${JSON.stringify(value)}`);
+    throw new ConfigError(
+      name,
+      `expected a non-negative number of milliseconds, got ${JSON.stringify(value)}`,
+    );
   }
   return value;
 }
@@ -58,13 +61,18 @@ interface PendingUpdate {
 }
 
 export interface AdaptedResolverClass {
-  new (target: GrpcUri, listener: experimental.ResolverListener, options: ChannelOptions): experimental.Resolver;
+  new (
+    target: GrpcUri,
+    listener: experimental.ResolverListener,
+    options: ChannelOptions,
+  ): experimental.Resolver;
   getDefaultAuthority(target: GrpcUri): string;
   readonly factory: ResolverFactory;
 }
 
 export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedResolverClass {
-  const { statusOrFromValue, statusOrFromError, CHANNEL_ARGS_CONFIG_SELECTOR_KEY } = rt.grpc.experimental;
+  const { statusOrFromValue, statusOrFromError, CHANNEL_ARGS_CONFIG_SELECTOR_KEY } =
+    rt.grpc.experimental;
   const UNAVAILABLE = rt.grpc.status.UNAVAILABLE;
 
   class GrpcLbResolver implements experimental.Resolver {
@@ -79,7 +87,10 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     private readonly target: string = '';
     private readonly inner: EndpointResolver | undefined;
     private readonly minRefreshIntervalMs: number = DEFAULT_MIN_REFRESH_INTERVAL_MS;
-    private readonly backoff: Backoff = new Backoff({ initialMs: 1_000, maxMs: DEFAULT_MAX_REFRESH_BACKOFF_MS });
+    private readonly backoff: Backoff = new Backoff({
+      initialMs: 1_000,
+      maxMs: DEFAULT_MAX_REFRESH_BACKOFF_MS,
+    });
     /** The channel's `grpc.service_config`, used when the resolver supplies none. */
     private readonly channelServiceConfig: ServiceConfigJson | undefined;
     private readonly configSelector: StableConfigSelector;
@@ -112,8 +123,16 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       this.target = targetUriToString(uri);
       this.attributes[TARGET_ATTRIBUTE] = this.target;
       const parsed = factory.parseTarget(uri, this.target);
-      this.minRefreshIntervalMs = numberOption(options, OPTION_MIN_REFRESH_INTERVAL_MS, DEFAULT_MIN_REFRESH_INTERVAL_MS);
-      const maxBackoff = numberOption(options, OPTION_MAX_REFRESH_BACKOFF_MS, DEFAULT_MAX_REFRESH_BACKOFF_MS);
+      this.minRefreshIntervalMs = numberOption(
+        options,
+        OPTION_MIN_REFRESH_INTERVAL_MS,
+        DEFAULT_MIN_REFRESH_INTERVAL_MS,
+      );
+      const maxBackoff = numberOption(
+        options,
+        OPTION_MAX_REFRESH_BACKOFF_MS,
+        DEFAULT_MAX_REFRESH_BACKOFF_MS,
+      );
       this.backoff = new Backoff({
         initialMs: Math.max(this.minRefreshIntervalMs, 100),
         maxMs: Math.max(maxBackoff, this.minRefreshIntervalMs),
@@ -204,17 +223,23 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     }
 
     private onUpdate(resolution: Resolution): void {
-      if (typeof resolution !== 'object' || resolution === null || !Array.isArray(resolution.endpoints)) {
+      if (
+        typeof resolution !== 'object' ||
+        resolution === null ||
+        !Array.isArray(resolution.endpoints)
+      ) {
         this.onError('resolver pushed a resolution without an endpoint list');
         return;
       }
       const endpoints: NormalizedEndpoint[] = [];
       const seen = new Set<string>();
-      for (const raw of resolution.endpoints) {
+      for (const raw of resolution.endpoints as readonly unknown[]) {
         try {
           const endpoint = normalizeEndpoint(raw);
           if (seen.has(endpoint.key)) {
-            rt.logger.warn(`${this.target}: endpoint ${endpoint.key} listed twice; using the first`);
+            rt.logger.warn(
+              `${this.target}: endpoint ${endpoint.key} listed twice; using the first`,
+            );
             continue;
           }
           seen.add(endpoint.key);
@@ -237,7 +262,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       const update: PendingUpdate = {
         endpoints,
         serviceConfig: resolution.serviceConfig,
-        note: typeof resolution.note === 'string' ? resolution.note : `${endpoints.length} endpoints`,
+        note:
+          typeof resolution.note === 'string' ? resolution.note : `${endpoints.length} endpoints`,
       };
       this.lastGood = update;
       this.pending = { update };
@@ -260,7 +286,9 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
           this.scheduleDelivery();
         }
       } else {
-        rt.trace(`${this.target}: resolution error (${message}); no endpoints yet; retry in ${delay} ms`);
+        rt.trace(
+          `${this.target}: resolution error (${message}); no endpoints yet; retry in ${delay} ms`,
+        );
         this.pending = { error: message };
         this.scheduleDelivery();
       }
@@ -285,7 +313,10 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         this.deliveredFingerprint = fingerprint;
         const config = this.serviceConfigFor(undefined);
         this.listener(
-          statusOrFromError({ code: UNAVAILABLE, details: `grpc-lb: ${this.target}: ${pending.error}` }),
+          statusOrFromError({
+            code: UNAVAILABLE,
+            details: `grpc-lb: ${this.target}: ${pending.error}`,
+          }),
           this.attributes,
           config.ok ? statusOrFromValue(config.value) : null,
           pending.error,
@@ -305,7 +336,9 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       this.listener(
         statusOrFromValue(endpoints.map(toGrpcEndpoint)),
         this.attributes,
-        config.ok ? statusOrFromValue(config.value) : statusOrFromError({ code: UNAVAILABLE, details: config.error }),
+        config.ok
+          ? statusOrFromValue(config.value)
+          : statusOrFromError({ code: UNAVAILABLE, details: config.error }),
         note,
       );
     }
@@ -321,11 +354,18 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       let chosen: ServiceConfigJson | undefined = this.channelServiceConfig;
       if (fromResolver !== undefined) {
         try {
-          chosen = checkServiceConfig(fromResolver, `${this.target}: service config from the resolver`);
+          chosen = checkServiceConfig(
+            fromResolver,
+            `${this.target}: service config from the resolver`,
+          );
         } catch (error) {
           if (this.lastServiceConfig) {
             rt.logger.warn(`${errorMessage(error)}; keeping the previous service config`);
-            return { ok: true, value: this.lastServiceConfig.validated, text: this.lastServiceConfig.text };
+            return {
+              ok: true,
+              value: this.lastServiceConfig.validated,
+              text: this.lastServiceConfig.text,
+            };
           }
           return { ok: false, error: errorMessage(error) };
         }
@@ -340,7 +380,10 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         this.lastServiceConfig = { text, validated };
         return { ok: true, value: validated, text };
       } catch (error) {
-        return { ok: false, error: `${this.target}: invalid service config: ${errorMessage(error)}` };
+        return {
+          ok: false,
+          error: `${this.target}: invalid service config: ${errorMessage(error)}`,
+        };
       }
     }
 

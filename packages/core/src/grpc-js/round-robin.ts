@@ -4,7 +4,11 @@
  * unchanged endpoint keeps its leaf and connection (gotcha 8), and its errors
  * name the target.
  */
-import type { ChannelOptions, connectivityState as ConnectivityStateEnum, experimental } from '@grpc/grpc-js';
+import type {
+  ChannelOptions,
+  connectivityState as ConnectivityStateEnum,
+  experimental,
+} from '@grpc/grpc-js';
 import { ROUND_ROBIN_POLICY, parseRoundRobinConfig } from '../service-config';
 import { withoutKey } from './options';
 import { endpointKey, TARGET_ATTRIBUTE } from './endpoint-info';
@@ -14,7 +18,9 @@ type ConnectivityState = ConnectivityStateEnum;
 
 export interface PolicyClasses {
   readonly name: string;
-  readonly LoadBalancer: new (helper: experimental.ChannelControlHelper) => experimental.LoadBalancer;
+  readonly LoadBalancer: new (
+    helper: experimental.ChannelControlHelper,
+  ) => experimental.LoadBalancer;
   readonly Config: {
     new (): experimental.TypedLoadBalancingConfig;
     createFromJson(json: unknown): experimental.TypedLoadBalancingConfig;
@@ -22,8 +28,13 @@ export interface PolicyClasses {
 }
 
 export function createRoundRobinPolicy(rt: Runtime): PolicyClasses {
-  const { LeafLoadBalancer, createChildChannelControlHelper, UnavailablePicker, QueuePicker, CHANNEL_ARGS_CONFIG_SELECTOR_KEY } =
-    rt.grpc.experimental;
+  const {
+    LeafLoadBalancer,
+    createChildChannelControlHelper,
+    UnavailablePicker,
+    QueuePicker,
+    CHANNEL_ARGS_CONFIG_SELECTOR_KEY,
+  } = rt.grpc.experimental;
   const CS = rt.grpc.connectivityState;
 
   class RoundRobinConfig implements experimental.TypedLoadBalancingConfig {
@@ -89,7 +100,11 @@ export function createRoundRobinPolicy(rt: Runtime): PolicyClasses {
       this.note = resolutionNote;
       if (!endpoints.ok) {
         if (this.children.size === 0) {
-          this.publish(CS.TRANSIENT_FAILURE, new UnavailablePicker(endpoints.error), endpoints.error.details);
+          this.publish(
+            CS.TRANSIENT_FAILURE,
+            new UnavailablePicker(endpoints.error),
+            endpoints.error.details,
+          );
         }
         return true;
       }
@@ -146,10 +161,18 @@ export function createRoundRobinPolicy(rt: Runtime): PolicyClasses {
       return ROUND_ROBIN_POLICY;
     }
 
-    private createChild(key: string, endpoint: experimental.Endpoint, options: ChannelOptions): Child {
+    private createChild(
+      key: string,
+      endpoint: experimental.Endpoint,
+      options: ChannelOptions,
+    ): Child {
       const child = { key, state: CS.IDLE } as Child;
       const helper = createChildChannelControlHelper(this.helper, {
-        updateState: (state: ConnectivityState, picker: experimental.Picker, errorMessage: string | null) => {
+        updateState: (
+          state: ConnectivityState,
+          picker: experimental.Picker,
+          errorMessage: string | null,
+        ) => {
           if (this.destroyed || this.children.get(key) !== child) return;
           const previous = child.state;
           child.state = state;
@@ -197,7 +220,11 @@ export function createRoundRobinPolicy(rt: Runtime): PolicyClasses {
       for (const child of idle) child.leaf.exitIdle();
     }
 
-    private publish(state: ConnectivityState, picker: experimental.Picker, errorMessage: string | null): void {
+    private publish(
+      state: ConnectivityState,
+      picker: experimental.Picker,
+      errorMessage: string | null,
+    ): void {
       if (state !== this.state) {
         rt.trace(`${ROUND_ROBIN_POLICY} ${this.target}: ${CS[this.state]} -> ${CS[state]}`);
       }
@@ -207,5 +234,9 @@ export function createRoundRobinPolicy(rt: Runtime): PolicyClasses {
     }
   }
 
-  return { name: ROUND_ROBIN_POLICY, LoadBalancer: RoundRobinLoadBalancer, Config: RoundRobinConfig };
+  return {
+    name: ROUND_ROBIN_POLICY,
+    LoadBalancer: RoundRobinLoadBalancer,
+    Config: RoundRobinConfig,
+  };
 }

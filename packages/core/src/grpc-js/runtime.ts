@@ -59,9 +59,14 @@ export function createRuntime(grpc: Grpc, logger: Logger): Runtime {
   const file = locateModuleFile(grpc) ?? safeResolve('@grpc/grpc-js');
   const root = file ? packageRootOf(file) : undefined;
   if (!root) {
-    throw new UnsupportedGrpcJsError('of unknown version (its package.json was not found)', SUPPORTED_GRPC_JS_RANGE);
+    throw new UnsupportedGrpcJsError(
+      'of unknown version (its package.json was not found)',
+      SUPPORTED_GRPC_JS_RANGE,
+    );
   }
-  const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as { version: string };
+  const { version } = JSON.parse(fs.readFileSync(path.join(root, 'package.json'), 'utf8')) as {
+    version: string;
+  };
   if (!isSupportedGrpcJsVersion(version)) {
     throw new UnsupportedGrpcJsError(version, SUPPORTED_GRPC_JS_RANGE);
   }
