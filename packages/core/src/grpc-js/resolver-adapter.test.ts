@@ -1,0 +1,326 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import type { experimental } from '@grpc/grpc-js';
+import { register } from '../register';
+import type { EndpointResolver, ResolutionSink, ResolverFactory } from '../resolver-contract';
+import { ROUND_ROBIN_POLICY } from '../service-config';
+import { OPTION_MIN_REFRESH_INTERVAL_MS } from './resolver-adapter';
+import type { GrpcLbEndpoint } from './endpoint-info';
+
+/**
+ * A resolver driven by the test (no server behind it): exposes the sink so
+ * the test can push updates and errors, and counts start/refresh/stop.
+ */
+class ScriptedResolver implements EndpointResolver {
+  sink: ResolutionSink | undefined;
+  starts = 0;
+  refreshes = 0;
+  stops = 0;
+  onStart: ((sink: ResolutionSink) => void) | undefined;
+  start(sink: ResolutionSink): void {
+    this.starts++;
+    this.sink = sink;
+    this.onStart?.(sink);
+  }
+  refresh(): void {
+    this.refreshes++;
+  }
+  stop(): void {
+    this.stops++;
+    this.sink = undefined;
+  }
+}
+
+const instances = new Map<string, ScriptedResolver>();
+const scriptedFactory: ResolverFactory<string> = {
+  scheme: 'scripted-test',
+  parseTarget: (uri) => uri.path,
+  defaultAuthority: (name) => name,
+  create(name) {
+    const resolver = new ScriptedResolver();
+    instances.set(name, resolver);
+    return resolver;
+  },
+};
+
+const warnings: string[] = [];
+register({
+  grpc,
+  resolvers: [scriptedFactory as ResolverFactory<never>],
+  logger: { warn: (m) => warnings.push(m) },
+});
+
+interface Delivery {
+  endpoints: experimental.StatusOr<experimental.Endpoint[]>;
+  attributes: { [key: string]: unknown };
+  serviceConfig: experimental.StatusOr<unknown> | null;
+  note: string;
+}
+
+let nextName = 1;
+function open(options: grpc.ChannelOptions = {}) {
+  const name = `svc-${nextName++}`;
+  const deliveries: Delivery[] = [];
+  let waiter: (() => void) | undefined;
+  const listener: experimental.ResolverListener = (endpoints, attributes, serviceConfig, note) => {
+    deliveries.push({ endpoints, attributes, serviceConfig, note });
+    waiter?.();
+    return true;
+  };
+  const resolver = grpc.experimental.createResolver(
+    { scheme: 'scripted-test', path: name },
+    listener,
+    options,
+  );
+  const inner = instances.get(name)!;
+  return {
+    resolver,
+    inner,
+    deliveries,
+    /** Resolves at the next delivery, or rejects after a deadline. */
+    nextDelivery(timeoutMs = 2000): Promise<Delivery> {
+      const count = deliveries.length;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no delivery within deadline')), timeoutMs);
+        waiter = () => {
+          if (deliveries.length > count) {
+            clearTimeout(timer);
+            waiter = undefined;
+            resolve(deliveries[deliveries.length - 1]!);
+          }
+        };
+      });
+    },
+  };
+}
+
+/** Lets pending immediates and timers of 0 ms run. */
+function settle(): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, 20));
+}
+
+function keys(delivery: Delivery): string[] {
+  assert.ok(delivery.endpoints.ok);
+  return delivery.endpoints.value.map((e) => (e as GrpcLbEndpoint).grpcLb.key);
+}
+
+describe('resolver adapter', () => {
+  test('never calls the listener synchronously from updateResolution', async () => {
+    const r = open();
+    r.inner.onStart = (sink) => sink.update({ endpoints: [{ host: '127.0.0.2', port: 1 }] });
+    r.resolver.updateResolution();
+    assert.equal(r.deliveries.length, 0);
+    const delivery = await r.nextDelivery();
+    assert.deepEqual(keys(delivery), ['127.0.0.2:1']);
+    r.resolver.destroy();
+  });
+
+  test('carries weight, labels and zone on the endpoint and our policy as the default', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    r.inner.sink!.update({
+      endpoints: [{ host: '::1', port: 8, weight: 3, labels: { version: 'v2' }, zone: 'b' }],
+    });
+    const delivery = await r.nextDelivery();
+    assert.ok(delivery.endpoints.ok);
+    const endpoint = delivery.endpoints.value[0] as GrpcLbEndpoint;
+    assert.deepEqual(endpoint.addresses, [{ host: '::1', port: 8 }]);
+    assert.equal(endpoint.grpcLb.key, '[::1]:8');
+    assert.equal(endpoint.grpcLb.weight, 3);
+    assert.deepEqual(endpoint.grpcLb.labels, { version: 'v2' });
+    assert.equal(endpoint.grpcLb.zone, 'b');
+    assert.ok(delivery.serviceConfig?.ok);
+    assert.deepEqual(
+      (delivery.serviceConfig.value as { loadBalancingConfig: unknown }).loadBalancingConfig,
+      [{ [ROUND_ROBIN_POLICY]: {} }],
+    );
+    r.resolver.destroy();
+  });
+
+  test('skips an identical update, in any order, and keeps one ConfigSelector', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    const a = { host: '127.0.0.2', port: 1 };
+    const b = { host: '127.0.0.3', port: 1 };
+    r.inner.sink!.update({ endpoints: [a, b] });
+    const first = await r.nextDelivery();
+    r.inner.sink!.update({ endpoints: [b, a] });
+    await settle();
+    assert.equal(r.deliveries.length, 1);
+    r.inner.sink!.update({ endpoints: [a] });
+    const second = await r.nextDelivery();
+    assert.deepEqual(keys(second), ['127.0.0.2:1']);
+    const selectorKey = grpc.experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY;
+    assert.ok(first.attributes[selectorKey]);
+    assert.equal(second.attributes, first.attributes);
+    assert.equal(second.attributes[selectorKey], first.attributes[selectorKey]);
+    r.resolver.destroy();
+  });
+
+  test('keeps the last good set on error and reports an error only when it has none', async () => {
+    const r = open({ [OPTION_MIN_REFRESH_INTERVAL_MS]: 50 });
+    r.resolver.updateResolution();
+    r.inner.sink!.error(new Error('registry down'));
+    const failed = await r.nextDelivery();
+    assert.ok(!failed.endpoints.ok);
+    assert.equal(failed.endpoints.error.code, grpc.status.UNAVAILABLE);
+    assert.match(failed.endpoints.error.details, /scripted-test:svc-\d+: registry down/);
+    r.inner.sink!.update({ endpoints: [{ host: '127.0.0.2', port: 1 }] });
+    await r.nextDelivery();
+    const before = r.deliveries.length;
+    r.inner.sink!.error(new Error('registry down again'));
+    await settle();
+    assert.equal(
+      r.deliveries.length,
+      before,
+      'an error after a good set must not reach the balancer',
+    );
+    assert.ok(warnings.some((w) => /keeping the last 1 endpoints: registry down again/.test(w)));
+    r.resolver.destroy();
+  });
+
+  test('retries with backoff after an error, without being asked', async () => {
+    const r = open({ [OPTION_MIN_REFRESH_INTERVAL_MS]: 100 });
+    r.resolver.updateResolution();
+    r.inner.sink!.error(new Error('down'));
+    await r.nextDelivery();
+    const deadline = Date.now() + 2000;
+    while (r.inner.refreshes === 0 && Date.now() < deadline) await settle();
+    assert.equal(r.inner.refreshes, 1);
+    r.resolver.destroy();
+  });
+
+  test('rate-limits refresh requests to one per interval', async () => {
+    const r = open({ [OPTION_MIN_REFRESH_INTERVAL_MS]: 60_000 });
+    r.resolver.updateResolution();
+    r.inner.sink!.update({ endpoints: [{ host: '127.0.0.2', port: 1 }] });
+    await r.nextDelivery();
+    for (let i = 0; i < 1000; i++) r.resolver.updateResolution();
+    await settle();
+    assert.equal(
+      r.inner.refreshes,
+      0,
+      'start counts as a resolution: no refresh inside the interval',
+    );
+    assert.equal(r.inner.starts, 1);
+    r.resolver.destroy();
+  });
+
+  test('skips invalid endpoints with a warning and never empties a good set with garbage', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    r.inner.sink!.update({
+      endpoints: [
+        { host: '127.0.0.2', port: 1 },
+        { host: 'not a host', port: 2 },
+        { host: '127.0.0.3', port: 0 },
+      ],
+    });
+    assert.deepEqual(keys(await r.nextDelivery()), ['127.0.0.2:1']);
+    assert.ok(warnings.some((w) => /skipped an endpoint: endpoint host "not a host"/.test(w)));
+    assert.ok(warnings.some((w) => /endpoint 127\.0\.0\.3 has port 0/.test(w)));
+    const before = r.deliveries.length;
+    r.inner.sink!.update({ endpoints: [{ host: '', port: -1 }] });
+    await settle();
+    assert.equal(r.deliveries.length, before);
+    r.resolver.destroy();
+  });
+
+  test('an honest empty set is delivered', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    r.inner.sink!.update({ endpoints: [{ host: '127.0.0.2', port: 1 }] });
+    await r.nextDelivery();
+    r.inner.sink!.update({ endpoints: [] });
+    assert.deepEqual(keys(await r.nextDelivery()), []);
+    r.resolver.destroy();
+  });
+
+  test('restarts after destroy and delivers again, ignoring the old sink', async () => {
+    const r = open();
+    r.inner.onStart = (sink) => sink.update({ endpoints: [{ host: '127.0.0.2', port: 1 }] });
+    r.resolver.updateResolution();
+    await r.nextDelivery();
+    const oldSink = r.inner.sink!;
+    r.resolver.destroy();
+    assert.equal(r.inner.stops, 1);
+    oldSink.update({ endpoints: [{ host: '127.0.0.9', port: 9 }] });
+    await settle();
+    assert.equal(r.deliveries.length, 1, 'no delivery after destroy');
+    r.resolver.updateResolution();
+    assert.equal(r.inner.starts, 2);
+    assert.deepEqual(keys(await r.nextDelivery()), ['127.0.0.2:1']);
+    r.resolver.destroy();
+  });
+
+  test('a resolver service config replaces the channel option; a bad one is an error naming the field', async () => {
+    const r = open({
+      'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ pick_first: {} }] }),
+    });
+    r.resolver.updateResolution();
+    r.inner.sink!.update({ endpoints: [{ host: '127.0.0.2', port: 1 }] });
+    const fromChannel = await r.nextDelivery();
+    assert.ok(fromChannel.serviceConfig?.ok);
+    assert.deepEqual(
+      (fromChannel.serviceConfig.value as { loadBalancingConfig: unknown }).loadBalancingConfig,
+      [{ pick_first: {} }],
+    );
+    r.inner.sink!.update({
+      endpoints: [{ host: '127.0.0.2', port: 1 }],
+      serviceConfig: { methodConfig: [{ name: [{ service: 'a.B' }], timeout: '1s' }] },
+    });
+    const fromResolver = await r.nextDelivery();
+    assert.ok(fromResolver.serviceConfig?.ok);
+    assert.deepEqual(
+      (fromResolver.serviceConfig.value as { loadBalancingConfig: unknown }).loadBalancingConfig,
+      [{ [ROUND_ROBIN_POLICY]: {} }],
+    );
+    r.resolver.destroy();
+
+    const bad = open();
+    bad.resolver.updateResolution();
+    bad.inner.sink!.update({
+      endpoints: [{ host: '127.0.0.2', port: 1 }],
+      serviceConfig: { loadBalancingConfig: [{ [ROUND_ROBIN_POLICY]: { speed: 1 } }] },
+    });
+    const rejected = await bad.nextDelivery();
+    assert.ok(rejected.serviceConfig && !rejected.serviceConfig.ok);
+    assert.match(
+      rejected.serviceConfig.error.details,
+      /loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.speed: unknown field/,
+    );
+    bad.resolver.destroy();
+  });
+
+  test('leaves no timer behind after destroy', async () => {
+    const live = new Set<unknown>();
+    const realSetTimeout = globalThis.setTimeout;
+    const realClearTimeout = globalThis.clearTimeout;
+    globalThis.setTimeout = ((fn: (...a: unknown[]) => void, ms?: number, ...args: unknown[]) => {
+      const timer = realSetTimeout(() => {
+        live.delete(timer);
+        fn(...args);
+      }, ms);
+      live.add(timer);
+      return timer;
+    }) as typeof setTimeout;
+    globalThis.clearTimeout = ((timer: NodeJS.Timeout | undefined) => {
+      live.delete(timer);
+      realClearTimeout(timer);
+    }) as typeof clearTimeout;
+    try {
+      const r = open({ [OPTION_MIN_REFRESH_INTERVAL_MS]: 60_000 });
+      r.resolver.updateResolution();
+      r.inner.sink!.error(new Error('down'));
+      await r.nextDelivery();
+      r.resolver.updateResolution();
+      assert.ok(live.size > 0, 'a backoff retry is pending');
+      r.resolver.destroy();
+      assert.equal(live.size, 0);
+    } finally {
+      globalThis.setTimeout = realSetTimeout;
+      globalThis.clearTimeout = realClearTimeout;
+    }
+  });
+});

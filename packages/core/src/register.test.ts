@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { RegistrationError, UnsupportedGrpcJsError } from './errors';
+import { isSupportedGrpcJsVersion, SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
+import { register } from './register';
+import type { ResolverFactory } from './resolver-contract';
+import { ROUND_ROBIN_POLICY } from './service-config';
+
+describe('register()', () => {
+  test('installs static:, manual: and our round robin, and is idempotent', () => {
+    const first = register({ grpc });
+    const second = register({ grpc });
+    assert.deepEqual(second, first);
+    const manifest = fs.readFileSync(require.resolve('@grpc/grpc-js/package.json'), 'utf8');
+    assert.equal(first.grpcJsVersion, (JSON.parse(manifest) as { version: string }).version);
+    assert.deepEqual([...first.schemes].sort(), ['manual', 'static']);
+    assert.deepEqual(first.policies, [ROUND_ROBIN_POLICY]);
+    assert.ok(grpc.experimental.isLoadBalancerNameRegistered(ROUND_ROBIN_POLICY));
+  });
+
+  test('defaults to the peer grpc-js, the same copy as the application here', () => {
+    assert.deepEqual(register(), register({ grpc }));
+  });
+
+  test('refuses a grpc-js outside the supported range, naming the range', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'grpc-lb-old-grpc-'));
+    try {
+      const pkg = path.join(dir, 'node_modules', '@grpc', 'grpc-js');
+      fs.mkdirSync(pkg, { recursive: true });
+      fs.writeFileSync(
+        path.join(pkg, 'package.json'),
+        JSON.stringify({ name: '@grpc/grpc-js', version: '1.13.4' }),
+      );
+      fs.writeFileSync(path.join(pkg, 'index.js'), 'module.exports = { experimental: {} };');
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const old = require(path.join(pkg, 'index.js')) as typeof grpc;
+      assert.throws(
+        () => register({ grpc: old }),
+        (e: unknown) =>
+          e instanceof UnsupportedGrpcJsError &&
+          e.code === 'UNSUPPORTED_GRPC_JS' &&
+          e.version === '1.13.4' &&
+          e.message.includes(SUPPORTED_GRPC_JS_RANGE),
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('replacing a grpc-js built-in scheme is an explicit opt-in', () => {
+    const dns: ResolverFactory<never> = {
+      scheme: 'dns',
+      parseTarget: () => {
+        throw new Error('unused');
+      },
+      defaultAuthority: () => 'x',
+      create: () => {
+        throw new Error('unused');
+      },
+    };
+    assert.throws(
+      () => register({ grpc, resolvers: [dns] }),
+      (e: unknown) => e instanceof RegistrationError && /replaceBuiltinSchemes/.test(e.message),
+    );
+  });
+
+  test('supported versions are 1.14.x', () => {
+    for (const v of ['1.14.0', '1.14.7', '1.14.12-pre.1'])
+      assert.ok(isSupportedGrpcJsVersion(v), v);
+    for (const v of ['1.13.4', '1.15.0', '2.14.0', '1.1.40', 'garbage'])
+      assert.ok(!isSupportedGrpcJsVersion(v), v);
+  });
+});
