@@ -60,6 +60,28 @@ interface PendingUpdate {
   readonly note: string;
 }
 
+/**
+ * grpc-js 1.14's service config validator reads a `timeout` of "0.3s" as 3
+ * nanoseconds (the fraction is not scaled), so every fractional timeout
+ * expires at once. We apply method configs ourselves, so we take the
+ * timeout from the original text with grpc-js's own correct duration parser.
+ */
+function correctTimeouts(
+  source: ServiceConfigJson,
+  validated: ServiceConfig,
+  parseDuration: (text: string) => { seconds: number; nanos: number } | null,
+): void {
+  const methodConfigs = source['methodConfig'];
+  if (!Array.isArray(methodConfigs)) return;
+  methodConfigs.forEach((raw: unknown, i) => {
+    const timeout = (raw as { timeout?: unknown } | null)?.timeout;
+    const target = validated.methodConfig[i];
+    if (typeof timeout !== 'string' || !target) return;
+    const parsed = parseDuration(timeout);
+    if (parsed) target.timeout = parsed;
+  });
+}
+
 export interface AdaptedResolverClass {
   new (
     target: GrpcUri,
@@ -377,6 +399,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       }
       try {
         const validated = rt.validateServiceConfig(JSON.parse(text));
+        correctTimeouts(effective, validated, rt.grpc.experimental.parseDuration);
         this.lastServiceConfig = { text, validated };
         return { ok: true, value: validated, text };
       } catch (error) {
