@@ -293,6 +293,28 @@ describe('resolver adapter', () => {
     bad.resolver.destroy();
   });
 
+  test('reads fractional method timeouts correctly (grpc-js alone reads "0.3s" as 3 ns)', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    r.inner.sink!.update({
+      endpoints: [{ host: '127.0.0.2', port: 1 }],
+      serviceConfig: {
+        methodConfig: [
+          { name: [{}], timeout: '0.3s' },
+          { name: [{ service: 's' }], timeout: '2s' },
+        ],
+      },
+    });
+    const delivery = await r.nextDelivery();
+    assert.ok(delivery.serviceConfig?.ok);
+    const { methodConfig } = delivery.serviceConfig.value as {
+      methodConfig: { timeout: unknown }[];
+    };
+    assert.deepEqual(methodConfig[0]!.timeout, { seconds: 0, nanos: 300_000_000 });
+    assert.deepEqual(methodConfig[1]!.timeout, { seconds: 2, nanos: 0 });
+    r.resolver.destroy();
+  });
+
   test('leaves no timer behind after destroy', async () => {
     const live = new Set<unknown>();
     const realSetTimeout = globalThis.setTimeout;
