@@ -273,6 +273,35 @@ describe('grpc-lb.round_robin with real backends', () => {
     }
   });
 
+  test('a dropped endpoint asks for re-resolution, rate-limited to one per interval', async () => {
+    const set = await startBackends({ count: 2 });
+    const manual = new ManualEndpoints(endpointsOf(set.backends));
+    const client = new Greeter(manual.target, insecure, { 'grpc-lb.min_refresh_interval_ms': 500 });
+    try {
+      assert.equal((await drive(client, 20)).errors.length, 0);
+      const before = manual.refreshCount;
+      const killedAt = Date.now();
+      await set.backends[0]!.kill();
+      await waitFor(() => manual.refreshCount > before, {
+        timeoutMs: 5000,
+        message: 'the balancer asks the resolver for fresh endpoints',
+      });
+      // pick_first retries the dead address and asks again each time; the adapter lets one
+      // request through per 500 ms (grpc-js alone: thousands per second, GRPC-JS.md gotcha 4).
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const refreshes = manual.refreshCount - before;
+      const allowed = Math.floor((Date.now() - killedAt) / 500) + 1;
+      assert.ok(
+        refreshes >= 1 && refreshes <= allowed,
+        `${refreshes} refreshes, at most ${allowed} allowed`,
+      );
+    } finally {
+      client.close();
+      manual.dispose();
+      await set.stopAll();
+    }
+  });
+
   test('with every backend down, calls fail fast with UNAVAILABLE naming the target', async () => {
     const set = await startBackends({ count: 2 });
     const target = `static:///${set.addresses.join(',')}`;
