@@ -99,3 +99,10 @@ export class RegistrationError extends GrpcLbError {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/** A value's kind for error messages: `null`, `an array`, `the string "x"`, `number`. */
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value === 'string' ? `the string ${JSON.stringify(value)}` : typeof value;
+}

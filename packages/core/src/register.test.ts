@@ -9,17 +9,23 @@ import { isSupportedGrpcJsVersion, SUPPORTED_GRPC_JS_RANGE } from './grpc-js/run
 import { register } from './register';
 import type { ResolverFactory } from './resolver-contract';
 import { ROUND_ROBIN_POLICY } from './service-config';
+import { TRAFFIC_SPLIT_POLICY, WEIGHTED_ROUND_ROBIN_POLICY } from './traffic-split-config';
 
 describe('register()', () => {
-  test('installs static:, manual: and our round robin, and is idempotent', () => {
+  test('installs static:, manual: and our policies, and is idempotent', () => {
     const first = register({ grpc });
     const second = register({ grpc });
     assert.deepEqual(second, first);
     const manifest = fs.readFileSync(require.resolve('@grpc/grpc-js/package.json'), 'utf8');
     assert.equal(first.grpcJsVersion, (JSON.parse(manifest) as { version: string }).version);
     assert.deepEqual([...first.schemes].sort(), ['manual', 'static']);
-    assert.deepEqual(first.policies, [ROUND_ROBIN_POLICY]);
-    assert.ok(grpc.experimental.isLoadBalancerNameRegistered(ROUND_ROBIN_POLICY));
+    assert.deepEqual(first.policies, [
+      ROUND_ROBIN_POLICY,
+      WEIGHTED_ROUND_ROBIN_POLICY,
+      TRAFFIC_SPLIT_POLICY,
+    ]);
+    for (const policy of first.policies)
+      assert.ok(grpc.experimental.isLoadBalancerNameRegistered(policy), policy);
   });
 
   test('defaults to the peer grpc-js, the same copy as the application here', () => {

@@ -1,6 +1,9 @@
 import { RegistrationError } from './errors';
 import { adaptResolver, PROBE_PATH, type AdaptedResolverClass } from './grpc-js/resolver-adapter';
-import { createRoundRobinPolicy, type PolicyClasses } from './grpc-js/round-robin';
+import type { PolicyClasses } from './grpc-js/endpoint-policy';
+import { createRoundRobinPolicy } from './grpc-js/round-robin';
+import { createTrafficSplitPolicy } from './grpc-js/traffic-split';
+import { createWeightedRoundRobinPolicy } from './grpc-js/weighted-round-robin';
 import { createRuntime, requirePeerGrpc, type Grpc, type Runtime } from './grpc-js/runtime';
 import { consoleLogger, type Logger } from './logger';
 import { manualResolverFactory } from './manual-target';
@@ -37,7 +40,7 @@ interface State {
     string,
     { factory: ResolverFactory<never>; Resolver: AdaptedResolverClass }
   >;
-  readonly policies: Map<string, PolicyClasses>;
+  readonly policies: Map<(rt: Runtime) => PolicyClasses, PolicyClasses>;
 }
 
 /** One state per copy of grpc-js, keyed by its `experimental` object (the same for CJS and ESM views). */
@@ -63,10 +66,15 @@ export function register(options: RegisterOptions = {}): Registration {
   const { runtime } = state;
   const { experimental } = grpc;
 
-  if (!state.policies.has('round_robin')) {
-    const policy = createRoundRobinPolicy(runtime);
+  for (const create of [
+    createRoundRobinPolicy,
+    createWeightedRoundRobinPolicy,
+    createTrafficSplitPolicy,
+  ]) {
+    if (state.policies.has(create)) continue;
+    const policy = create(runtime);
     experimental.registerLoadBalancerType(policy.name, policy.LoadBalancer, policy.Config);
-    state.policies.set('round_robin', policy);
+    state.policies.set(create, policy);
   }
 
   const replaceable = new Set(options.replaceBuiltinSchemes ?? []);

@@ -1,4 +1,10 @@
-import { ConfigError } from './errors';
+import { ConfigError, describe } from './errors';
+import {
+  parseTrafficSplitConfig,
+  parseWeightedRoundRobinConfig,
+  TRAFFIC_SPLIT_POLICY,
+  WEIGHTED_ROUND_ROBIN_POLICY,
+} from './traffic-split-config';
 import type { ServiceConfigJson } from './resolver-contract';
 
 /** Our policy names live under `grpc-lb.` so they never clash with grpc-js built-ins. */
@@ -21,17 +27,13 @@ export function parseRoundRobinConfig(json: unknown, field = ROUND_ROBIN_POLICY)
 /** Parsers for the bodies of our own `loadBalancingConfig` entries, by policy name. */
 export const OUR_POLICIES: Readonly<Record<string, (json: unknown, field: string) => unknown>> = {
   [ROUND_ROBIN_POLICY]: parseRoundRobinConfig,
+  [WEIGHTED_ROUND_ROBIN_POLICY]: parseWeightedRoundRobinConfig,
+  [TRAFFIC_SPLIT_POLICY]: parseTrafficSplitConfig,
 };
 
 export const DEFAULT_LOAD_BALANCING_CONFIG: readonly Record<string, unknown>[] = Object.freeze([
   Object.freeze({ [ROUND_ROBIN_POLICY]: {} }),
 ]);
-
-export function describe(value: unknown): string {
-  if (value === null) return 'null';
-  if (Array.isArray(value)) return 'an array';
-  return typeof value === 'string' ? `the string ${JSON.stringify(value)}` : typeof value;
-}
 
 /**
  * Checks the parts of a service config that grpc-js would otherwise get

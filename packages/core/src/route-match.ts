@@ -1,0 +1,21 @@
+import type { HeaderMatch, RouteMatch } from './traffic-split-config';
+
+/** Reads a request header's values (grpc-js `Metadata.get`); binary (`-bin`) values never match text. */
+export type HeaderReader = (name: string) => readonly unknown[];
+
+function headerMatches(match: HeaderMatch, read: HeaderReader): boolean {
+  const values = read(match.name).filter((v): v is string => typeof v === 'string');
+  if ('present' in match) return values.length > 0 === match.present;
+  if ('exact' in match) return values.includes(match.exact);
+  return values.some((v) => v.startsWith(match.prefix));
+}
+
+/** Whether a call to `method` (`/pkg.Service/Method`) with these headers matches the route. */
+export function routeMatches(match: RouteMatch, method: string, read: HeaderReader): boolean {
+  if (match.method !== undefined && match.method !== method) return false;
+  if (match.prefix !== undefined && !method.startsWith(match.prefix)) return false;
+  for (const header of match.headers) {
+    if (!headerMatches(header, read)) return false;
+  }
+  return true;
+}
