@@ -34,3 +34,22 @@ test('examples/hello: 10,000 calls, 0 errors, even counts over 3 backends', asyn
   );
   assert.equal(typeof summary['elapsedMs'], 'number');
 });
+
+test('examples/traffic-split: SayHello 30/60/10 and SayGoodbye 100% v2, within ±0.5 points, 0 errors', async () => {
+  const summary = await runExample('traffic-split');
+  assert.equal(summary['example'], 'traffic-split');
+  assert.equal(summary['calls'], 10_000);
+  assert.equal(summary['errors'], 0);
+  const shares = summary['shares'] as Record<string, Record<string, number>>;
+  const expected = summary['expected'] as Record<string, Record<string, number>>;
+  assert.deepEqual(Object.keys(shares).sort(), Object.keys(expected).sort());
+  for (const [method, want] of Object.entries(expected)) {
+    assert.deepEqual(Object.keys(shares[method]!).sort(), Object.keys(want).sort(), method);
+    for (const [version, share] of Object.entries(want)) {
+      assert.ok(
+        Math.abs(shares[method]![version]! - share) <= 0.005,
+        `${method} ${version}: ${shares[method]![version]}`,
+      );
+    }
+  }
+});

@@ -29,6 +29,28 @@ export {
   withDefaultPolicy,
 } from './service-config';
 export { validateTarget } from './validate';
+export {
+  WEIGHTED_ROUND_ROBIN_POLICY,
+  TRAFFIC_SPLIT_POLICY,
+  parseTrafficSplitConfig,
+  parseWeightedRoundRobinConfig,
+  type TrafficSplitConfig,
+  type SubsetConfig,
+  type RouteConfig,
+  type RouteMatch,
+  type HeaderMatch,
+  type SplitTarget,
+  type SubsetPolicy,
+} from './traffic-split-config';
+export {
+  roundRobin,
+  weightedRoundRobin,
+  trafficSplit,
+  serviceConfig,
+  TrafficSplitBuilder,
+  type LoadBalancingConfigJson,
+  type RouteMatchInput,
+} from './config-builder';
 export { Backoff, type BackoffOptions } from './backoff';
 export type { Logger } from './logger';
 export { SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';

@@ -30,20 +30,48 @@ export class SmoothWeightedRoundRobin<T> {
     return this.items.length;
   }
 
-  /** The next item among those `available(index)` accepts; undefined if none with weight > 0 is. */
+  /** The next item among those `available` accepts; undefined if none with weight > 0 is. */
   pick(available?: (item: T, index: number) => boolean): T | undefined {
-    let total = 0;
+    const index = this.choose(available);
+    if (index < 0) return undefined;
+    this.commit(index, available);
+    return this.items[index];
+  }
+
+  /**
+   * The index `pick` would return, without advancing the schedule (-1 if
+   * none). With `commit` a caller advances only when the pick is used, so a
+   * call queued while its subset connects does not consume a turn.
+   */
+  choose(available?: (item: T, index: number) => boolean): number {
     let best = -1;
+    let bestValue = 0;
+    for (let i = 0; i < this.items.length; i++) {
+      const weight = this.weights[i]!;
+      if (weight <= 0 || (available && !available(this.items[i]!, i))) continue;
+      const value = this.current[i]! + weight;
+      if (best < 0 || value > bestValue) {
+        best = i;
+        bestValue = value;
+      }
+    }
+    return best;
+  }
+
+  /** Advances the schedule as if `index` had been picked under the same `available` filter. */
+  commit(index: number, available?: (item: T, index: number) => boolean): void {
+    let total = 0;
     for (let i = 0; i < this.items.length; i++) {
       const weight = this.weights[i]!;
       if (weight <= 0 || (available && !available(this.items[i]!, i))) continue;
       this.current[i]! += weight;
       total += weight;
-      if (best < 0 || this.current[i]! > this.current[best]!) best = i;
     }
-    if (best < 0) return undefined;
-    this.current[best]! -= total;
-    return this.items[best];
+    this.current[index]! -= total;
+  }
+
+  itemAt(index: number): T {
+    return this.items[index]!;
   }
 }
 

@@ -115,6 +115,9 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
   }
 
   class TrafficSplitPicker implements experimental.Picker {
+    /** Redistribution skips subsets that cannot take calls. */
+    private readonly available: ((subset: number) => boolean) | undefined;
+
     constructor(
       private readonly config: TrafficSplitConfig,
       private readonly subsets: readonly SubsetView[],
@@ -122,7 +125,12 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
       private readonly schedules: readonly SmoothWeightedRoundRobin<number>[],
       private readonly unrouted: experimental.Picker,
       private readonly target: string,
-    ) {}
+    ) {
+      this.available =
+        config.onEmptySubset === 'redistribute'
+          ? (s) => this.subsets[s]!.state !== SubsetState.Empty
+          : undefined;
+    }
 
     pick(args: experimental.PickArgs): experimental.PickResult {
       const method = args.extraPickInfo[METHOD_PICK_KEY] ?? '';
@@ -140,31 +148,25 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
       schedule: SmoothWeightedRoundRobin<number>,
       args: experimental.PickArgs,
     ): experimental.PickResult {
-      let index: number | undefined;
-      if (this.config.onEmptySubset === 'redistribute') {
-        index = schedule.pick((s) => this.subsets[s]!.state !== SubsetState.Empty);
-        if (index === undefined) {
-          const reasons = route.split.map(
-            (t) => this.subsets.find((v) => v.config.name === t.subset)!.why,
-          );
-          return fail(
-            `grpc-lb: route "${route.name}" of ${this.target}: no subset can take calls: ${reasons.join('; ')}`,
-          );
-        }
-      } else {
-        index = schedule.pick();
-        if (index === undefined)
+      const available = this.available;
+      const at = schedule.choose(available);
+      if (at < 0) {
+        if (!available)
           return fail(`grpc-lb: route "${route.name}" of ${this.target} has no weight above 0`);
+        const reasons = route.split.map(
+          (t) => this.subsets.find((v) => v.config.name === t.subset)!.why,
+        );
+        return fail(
+          `grpc-lb: route "${route.name}" of ${this.target}: no subset can take calls: ${reasons.join('; ')}`,
+        );
       }
-      const subset = this.subsets[index]!;
-      switch (subset.state) {
-        case SubsetState.Ready:
-          return subset.picker!.pick(args);
-        case SubsetState.Connecting:
-          return QUEUE;
-        case SubsetState.Empty:
-          return fail(`grpc-lb: ${subset.why} (route "${route.name}")`);
-      }
+      const subset = this.subsets[schedule.itemAt(at)]!;
+      // A call queued while its subset connects takes its turn when it is picked again.
+      if (subset.state === SubsetState.Connecting) return QUEUE;
+      schedule.commit(at, available);
+      return subset.state === SubsetState.Ready
+        ? subset.picker!.pick(args)
+        : fail(`grpc-lb: ${subset.why} (route "${route.name}")`);
     }
   }
 

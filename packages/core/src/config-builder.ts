@@ -1,0 +1,139 @@
+/**
+ * Typed builders for the service config JSON our policies read. What they
+ * produce is plain gRPC service config: it can equally be written by hand,
+ * stored in a registry, or passed as the `grpc.service_config` option.
+ *
+ *     const config = serviceConfig(
+ *       trafficSplit()
+ *         .subset('v1', { version: 'v1' }).subset('v2', { version: 'v2' }).subset('v3', { version: 'v3' })
+ *         .route({ method: '/helloworld.Greeter/SayHello' }, { v1: 30, v2: 60, v3: 10 })
+ *         .defaultRoute({ v2: 100 }),
+ *       { methodConfig: [{ name: [{ service: 'helloworld.Greeter' }], timeout: '2s' }] },
+ *     );
+ *     new GreeterClient(target, creds, { 'grpc.service_config': JSON.stringify(config) });
+ */
+import { checkServiceConfig, ROUND_ROBIN_POLICY } from './service-config';
+import {
+  parseTrafficSplitConfig,
+  TRAFFIC_SPLIT_POLICY,
+  WEIGHTED_ROUND_ROBIN_POLICY,
+  type HeaderMatch,
+  type SubsetPolicy,
+} from './traffic-split-config';
+
+/** One `loadBalancingConfig` entry: `{ "<policy>": { … } }`. */
+export type LoadBalancingConfigJson = Readonly<Record<string, unknown>>;
+
+export interface RouteMatchInput {
+  readonly method?: string;
+  readonly prefix?: string;
+  readonly headers?: readonly HeaderMatch[];
+}
+
+export function roundRobin(): LoadBalancingConfigJson {
+  return { [ROUND_ROBIN_POLICY]: {} };
+}
+
+export function weightedRoundRobin(): LoadBalancingConfigJson {
+  return { [WEIGHTED_ROUND_ROBIN_POLICY]: {} };
+}
+
+export class TrafficSplitBuilder {
+  private readonly subsets: {
+    name: string;
+    labels: Record<string, string>;
+    policy?: SubsetPolicy;
+  }[] = [];
+  private readonly routes: {
+    name?: string;
+    match?: RouteMatchInput;
+    split: { subset: string; weight: number }[];
+  }[] = [];
+  private subsetPolicy: SubsetPolicy | undefined;
+  private emptySubset: 'redistribute' | 'fail' | undefined;
+
+  /** A named group of endpoints: those carrying every one of `labels`. */
+  subset(
+    name: string,
+    labels: Record<string, string>,
+    options: { policy?: SubsetPolicy } = {},
+  ): this {
+    this.subsets.push({
+      name,
+      labels: { ...labels },
+      ...(options.policy ? { policy: options.policy } : {}),
+    });
+    return this;
+  }
+
+  /** Calls matching `match` go to the subsets in proportion to `weights` (`{ v1: 30, v2: 60, v3: 10 }`). */
+  route(
+    match: RouteMatchInput,
+    weights: Readonly<Record<string, number>>,
+    options: { name?: string } = {},
+  ): this {
+    this.routes.push({
+      ...(options.name ? { name: options.name } : {}),
+      match: { ...match },
+      split: Object.entries(weights).map(([subset, weight]) => ({ subset, weight })),
+    });
+    return this;
+  }
+
+  /** The route for calls no earlier route matched (otherwise they go to every endpoint, round robin). */
+  defaultRoute(weights: Readonly<Record<string, number>>, options: { name?: string } = {}): this {
+    this.routes.push({
+      ...(options.name ? { name: options.name } : {}),
+      split: Object.entries(weights).map(([subset, weight]) => ({ subset, weight })),
+    });
+    return this;
+  }
+
+  /** How endpoints are picked inside a subset (default round robin). */
+  withinSubsets(policy: SubsetPolicy): this {
+    this.subsetPolicy = policy;
+    return this;
+  }
+
+  /** A subset with no reachable endpoint: give its share to the others (default) or fail its calls. */
+  onEmptySubset(mode: 'redistribute' | 'fail'): this {
+    this.emptySubset = mode;
+    return this;
+  }
+
+  /** The `loadBalancingConfig` entry; throws `ConfigError` naming the field if it is invalid. */
+  build(): LoadBalancingConfigJson {
+    const body = {
+      subsets: this.subsets,
+      routes: this.routes,
+      ...(this.subsetPolicy ? { subsetPolicy: this.subsetPolicy } : {}),
+      ...(this.emptySubset ? { onEmptySubset: this.emptySubset } : {}),
+    };
+    parseTrafficSplitConfig(JSON.parse(JSON.stringify(body)));
+    return { [TRAFFIC_SPLIT_POLICY]: body };
+  }
+}
+
+export function trafficSplit(): TrafficSplitBuilder {
+  return new TrafficSplitBuilder();
+}
+
+/**
+ * A whole service config from a policy (or builder) and optional method
+ * configs; checked like the client would check it.
+ */
+export function serviceConfig(
+  policy: LoadBalancingConfigJson | TrafficSplitBuilder,
+  options: { methodConfig?: readonly Record<string, unknown>[] } = {},
+): {
+  loadBalancingConfig: LoadBalancingConfigJson[];
+  methodConfig?: readonly Record<string, unknown>[];
+} {
+  const entry = policy instanceof TrafficSplitBuilder ? policy.build() : policy;
+  const config = {
+    loadBalancingConfig: [entry],
+    ...(options.methodConfig ? { methodConfig: options.methodConfig } : {}),
+  };
+  checkServiceConfig(config, 'serviceConfig()');
+  return config;
+}
