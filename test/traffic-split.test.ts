@@ -375,4 +375,43 @@ describe('weighted round robin with real backends', () => {
       await set.stopAll();
     }
   });
+
+  test('new endpoint weights from the resolver move traffic without reconnecting', async () => {
+    const set = await startBackends({ count: 2 });
+    const [a, b] = set.backends as [Backend, Backend];
+    const manual = new ManualEndpoints({
+      endpoints: [
+        { host: a.host, port: a.port, weight: 1 },
+        { host: b.host, port: b.port, weight: 1 },
+      ],
+      serviceConfig: serviceConfig(weightedRoundRobin()),
+    });
+    const client = new Greeter(manual.target, insecure);
+    const share = async (calls: number) => {
+      let toA = 0;
+      for (let i = 0; i < calls; i++)
+        if ((await sayHello(client, 'w')).address === a.address) toA++;
+      return toA / calls;
+    };
+    try {
+      assert.ok(Math.abs((await share(400)) - 0.5) <= 0.005);
+      manual.update({
+        endpoints: [
+          { host: a.host, port: a.port, weight: 1 },
+          { host: b.host, port: b.port, weight: 3 },
+        ],
+        serviceConfig: serviceConfig(weightedRoundRobin()),
+      });
+      await waitFor(async () => (await share(40)) <= 0.3, {
+        timeoutMs: 5000,
+        message: 'the new weights apply',
+      });
+      assert.ok(Math.abs((await share(400)) - 0.25) <= 0.005);
+      for (const backend of [a, b]) assert.equal((await backend.stats()).connectionsAccepted, 1);
+    } finally {
+      client.close();
+      manual.dispose();
+      await set.stopAll();
+    }
+  });
 });
