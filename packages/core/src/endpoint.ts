@@ -76,6 +76,8 @@ export function normalizeEndpoint(input: unknown): NormalizedEndpoint {
     }
     const copy: Record<string, string> = {};
     for (const name of Object.keys(endpoint.labels).sort()) {
+      if (name === '__proto__')
+        throw new EndpointError(`endpoint ${key} has a label named "__proto__"`);
       const value = endpoint.labels[name];
       if (typeof value !== 'string') {
         throw new EndpointError(`endpoint ${key} has label "${name}" that is not a string`);

@@ -1,11 +1,15 @@
 import type { HeaderMatch, RouteMatch } from './traffic-split-config';
 
-/** Reads a request header's values (grpc-js `Metadata.get`); binary (`-bin`) values never match text. */
+/**
+ * Reads a request header's values (grpc-js `Metadata.get`). Binary (`-bin`)
+ * values never match text, but do make a header present.
+ */
 export type HeaderReader = (name: string) => readonly unknown[];
 
 function headerMatches(match: HeaderMatch, read: HeaderReader): boolean {
-  const values = read(match.name).filter((v): v is string => typeof v === 'string');
-  if ('present' in match) return values.length > 0 === match.present;
+  const all = read(match.name);
+  if ('present' in match) return all.length > 0 === match.present;
+  const values = all.filter((v): v is string => typeof v === 'string');
   if ('exact' in match) return values.includes(match.exact);
   return values.some((v) => v.startsWith(match.prefix));
 }

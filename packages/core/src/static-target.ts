@@ -76,7 +76,7 @@ export function parseStaticTarget(uri: TargetUri, original: string): StaticTarge
         weight = n;
       } else if (name === 'zone') {
         zone = value;
-      } else if (LABEL_KEY.test(name)) {
+      } else if (LABEL_KEY.test(name) && name !== '__proto__') {
         if (name in labels)
           throw new TargetError(original, `${what} "${key}": label "${name}" is set twice`);
         labels[name] = value;

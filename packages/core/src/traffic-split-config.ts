@@ -126,6 +126,7 @@ export function parseWeightedRoundRobinConfig(
 function parseLabels(value: unknown, field: string): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const [key, v] of Object.entries(object(value, field))) {
+    if (key === '__proto__') throw new ConfigError(`${field}.${key}`, 'is not a usable label name');
     if (typeof v !== 'string')
       throw new ConfigError(`${field}.${key}`, `expected a string, got ${describe(v)}`);
     labels[key] = v;

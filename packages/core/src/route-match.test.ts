@@ -1,0 +1,211 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { routeMatches, type HeaderReader } from './route-match';
+import type { HeaderMatch, RouteMatch } from './traffic-split-config';
+
+const METHOD = '/helloworld.Greeter/SayHello';
+
+/** A HeaderReader over fixed headers, like grpc-js `Metadata.get` (absent → []). */
+function headers(values: Record<string, readonly unknown[]> = {}): HeaderReader {
+  return (name) => values[name] ?? [];
+}
+
+function matchesHeader(match: HeaderMatch, values: Record<string, readonly unknown[]>): boolean {
+  return routeMatches({ headers: [match] }, METHOD, headers(values));
+}
+
+describe('routeMatches: method and prefix', () => {
+  const cases: [string, RouteMatch, string, boolean][] = [
+    ['an exact method matches that method', { method: METHOD, headers: [] }, METHOD, true],
+    [
+      'an exact method does not match another method of the service',
+      { method: METHOD, headers: [] },
+      '/helloworld.Greeter/SayGoodbye',
+      false,
+    ],
+    [
+      'an exact method does not match a longer method name',
+      { method: METHOD, headers: [] },
+      `${METHOD}Again`,
+      false,
+    ],
+    [
+      'an exact method is case-sensitive',
+      { method: METHOD, headers: [] },
+      '/helloworld.Greeter/sayhello',
+      false,
+    ],
+    [
+      'a prefix matches every method of the service',
+      { prefix: '/helloworld.Greeter/', headers: [] },
+      METHOD,
+      true,
+    ],
+    [
+      'a prefix does not match another service',
+      { prefix: '/helloworld.Greeter/', headers: [] },
+      '/helloworld.Farewell/SayHello',
+      false,
+    ],
+    ['a prefix is a plain string prefix', { prefix: '/helloworld.Gr', headers: [] }, METHOD, true],
+    ['"/" as prefix matches every method', { prefix: '/', headers: [] }, METHOD, true],
+    ['no method, prefix or header matches everything', { headers: [] }, METHOD, true],
+    ['no method, prefix or header matches any string', { headers: [] }, '', true],
+  ];
+  for (const [behaviour, match, method, expected] of cases) {
+    test(behaviour, () => {
+      assert.equal(routeMatches(match, method, headers()), expected);
+    });
+  }
+
+  test('reads no header when the route has no header match', () => {
+    let reads = 0;
+    routeMatches({ prefix: '/', headers: [] }, METHOD, () => {
+      reads++;
+      return [];
+    });
+    assert.equal(reads, 0);
+  });
+});
+
+describe('routeMatches: headers', () => {
+  const canary = Buffer.from('1');
+  const cases: [string, HeaderMatch, Record<string, readonly unknown[]>, boolean][] = [
+    ['exact matches the one value', { name: 'x-canary', exact: '1' }, { 'x-canary': ['1'] }, true],
+    [
+      'exact matches when any of several values is equal',
+      { name: 'x-canary', exact: '1' },
+      { 'x-canary': ['0', '1', '2'] },
+      true,
+    ],
+    [
+      'exact does not match when no value is equal',
+      { name: 'x-canary', exact: '1' },
+      { 'x-canary': ['0', '10', ' 1'] },
+      false,
+    ],
+    ['exact does not match an absent header', { name: 'x-canary', exact: '1' }, {}, false],
+    [
+      'exact "" matches an empty value, not an absent header',
+      { name: 'x-canary', exact: '' },
+      { 'x-canary': [''] },
+      true,
+    ],
+    ['exact "" does not match an absent header', { name: 'x-canary', exact: '' }, {}, false],
+    [
+      'exact reads the header it names',
+      { name: 'x-canary', exact: '1' },
+      { 'x-other': ['1'] },
+      false,
+    ],
+    [
+      'prefix matches a value starting with it',
+      { name: 'x-user', prefix: 'test-' },
+      { 'x-user': ['test-alice'] },
+      true,
+    ],
+    [
+      'prefix matches when any of several values starts with it',
+      { name: 'x-user', prefix: 'test-' },
+      { 'x-user': ['bob', 'test-alice'] },
+      true,
+    ],
+    [
+      'prefix does not match a value that only contains it',
+      { name: 'x-user', prefix: 'test-' },
+      { 'x-user': ['my-test-alice'] },
+      false,
+    ],
+    ['prefix does not match an absent header', { name: 'x-user', prefix: 'test-' }, {}, false],
+    [
+      'present: true matches a header with a value',
+      { name: 'x-debug', present: true },
+      { 'x-debug': ['anything'] },
+      true,
+    ],
+    [
+      'present: true matches a header with an empty value',
+      { name: 'x-debug', present: true },
+      { 'x-debug': [''] },
+      true,
+    ],
+    [
+      'present: true does not match an absent header',
+      { name: 'x-debug', present: true },
+      {},
+      false,
+    ],
+    ['present: false matches an absent header', { name: 'x-debug', present: false }, {}, true],
+    [
+      'present: false does not match a header with a value',
+      { name: 'x-debug', present: false },
+      { 'x-debug': ['1'] },
+      false,
+    ],
+    [
+      'a Buffer value never matches exact text',
+      { name: 'x-canary-bin', exact: '1' },
+      { 'x-canary-bin': [canary] },
+      false,
+    ],
+    [
+      'a Buffer value never matches a text prefix',
+      { name: 'x-canary-bin', prefix: '' },
+      { 'x-canary-bin': [canary] },
+      false,
+    ],
+    [
+      'a text value beside a Buffer value still matches',
+      { name: 'x-canary', exact: '1' },
+      { 'x-canary': [canary, '1'] },
+      true,
+    ],
+  ];
+  for (const [behaviour, match, values, expected] of cases) {
+    test(behaviour, () => {
+      assert.equal(matchesHeader(match, values), expected);
+    });
+  }
+
+  // Presence is not a text comparison: a binary header that is sent is present.
+  const binaryPresence: [string, HeaderMatch, boolean][] = [
+    [
+      'present: true matches a binary header that is sent',
+      { name: 'x-trace-bin', present: true },
+      true,
+    ],
+    [
+      'present: false does not match a binary header that is sent',
+      { name: 'x-trace-bin', present: false },
+      false,
+    ],
+  ];
+  for (const [behaviour, match, expected] of binaryPresence) {
+    test(behaviour, () => {
+      assert.equal(matchesHeader(match, { 'x-trace-bin': [Buffer.from([0, 1, 2])] }), expected);
+    });
+  }
+
+  test('every header match must hold, and the method too', () => {
+    const match: RouteMatch = {
+      prefix: '/helloworld.Greeter/',
+      headers: [
+        { name: 'x-canary', exact: '1' },
+        { name: 'x-user', prefix: 'test-' },
+        { name: 'x-debug', present: false },
+      ],
+    };
+    const all = { 'x-canary': ['1'], 'x-user': ['test-alice'] };
+    assert.equal(routeMatches(match, METHOD, headers(all)), true);
+    assert.equal(routeMatches(match, '/other.Service/SayHello', headers(all)), false);
+    const oneWrong: Record<string, readonly unknown[]>[] = [
+      { ...all, 'x-canary': ['0'] },
+      { ...all, 'x-user': ['alice'] },
+      { ...all, 'x-debug': ['1'] },
+      { 'x-user': ['test-alice'] },
+    ];
+    for (const values of oneWrong) {
+      assert.equal(routeMatches(match, METHOD, headers(values)), false, JSON.stringify(values));
+    }
+  });
+});
