@@ -7,6 +7,7 @@
 //   node scripts/run.mjs test [run-tests.mjs flags...]
 //   node scripts/run.mjs example <name> [args...]
 //   node scripts/run.mjs demo [args...]          (= example hello)
+//   node scripts/run.mjs bench [--quick] [args...]
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -158,12 +159,20 @@ async function example(name, args) {
   if (!name) fail(`usage: npm run example -- <name> [args...]\navailable examples: ${list}`, 2);
   if (!names.includes(name)) fail(`unknown example "${name}"; available examples: ${list}`, 2);
 
+  return buildAndRun(join(root, 'examples', 'dist', name, 'main.js'), args, 'example');
+}
+
+/** `npm run bench -- [--quick] ...`: the load generator and scenarios in bench/. */
+async function bench(args) {
+  return buildAndRun(join(root, 'bench', 'dist', 'cli.js'), args, 'bench');
+}
+
+async function buildAndRun(main, args, what) {
   const buildCode = build();
   if (buildCode !== 0) fail(`build failed (exit ${buildCode})`, buildCode);
-  const main = join(root, 'examples', 'dist', name, 'main.js');
   if (!existsSync(main)) fail(`build did not produce ${relative(root, main)}`);
 
-  log(`example: node ${relative(root, main)} ${args.join(' ')}`.trimEnd());
+  log(`${what}: node ${relative(root, main)} ${args.join(' ')}`.trimEnd());
   const child = spawn(process.execPath, [main, ...args], { cwd: root, stdio: 'inherit' });
   // The child shares the terminal's process group and sees Ctrl-C itself; forward only what is
   // sent to this process alone (e.g. `kill <pid>` from a supervisor).
@@ -172,7 +181,7 @@ async function example(name, args) {
   process.on('SIGINT', () => {});
   const code = await new Promise((resolve) => {
     child.on('error', (error) => {
-      log(`could not start example: ${error.message}`);
+      log(`could not start ${what}: ${error.message}`);
       resolve(1);
     });
     child.on('exit', (status, signal) =>
@@ -218,12 +227,14 @@ async function main() {
       return example(args[0], args.slice(1));
     case 'demo':
       return example('hello', args);
+    case 'bench':
+      return bench(args);
     case 'test':
       return test(args);
     default:
       fail(
         `unknown command "${command ?? ''}"; usage: node scripts/run.mjs ` +
-          '<install|build|test|demo|example <name>> [args...]',
+          '<install|build|test|demo|bench|example <name>> [args...]',
         2,
       );
   }
