@@ -5,7 +5,8 @@
 //   node scripts/run-tests.mjs [--unit] [--node <path>] [--filter <substring>]...
 //                              [--summary-json <path>]
 //
-//   --unit                only packages/*/dist/**/*.test.js (no servers needed)
+//   --unit                only packages/*/dist/**/*.test.js (no servers needed); otherwise also
+//                         test/dist, examples/dist and bench/dist
 //   --node <path>         run the tests with this Node binary instead of the current one
 //   --filter <substring>  only test files whose repo-relative path contains it (repeatable: any)
 //   --summary-json <path> also write the counts as JSON to <path>
@@ -97,6 +98,7 @@ function testFiles(options) {
   if (!options.unit) {
     files.push(...findTests(join(root, 'test', 'dist')));
     files.push(...findTests(join(root, 'examples', 'dist')));
+    files.push(...findTests(join(root, 'bench', 'dist')));
   }
   const rel = files.map((f) => relative(root, f)).sort();
   if (options.filters.length === 0) return rel;
