@@ -9,20 +9,14 @@
 import * as grpc from '@grpc/grpc-js';
 import { register, serviceConfig, trafficSplit } from '@grpc-lb/core';
 import { loadGreeterService, sayGoodbye, sayHello, startBackends } from '@grpc-lb/test/harness';
+import { drive, intFlag, run, Tally } from '../shared/cli';
 
 const SAY_HELLO = '/grpclb.test.Greeter/SayHello';
 const SAY_GOODBYE = '/grpclb.test.Greeter/SayGoodbye';
 
-function flag(name: string, fallback: number): number {
-  const at = process.argv.indexOf(`--${name}`);
-  const value = at >= 0 ? Number(process.argv[at + 1]) : fallback;
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} needs a positive integer`);
-  return value;
-}
-
-async function main(): Promise<number> {
-  const calls = flag('calls', 10_000);
-  const concurrency = flag('concurrency', 20);
+run(async () => {
+  const calls = intFlag('calls', 10_000);
+  const concurrency = intFlag('concurrency', 20);
   register({ grpc });
 
   const backends = await startBackends({
@@ -48,42 +42,30 @@ async function main(): Promise<number> {
     'grpc.service_config': JSON.stringify(config),
   });
   const perMethod: Record<string, Record<string, number>> = { [SAY_HELLO]: {}, [SAY_GOODBYE]: {} };
-  const lines = new Map<string, number>();
-  const errors = new Map<string, number>();
-  let issued = 0;
+  const lines = new Tally();
+  const errors = new Tally();
   try {
-    const worker = async (): Promise<void> => {
-      while (issued < calls) {
-        const n = issued++;
+    await drive(
+      calls,
+      concurrency,
+      async (n) => {
         const method = n % 5 === 4 ? SAY_GOODBYE : SAY_HELLO;
-        try {
-          const reply = await (method === SAY_HELLO ? sayHello : sayGoodbye)(client, 'eric');
-          const version = reply.labels['version'] ?? '?';
-          const counts = perMethod[method]!;
-          counts[version] = (counts[version] ?? 0) + 1;
-          const line = `${reply.message}(${reply.address}) ${version}`;
-          lines.set(line, (lines.get(line) ?? 0) + 1);
-        } catch (error) {
-          const key = error instanceof Error ? error.message : String(error);
-          errors.set(key, (errors.get(key) ?? 0) + 1);
-        }
-      }
-    };
-    await Promise.all(Array.from({ length: concurrency }, worker));
+        const reply = await (method === SAY_HELLO ? sayHello : sayGoodbye)(client, 'eric');
+        const version = reply.labels['version'] ?? '?';
+        const counts = perMethod[method]!;
+        counts[version] = (counts[version] ?? 0) + 1;
+        lines.add(`${reply.message}(${reply.address}) ${version}`);
+      },
+      errors,
+    );
   } finally {
     client.close();
     await backends.stopAll();
   }
 
   console.log(`\n${calls} calls:`);
-  for (const [line, count] of [...lines].sort((a, b) => b[1] - a[1])) {
-    console.log(`${String(count).padStart(7)} ${line}`);
-  }
-  let errorCount = 0;
-  for (const [message, count] of errors) {
-    errorCount += count;
-    console.log(`${String(count).padStart(7)} ERROR ${message}`);
-  }
+  lines.print();
+  errors.print('ERROR ');
   const shares: Record<string, Record<string, number>> = {};
   for (const [method, counts] of Object.entries(perMethod)) {
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
@@ -95,17 +77,7 @@ async function main(): Promise<number> {
   }
   const expected = { [SAY_HELLO]: { v1: 0.3, v2: 0.6, v3: 0.1 }, [SAY_GOODBYE]: { v2: 1 } };
   console.log(
-    JSON.stringify({ example: 'traffic-split', calls, errors: errorCount, shares, expected }),
+    JSON.stringify({ example: 'traffic-split', calls, errors: errors.total, shares, expected }),
   );
-  return errorCount === 0 ? 0 : 1;
-}
-
-main().then(
-  (code) => {
-    process.exitCode = code;
-  },
-  (error: unknown) => {
-    console.error(error);
-    process.exitCode = 1;
-  },
-);
+  return errors.total === 0 ? 0 : 1;
+});
