@@ -8,6 +8,7 @@ import { RegistrationError, UnsupportedGrpcJsError } from './errors';
 import { isSupportedGrpcJsVersion, SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
 import { register } from './register';
 import type { ResolverFactory } from './resolver-contract';
+import { LEAST_REQUEST_POLICY } from './least-request-config';
 import { ROUND_ROBIN_POLICY } from './service-config';
 import { TRAFFIC_SPLIT_POLICY, WEIGHTED_ROUND_ROBIN_POLICY } from './traffic-split-config';
 
@@ -23,6 +24,7 @@ describe('register()', () => {
       ROUND_ROBIN_POLICY,
       WEIGHTED_ROUND_ROBIN_POLICY,
       TRAFFIC_SPLIT_POLICY,
+      LEAST_REQUEST_POLICY,
     ]);
     for (const policy of first.policies)
       assert.ok(grpc.experimental.isLoadBalancerNameRegistered(policy), policy);

@@ -1,6 +1,7 @@
 import { RegistrationError } from './errors';
 import { adaptResolver, PROBE_PATH, type AdaptedResolverClass } from './grpc-js/resolver-adapter';
 import type { PolicyClasses } from './grpc-js/endpoint-policy';
+import { createLeastRequestPolicy } from './grpc-js/least-request';
 import { createRoundRobinPolicy } from './grpc-js/round-robin';
 import { createTrafficSplitPolicy } from './grpc-js/traffic-split';
 import { createWeightedRoundRobinPolicy } from './grpc-js/weighted-round-robin';
@@ -70,6 +71,7 @@ export function register(options: RegisterOptions = {}): Registration {
     createRoundRobinPolicy,
     createWeightedRoundRobinPolicy,
     createTrafficSplitPolicy,
+    createLeastRequestPolicy,
   ]) {
     if (state.policies.has(create)) continue;
     const policy = create(runtime);

@@ -1,4 +1,6 @@
 import { ConfigError, describe } from './errors';
+import { splitPolicyJson } from './resilience-config';
+import { LEAST_REQUEST_POLICY, parseLeastRequestConfig } from './least-request-config';
 import {
   parseTrafficSplitConfig,
   parseWeightedRoundRobinConfig,
@@ -24,12 +26,21 @@ export function parseRoundRobinConfig(json: unknown, field = ROUND_ROBIN_POLICY)
   return {};
 }
 
-/** Parsers for the bodies of our own `loadBalancingConfig` entries, by policy name. */
-export const OUR_POLICIES: Readonly<Record<string, (json: unknown, field: string) => unknown>> = {
+/** Parsers of each of our policies' own fields, by policy name (the shared resilience fields apart). */
+export const POLICY_PARSERS: Readonly<Record<string, (json: unknown, field: string) => unknown>> = {
   [ROUND_ROBIN_POLICY]: parseRoundRobinConfig,
   [WEIGHTED_ROUND_ROBIN_POLICY]: parseWeightedRoundRobinConfig,
   [TRAFFIC_SPLIT_POLICY]: parseTrafficSplitConfig,
+  [LEAST_REQUEST_POLICY]: parseLeastRequestConfig,
 };
+
+/** Parses the body of one of our `loadBalancingConfig` entries: its own fields and the resilience options. */
+export function parseOurPolicy(name: string, json: unknown, field = name): unknown {
+  const parse = POLICY_PARSERS[name];
+  if (!parse) throw new ConfigError(field, `unknown grpc-lb policy "${name}"`);
+  const { own, resilience } = splitPolicyJson(json, field);
+  return { own: parse(own, field), resilience };
+}
 
 export const DEFAULT_LOAD_BALANCING_CONFIG: readonly Record<string, unknown>[] = Object.freeze([
   Object.freeze({ [ROUND_ROBIN_POLICY]: {} }),
@@ -78,10 +89,9 @@ export function checkServiceConfig(config: unknown, context: string): ServiceCon
         );
       }
       const name = names[0]!;
-      const parse = OUR_POLICIES[name];
-      if (parse) {
+      if (name in POLICY_PARSERS) {
         try {
-          parse((entry as Record<string, unknown>)[name], `${field}.${name}`);
+          parseOurPolicy(name, (entry as Record<string, unknown>)[name], `${field}.${name}`);
         } catch (error) {
           if (error instanceof ConfigError) {
             throw new ConfigError(error.field, error.problem, context);

@@ -1,11 +1,14 @@
 /**
  * What every grpc-lb policy shares: one pick_first leaf per endpoint, kept
  * across updates (an endpoint that stays keeps its leaf and connection —
- * gotcha 8), re-resolution asked when a READY endpoint drops, the channel
- * state aggregated over the leaves, and errors that name the target. A policy
- * only says how to pick among the children (`PolicySpec.makePicker`), so new
- * weights, labels or routes apply by building a new picker, never by
- * reconnecting.
+ * gotcha 8); re-resolution asked when a READY endpoint drops; per-endpoint
+ * counters fed by every call; passive outlier detection, active health
+ * checks, the panic threshold and slow start (resilience-config.ts); the
+ * channel state aggregated over the leaves; errors that name the target.
+ *
+ * A policy only says how to pick among the endpoints in rotation
+ * (`PolicySpec.makePicker`): new weights, labels, routes, ejections or
+ * health apply by building a new picker, never by reconnecting.
  */
 import type {
   ChannelOptions,
@@ -13,36 +16,63 @@ import type {
   experimental,
 } from '@grpc/grpc-js';
 import type { NormalizedEndpoint } from '../endpoint';
+import {
+  isObserver,
+  OBSERVER_OPTION,
+  type EndpointHealth,
+  type EndpointSnapshot,
+  type LoadBalancerObserver,
+} from '../observer';
+import { EndpointStats, OutlierDetector, type OutlierSubject } from '../outlier-detection';
+import {
+  DEFAULT_FAILURE_STATUS_CODES,
+  splitPolicyJson,
+  type ResilienceConfig,
+} from '../resilience-config';
 import { endpointKey, TARGET_ATTRIBUTE, type GrpcLbEndpoint } from './endpoint-info';
+import { HealthWatcher } from './health-watcher';
 import { withoutKey } from './options';
 import type { Runtime } from './runtime';
 
 type ConnectivityState = ConnectivityStateEnum;
 
+/** Time constant of the peak-EWMA latency (Linkerd's default decay). */
+const LATENCY_DECAY_MS = 10_000;
+const DEFAULT_FAILURES = new Set(DEFAULT_FAILURE_STATUS_CODES);
+
+/** What a policy sees of one endpoint. */
 export interface EndpointChild {
   readonly key: string;
   /** Weight, labels and zone from the resolver; absent for endpoints of non-grpc-lb resolvers. */
   readonly info: NormalizedEndpoint | undefined;
+  /** READY when the endpoint is in rotation (connected, healthy, not ejected — or any connected one, in panic). */
   readonly state: ConnectivityState;
   readonly picker: experimental.Picker;
+  readonly stats: EndpointStats;
 }
 
 export interface PickerContext<C> {
   readonly config: C;
-  /** Every child, in resolver order. */
+  /** Every endpoint, in resolver order. */
   readonly children: readonly EndpointChild[];
-  /** The READY children, in resolver order (never empty). */
+  /** The endpoints in rotation, in resolver order (never empty). */
   readonly ready: readonly EndpointChild[];
   readonly target: string;
   /** Per-balancer state that outlives pickers (rotation positions); cleared when the config changes. */
   readonly memo: Map<string, unknown>;
+  /** The weight to pick with: the resolver's (1 if none) × `rampOf`. */
+  readonly weightOf: (child: EndpointChild) => number;
+  /** Slow start: the fraction (0–1] of its share an endpoint gets now; 1 outside the window. */
+  readonly rampOf: (child: EndpointChild) => number;
+  /** Some endpoint is in its slow-start window: equal-share policies should pick by `weightOf`. */
+  readonly rampingUp: boolean;
 }
 
 export interface PolicySpec<C> {
   readonly name: string;
-  /** Pure; throws `ConfigError` naming the field. */
-  parse(json: unknown): C;
-  /** The picker while at least one child is READY. */
+  /** The policy's own fields (the shared resilience fields are parsed apart). Pure; throws `ConfigError`. */
+  parse(json: Readonly<Record<string, unknown>>): C;
+  /** The picker while at least one endpoint is in rotation. */
   makePicker(context: PickerContext<C>): experimental.Picker;
 }
 
@@ -60,13 +90,15 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
     createChildChannelControlHelper,
     UnavailablePicker,
     QueuePicker,
-    CHANNEL_ARGS_CONFIG_SELECTOR_KEY,
+    PickResultType,
   } = rt.grpc.experimental;
+  const SELECTOR_KEY = rt.grpc.experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY;
   const CS = rt.grpc.connectivityState;
 
   class PolicyConfig implements experimental.TypedLoadBalancingConfig {
     constructor(
       readonly parsed: C,
+      readonly resilience: ResilienceConfig,
       private readonly json: unknown,
     ) {}
     getLoadBalancerName(): string {
@@ -76,23 +108,57 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       return { [spec.name]: this.json ?? {} };
     }
     static createFromJson(json: unknown): PolicyConfig {
-      return new PolicyConfig(spec.parse(json), json);
+      const { own, resilience } = splitPolicyJson(json, spec.name);
+      return new PolicyConfig(spec.parse(own), resilience, json);
     }
   }
 
-  interface Child extends EndpointChild {
-    info: NormalizedEndpoint | undefined;
-    state: ConnectivityState;
-    picker: experimental.Picker;
-    leaf: experimental.LeafLoadBalancer;
+  class Child implements EndpointChild, OutlierSubject {
+    state: ConnectivityState = CS.IDLE;
+    connectivity: ConnectivityState = CS.IDLE;
+    leafPicker!: experimental.Picker;
+    leaf!: experimental.LeafLoadBalancer;
+    readonly picker: experimental.Picker;
+    readonly stats = new EndpointStats();
+    subchannel: experimental.SubchannelInterface | undefined;
+    watcher: HealthWatcher | undefined;
+    health: EndpointHealth = 'not_checked';
+    ejectedUntil = 0;
+    timesEjected = 0;
+    returnTimer: NodeJS.Timeout | undefined;
+    readySince = 0;
+    removed = false;
+
+    constructor(
+      readonly key: string,
+      public info: NormalizedEndpoint | undefined,
+      private readonly balancer: EndpointPolicyLoadBalancer,
+    ) {
+      this.picker = { pick: (args) => this.pick(args) };
+    }
+
+    /** The leaf's pick, with the call's outcome reported back to this endpoint's counters. */
+    private pick(args: experimental.PickArgs): experimental.PickResult {
+      const result = this.leafPicker.pick(args);
+      if (result.pickResultType !== PickResultType.COMPLETE || result.subchannel === null)
+        return result;
+      return this.balancer.track(this, result);
+    }
   }
 
   class EndpointPolicyLoadBalancer implements experimental.LoadBalancer {
     private children = new Map<string, Child>();
+    private childList: Child[] = [];
     private state: ConnectivityState = CS.IDLE;
     private config: C | undefined;
+    private resilience: ResilienceConfig | undefined;
     private configText = '';
     private readonly memo = new Map<string, unknown>();
+    private detector: OutlierDetector | undefined;
+    private intervalTimer: NodeJS.Timeout | undefined;
+    private rampTimer: NodeJS.Timeout | undefined;
+    private observer: LoadBalancerObserver | undefined;
+    private panic = false;
     private updatesPaused = false;
     private target = 'target';
     private note = '';
@@ -108,15 +174,18 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       resolutionNote: string,
     ): boolean {
       if (!(config instanceof PolicyConfig)) return false;
-      const configText = JSON.stringify(config.toJsonObject());
+      const policyConfig = config as PolicyConfig;
+      const configText = JSON.stringify(policyConfig.toJsonObject());
       if (configText !== this.configText) {
         this.memo.clear();
         this.configText = configText;
+        this.applyResilience(policyConfig.resilience);
       }
-      this.config = (config as PolicyConfig).parsed;
+      this.config = policyConfig.parsed;
       const target: unknown = options[TARGET_ATTRIBUTE];
       if (typeof target === 'string') this.target = target;
       this.note = resolutionNote;
+      this.attachObserver(options[OBSERVER_OPTION]);
       if (!endpoints.ok) {
         if (this.children.size === 0) {
           this.publish(
@@ -129,7 +198,7 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
         }
         return true;
       }
-      const leafOptions = withoutKey(options, CHANNEL_ARGS_CONFIG_SELECTOR_KEY);
+      const leafOptions = withoutKey(withoutKey(options, SELECTOR_KEY), OBSERVER_OPTION);
       const next = new Map<string, Child>();
       const added: Child[] = [];
       for (const endpoint of endpoints.value) {
@@ -147,9 +216,10 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
         }
       }
       for (const [key, child] of this.children) {
-        if (!next.has(key)) child.leaf.destroy();
+        if (!next.has(key)) this.removeChild(child);
       }
       this.children = next;
+      this.childList = [...next.values()];
       rt.trace(`${spec.name} ${this.target}: ${next.size} endpoints, ${added.length} new`);
       if (next.size === 0) {
         const details = `grpc-lb: no endpoints for ${this.target}${resolutionNote ? ` (${resolutionNote})` : ''}`;
@@ -164,8 +234,8 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
     }
 
     exitIdle(): void {
-      for (const child of this.children.values()) {
-        if (child.state === CS.IDLE) child.leaf.exitIdle();
+      for (const child of this.childList) {
+        if (child.connectivity === CS.IDLE) child.leaf.exitIdle();
       }
     }
 
@@ -175,13 +245,166 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
 
     destroy(): void {
       this.destroyed = true;
-      for (const child of this.children.values()) child.leaf.destroy();
+      for (const child of this.childList) this.removeChild(child);
       this.children.clear();
+      this.childList = [];
       this.memo.clear();
+      this.configText = '';
+      this.detector = undefined;
+      this.resilience = undefined;
+      if (this.intervalTimer) clearInterval(this.intervalTimer);
+      this.intervalTimer = undefined;
+      if (this.rampTimer) clearTimeout(this.rampTimer);
+      this.rampTimer = undefined;
+      this.observer?.detach(this);
+      this.observer = undefined;
     }
 
     getTypeName(): string {
       return spec.name;
+    }
+
+    /** Wraps a completed pick so the call's start, end, status and latency reach the endpoint's counters. */
+    track(child: Child, result: experimental.PickResult): experimental.PickResult {
+      const { onCallStarted, onCallEnded } = result;
+      let startedAt = 0;
+      return {
+        ...result,
+        onCallStarted: () => {
+          child.stats.outstanding++;
+          startedAt = performance.now();
+          onCallStarted?.();
+        },
+        onCallEnded: (code, details, metadata) => {
+          this.callEnded(child, code, performance.now() - startedAt);
+          onCallEnded?.(code, details, metadata);
+        },
+      };
+    }
+
+    snapshot(): EndpointSnapshot[] {
+      return this.childList.map((child) => ({
+        target: this.target,
+        policy: spec.name,
+        address: child.key,
+        state: CS[child.connectivity],
+        health: child.health,
+        inRotation: child.state === CS.READY,
+        ejected: child.ejectedUntil !== 0,
+        ejectedUntil: child.ejectedUntil,
+        timesEjected: child.timesEjected,
+        calls: child.stats.calls,
+        failures: child.stats.failures,
+        outstanding: child.stats.outstanding,
+        latencyEwmaMs: child.stats.latencyEwmaMs,
+        weight: child.info?.weight ?? 1,
+        effectiveWeight: this.weightOf(child, Date.now()),
+        labels: child.info?.labels ?? {},
+      }));
+    }
+
+    private callEnded(child: Child, code: number, latencyMs: number): void {
+      const stats = child.stats;
+      stats.outstanding--;
+      stats.calls++;
+      const failed = (
+        this.resilience?.outlierDetection?.failureStatusCodes ?? DEFAULT_FAILURES
+      ).has(code);
+      if (failed) stats.failures++;
+      stats.recordLatency(latencyMs, performance.now(), LATENCY_DECAY_MS);
+      if (this.detector && !child.removed && !this.destroyed) {
+        this.detector.record(child, failed, this.childList, Date.now());
+      }
+    }
+
+    private applyResilience(resilience: ResilienceConfig): void {
+      this.resilience = resilience;
+      if (this.intervalTimer) clearInterval(this.intervalTimer);
+      this.intervalTimer = undefined;
+      const outlier = resilience.outlierDetection;
+      if (outlier) {
+        this.detector = new OutlierDetector(outlier, {
+          eject: (subject, reason) => this.ejected(subject as Child, reason),
+          random: Math.random,
+        });
+        this.intervalTimer = setInterval(() => this.tick(), outlier.intervalMs);
+        this.intervalTimer.unref();
+      } else {
+        this.detector = undefined;
+        for (const child of this.childList) this.returnChild(child, false);
+      }
+      for (const child of this.childList) this.configureHealth(child);
+    }
+
+    private tick(): void {
+      if (!this.detector || this.destroyed) return;
+      this.detector.tick(this.childList, Date.now());
+    }
+
+    private ejected(child: Child, reason: string): void {
+      const until = child.ejectedUntil;
+      rt.trace(
+        `${spec.name} ${this.target}: ejected ${child.key} for ${until - Date.now()} ms (times ejected ${child.timesEjected}): ${reason}`,
+      );
+      this.observer?.emit('eject', {
+        target: this.target,
+        address: child.key,
+        reason,
+        ejectedUntil: until,
+        timesEjected: child.timesEjected,
+      });
+      if (child.returnTimer) clearTimeout(child.returnTimer);
+      child.returnTimer = setTimeout(
+        () => this.returnChild(child, true),
+        Math.max(0, until - Date.now()),
+      );
+      child.returnTimer.unref();
+      this.recompute();
+    }
+
+    private returnChild(child: Child, recompute: boolean): void {
+      if (child.returnTimer) clearTimeout(child.returnTimer);
+      child.returnTimer = undefined;
+      if (child.ejectedUntil === 0) return;
+      child.ejectedUntil = 0;
+      child.stats.consecutiveFailures = 0;
+      if (child.removed || this.destroyed) return;
+      rt.trace(`${spec.name} ${this.target}: ${child.key} returns from ejection`);
+      this.observer?.emit('return', { target: this.target, address: child.key });
+      if (recompute) this.recompute();
+    }
+
+    private configureHealth(child: Child): void {
+      const healthCheck = this.resilience?.healthCheck;
+      if (!healthCheck) {
+        child.watcher?.destroy();
+        child.watcher = undefined;
+        child.health = 'not_checked';
+        return;
+      }
+      if (child.watcher || !child.subchannel) return;
+      child.health = 'unknown';
+      child.watcher = new HealthWatcher(
+        rt,
+        child.subchannel,
+        healthCheck.serviceName,
+        healthCheck.checkIntervalMs,
+        (health) => {
+          child.health = health;
+          if (child.removed || this.destroyed) return;
+          this.observer?.emit('health', { target: this.target, address: child.key, health });
+          this.recompute();
+        },
+        `${spec.name} ${this.target}: ${child.key}`,
+      );
+    }
+
+    private attachObserver(value: unknown): void {
+      const observer = isObserver(value) ? value : undefined;
+      if (observer === this.observer) return;
+      this.observer?.detach(this);
+      this.observer = observer;
+      observer?.attach(this);
     }
 
     private createChild(
@@ -190,18 +413,27 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       endpoint: experimental.Endpoint,
       options: ChannelOptions,
     ): Child {
-      const child = { key, info, state: CS.IDLE } as Child;
+      const child = new Child(key, info, this);
       const helper = createChildChannelControlHelper(this.helper, {
+        createSubchannel: (address, args) => {
+          const subchannel = this.helper.createSubchannel(address, args);
+          child.watcher?.destroy();
+          child.watcher = undefined;
+          child.subchannel = subchannel;
+          this.configureHealth(child);
+          return subchannel;
+        },
         updateState: (
           state: ConnectivityState,
           picker: experimental.Picker,
           errorMessage: string | null,
         ) => {
-          if (this.destroyed || this.children.get(key) !== child) return;
-          const previous = child.state;
-          child.state = state;
-          child.picker = picker;
+          if (this.destroyed || child.removed) return;
+          const previous = child.connectivity;
+          child.connectivity = state;
+          child.leafPicker = picker;
           if (errorMessage) this.lastError = errorMessage;
+          if (state === CS.READY && previous !== CS.READY) child.readySince = Date.now();
           if (previous === CS.READY && state !== CS.READY) {
             rt.trace(`${spec.name} ${this.target}: ${key} left READY`);
             this.helper.requestReresolution();
@@ -210,21 +442,88 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
         },
       });
       child.leaf = new LeafLoadBalancer(endpoint, helper, options, this.note);
-      child.picker = new QueuePicker(child.leaf as unknown as experimental.LoadBalancer);
+      child.leafPicker = new QueuePicker(child.leaf as unknown as experimental.LoadBalancer);
       return child;
+    }
+
+    private removeChild(child: Child): void {
+      child.removed = true;
+      child.watcher?.destroy();
+      child.watcher = undefined;
+      if (child.returnTimer) clearTimeout(child.returnTimer);
+      child.returnTimer = undefined;
+      child.leaf.destroy();
+    }
+
+    private healthOk(child: Child): boolean {
+      return (
+        child.health === 'not_checked' ||
+        child.health === 'serving' ||
+        child.health === 'unimplemented'
+      );
+    }
+
+    private rampOf(child: EndpointChild, now: number): number {
+      const slowStart = this.resilience?.slowStart;
+      const since = (child as Child).readySince;
+      if (!slowStart || since === 0) return 1;
+      const elapsed = now - since;
+      if (elapsed >= slowStart.windowMs) return 1;
+      const ramp = Math.pow(Math.max(elapsed, 0) / slowStart.windowMs, 1 / slowStart.aggression);
+      return Math.max(slowStart.minWeightPercent / 100, ramp);
+    }
+
+    private weightOf(child: EndpointChild, now: number): number {
+      return (child.info?.weight ?? 1) * this.rampOf(child, now);
     }
 
     private recompute(): void {
       if (this.updatesPaused || this.destroyed || this.config === undefined) return;
-      const children = [...this.children.values()];
+      const children = this.childList;
+      const resilience = this.resilience;
+      const guarded =
+        resilience !== undefined &&
+        (resilience.outlierDetection !== undefined || resilience.healthCheck !== undefined);
+      let healthy = 0;
+      for (const child of children) {
+        if (child.ejectedUntil === 0 && this.healthOk(child)) healthy++;
+      }
+      const threshold = resilience?.panicThresholdPercent ?? 0;
+      const panic =
+        guarded &&
+        threshold > 0 &&
+        children.length > 0 &&
+        healthy * 100 < threshold * children.length;
+      if (panic !== this.panic) {
+        this.panic = panic;
+        const healthyPercent = children.length ? Math.round((healthy * 100) / children.length) : 0;
+        rt.trace(
+          `${spec.name} ${this.target}: panic mode ${panic ? 'on' : 'off'}: ${healthy} of ${children.length} endpoints healthy (threshold ${threshold}%)`,
+        );
+        this.observer?.emit('panic', {
+          target: this.target,
+          active: panic,
+          healthyPercent,
+          thresholdPercent: threshold,
+        });
+      }
       const ready: Child[] = [];
       const idle: Child[] = [];
-      let connecting = 0;
+      let waiting = 0;
       for (const child of children) {
-        if (child.state === CS.READY) ready.push(child);
-        else if (child.state === CS.CONNECTING) connecting++;
-        else if (child.state === CS.IDLE) idle.push(child);
+        const connected = child.connectivity === CS.READY;
+        const usable = connected && (panic || (child.ejectedUntil === 0 && this.healthOk(child)));
+        child.state = usable ? CS.READY : connected ? CS.TRANSIENT_FAILURE : child.connectivity;
+        if (usable) ready.push(child);
+        else if (child.connectivity === CS.CONNECTING || (connected && child.health === 'unknown'))
+          waiting++;
+        else if (child.connectivity === CS.IDLE) idle.push(child);
       }
+      const now = Date.now();
+      const slowStart = resilience?.slowStart;
+      const rampingUp =
+        slowStart !== undefined &&
+        ready.some((c) => c.readySince !== 0 && now - c.readySince < slowStart.windowMs);
       if (ready.length > 0) {
         const picker = spec.makePicker({
           config: this.config,
@@ -232,15 +531,32 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
           ready,
           target: this.target,
           memo: this.memo,
+          weightOf: (child) => this.weightOf(child, now),
+          rampOf: (child) => this.rampOf(child, now),
+          rampingUp,
         });
         this.publish(CS.READY, picker, null);
-      } else if (connecting > 0 || idle.length > 0) {
+      } else if (waiting > 0 || idle.length > 0) {
         this.publish(CS.CONNECTING, new QueuePicker(this), null);
       } else {
+        const connected = children.filter((c) => c.connectivity === CS.READY).length;
         const details =
-          `grpc-lb: no reachable endpoint for ${this.target}: all ${this.children.size} failing` +
-          (this.lastError ? ` (last error: ${this.lastError})` : '');
+          connected > 0
+            ? `grpc-lb: no usable endpoint for ${this.target}: ${connected} of ${children.length} connected, all ejected or unhealthy`
+            : `grpc-lb: no reachable endpoint for ${this.target}: all ${children.length} failing` +
+              (this.lastError ? ` (last error: ${this.lastError})` : '');
         this.publish(CS.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
+      }
+      if (rampingUp && !this.rampTimer) {
+        // Slow start: rebuild the picker as weights grow.
+        this.rampTimer = setTimeout(
+          () => {
+            this.rampTimer = undefined;
+            this.recompute();
+          },
+          Math.max(50, slowStart.windowMs / 20),
+        );
+        this.rampTimer.unref();
       }
       // Every endpoint stays connected: a leaf that went idle reconnects.
       for (const child of idle) child.leaf.exitIdle();

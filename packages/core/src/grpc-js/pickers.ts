@@ -37,11 +37,6 @@ export class RoundRobinPicker implements experimental.Picker {
   }
 }
 
-/** The weight a policy uses for a child: the resolver's, or 1 for endpoints without one. */
-export function weightOf(child: EndpointChild): number {
-  return child.info?.weight ?? 1;
-}
-
 /**
  * Smooth weighted picks (earliest deadline first): over any stretch of calls
  * each child's share is within one call of weight / total weight. Weight 0
@@ -52,6 +47,7 @@ export class WeightedPicker implements experimental.Picker {
 
   constructor(
     ready: readonly EndpointChild[],
+    weightOf: (child: EndpointChild) => number,
     private readonly onEmpty: experimental.Picker,
   ) {
     this.schedule = new EdfSchedule(ready.map((c) => [c, weightOf(c)] as const));

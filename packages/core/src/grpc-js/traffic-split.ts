@@ -76,14 +76,20 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
   function viewSubset(
     config: SubsetConfig,
     children: readonly EndpointChild[],
-    memo: Map<string, unknown>,
-    target: string,
+    context: {
+      memo: Map<string, unknown>;
+      target: string;
+      weightOf: (c: EndpointChild) => number;
+      rampOf: (c: EndpointChild) => number;
+      rampingUp: boolean;
+    },
   ): SubsetView {
+    const { memo, target, weightOf, rampOf, rampingUp } = context;
     const members = children.filter((c) => hasLabels(c, config.labels));
     const ready = members.filter((c) => c.state === CS.READY);
     const where = `subset "${config.name}" (${describeLabels(config.labels)}) of ${target}`;
     if (ready.length > 0) {
-      if (config.policy === 'round_robin') {
+      if (config.policy === 'round_robin' && !rampingUp) {
         return {
           config,
           state: SubsetState.Ready,
@@ -91,8 +97,10 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
           why: '',
         };
       }
+      const equal = config.policy === 'round_robin';
       const weighted = new WeightedPicker(
         ready,
+        equal ? rampOf : weightOf,
         new UnavailablePicker({ details: `grpc-lb: ${where}: no weight above 0` }),
       );
       if (weighted.size > 0) return { config, state: SubsetState.Ready, picker: weighted, why: '' };
@@ -173,8 +181,10 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
   return createEndpointPolicy<TrafficSplitConfig>(rt, {
     name: TRAFFIC_SPLIT_POLICY,
     parse: (json) => parseTrafficSplitConfig(json),
-    makePicker({ config, children, ready, target, memo }) {
-      const subsets = config.subsets.map((s) => viewSubset(s, children, memo, target));
+    makePicker({ config, children, ready, target, memo, weightOf, rampOf, rampingUp }) {
+      const subsets = config.subsets.map((s) =>
+        viewSubset(s, children, { memo, target, weightOf, rampOf, rampingUp }),
+      );
       let schedules = memo.get('route-schedules') as SmoothWeightedRoundRobin<number>[] | undefined;
       if (!schedules) {
         schedules = config.routes.map(

@@ -17,9 +17,10 @@ export function createWeightedRoundRobinPolicy(rt: Runtime): PolicyClasses {
   return createEndpointPolicy(rt, {
     name: WEIGHTED_ROUND_ROBIN_POLICY,
     parse: (json) => parseWeightedRoundRobinConfig(json),
-    makePicker: ({ ready, target }) =>
+    makePicker: ({ ready, target, weightOf }) =>
       new WeightedPicker(
         ready,
+        weightOf,
         new UnavailablePicker({
           details: `grpc-lb: no endpoint with a weight above 0 is ready for ${target} (${ready.length} ready with weight 0)`,
         }),

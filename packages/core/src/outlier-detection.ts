@@ -1,0 +1,163 @@
+/**
+ * Passive outlier detection, fed by the outcome of every call: Envoy's
+ * consecutive-failures ejection (at once), and gRPC A50's success-rate and
+ * failure-percentage ejection (each interval), with ejection time growing
+ * with the times an endpoint was ejected and decaying while it behaves.
+ * Pure logic over `OutlierSubject`s and an injected clock; the balancer owns
+ * the timers.
+ */
+import type { OutlierDetectionConfig } from './resilience-config';
+
+/** Per-endpoint counters and latency, read by outlier detection, least-request picking and observers. */
+export class EndpointStats {
+  calls = 0;
+  failures = 0;
+  outstanding = 0;
+  /** Peak-EWMA of call latency in ms; 0 until the first sample. */
+  latencyEwmaMs = 0;
+  consecutiveFailures = 0;
+  intervalSuccesses = 0;
+  intervalFailures = 0;
+  private lastSampleAt = 0;
+
+  /**
+   * Linkerd's peak EWMA: a slower sample takes over at once, a faster one
+   * pulls the average down with a time-based decay, so a backend that turns
+   * slow is avoided immediately and trusted again gradually.
+   */
+  recordLatency(ms: number, now: number, decayMs: number): void {
+    if (this.latencyEwmaMs === 0 || ms > this.latencyEwmaMs) {
+      this.latencyEwmaMs = ms;
+    } else {
+      const elapsed = Math.max(0, now - this.lastSampleAt);
+      const keep = Math.exp(-elapsed / decayMs);
+      this.latencyEwmaMs = this.latencyEwmaMs * keep + ms * (1 - keep);
+    }
+    this.lastSampleAt = now;
+  }
+}
+
+export interface OutlierSubject {
+  readonly key: string;
+  readonly stats: EndpointStats;
+  /** 0 when not ejected. */
+  ejectedUntil: number;
+  timesEjected: number;
+}
+
+export interface EjectionHooks {
+  eject(subject: OutlierSubject, reason: string): void;
+  random(): number;
+}
+
+function volume(subject: OutlierSubject): number {
+  return subject.stats.intervalSuccesses + subject.stats.intervalFailures;
+}
+
+function successRate(subject: OutlierSubject): number {
+  const total = volume(subject);
+  return total === 0 ? 1 : subject.stats.intervalSuccesses / total;
+}
+
+export class OutlierDetector {
+  constructor(
+    private readonly config: OutlierDetectionConfig,
+    private readonly hooks: EjectionHooks,
+  ) {}
+
+  isFailure(code: number): boolean {
+    return this.config.failureStatusCodes.has(code);
+  }
+
+  /** Counts one call; ejects at once on N consecutive failures. */
+  record(
+    subject: OutlierSubject,
+    failed: boolean,
+    all: readonly OutlierSubject[],
+    now: number,
+  ): void {
+    const stats = subject.stats;
+    if (failed) {
+      stats.intervalFailures++;
+      stats.consecutiveFailures++;
+      const limit = this.config.consecutiveFailures;
+      if (limit > 0 && stats.consecutiveFailures >= limit && subject.ejectedUntil === 0) {
+        this.tryEject(subject, all, now, `${stats.consecutiveFailures} consecutive failures`);
+      }
+    } else {
+      stats.intervalSuccesses++;
+      stats.consecutiveFailures = 0;
+    }
+  }
+
+  /** The interval's evaluation: A50 success rate and failure percentage, then decay and counter reset. */
+  tick(all: readonly OutlierSubject[], now: number): void {
+    const rateConfig = this.config.successRateEjection;
+    if (rateConfig) {
+      const candidates = all.filter((s) => volume(s) >= rateConfig.requestVolume);
+      if (candidates.length >= rateConfig.minimumHosts) {
+        const rates = candidates.map(successRate);
+        const mean = rates.reduce((a, b) => a + b, 0) / rates.length;
+        const variance = rates.reduce((a, r) => a + (r - mean) ** 2, 0) / rates.length;
+        const threshold = mean - Math.sqrt(variance) * (rateConfig.stdevFactor / 1000);
+        candidates.forEach((subject, i) => {
+          const rate = rates[i]!;
+          if (rate < threshold && this.hooks.random() * 100 < rateConfig.enforcementPercentage) {
+            this.tryEject(
+              subject,
+              all,
+              now,
+              `success rate ${(rate * 100).toFixed(1)}% below ${(threshold * 100).toFixed(1)}% (mean ${(mean * 100).toFixed(1)}%)`,
+            );
+          }
+        });
+      }
+    }
+    const failurePercentage = this.config.failurePercentageEjection;
+    if (failurePercentage) {
+      const candidates = all.filter((s) => volume(s) >= failurePercentage.requestVolume);
+      if (candidates.length >= failurePercentage.minimumHosts) {
+        for (const subject of candidates) {
+          const percent = (1 - successRate(subject)) * 100;
+          if (
+            percent > failurePercentage.threshold &&
+            this.hooks.random() * 100 < failurePercentage.enforcementPercentage
+          ) {
+            this.tryEject(
+              subject,
+              all,
+              now,
+              `${percent.toFixed(1)}% of calls failed (threshold ${failurePercentage.threshold}%)`,
+            );
+          }
+        }
+      }
+    }
+    for (const subject of all) {
+      // A50: an endpoint that stays in for an interval earns back one "times ejected".
+      if (subject.ejectedUntil === 0 && subject.timesEjected > 0) subject.timesEjected--;
+      subject.stats.intervalSuccesses = 0;
+      subject.stats.intervalFailures = 0;
+    }
+  }
+
+  /** How long the next ejection of `subject` lasts. */
+  ejectionTimeMs(timesEjected: number): number {
+    return Math.min(this.config.baseEjectionTimeMs * timesEjected, this.config.maxEjectionTimeMs);
+  }
+
+  private tryEject(
+    subject: OutlierSubject,
+    all: readonly OutlierSubject[],
+    now: number,
+    reason: string,
+  ): void {
+    if (subject.ejectedUntil !== 0) return;
+    const ejected = all.filter((s) => s.ejectedUntil !== 0).length;
+    // A50: eject only while the ejected share is below the maximum (so with any maximum above 0, one can go).
+    if ((ejected * 100) / all.length >= this.config.maxEjectionPercent) return;
+    subject.timesEjected++;
+    subject.ejectedUntil = now + this.ejectionTimeMs(subject.timesEjected);
+    this.hooks.eject(subject, reason);
+  }
+}
