@@ -245,6 +245,13 @@ const healthImplementation: grpc.UntypedServiceImplementation = {
   },
   Watch(call: grpc.ServerWritableStream<HealthCheckRequest, HealthCheckResponse>) {
     stats.healthCalls.Watch += 1;
+    if (config.healthService === 'check-only') {
+      call.emit('error', {
+        code: grpc.status.UNIMPLEMENTED,
+        details: 'Watch is not implemented here',
+      });
+      return;
+    }
     const service = call.request.service;
     let set = watchers.get(service);
     if (set === undefined) {
@@ -276,10 +283,12 @@ server.addService(loadServiceConstructor('greeter.proto', GREETER_SERVICE).servi
     cb: grpc.sendUnaryData<HelloReply>,
   ) => handleGreeter('SayGoodbye', call, cb),
 });
-server.addService(
-  loadServiceConstructor('health.proto', HEALTH_SERVICE).service,
-  healthImplementation,
-);
+if (config.healthService !== 'none') {
+  server.addService(
+    loadServiceConstructor('health.proto', HEALTH_SERVICE).service,
+    healthImplementation,
+  );
+}
 
 const injector = server.createConnectionInjector(grpc.ServerCredentials.createInsecure());
 

@@ -19,6 +19,7 @@ import {
   type BackendStats,
   type CommandName,
   type CommandResults,
+  type HealthServiceMode,
   isChildMessage,
 } from './protocol';
 import type { HealthStatus } from './protos';
@@ -108,6 +109,8 @@ export interface AddBackendOptions {
   /** Default cycles Hello, Bonjour, Hola by index. */
   greeting?: string;
   labels?: Record<string, string>;
+  /** Which grpc.health.v1 methods it serves (default `watch`: Check and Watch). */
+  healthService?: HealthServiceMode;
 }
 
 export interface StartBackendsOptions {
@@ -119,6 +122,8 @@ export interface StartBackendsOptions {
   names?: string[];
   /** Per-index labels; missing entries use {}. */
   labels?: Record<string, string>[];
+  /** Which grpc.health.v1 methods every backend serves (default `watch`: Check and Watch). */
+  healthService?: HealthServiceMode;
   /** Last octet of the first backend's IP; default 2 → 127.0.0.2. */
   firstHost?: number;
   /** Fixed port; default picks a free one (retrying with another if an IP has it taken). */
@@ -391,6 +396,7 @@ interface BackendSpec {
   host: string;
   greeting: string;
   labels: Record<string, string>;
+  healthService: HealthServiceMode;
 }
 
 class ChildBackend implements Backend {
@@ -554,6 +560,7 @@ function specFor(index: number, firstHost: number, options: AddBackendOptions): 
     host: `127.0.0.${host}`,
     greeting: options.greeting ?? DEFAULT_GREETINGS[index % DEFAULT_GREETINGS.length] ?? 'Hello',
     labels: { ...options.labels },
+    healthService: options.healthService ?? 'watch',
   };
 }
 
@@ -646,6 +653,7 @@ async function startOnce(
     if (name !== undefined) perIndex.name = name;
     if (greeting !== undefined) perIndex.greeting = greeting;
     if (labels !== undefined) perIndex.labels = labels;
+    if (options.healthService !== undefined) perIndex.healthService = options.healthService;
     specs.push(specFor(index, firstHost, perIndex));
   }
   const [firstSpec, ...restSpecs] = specs;

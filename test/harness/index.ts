@@ -34,7 +34,7 @@ export {
   sayGoodbye,
   sayHello,
 } from './greeter-client';
-export type { BackendStats } from './protocol';
+export type { BackendStats, HealthServiceMode } from './protocol';
 export {
   type HealthCheckRequest,
   type HealthCheckResponse,

@@ -22,7 +22,14 @@ export interface BackendConfig {
   labels: Record<string, string>;
   /** Grace period used when the child receives SIGTERM. */
   sigtermGraceMs: number;
+  /**
+   * Which grpc.health.v1 methods the backend serves: `watch` (both, the default), `check-only`
+   * (Watch answers UNIMPLEMENTED), `none` (no health service at all).
+   */
+  healthService: HealthServiceMode;
 }
+
+export type HealthServiceMode = 'watch' | 'check-only' | 'none';
 
 export interface BackendStats {
   /** Greeter calls received per method (including failed, delayed, hung and cancelled ones). */
@@ -154,7 +161,14 @@ export function parseBackendConfig(json: string | undefined): BackendConfig {
     }
     labels[key] = value;
   }
+  const healthService = raw['healthService'] ?? 'watch';
+  if (healthService !== 'watch' && healthService !== 'check-only' && healthService !== 'none') {
+    throw new Error(
+      `${BACKEND_CONFIG_ENV}: field "healthService" must be watch, check-only or none`,
+    );
+  }
   return {
+    healthService,
     name: field('name', 'string') as string,
     host: field('host', 'string') as string,
     port,

@@ -12,9 +12,9 @@
  *     );
  *     new GreeterClient(target, creds, { 'grpc.service_config': JSON.stringify(config) });
  */
+import { LEAST_REQUEST_POLICY } from './least-request-config';
 import { checkServiceConfig, ROUND_ROBIN_POLICY } from './service-config';
 import {
-  parseTrafficSplitConfig,
   TRAFFIC_SPLIT_POLICY,
   WEIGHTED_ROUND_ROBIN_POLICY,
   type HeaderMatch,
@@ -30,12 +30,62 @@ export interface RouteMatchInput {
   readonly headers?: readonly HeaderMatch[];
 }
 
-export function roundRobin(): LoadBalancingConfigJson {
-  return { [ROUND_ROBIN_POLICY]: {} };
+/**
+ * The options every policy takes (resilience-config.ts), as JSON: durations
+ * as "10s" strings, names as in gRPC A50 / Envoy.
+ */
+export interface ResilienceOptions {
+  readonly outlierDetection?: {
+    readonly interval?: string;
+    readonly baseEjectionTime?: string;
+    readonly maxEjectionTime?: string;
+    readonly maxEjectionPercent?: number;
+    readonly consecutiveFailures?: number;
+    readonly failureStatusCodes?: readonly (string | number)[];
+    readonly successRateEjection?: {
+      readonly stdevFactor?: number;
+      readonly enforcementPercentage?: number;
+      readonly minimumHosts?: number;
+      readonly requestVolume?: number;
+    };
+    readonly failurePercentageEjection?: {
+      readonly threshold?: number;
+      readonly enforcementPercentage?: number;
+      readonly minimumHosts?: number;
+      readonly requestVolume?: number;
+    };
+  };
+  readonly healthCheck?: { readonly serviceName?: string; readonly checkInterval?: string };
+  readonly panicThreshold?: number;
+  readonly slowStart?: {
+    readonly window: string;
+    readonly aggression?: number;
+    readonly minWeightPercent?: number;
+  };
 }
 
-export function weightedRoundRobin(): LoadBalancingConfigJson {
-  return { [WEIGHTED_ROUND_ROBIN_POLICY]: {} };
+function policy(name: string, body: object): LoadBalancingConfigJson {
+  const entry = { [name]: JSON.parse(JSON.stringify(body)) as unknown };
+  checkServiceConfig({ loadBalancingConfig: [entry] }, name);
+  return entry;
+}
+
+export function roundRobin(options: ResilienceOptions = {}): LoadBalancingConfigJson {
+  return policy(ROUND_ROBIN_POLICY, options);
+}
+
+export function weightedRoundRobin(options: ResilienceOptions = {}): LoadBalancingConfigJson {
+  return policy(WEIGHTED_ROUND_ROBIN_POLICY, options);
+}
+
+/** Least outstanding requests over random choices, weighted by peak-EWMA latency (Linkerd). */
+export function leastRequest(
+  options: ResilienceOptions & {
+    readonly choiceCount?: number;
+    readonly defaultLatency?: string;
+  } = {},
+): LoadBalancingConfigJson {
+  return policy(LEAST_REQUEST_POLICY, options);
 }
 
 export class TrafficSplitBuilder {
@@ -51,6 +101,13 @@ export class TrafficSplitBuilder {
   }[] = [];
   private subsetPolicy: SubsetPolicy | undefined;
   private emptySubset: 'redistribute' | 'fail' | undefined;
+  private resilienceOptions: ResilienceOptions = {};
+
+  /** Outlier detection, health checks, panic threshold, slow start over all the endpoints. */
+  resilience(options: ResilienceOptions): this {
+    this.resilienceOptions = options;
+    return this;
+  }
 
   /** A named group of endpoints: those carrying every one of `labels`. */
   subset(
@@ -104,13 +161,13 @@ export class TrafficSplitBuilder {
   /** The `loadBalancingConfig` entry; throws `ConfigError` naming the field if it is invalid. */
   build(): LoadBalancingConfigJson {
     const body = {
+      ...this.resilienceOptions,
       subsets: this.subsets,
       routes: this.routes,
       ...(this.subsetPolicy ? { subsetPolicy: this.subsetPolicy } : {}),
       ...(this.emptySubset ? { onEmptySubset: this.emptySubset } : {}),
     };
-    parseTrafficSplitConfig(JSON.parse(JSON.stringify(body)));
-    return { [TRAFFIC_SPLIT_POLICY]: body };
+    return policy(TRAFFIC_SPLIT_POLICY, body);
   }
 }
 

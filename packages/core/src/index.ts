@@ -45,6 +45,8 @@ export {
 export {
   roundRobin,
   weightedRoundRobin,
+  leastRequest,
+  type ResilienceOptions,
   trafficSplit,
   serviceConfig,
   TrafficSplitBuilder,
@@ -59,3 +61,32 @@ export {
   OPTION_MAX_REFRESH_BACKOFF_MS,
 } from './grpc-js/resolver-adapter';
 export { METHOD_PICK_KEY } from './grpc-js/config-selector';
+export {
+  LEAST_REQUEST_POLICY,
+  parseLeastRequestConfig,
+  type LeastRequestConfig,
+} from './least-request-config';
+export {
+  parseOutlierDetection,
+  parseHealthCheck,
+  parseSlowStart,
+  parseDurationMs,
+  DEFAULT_FAILURE_STATUS_CODES,
+  type ResilienceConfig,
+  type OutlierDetectionConfig,
+  type SuccessRateEjection,
+  type FailurePercentageEjection,
+  type HealthCheckConfig,
+  type SlowStartConfig,
+} from './resilience-config';
+export {
+  LoadBalancerObserver,
+  OBSERVER_OPTION,
+  type EndpointSnapshot,
+  type EndpointHealth,
+  type EjectionEvent,
+  type ReturnEvent,
+  type HealthEvent,
+  type PanicEvent,
+  type LoadBalancerObserverEvents,
+} from './observer';

@@ -38,20 +38,21 @@ export function parseLeastRequestConfig(
       );
     }
   }
-  const count = obj['choiceCount'] ?? obj['choice_count'];
+  const given = (camel: string, snake: string): [unknown, string] => {
+    if (camel in obj && snake in obj)
+      throw new ConfigError(`${field}.${camel}`, `given twice (also as ${snake})`);
+    return snake in obj ? [obj[snake], `${field}.${snake}`] : [obj[camel], `${field}.${camel}`];
+  };
+  const [count, countField] = given('choiceCount', 'choice_count');
   if (
     count !== undefined &&
     (typeof count !== 'number' || !Number.isInteger(count) || count < 2 || count > 10)
   ) {
-    throw new ConfigError(
-      `${field}.choiceCount`,
-      `expected an integer 2-10, got ${describe(count)}`,
-    );
+    throw new ConfigError(countField, `expected an integer 2-10, got ${describe(count)}`);
   }
-  const latency = obj['defaultLatency'] ?? obj['default_latency'];
+  const [latency, latencyField] = given('defaultLatency', 'default_latency');
   return {
     choiceCount: count ?? 2,
-    defaultLatencyMs:
-      latency === undefined ? 10 : parseDurationMs(latency, `${field}.defaultLatency`),
+    defaultLatencyMs: latency === undefined ? 10 : parseDurationMs(latency, latencyField),
   };
 }

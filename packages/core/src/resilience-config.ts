@@ -66,12 +66,15 @@ export interface ResilienceConfig {
   readonly slowStart: SlowStartConfig | undefined;
 }
 
-export const RESILIENCE_FIELDS = [
-  'outlierDetection',
-  'healthCheck',
-  'panicThreshold',
-  'slowStart',
+/** The shared option names, in grpc-go's camelCase and grpc-js's snake_case. */
+const RESILIENCE_PAIRS = [
+  ['outlierDetection', 'outlier_detection'],
+  ['healthCheck', 'health_check'],
+  ['panicThreshold', 'panic_threshold'],
+  ['slowStart', 'slow_start'],
 ] as const;
+
+export const RESILIENCE_FIELDS: readonly string[] = RESILIENCE_PAIRS.flat();
 
 /**
  * Codes that mean "this backend is broken" rather than "this request is
@@ -186,7 +189,9 @@ function percentage(value: unknown, field: string): number {
 }
 
 function statusCode(value: unknown, field: string): number {
-  if (typeof value === 'string' && value in STATUS_NAMES) return STATUS_NAMES[value]!;
+  // OK is never a failure; names are looked up as own keys only ("constructor" is not a status).
+  if (typeof value === 'string' && value !== 'OK' && Object.hasOwn(STATUS_NAMES, value))
+    return STATUS_NAMES[value]!;
   if (typeof value === 'number' && Number.isInteger(value) && value >= 1 && value <= 16)
     return value;
   throw new ConfigError(
@@ -352,8 +357,12 @@ export function parseHealthCheck(value: unknown, field: string): HealthCheckConf
     interval === undefined
       ? 5_000
       : parseDurationMs(interval, `${field}.${which(obj, 'checkInterval', 'check_interval')}`);
-  if (checkIntervalMs < 10)
-    throw new ConfigError(`${field}.checkInterval`, 'must be at least 10ms');
+  if (checkIntervalMs < 10) {
+    throw new ConfigError(
+      `${field}.${which(obj, 'checkInterval', 'check_interval')}`,
+      'must be at least 10ms',
+    );
+  }
   return { serviceName: name ?? '', checkIntervalMs };
 }
 
@@ -393,21 +402,28 @@ export function parseResilience(
   obj: Readonly<Record<string, unknown>>,
   field: string,
 ): ResilienceConfig {
-  const panic = obj['panicThreshold'];
+  const json = obj as Json;
+  const get = (camel: string, snake: string) => pick(json, field, camel, snake);
+  const at = (camel: string, snake: string) => `${field}.${which(json, camel, snake)}`;
+  const outlier = get('outlierDetection', 'outlier_detection');
+  const health = get('healthCheck', 'health_check');
+  const panic = get('panicThreshold', 'panic_threshold');
+  const slowStart = get('slowStart', 'slow_start');
   return {
     outlierDetection:
-      obj['outlierDetection'] === undefined
+      outlier === undefined
         ? undefined
-        : parseOutlierDetection(obj['outlierDetection'], `${field}.outlierDetection`),
+        : parseOutlierDetection(outlier, at('outlierDetection', 'outlier_detection')),
     healthCheck:
-      obj['healthCheck'] === undefined
+      health === undefined
         ? undefined
-        : parseHealthCheck(obj['healthCheck'], `${field}.healthCheck`),
-    panicThresholdPercent: panic === undefined ? 50 : percentage(panic, `${field}.panicThreshold`),
+        : parseHealthCheck(health, at('healthCheck', 'health_check')),
+    panicThresholdPercent:
+      panic === undefined ? 50 : percentage(panic, at('panicThreshold', 'panic_threshold')),
     slowStart:
-      obj['slowStart'] === undefined
+      slowStart === undefined
         ? undefined
-        : parseSlowStart(obj['slowStart'], `${field}.slowStart`),
+        : parseSlowStart(slowStart, at('slowStart', 'slow_start')),
   };
 }
 
@@ -429,7 +445,7 @@ export function splitPolicyJson(
   }
   const own: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(obj)) {
-    if (!(RESILIENCE_FIELDS as readonly string[]).includes(key)) own[key] = value;
+    if (!RESILIENCE_FIELDS.includes(key)) own[key] = value;
   }
   return { own, resilience: parseResilience(obj as Record<string, unknown>, field) };
 }

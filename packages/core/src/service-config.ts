@@ -36,7 +36,7 @@ export const POLICY_PARSERS: Readonly<Record<string, (json: unknown, field: stri
 
 /** Parses the body of one of our `loadBalancingConfig` entries: its own fields and the resilience options. */
 export function parseOurPolicy(name: string, json: unknown, field = name): unknown {
-  const parse = POLICY_PARSERS[name];
+  const parse = Object.hasOwn(POLICY_PARSERS, name) ? POLICY_PARSERS[name] : undefined;
   if (!parse) throw new ConfigError(field, `unknown grpc-lb policy "${name}"`);
   const { own, resilience } = splitPolicyJson(json, field);
   return { own: parse(own, field), resilience };
@@ -89,7 +89,7 @@ export function checkServiceConfig(config: unknown, context: string): ServiceCon
         );
       }
       const name = names[0]!;
-      if (name in POLICY_PARSERS) {
+      if (Object.hasOwn(POLICY_PARSERS, name)) {
         try {
           parseOurPolicy(name, (entry as Record<string, unknown>)[name], `${field}.${name}`);
         } catch (error) {

@@ -484,9 +484,11 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       const guarded =
         resilience !== undefined &&
         (resilience.outlierDetection !== undefined || resilience.healthCheck !== undefined);
+      // An endpoint whose health is not known yet is not counted against the threshold.
       let healthy = 0;
       for (const child of children) {
-        if (child.ejectedUntil === 0 && this.healthOk(child)) healthy++;
+        if (child.ejectedUntil === 0 && (child.health === 'unknown' || this.healthOk(child)))
+          healthy++;
       }
       const threshold = resilience?.panicThresholdPercent ?? 0;
       const panic =

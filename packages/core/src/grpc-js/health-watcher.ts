@@ -51,7 +51,8 @@ export function decodeHealthResponse(buffer: Buffer): number {
       const value = varint();
       if (field === 1) status = value;
     } else if (wireType === 2) {
-      i += varint();
+      const length = varint();
+      i += length;
     } else if (wireType === 1) {
       i += 8;
     } else if (wireType === 5) {

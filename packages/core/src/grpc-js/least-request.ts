@@ -31,20 +31,30 @@ export function createLeastRequestPolicy(rt: Runtime): PolicyClasses {
     pick(args: experimental.PickArgs): experimental.PickResult {
       const ready = this.ready;
       const n = ready.length;
-      let best = ready[Math.floor(Math.random() * n)]!;
-      if (n > 1) {
-        let bestCost = this.cost(best);
-        for (let i = 1; i < this.config.choiceCount; i++) {
-          const other = ready[Math.floor(Math.random() * n)]!;
+      // Distinct choices: sampling with replacement would hand the worst endpoint 1/n² of calls.
+      const k = Math.min(this.config.choiceCount, n);
+      let best: EndpointChild | undefined;
+      let bestCost = Infinity;
+      if (k === n) {
+        for (const child of ready) {
+          const cost = this.cost(child);
+          if (best === undefined || cost < bestCost) [best, bestCost] = [child, cost];
+        }
+      } else {
+        const first = Math.floor(Math.random() * n);
+        best = ready[first]!;
+        bestCost = this.cost(best);
+        let second = Math.floor(Math.random() * (n - 1));
+        if (second >= first) second++;
+        for (let i = 1; i < k; i++) {
+          if (i > 1) second = Math.floor(Math.random() * n);
+          const other = ready[second]!;
           if (other === best) continue;
           const cost = this.cost(other);
-          if (cost < bestCost) {
-            best = other;
-            bestCost = cost;
-          }
+          if (cost < bestCost) [best, bestCost] = [other, cost];
         }
       }
-      return best.picker.pick(args);
+      return best!.picker.pick(args);
     }
   }
 
