@@ -53,3 +53,18 @@ test('examples/traffic-split: SayHello 30/60/10 and SayGoodbye 100% v2, within Â
     }
   }
 });
+
+test('examples/outlier-ejection: ejected, no failed call on NOT_SERVING or drain, P2C avoids the slow backend', async () => {
+  const summary = await runExample('outlier-ejection');
+  assert.equal(summary['example'], 'outlier-ejection');
+  assert.equal(typeof summary['ejectedAfterMs'], 'number');
+  assert.equal(summary['successRateAfterEjection'], 1);
+  assert.equal(summary['notServingFailedCalls'], 0);
+  assert.equal(summary['drainFailedCalls'], 0);
+  const p2c = summary['slowBackendShareP2C'] as number;
+  const rr = summary['slowBackendShareRoundRobin'] as number;
+  assert.ok(
+    rr > 0.2 && p2c < rr / 2,
+    `slow backend share: least request ${p2c}, round robin ${rr}`,
+  );
+});
