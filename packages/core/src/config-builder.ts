@@ -13,7 +13,7 @@
  *     new GreeterClient(target, creds, { 'grpc.service_config': JSON.stringify(config) });
  */
 import { LEAST_REQUEST_POLICY } from './least-request-config';
-import { checkServiceConfig, ROUND_ROBIN_POLICY } from './service-config';
+import { checkServiceConfig, parseOurPolicy, ROUND_ROBIN_POLICY } from './service-config';
 import {
   TRAFFIC_SPLIT_POLICY,
   WEIGHTED_ROUND_ROBIN_POLICY,
@@ -65,9 +65,9 @@ export interface ResilienceOptions {
 }
 
 function policy(name: string, body: object): LoadBalancingConfigJson {
-  const entry = { [name]: JSON.parse(JSON.stringify(body)) as unknown };
-  checkServiceConfig({ loadBalancingConfig: [entry] }, name);
-  return entry;
+  const json = JSON.parse(JSON.stringify(body)) as unknown;
+  parseOurPolicy(name, json);
+  return { [name]: json };
 }
 
 export function roundRobin(options: ResilienceOptions = {}): LoadBalancingConfigJson {

@@ -75,59 +75,77 @@ export class SmoothWeightedRoundRobin<T> {
   }
 }
 
-interface EdfEntry<T> {
-  readonly item: T;
-  readonly weight: number;
-  readonly offset: number;
-  readonly order: number;
-  picks: number;
-  deadline: number;
-}
-
 export class EdfSchedule<T> {
-  private readonly heap: EdfEntry<T>[] = [];
+  // Parallel typed arrays and an index heap: picks at 10,000 entries stay in cache.
+  private readonly items: T[] = [];
+  private readonly weights: Float64Array;
+  private readonly offsets: Float64Array;
+  private readonly picks: Float64Array;
+  private readonly deadlines: Float64Array;
+  private readonly heap: Int32Array;
 
   /**
    * `random` spreads the first picks (each item starts at a random point of
    * its first period) so that many clients do not all start on the same item.
    */
   constructor(entries: Iterable<readonly [T, number]>, random: () => number = Math.random) {
-    let order = 0;
+    const weights: number[] = [];
     for (const [item, weight] of entries) {
       if (!(weight > 0)) continue;
-      const offset = random();
-      this.heap.push({ item, weight, offset, order: order++, picks: 0, deadline: offset / weight });
+      this.items.push(item);
+      weights.push(weight);
     }
-    for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.down(i);
+    const n = this.items.length;
+    this.weights = Float64Array.from(weights);
+    this.offsets = new Float64Array(n);
+    this.picks = new Float64Array(n);
+    this.deadlines = new Float64Array(n);
+    this.heap = new Int32Array(n);
+    for (let i = 0; i < n; i++) {
+      const offset = random();
+      this.offsets[i] = offset;
+      this.deadlines[i] = offset / weights[i]!;
+      this.heap[i] = i;
+    }
+    for (let i = (n >> 1) - 1; i >= 0; i--) this.down(i);
   }
 
   get size(): number {
-    return this.heap.length;
+    return this.items.length;
   }
 
   pick(): T | undefined {
-    const top = this.heap[0];
-    if (!top) return undefined;
-    top.picks++;
-    top.deadline = (top.picks + top.offset) / top.weight;
+    if (this.items.length === 0) return undefined;
+    const top = this.heap[0]!;
+    const picks = ++this.picks[top]!;
+    this.deadlines[top] = (picks + this.offsets[top]!) / this.weights[top]!;
     this.down(0);
-    return top.item;
-  }
-
-  private less(a: EdfEntry<T>, b: EdfEntry<T>): boolean {
-    return a.deadline < b.deadline || (a.deadline === b.deadline && a.order < b.order);
+    return this.items[top];
   }
 
   private down(index: number): void {
     const heap = this.heap;
+    const deadlines = this.deadlines;
     const n = heap.length;
     const entry = heap[index]!;
+    const deadline = deadlines[entry]!;
     for (;;) {
       const left = 2 * index + 1;
       if (left >= n) break;
       const right = left + 1;
-      const child = right < n && this.less(heap[right]!, heap[left]!) ? right : left;
-      if (!this.less(heap[child]!, entry)) break;
+      let child = left;
+      let childDeadline = deadlines[heap[left]!]!;
+      if (right < n) {
+        const rightDeadline = deadlines[heap[right]!]!;
+        if (
+          rightDeadline < childDeadline ||
+          (rightDeadline === childDeadline && heap[right]! < heap[left]!)
+        ) {
+          child = right;
+          childDeadline = rightDeadline;
+        }
+      }
+      if (childDeadline > deadline || (childDeadline === deadline && heap[child]! > entry)) break;
       heap[index] = heap[child]!;
       index = child;
     }

@@ -74,6 +74,14 @@ export interface PolicySpec<C> {
   parse(json: Readonly<Record<string, unknown>>): C;
   /** The picker while at least one endpoint is in rotation. */
   makePicker(context: PickerContext<C>): experimental.Picker;
+  /** The picker reads per-endpoint latency and outstanding calls (least request). */
+  readonly needsLatency?: boolean;
+}
+
+const enum Tracking {
+  None,
+  Count,
+  Latency,
 }
 
 export interface PolicyClasses {
@@ -84,14 +92,19 @@ export interface PolicyClasses {
   readonly Config: Parameters<typeof experimental.registerLoadBalancerType>[2];
 }
 
+/** A picker whose real picker is made on its first pick. */
+function lazyPicker(make: () => experimental.Picker): experimental.Picker {
+  let built: experimental.Picker | undefined;
+  return {
+    pick(args) {
+      built ??= make();
+      return built.pick(args);
+    },
+  };
+}
+
 export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): PolicyClasses {
-  const {
-    LeafLoadBalancer,
-    createChildChannelControlHelper,
-    UnavailablePicker,
-    QueuePicker,
-    PickResultType,
-  } = rt.grpc.experimental;
+  const { LeafLoadBalancer, UnavailablePicker, QueuePicker, PickResultType } = rt.grpc.experimental;
   const SELECTOR_KEY = rt.grpc.experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY;
   const CS = rt.grpc.connectivityState;
 
@@ -129,20 +142,39 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
     readySince = 0;
     removed = false;
 
+    /** Counting without latency needs no per-call allocation: these are bound once. */
+    readonly started: () => void;
+    readonly ended: (code: number) => void;
+
     constructor(
       readonly key: string,
       public info: NormalizedEndpoint | undefined,
       private readonly balancer: EndpointPolicyLoadBalancer,
     ) {
       this.picker = { pick: (args) => this.pick(args) };
+      this.started = () => {
+        this.stats.outstanding++;
+      };
+      this.ended = (code) => balancer.callEnded(this, code, -1);
     }
 
-    /** The leaf's pick, with the call's outcome reported back to this endpoint's counters. */
+    /** The leaf's pick, with the call's outcome reported back to this endpoint's counters when needed. */
     private pick(args: experimental.PickArgs): experimental.PickResult {
       const result = this.leafPicker.pick(args);
-      if (result.pickResultType !== PickResultType.COMPLETE || result.subchannel === null)
+      const tracking = this.balancer.tracking;
+      if (tracking === Tracking.None || result.pickResultType !== PickResultType.COMPLETE)
         return result;
-      return this.balancer.track(this, result);
+      if (
+        tracking === Tracking.Count &&
+        result.onCallStarted === null &&
+        result.onCallEnded === null
+      ) {
+        // pick_first hands out a fresh result object per pick.
+        result.onCallStarted = this.started;
+        result.onCallEnded = this.ended;
+        return result;
+      }
+      return this.balancer.trackLatency(this, result);
     }
   }
 
@@ -165,7 +197,18 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
     private lastError: string | null = null;
     private destroyed = false;
 
-    constructor(private readonly helper: experimental.ChannelControlHelper) {}
+    private readonly sharedHelper: Pick<
+      experimental.ChannelControlHelper,
+      'requestReresolution' | 'addChannelzChild' | 'removeChannelzChild'
+    >;
+
+    constructor(private readonly helper: experimental.ChannelControlHelper) {
+      this.sharedHelper = {
+        requestReresolution: helper.requestReresolution.bind(helper),
+        addChannelzChild: helper.addChannelzChild.bind(helper),
+        removeChannelzChild: helper.removeChannelzChild.bind(helper),
+      };
+    }
 
     updateAddressList(
       endpoints: experimental.StatusOr<experimental.Endpoint[]>,
@@ -186,6 +229,7 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       if (typeof target === 'string') this.target = target;
       this.note = resolutionNote;
       this.attachObserver(options[OBSERVER_OPTION]);
+      this.updateTracking();
       if (!endpoints.ok) {
         if (this.children.size === 0) {
           this.publish(
@@ -265,21 +309,19 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
     }
 
     /** Wraps a completed pick so the call's start, end, status and latency reach the endpoint's counters. */
-    track(child: Child, result: experimental.PickResult): experimental.PickResult {
+    trackLatency(child: Child, result: experimental.PickResult): experimental.PickResult {
       const { onCallStarted, onCallEnded } = result;
       let startedAt = 0;
-      return {
-        ...result,
-        onCallStarted: () => {
-          child.stats.outstanding++;
-          startedAt = performance.now();
-          onCallStarted?.();
-        },
-        onCallEnded: (code, details, metadata) => {
-          this.callEnded(child, code, performance.now() - startedAt);
-          onCallEnded?.(code, details, metadata);
-        },
+      result.onCallStarted = () => {
+        child.stats.outstanding++;
+        startedAt = performance.now();
+        onCallStarted?.();
       };
+      result.onCallEnded = (code, details, metadata) => {
+        this.callEnded(child, code, performance.now() - startedAt);
+        onCallEnded?.(code, details, metadata);
+      };
+      return result;
     }
 
     snapshot(): EndpointSnapshot[] {
@@ -303,7 +345,8 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       }));
     }
 
-    private callEnded(child: Child, code: number, latencyMs: number): void {
+    /** `latencyMs` < 0: not measured. */
+    callEnded(child: Child, code: number, latencyMs: number): void {
       const stats = child.stats;
       stats.outstanding--;
       stats.calls++;
@@ -311,10 +354,22 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
         this.resilience?.outlierDetection?.failureStatusCodes ?? DEFAULT_FAILURES
       ).has(code);
       if (failed) stats.failures++;
-      stats.recordLatency(latencyMs, performance.now(), LATENCY_DECAY_MS);
+      if (latencyMs >= 0) stats.recordLatency(latencyMs, performance.now(), LATENCY_DECAY_MS);
       if (this.detector && !child.removed && !this.destroyed) {
         this.detector.record(child, failed, this.childList, Date.now());
       }
+    }
+
+    /** What each call must report: nothing, counts (outlier detection), or counts and latency. */
+    tracking: Tracking = Tracking.None;
+
+    private updateTracking(): void {
+      this.tracking =
+        spec.needsLatency || this.observer
+          ? Tracking.Latency
+          : this.resilience?.outlierDetection
+            ? Tracking.Count
+            : Tracking.None;
     }
 
     private applyResilience(resilience: ResilienceConfig): void {
@@ -414,7 +469,9 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       options: ChannelOptions,
     ): Child {
       const child = new Child(key, info, this);
-      const helper = createChildChannelControlHelper(this.helper, {
+      // Only createSubchannel and updateState are per endpoint; the rest are bound once per balancer.
+      const helper: experimental.ChannelControlHelper = {
+        ...this.sharedHelper,
         createSubchannel: (address, args) => {
           const subchannel = this.helper.createSubchannel(address, args);
           child.watcher?.destroy();
@@ -440,7 +497,7 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
           }
           this.recompute();
         },
-      });
+      };
       child.leaf = new LeafLoadBalancer(endpoint, helper, options, this.note);
       child.leafPicker = new QueuePicker(child.leaf as unknown as experimental.LoadBalancer);
       return child;
@@ -527,16 +584,20 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
         slowStart !== undefined &&
         ready.some((c) => c.readySince !== 0 && now - c.readySince < slowStart.windowMs);
       if (ready.length > 0) {
-        const picker = spec.makePicker({
-          config: this.config,
-          children,
-          ready,
-          target: this.target,
-          memo: this.memo,
-          weightOf: (child) => this.weightOf(child, now),
-          rampOf: (child) => this.rampOf(child, now),
-          rampingUp,
-        });
+        // Built at the first pick: a burst of state changes (10,000 endpoints connecting) costs one build.
+        const config = this.config;
+        const picker = lazyPicker(() =>
+          spec.makePicker({
+            config,
+            children,
+            ready,
+            target: this.target,
+            memo: this.memo,
+            weightOf: (child) => this.weightOf(child, now),
+            rampOf: (child) => this.rampOf(child, now),
+            rampingUp,
+          }),
+        );
         this.publish(CS.READY, picker, null);
       } else if (waiting > 0 || idle.length > 0) {
         this.publish(CS.CONNECTING, new QueuePicker(this), null);

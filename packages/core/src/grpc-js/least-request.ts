@@ -62,5 +62,6 @@ export function createLeastRequestPolicy(rt: Runtime): PolicyClasses {
     name: LEAST_REQUEST_POLICY,
     parse: (json) => parseLeastRequestConfig(json),
     makePicker: ({ ready, config, weightOf }) => new LeastRequestPicker(ready, config, weightOf),
+    needsLatency: true,
   });
 }
