@@ -348,7 +348,7 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
     /** `latencyMs` < 0: not measured. */
     callEnded(child: Child, code: number, latencyMs: number): void {
       const stats = child.stats;
-      stats.outstanding--;
+      if (stats.outstanding > 0) stats.outstanding--; // tracking may have been switched on mid-call
       stats.calls++;
       const failed = (
         this.resilience?.outlierDetection?.failureStatusCodes ?? DEFAULT_FAILURES
