@@ -60,7 +60,7 @@ describe('register()', () => {
   });
 
   test('replacing a grpc-js built-in scheme is an explicit opt-in', () => {
-    const dns: ResolverFactory<never> = {
+    const dns: ResolverFactory<string> = {
       scheme: 'dns',
       parseTarget: () => {
         throw new Error('unused');

@@ -19,7 +19,7 @@ export interface RegisterOptions {
    */
   readonly grpc?: Grpc;
   /** Resolvers of other packages (`@grpc-lb/resolver-*`) to install beside `static:` and `manual:`. */
-  readonly resolvers?: readonly ResolverFactory<never>[];
+  readonly resolvers?: readonly ResolverFactory[];
   /** Built-in grpc-js schemes (`dns`, …) a resolver may replace; each replacement is an explicit opt-in. */
   readonly replaceBuiltinSchemes?: readonly string[];
   /** Where warnings go (skipped endpoints, registry outages). Default: console.warn. */
@@ -37,10 +37,7 @@ const BUILTIN_SCHEMES = new Set(['dns', 'ipv4', 'ipv6', 'unix', 'unix-abstract']
 interface State {
   readonly runtime: Runtime;
   readonly logger: { current: Logger };
-  readonly schemes: Map<
-    string,
-    { factory: ResolverFactory<never>; Resolver: AdaptedResolverClass }
-  >;
+  readonly schemes: Map<string, { factory: ResolverFactory; Resolver: AdaptedResolverClass }>;
   readonly policies: Map<(rt: Runtime) => PolicyClasses, PolicyClasses>;
 }
 
@@ -80,9 +77,9 @@ export function register(options: RegisterOptions = {}): Registration {
   }
 
   const replaceable = new Set(options.replaceBuiltinSchemes ?? []);
-  const factories: readonly ResolverFactory<never>[] = [
-    staticResolverFactory as ResolverFactory<never>,
-    manualResolverFactory as ResolverFactory<never>,
+  const factories: readonly ResolverFactory[] = [
+    staticResolverFactory,
+    manualResolverFactory,
     ...(options.resolvers ?? []),
   ];
   for (const factory of factories) {

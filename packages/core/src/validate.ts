@@ -11,7 +11,7 @@ import { parseTargetUri } from './target-uri';
  */
 export function validateTarget(
   target: string,
-  factories: readonly ResolverFactory<never>[] = [],
+  factories: readonly ResolverFactory[] = [],
 ): { scheme: string; defaultAuthority: string } {
   const uri = parseTargetUri(target);
   const all = [staticResolverFactory, manualResolverFactory, ...factories] as ResolverFactory[];

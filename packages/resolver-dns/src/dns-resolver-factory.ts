@@ -10,11 +10,8 @@ import { parseDnsTarget, type DnsTarget } from './dns-target';
 import { DEFAULT_HOSTS_PATH } from './hosts-file';
 import { DEFAULT_RESOLV_CONF_PATH } from './resolv-conf';
 
-/**
- * A `ResolverFactory<DnsTarget>` that is also of the type core's `register()` and
- * `validateTarget()` take (`ResolverFactory<never>`), so it can be passed without a cast.
- */
-export type DnsResolverFactory = ResolverFactory<DnsTarget> & ResolverFactory<never>;
+/** The factory of a DNS scheme, ready for core's `register({ resolvers })` and `validateTarget()`. */
+export type DnsResolverFactory = ResolverFactory<DnsTarget>;
 
 /** Our own scheme, registered by default: grpc-js's `dns:` stays grpc-js's. */
 export const DNS_LB_SCHEME = 'dns+lb';
@@ -57,7 +54,7 @@ export function createDnsResolverFactory(
       return new DnsEndpointResolver(parsed, settings, env);
     },
   };
-  return factory as DnsResolverFactory;
+  return factory;
 }
 
 /** Serves `dns+lb:` targets; registered by `registerDns()`. */

@@ -47,7 +47,7 @@ const scriptedFactory: ResolverFactory<string> = {
 const warnings: string[] = [];
 register({
   grpc,
-  resolvers: [scriptedFactory as ResolverFactory<never>],
+  resolvers: [scriptedFactory],
   logger: { warn: (m) => warnings.push(m) },
 });
 
