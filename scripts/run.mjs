@@ -206,6 +206,10 @@ function test(args) {
   if (runSync(process.execPath, [prettier, '--check', '.'], 'format') !== 0) {
     failed.push('format check');
   }
+  const provision = join(root, 'scripts', 'provision.mjs');
+  if (runSync(process.execPath, [provision], 'provision test servers') !== 0) {
+    failed.push('provisioning test servers');
+  }
   const runTests = join(root, 'scripts', 'run-tests.mjs');
   if (runSync(process.execPath, [runTests, ...args], 'tests') !== 0) failed.push('tests');
   if (failed.length > 0) {
