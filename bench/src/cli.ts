@@ -1,3 +1,156 @@
-/** `npm run bench -- [--quick]`: not yet implemented beyond this notice (issue 4). */
-console.error('grpc-lb bench: scenarios are being written (issue 4)');
-process.exitCode = 2;
+/**
+ * `npm run bench -- [--quick] [options]` (see args.ts for the options, README.md for the method).
+ *
+ * stdout: a ghz-style report per scenario, a summary table, the targets, and as its LAST line one
+ * JSON object (summary.ts). stderr: progress. A full run writes bench/results/<date>.json and
+ * .svg and rewrites bench/RESULTS.md; a quick run writes bench/results/tmp/quick.{json,svg}.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import { USAGE, UsageError, parseArgs } from './args';
+import { renderChart } from './chart';
+import { formatScenarioReport, formatSummaryTable } from './report';
+import { Resources } from './resources';
+import { computeRatios } from './ratios';
+import { resultsMarkdown } from './results-md';
+import { type BenchRun, runBench } from './run-bench';
+import { chartInput, resultsJson, summaryLine } from './summary';
+import { checkTargets } from './targets';
+
+const BENCH_DIR = path.resolve(__dirname, '..');
+const RESULTS_DIR = path.join(BENCH_DIR, 'results');
+
+function log(line: string): void {
+  process.stderr.write(`[bench] ${line}\n`);
+}
+
+function printReport(run: BenchRun): void {
+  const out: string[] = [];
+  for (const report of [...run.closed, ...run.open, ...run.evenness]) {
+    out.push(formatScenarioReport(report), '');
+  }
+  out.push(
+    'Medians per scenario:',
+    formatSummaryTable([...run.closed, ...run.evenness, ...run.open]),
+    '',
+  );
+  out.push('Targets:');
+  for (const t of run.targets) {
+    const verdict = t.met === null ? 'NOT MEASURED' : t.met ? 'met' : 'MISSED';
+    out.push(`  [${verdict}] ${t.target}: ${t.measured}`);
+  }
+  for (const s of run.skipped) out.push(`  skipped ${s.name}: ${s.reason}`);
+  out.push('');
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+/**
+ * Lays out RESULTS.md's tables the way the repository's prettier check wants them, with the
+ * workspace's own prettier when it is installed (it is a root devDependency, not the bench's).
+ */
+function formatWithPrettier(file: string): void {
+  let bin: string;
+  try {
+    bin = require.resolve('prettier/bin/prettier.cjs', { paths: [path.dirname(BENCH_DIR)] });
+  } catch {
+    log('prettier not installed: RESULTS.md left unformatted');
+    return;
+  }
+  const result = spawnSync(process.execPath, [bin, '--write', '--log-level', 'warn', file], {
+    stdio: ['ignore', 2, 2],
+  });
+  if (result.status !== 0) log(`prettier could not format ${file}`);
+}
+
+/**
+ * Rewrites the chart and RESULTS.md of a stored run with the current report code (after a change
+ * to the report, say), recomputing ratios and targets from the stored scenarios.
+ */
+async function rerender(file: string): Promise<void> {
+  const run = JSON.parse(await readFile(file, 'utf8')) as BenchRun;
+  run.ratios = computeRatios(run.closed, run.open, run.evenness);
+  run.targets = checkTargets(run);
+  await writeOutputs(run, path.dirname(path.resolve(file)), false);
+  process.stdout.write(`${JSON.stringify(summaryLine(run))}\n`);
+}
+
+async function writeOutputs(run: BenchRun, outDir: string | null, withJson = true): Promise<void> {
+  const quick = run.bench === 'quick';
+  const dir = outDir ? path.resolve(outDir) : quick ? path.join(RESULTS_DIR, 'tmp') : RESULTS_DIR;
+  await mkdir(dir, { recursive: true });
+  const base = quick ? 'quick' : run.date;
+  const jsonFile = path.join(dir, `${base}.json`);
+  const svgFile = path.join(dir, `${base}.svg`);
+  if (withJson) await writeFile(jsonFile, resultsJson(run));
+  await writeFile(svgFile, renderChart(chartInput(run)));
+  const written = withJson ? [jsonFile, svgFile] : [svgFile];
+  log(`wrote ${written.map((file) => path.relative(process.cwd(), file)).join(' and ')}`);
+  if (!quick) {
+    const relative = (file: string) => path.relative(BENCH_DIR, file).split(path.sep).join('/');
+    const markdown = resultsMarkdown(run, relative(svgFile), relative(jsonFile));
+    const mdFile = path.join(BENCH_DIR, 'RESULTS.md');
+    await writeFile(mdFile, markdown);
+    formatWithPrettier(mdFile);
+    log(`wrote ${path.relative(process.cwd(), mdFile)}`);
+  }
+}
+
+/** Set on SIGINT/SIGTERM: whatever fails after that is a consequence, not worth a stack trace. */
+let interrupted = false;
+
+async function main(argv: string[]): Promise<number> {
+  let options;
+  try {
+    options = parseArgs(argv);
+  } catch (error) {
+    if (error instanceof UsageError) {
+      process.stderr.write(`${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  }
+  if (options.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
+
+  if (options.reportOnly !== null) {
+    await rerender(options.reportOnly);
+    return 0;
+  }
+
+  const resources = new Resources();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
+    log(`${signal}: stopping every backend and proxy`);
+    void resources.stopAll(log).finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+
+  const profileDir = path.join(RESULTS_DIR, 'tmp', 'profiles');
+  if (options.cpuProf) await mkdir(profileDir, { recursive: true });
+  try {
+    const run = await runBench(options, argv, log, resources, profileDir);
+    printReport(run);
+    await writeOutputs(run, options.outDir);
+    log(`done in ${run.durationS} s`);
+    process.stdout.write(`${JSON.stringify(summaryLine(run))}\n`);
+    return 0;
+  } finally {
+    await resources.stopAll(log);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (interrupted) return;
+    log(`failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    process.exitCode = 1;
+  },
+);

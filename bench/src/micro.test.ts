@@ -1,0 +1,52 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { runMicro } from './micro';
+
+const POLICIES = [
+  'grpc-lb.round_robin',
+  'grpc-lb.weighted_round_robin',
+  'grpc-lb.traffic_split',
+  'round_robin',
+];
+const SIZES = [10, 1000, 10000];
+
+function assertPositive(name: string, value: unknown): void {
+  assert.equal(typeof value, 'number', `${name} is a number`);
+  assert.ok(Number.isFinite(value) && (value as number) > 0, `${name} = ${String(value)}`);
+}
+
+function timers(): number {
+  return process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+}
+
+// Timing is not asserted: machines are noisy and the numbers are read by humans. runMicro
+// itself rejects when a pick is not COMPLETE with one of its subchannels, when a picker's
+// distribution is wrong, or when a destroyed balancer still holds a subchannel.
+test('quick micro benchmark measures every policy at every size and leaves no timer', async () => {
+  const timersBefore = timers();
+  const lines: string[] = [];
+  const results = await runMicro({ quick: true, log: (line) => lines.push(line) });
+
+  const expected = POLICIES.flatMap((policy) => SIZES.map((size) => `${policy}@${size}`));
+  assert.deepEqual(Object.keys(results.pickNs).sort(), [...expected].sort());
+  for (const [key, ns] of Object.entries(results.pickNs)) assertPositive(`pickNs["${key}"]`, ns);
+  assertPositive('update10kMs', results.update10kMs);
+  assertPositive('updateDiff10kMs', results.updateDiff10kMs);
+  assertPositive('updateWeights10kMs', results.updateWeights10kMs);
+  assertPositive('bytesPerEndpoint', results.bytesPerEndpoint);
+
+  assert.ok(results.notes.length > 0, 'notes say what was measured');
+  for (const note of results.notes) assert.ok(typeof note === 'string' && note.length > 0);
+  for (const field of ['pickNs', 'update10kMs', 'updateDiff10kMs', 'updateWeights10kMs']) {
+    assert.ok(
+      results.notes.some((note) => note.startsWith(`${field}:`)),
+      `a note explains ${field}`,
+    );
+  }
+  const gcNote = results.notes.find((note) => note.startsWith('bytesPerEndpoint:'));
+  assert.ok(gcNote, 'a note explains bytesPerEndpoint');
+  if (typeof global.gc !== 'function') assert.match(gcNote, /WITHOUT a forced GC/);
+  assert.ok(lines.length > 0, 'progress is logged');
+
+  assert.equal(timers(), timersBefore, 'no timer keeps the process alive');
+});

@@ -1,0 +1,164 @@
+/**
+ * ghz-style text reports: a scenario's summary, histogram, latency distribution, status codes and
+ * per-backend distribution, and a table of every scenario's medians.
+ */
+import { type ScenarioReport, roundShares } from './results';
+import type { ShareAnalysis } from './shares';
+import { PERCENTILES, percentileKey } from './stats';
+
+const BAR = '∎';
+const BAR_WIDTH = 40;
+
+export function formatMs(ms: number): string {
+  if (!Number.isFinite(ms)) return 'n/a';
+  if (ms >= 1000) return `${(ms / 1000).toFixed(2)} s`;
+  if (ms >= 10) return `${ms.toFixed(2)} ms`;
+  return `${ms.toFixed(3)} ms`;
+}
+
+export function formatNumber(value: number | null, digits = 2): string {
+  if (value === null || !Number.isFinite(value)) return 'n/a';
+  return value.toFixed(digits);
+}
+
+function bar(count: number, max: number): string {
+  if (max <= 0 || count <= 0) return '';
+  return BAR.repeat(Math.max(1, Math.round((count / max) * BAR_WIDTH)));
+}
+
+function pad(text: string, width: number): string {
+  return text.length >= width ? text : text + ' '.repeat(width - text.length);
+}
+
+function padStart(text: string, width: number): string {
+  return text.length >= width ? text : ' '.repeat(width - text.length) + text;
+}
+
+/** "1.004", or "∞ (2 of 3 backends idle)" when a backend got nothing. */
+export function formatMaxMin(shares: ShareAnalysis): string {
+  if (shares.maxMinShare !== null) return shares.maxMinShare.toFixed(3);
+  return `∞ (${shares.idleBackends} of ${shares.backends} backends idle)`;
+}
+
+function loadDescription(report: ScenarioReport): string {
+  const channels = report.channels > 1 ? `, ${report.channels} channels` : '';
+  return report.mode === 'closed'
+    ? `closed loop, ${report.concurrency} calls in flight${channels}`
+    : `open loop, ${report.rate ?? '?'} calls/s offered (latency from intended send time)${channels}`;
+}
+
+export function formatScenarioReport(report: ScenarioReport): string {
+  const m = report.merged;
+  const lines: string[] = [];
+  const rounds = report.rounds.length;
+  lines.push(`=== ${report.name}: ${report.title}`);
+  const discarded = report.discardedRounds.length;
+  lines.push(
+    `    ${loadDescription(report)}; ${rounds} round${rounds === 1 ? '' : 's'} merged` +
+      (discarded > 0 ? ` (${discarded} disturbed by other load left out)` : ''),
+  );
+  lines.push('');
+  lines.push('Summary:');
+  lines.push(`  Count:\t${m.count}`);
+  lines.push(`  Total:\t${formatMs(m.totalMs)}`);
+  lines.push(`  Slowest:\t${formatMs(m.slowestMs)}`);
+  lines.push(`  Fastest:\t${formatMs(m.fastestMs)}`);
+  lines.push(`  Average:\t${formatMs(m.averageMs)}`);
+  lines.push(`  Requests/sec:\t${formatNumber(m.rps)}`);
+  lines.push(
+    `  Per round:\t${report.rounds.map((r) => formatNumber(r.rps, 0)).join(' ')} rps; ` +
+      `median ${formatNumber(report.median.rps, 0)} rps, ` +
+      `p50 ${formatMs(report.median.p50Ms)}, p99 ${formatMs(report.median.p99Ms)}`,
+  );
+  const cpu = report.median;
+  lines.push(
+    `  CPU/call:\tclient ${formatNumber(cpu.clientCpuUs, 0)} µs` +
+      (cpu.proxyCpuUs === null ? '' : `, proxy ${formatNumber(cpu.proxyCpuUs, 0)} µs`) +
+      `, backends ${formatNumber(cpu.backendCpuUs, 0)} µs`,
+  );
+  lines.push('');
+  lines.push('Response time histogram:');
+  const maxCount = Math.max(0, ...m.histogram.map((b) => b.count));
+  const labels = m.histogram.map((b) => b.upToMs.toFixed(3));
+  const labelWidth = Math.max(0, ...labels.map((l) => l.length));
+  const countWidth = Math.max(0, ...m.histogram.map((b) => String(b.count).length));
+  m.histogram.forEach((bucket, i) => {
+    lines.push(
+      `  ${padStart(labels[i]!, labelWidth)} [${padStart(String(bucket.count), countWidth)}]\t|` +
+        bar(bucket.count, maxCount),
+    );
+  });
+  lines.push('');
+  lines.push('Latency distribution:');
+  for (const fraction of PERCENTILES) {
+    const label = `${Number((fraction * 100).toFixed(1))} %`;
+    lines.push(`  ${padStart(label, 6)} in ${formatMs(m.percentiles[percentileKey(fraction)])}`);
+  }
+  lines.push('');
+  lines.push('Status code distribution:');
+  for (const [name, count] of Object.entries(report.statusCounts).sort((a, b) => b[1] - a[1])) {
+    lines.push(`  [${name}]\t${count} responses`);
+  }
+  for (const sample of report.errorSamples) lines.push(`  error: ${sample}`);
+  lines.push('');
+  lines.push('Per-backend distribution:');
+  const entries = Object.entries(report.perBackend).sort((a, b) => a[0].localeCompare(b[0]));
+  const total = entries.reduce((n, [, c]) => n + c, 0);
+  const maxBackend = Math.max(0, ...entries.map(([, c]) => c));
+  const addressWidth = Math.max(0, ...entries.map(([a]) => a.length));
+  for (const [address, count] of entries) {
+    const share = total > 0 ? (count / total) * 100 : 0;
+    const expected = report.expectedShares?.[address];
+    const wanted = expected === undefined ? '' : ` (configured ${(expected * 100).toFixed(1)} %)`;
+    lines.push(
+      `  ${pad(address, addressWidth)} ${padStart(String(count), 8)} ${padStart(share.toFixed(2), 6)} %${wanted}\t|` +
+        bar(count, maxBackend),
+    );
+  }
+  if (report.shares.idleBackends > 0) {
+    lines.push(`  (${report.shares.idleBackends} backend(s) received no call)`);
+  }
+  lines.push(
+    `  max/min share: ${formatMaxMin(report.shares)}; busiest backend: ` +
+      `${(report.shares.busiestShare * 100).toFixed(1)} % of calls`,
+  );
+  if (report.rounds.length > 1 && report.shares.backends > 1) {
+    const perRound = report.rounds.map(
+      (r) => `${(r.shares.busiestShare * 100).toFixed(1)} % (${r.shares.idleBackends} idle)`,
+    );
+    lines.push(`  busiest backend per round: ${perRound.join(', ')}`);
+  }
+  if (report.shareErrorPp !== null) {
+    lines.push(
+      `  largest distance from the configured share: ${report.shareErrorPp.toFixed(3)} pp`,
+    );
+  }
+  return lines.join('\n');
+}
+
+/** A plain-text table of the scenarios' medians (and L4/evenness shares). */
+export function formatSummaryTable(reports: readonly ScenarioReport[]): string {
+  const header = ['scenario', 'mode', 'rps', 'p50', 'p99', 'errors', 'max/min', 'cpu µs/call'];
+  // max/min is per round (what one client saw), as in roundShares.
+  const rows = reports.map((r) => {
+    const cpu = r.median;
+    const total = cpu.clientCpuUs + (cpu.proxyCpuUs ?? 0) + cpu.backendCpuUs;
+    const perClient = roundShares(r);
+    return [
+      r.name,
+      r.mode === 'closed' ? `c=${r.concurrency}` : `${r.rate ?? '?'}/s`,
+      formatNumber(r.median.rps, 0),
+      formatMs(r.median.p50Ms),
+      formatMs(r.median.p99Ms),
+      String(r.errors),
+      perClient.maxMinShare === null
+        ? `∞ (${perClient.idleBackends} idle)`
+        : perClient.maxMinShare.toFixed(3),
+      formatNumber(total, 0),
+    ];
+  });
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i === 0 ? pad(c, widths[i]!) : padStart(c, widths[i]!))).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}

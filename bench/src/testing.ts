@@ -1,0 +1,162 @@
+/**
+ * Builders of synthetic runs for the unit tests: reports are made by the real aggregate() from
+ * made-up raw results, so the tests exercise the same path as a bench run.
+ */
+import type { MachineInfo } from './machine';
+import type { MicroResults } from './micro';
+import { computeRatios } from './ratios';
+import { type RunRecord, type ScenarioReport, aggregate } from './results';
+import type { BenchRun } from './run-bench';
+import type { ScenarioDef } from './scenarios';
+import { checkTargets } from './targets';
+
+export const BACKENDS = ['127.0.0.2:5000', '127.0.0.3:5000', '127.0.0.4:5000'];
+
+export interface FakeRound {
+  /** Calls per second this round. */
+  rps: number;
+  /** Every call's latency, ms (all equal: p50 = p99 = this). */
+  latencyMs: number;
+  /** Calls per backend; default: spread evenly over BACKENDS. */
+  perBackend?: Record<string, number>;
+  errors?: number;
+  clientCpuUs?: number;
+  proxyCpuUs?: number;
+  backendCpuUs?: number;
+}
+
+export function fakeDef(name: string, overrides: Partial<ScenarioDef> = {}): ScenarioDef {
+  return {
+    name,
+    title: `${name} title`,
+    target: 'ipv4:127.0.0.2:5000',
+    channelOptions: {},
+    channels: 1,
+    proxy: null,
+    backends: BACKENDS,
+    ...overrides,
+  };
+}
+
+export function fakeRecord(round: number, fake: FakeRound): RunRecord {
+  const totalMs = 1000;
+  const count = Math.round(fake.rps);
+  const perBackend =
+    fake.perBackend ??
+    Object.fromEntries(
+      BACKENDS.map((b, i) => [b, Math.floor(count / 3) + (i < count % 3 ? 1 : 0)]),
+    );
+  const errors = fake.errors ?? 0;
+  const clientCpuMs = ((fake.clientCpuUs ?? 100) * count) / 1000;
+  return {
+    round,
+    result: {
+      scenario: 'fake',
+      mode: 'closed',
+      latenciesMs: new Float64Array(count).fill(fake.latencyMs),
+      totalMs,
+      statusCounts: errors > 0 ? { '0': count - errors, '14': errors } : { '0': count },
+      perBackend,
+      errorSamples: errors > 0 ? ['14 fake failure'] : [],
+      maxSendLagMs: 0,
+      meanSendLagMs: 0,
+      clientCpuMs,
+    },
+    proxyCpuMs: fake.proxyCpuUs === undefined ? NaN : (fake.proxyCpuUs * count) / 1000,
+    backendCpuMs: ((fake.backendCpuUs ?? 100) * count) / 1000,
+    machineCpuMs: clientCpuMs + ((fake.backendCpuUs ?? 100) * count) / 1000,
+    windowMs: totalMs,
+  };
+}
+
+export function fakeReport(
+  name: string,
+  rounds: readonly FakeRound[],
+  overrides: Partial<ScenarioDef> = {},
+): ScenarioReport {
+  return aggregate(
+    fakeDef(name, overrides),
+    { mode: 'closed', concurrency: 50, rate: null },
+    rounds.map((r, i) => fakeRecord(i + 1, r)),
+  );
+}
+
+export const MACHINE: MachineInfo = {
+  cpuModel: 'Test CPU',
+  cores: 2,
+  memoryGiB: 8,
+  node: 'v20.0.0',
+  grpcJs: '1.14.7',
+  os: 'Test OS',
+  kernel: 'Linux test',
+  loadAverage: 0.5,
+  nginx: 'nginx/1.22.1',
+  haproxy: 'HAProxy version 2.6.12',
+};
+
+export const MICRO: MicroResults = {
+  pickNs: {
+    'grpc-lb.round_robin@10': 30,
+    'grpc-lb.round_robin@10000': 80,
+    'grpc-lb.weighted_round_robin@10000': 400,
+    'round_robin@10000': 15,
+  },
+  update10kMs: 12,
+  updateDiff10kMs: 3,
+  updateWeights10kMs: 4,
+  bytesPerEndpoint: 2000,
+  notes: ['a note'],
+};
+
+/** A run with every scenario: ours at 3000 rps, grpc-js 3000, proxies 2000, L4 pinned. */
+export function fakeBenchRun(overrides: Partial<BenchRun> = {}): BenchRun {
+  const even = (rps: number, latencyMs: number, extra: Partial<FakeRound> = {}) =>
+    [1, 2, 3].map(() => ({ rps, latencyMs, ...extra }));
+  const closed = [
+    fakeReport('direct', even(3100, 15), { backends: [BACKENDS[0]!] }),
+    fakeReport('grpc-js-round_robin', even(3000, 16)),
+    fakeReport('grpc-lb-round_robin', even(3000, 16)),
+    fakeReport('nginx-grpc', even(2000, 25, { proxyCpuUs: 60 }), { proxy: 'nginx' }),
+    fakeReport('haproxy-h2', even(1500, 33, { proxyCpuUs: 90 }), { proxy: 'haproxy' }),
+    fakeReport(
+      'haproxy-tcp',
+      even(3000, 16, { perBackend: { [BACKENDS[1]!]: 3000 }, proxyCpuUs: 10 }),
+      { proxy: 'haproxy' },
+    ),
+  ];
+  const evenness = [fakeReport('evenness', [{ rps: 3000, latencyMs: 16 }])];
+  const run: BenchRun = {
+    bench: 'full',
+    date: '2030-01-02',
+    command: 'npm run bench',
+    startedAt: '2030-01-02T03:04:05.000Z',
+    durationS: 100,
+    machine: MACHINE,
+    settings: {
+      rounds: 3,
+      openRounds: 0,
+      quietThreshold: 0.25,
+      extraRounds: 3,
+      durationMs: 1000,
+      warmupMs: 0,
+      concurrency: 50,
+      rate: 1000,
+      backends: 3,
+      evennessBackends: 3,
+      evennessCalls: 3000,
+      l4Channels: 4,
+    },
+    closed,
+    open: [],
+    evenness,
+    skipped: [],
+    ratios: computeRatios([], [], []),
+    micro: MICRO,
+    microError: null,
+    targets: [],
+    ...overrides,
+  };
+  if (!overrides.ratios) run.ratios = computeRatios(run.closed, run.open, run.evenness);
+  run.targets = checkTargets(run);
+  return run;
+}

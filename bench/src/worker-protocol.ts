@@ -1,0 +1,76 @@
+/**
+ * Messages between the bench CLI and its worker processes (load generator, micro benchmarks).
+ * Sent over the fork IPC channel with `serialization: 'advanced'`, so typed arrays pass as they are.
+ */
+import type { LoadMode } from './load-generator';
+import type { MicroResults } from './micro';
+
+/** One run of one scenario, as the worker needs it. */
+export interface LoadSpec {
+  scenario: string;
+  target: string;
+  channelOptions: Record<string, string | number>;
+  /** Client channels (each its own connection); calls alternate between them. */
+  channels: number;
+  mode: LoadMode;
+  concurrency: number;
+  rate: number;
+  count: number | null;
+  durationMs: number | null;
+  warmupMs: number;
+  /** Per-call deadline. */
+  deadlineMs: number;
+  /** How long the channels may take to become READY. */
+  readyTimeoutMs: number;
+}
+
+export interface RunResult {
+  scenario: string;
+  mode: LoadMode;
+  latenciesMs: Float64Array;
+  totalMs: number;
+  statusCounts: Record<string, number>;
+  perBackend: Record<string, number>;
+  errorSamples: string[];
+  maxSendLagMs: number;
+  meanSendLagMs: number;
+  /** CPU time (user + system) the load generator process used in the measured window, ms. */
+  clientCpuMs: number;
+}
+
+export type ParentMessage = { type: 'load'; spec: LoadSpec } | { type: 'micro'; quick: boolean };
+
+export type WorkerMessage =
+  | { type: 'window'; phase: 'start' | 'end' }
+  | { type: 'log'; line: string }
+  | { type: 'result'; result: RunResult }
+  | { type: 'micro'; results: MicroResults }
+  | { type: 'error'; message: string };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null;
+}
+
+export function isParentMessage(value: unknown): value is ParentMessage {
+  if (!isRecord(value)) return false;
+  if (value['type'] === 'micro') return typeof value['quick'] === 'boolean';
+  return value['type'] === 'load' && isRecord(value['spec']);
+}
+
+export function isWorkerMessage(value: unknown): value is WorkerMessage {
+  if (!isRecord(value)) return false;
+  switch (value['type']) {
+    case 'window':
+      return value['phase'] === 'start' || value['phase'] === 'end';
+    case 'log':
+      return typeof value['line'] === 'string';
+    case 'result':
+      return isRecord(value['result']);
+    case 'micro':
+      return isRecord(value['results']);
+    case 'error':
+      return typeof value['message'] === 'string';
+    default:
+      return false;
+  }
+}
