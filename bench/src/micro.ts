@@ -188,6 +188,9 @@ class Harness {
    * before an immediate.
    */
   async settle(): Promise<void> {
+    // The stand-in connections go READY on microtasks; the balancer batches READY transitions
+    // into one picker rebuild on the next setImmediate, so wait two turns.
+    await new Promise<void>((resolve) => setImmediate(resolve));
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (this.channel.connecting !== 0) {
       throw new Error(`${this.channel.connecting} stand-in connections still connecting`);

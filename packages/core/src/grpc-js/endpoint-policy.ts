@@ -189,6 +189,7 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
     private detector: OutlierDetector | undefined;
     private intervalTimer: NodeJS.Timeout | undefined;
     private rampTimer: NodeJS.Timeout | undefined;
+    private recomputeImmediate: NodeJS.Immediate | undefined;
     private observer: LoadBalancerObserver | undefined;
     private panic = false;
     private updatesPaused = false;
@@ -300,6 +301,8 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       this.intervalTimer = undefined;
       if (this.rampTimer) clearTimeout(this.rampTimer);
       this.rampTimer = undefined;
+      if (this.recomputeImmediate) clearImmediate(this.recomputeImmediate);
+      this.recomputeImmediate = undefined;
       this.observer?.detach(this);
       this.observer = undefined;
     }
@@ -494,8 +497,13 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
           if (previous === CS.READY && state !== CS.READY) {
             rt.trace(`${spec.name} ${this.target}: ${key} left READY`);
             this.helper.requestReresolution();
+            // Out of rotation at once: no call may be picked onto a dead connection.
+            this.recompute();
+          } else {
+            // Joining (or still connecting): batched, so 10,000 endpoints connecting in one turn
+            // of the event loop rebuild the picker once, not 10,000 times.
+            this.scheduleRecompute();
           }
-          this.recompute();
         },
       };
       child.leaf = new LeafLoadBalancer(endpoint, helper, options, this.note);
@@ -534,7 +542,19 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       return (child.info?.weight ?? 1) * this.rampOf(child, now);
     }
 
+    private scheduleRecompute(): void {
+      if (this.recomputeImmediate || this.updatesPaused) return;
+      this.recomputeImmediate = setImmediate(() => {
+        this.recomputeImmediate = undefined;
+        this.recompute();
+      });
+    }
+
     private recompute(): void {
+      if (this.recomputeImmediate) {
+        clearImmediate(this.recomputeImmediate);
+        this.recomputeImmediate = undefined;
+      }
       if (this.updatesPaused || this.destroyed || this.config === undefined) return;
       const children = this.childList;
       const resilience = this.resilience;
