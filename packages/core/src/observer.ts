@@ -89,6 +89,11 @@ export class LoadBalancerObserver extends EventEmitter<LoadBalancerObserverEvent
     return this.endpoints().find((e) => e.address === address);
   }
 
+  /** grpc-js prints channel options when tracing: show a name, not the balancers inside. */
+  toJSON(): string {
+    return `LoadBalancerObserver(${this.balancers.size} balancers)`;
+  }
+
   /** @internal */
   attach(balancer: ObservedBalancer): void {
     this.balancers.add(balancer);
