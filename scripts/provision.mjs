@@ -16,6 +16,11 @@ const SERVERS = [
     binaries: ['/usr/sbin/named', '/usr/bin/nsupdate'],
     packages: ['bind9', 'bind9-dnsutils'],
   },
+  {
+    name: 'etcd',
+    binaries: ['/usr/bin/etcd', '/usr/bin/etcdctl'],
+    packages: ['etcd-server', 'etcd-client'],
+  },
 ];
 
 function log(message) {
