@@ -53,6 +53,13 @@ describe('parseArgs', () => {
     assert.throws(() => parseArgs(['--quiet-threshold', 'x']), /--quiet-threshold/);
   });
 
+  test('failover rounds: 3 in a full run, 1 in a quick one, 0 for none', () => {
+    assert.equal(parseArgs([]).failoverRounds, 3);
+    assert.equal(parseArgs(['--quick']).failoverRounds, 1);
+    assert.equal(parseArgs(['--quick', '--failover-rounds', '0']).failoverRounds, 0);
+    assert.throws(() => parseArgs(['--failover-rounds', 'x']), /--failover-rounds: expected/);
+  });
+
   test('names the flag in every rejection', () => {
     assert.throws(() => parseArgs(['--rounds', '0']), /--rounds: 0 is below the minimum 1/);
     assert.throws(() => parseArgs(['--concurrency', 'x']), /--concurrency: expected an integer/);

@@ -23,6 +23,8 @@ export interface BenchOptions {
   concurrency: number;
   /** Open loop: offered calls per second. */
   rate: number;
+  /** Rounds of the failover scenarios (every fault × policy once per round); 0: none. */
+  failoverRounds: number;
   /** Backends of the main set. */
   backends: number;
   /** Backends of the evenness set, and its call count. */
@@ -64,11 +66,14 @@ export const USAGE = `usage: npm run bench -- [options]
   --warmup S              unrecorded warm-up seconds per run (default 1; quick 0.5)
   --concurrency N         closed loop: calls in flight, same for every scenario (default 50)
   --rate N                open loop: calls per second offered (default 1000)
+  --failover-rounds N     rounds of the failover scenarios, 0 for none (default 3; quick 1)
   --backends N            backends in the main set (default 3: labelled v1, v2, v3)
   --evenness-backends N   backends in the evenness set (default 10)
   --evenness-calls N      calls of the evenness scenario (default 100000; quick 10000)
   --l4-channels N         client channels of the L4 evenness case (default 4)
-  --scenarios a,b         only these scenarios (names as in the report)
+  --scenarios a,b         only these scenarios (names as in the report); for the failover group:
+                          failover (all of it), failover-<fault> (sigkill, hang, errors-50,
+                          slow-10x: every policy) or failover-<fault>:<policy> (one run)
   --no-proxies            skip nginx and HAProxy (and their installation)
   --no-micro              skip the in-process pick/update micro benchmarks
   --cpu-prof              V8 CPU profile of every load worker (bench/results/tmp/profiles)
@@ -84,6 +89,7 @@ const FULL_DEFAULTS = {
   durationMs: 5000,
   warmupMs: 1000,
   evenness: 100_000,
+  failoverRounds: 3,
 };
 const QUICK_DEFAULTS = {
   rounds: 2,
@@ -91,6 +97,7 @@ const QUICK_DEFAULTS = {
   durationMs: 1500,
   warmupMs: 500,
   evenness: 10_000,
+  failoverRounds: 1,
 };
 
 function integer(flag: string, text: string | undefined, min: number): number {
@@ -125,6 +132,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     warmupMs: defaults.warmupMs,
     concurrency: 50,
     rate: 1000,
+    failoverRounds: defaults.failoverRounds,
     backends: 3,
     evennessBackends: 10,
     evennessCalls: defaults.evenness,
@@ -185,6 +193,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         break;
       case '--rate':
         options.rate = integer(flag, value(), 1);
+        break;
+      case '--failover-rounds':
+        options.failoverRounds = integer(flag, value(), 0);
         break;
       case '--backends':
         options.backends = integer(flag, value(), 1);

@@ -10,7 +10,12 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import { USAGE, UsageError, parseArgs } from './args';
 import { renderChart } from './chart';
-import { formatScenarioReport, formatSummaryTable } from './report';
+import {
+  formatFailoverTable,
+  formatFailoverTimelines,
+  formatScenarioReport,
+  formatSummaryTable,
+} from './report';
 import { Resources } from './resources';
 import { computeRatios } from './ratios';
 import { resultsMarkdown } from './results-md';
@@ -30,11 +35,25 @@ function printReport(run: BenchRun): void {
   for (const report of [...run.closed, ...run.open, ...run.evenness]) {
     out.push(formatScenarioReport(report), '');
   }
-  out.push(
-    'Medians per scenario:',
-    formatSummaryTable([...run.closed, ...run.evenness, ...run.open]),
-    '',
-  );
+  const reports = [...run.closed, ...run.evenness, ...run.open];
+  if (reports.length > 0) {
+    out.push('Medians per scenario:', formatSummaryTable(reports), '');
+  }
+  if (run.failover.length > 0) {
+    const first = run.failover[0]!;
+    const rounds = first.rounds.length;
+    out.push(
+      `Failover: ${first.backends} backends, closed loop with ${first.concurrency} calls in ` +
+        `flight, ${first.deadlineMs} ms deadline, fault at ${first.timing.faultAtMs / 1000} s of ` +
+        `${first.timing.durationMs / 1000} s into ${first.badBackend}; window = the ` +
+        `${first.timing.windowMs / 1000} s after the fault; medians of ${rounds} round${rounds === 1 ? '' : 's'}:`,
+      formatFailoverTable(run.failover),
+      '',
+      'Failover timelines:',
+      formatFailoverTimelines(run.failover),
+      '',
+    );
+  }
   out.push('Targets:');
   for (const t of run.targets) {
     const verdict = t.met === null ? 'NOT MEASURED' : t.met ? 'met' : 'MISSED';
@@ -69,6 +88,8 @@ function formatWithPrettier(file: string): void {
  */
 async function rerender(file: string): Promise<void> {
   const run = JSON.parse(await readFile(file, 'utf8')) as BenchRun;
+  // Runs stored before the failover group existed have none.
+  run.failover ??= [];
   run.ratios = computeRatios(run.closed, run.open, run.evenness);
   run.targets = checkTargets(run);
   await writeOutputs(run, path.dirname(path.resolve(file)), false);

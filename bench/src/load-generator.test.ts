@@ -93,6 +93,67 @@ describe('closed loop', () => {
   });
 });
 
+describe('trace', () => {
+  test('records each measured call: completion time, status and backend, in completion order', async () => {
+    let n = 0;
+    let clock = 0;
+    const call: UnaryCall = (done) => {
+      const i = n++;
+      setImmediate(() => {
+        if (i % 3 === 0) done({ code: 4, details: 'deadline' });
+        else done(null, i % 3 === 1 ? 'a' : 'b');
+      });
+    };
+    const outcome = await generateLoad({
+      mode: 'closed',
+      concurrency: 3,
+      rate: 0,
+      count: 90,
+      durationMs: null,
+      warmupMs: 5,
+      calls: [call],
+      trace: true,
+      now: () => clock++,
+    });
+    const trace = outcome.trace!;
+    assert.equal(trace.completedMs.length, 90);
+    assert.equal(trace.codes.length, 90);
+    assert.equal(trace.backendIndex.length, 90);
+    assert.deepEqual([...trace.backends].sort(), ['a', 'b']);
+    let failed = 0;
+    const perBackend: Record<string, number> = {};
+    for (let i = 0; i < 90; i++) {
+      const code = trace.codes[i]!;
+      if (code !== 0) {
+        failed++;
+        assert.equal(code, 4);
+        assert.equal(trace.backendIndex[i], -1);
+      } else {
+        const address = trace.backends[trace.backendIndex[i]!]!;
+        perBackend[address] = (perBackend[address] ?? 0) + 1;
+      }
+      if (i > 0) assert.ok(trace.completedMs[i]! >= trace.completedMs[i - 1]!);
+      // Sent after the window started: latency ≤ completion time (both from the window start).
+      assert.ok(outcome.latenciesMs[i]! <= trace.completedMs[i]!);
+    }
+    assert.equal(failed, outcome.statusCounts['4']);
+    assert.deepEqual(perBackend, outcome.perBackend);
+  });
+
+  test('is absent unless asked for', async () => {
+    const outcome = await generateLoad({
+      mode: 'closed',
+      concurrency: 1,
+      rate: 0,
+      count: 3,
+      durationMs: null,
+      warmupMs: 0,
+      calls: [(done) => setImmediate(() => done(null, 'a'))],
+    });
+    assert.equal(outcome.trace, undefined);
+  });
+});
+
 describe('open loop', () => {
   test('sends at the rate and stops at the count', async () => {
     const inFlight = { now: 0, max: 0 };

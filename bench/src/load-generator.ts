@@ -35,6 +35,25 @@ export interface GeneratorOptions {
   now?: () => number;
   /** Told when the measured window starts and when the last measured call has been issued. */
   onWindow?: (phase: 'start' | 'end') => void;
+  /** Also record when each measured call completed, its status and backend (`LoadOutcome.trace`). */
+  trace?: boolean;
+}
+
+/**
+ * Per-call record of the measured calls, in completion order (index i is `latenciesMs[i]`), for
+ * time-resolved analysis such as failover (what failed when, who answered).
+ */
+export interface CallTrace {
+  /** `now()` when the measured window started; the times below are relative to it. */
+  windowStartedAt: number;
+  /** Completion time of each call, ms since the window started. */
+  completedMs: Float64Array;
+  /** gRPC status code of each call (0 = OK). */
+  codes: Uint8Array;
+  /** Index into `backends` of the backend that answered; -1 for a failed call. */
+  backendIndex: Int16Array;
+  /** Addresses of the backends that answered, in order of their first reply. */
+  backends: string[];
 }
 
 export interface LoadOutcome {
@@ -52,6 +71,8 @@ export interface LoadOutcome {
   maxSendLagMs: number;
   /** Open loop: how late measured calls were sent on average, ms (timer granularity, stalls). */
   meanSendLagMs: number;
+  /** With `trace: true` (and a measured window). */
+  trace?: CallTrace;
 }
 
 const MAX_ERROR_SAMPLES = 5;
@@ -69,6 +90,50 @@ class Samples {
   }
   toArray(): Float64Array {
     return this.data.slice(0, this.length);
+  }
+}
+
+/** Builds a CallTrace call by call. */
+class TraceRecorder {
+  private readonly completed = new Samples();
+  private codes = new Uint8Array(1 << 14);
+  private backendIndex = new Int16Array(1 << 14);
+  private readonly indexOf = new Map<string, number>();
+  private readonly backends: string[] = [];
+
+  push(completedMs: number, code: number, address: string | undefined): void {
+    const i = this.completed.length;
+    this.completed.push(completedMs);
+    if (i === this.codes.length) {
+      const codes = new Uint8Array(this.codes.length * 2);
+      codes.set(this.codes);
+      this.codes = codes;
+      const backendIndex = new Int16Array(this.backendIndex.length * 2);
+      backendIndex.set(this.backendIndex);
+      this.backendIndex = backendIndex;
+    }
+    this.codes[i] = code;
+    let index = -1;
+    if (code === 0 && address !== undefined) {
+      index = this.indexOf.get(address) ?? -1;
+      if (index < 0) {
+        index = this.backends.length;
+        this.backends.push(address);
+        this.indexOf.set(address, index);
+      }
+    }
+    this.backendIndex[i] = index;
+  }
+
+  result(windowStartedAt: number): CallTrace {
+    const length = this.completed.length;
+    return {
+      windowStartedAt,
+      completedMs: this.completed.toArray(),
+      codes: this.codes.slice(0, length),
+      backendIndex: this.backendIndex.slice(0, length),
+      backends: [...this.backends],
+    };
   }
 }
 
@@ -99,6 +164,7 @@ export function generateLoad(options: GeneratorOptions): Promise<LoadOutcome> {
   const statusCounts: Record<string, number> = {};
   const perBackend: Record<string, number> = {};
   const errorSamples: string[] = [];
+  const trace = options.trace ? new TraceRecorder() : null;
   const startedAt = now();
   const warmupEnd = startedAt + options.warmupMs;
   let windowStart: number | null = null;
@@ -122,6 +188,7 @@ export function generateLoad(options: GeneratorOptions): Promise<LoadOutcome> {
         errorSamples,
         maxSendLagMs,
         meanSendLagMs: measuredIssued > 0 ? sendLagSumMs / measuredIssued : 0,
+        ...(trace && windowStart !== null ? { trace: trace.result(windowStart) } : {}),
       });
     };
 
@@ -164,6 +231,9 @@ export function generateLoad(options: GeneratorOptions): Promise<LoadOutcome> {
           lastMeasuredCompletion = completedAt;
           const code = String(error ? error.code : 0);
           statusCounts[code] = (statusCounts[code] ?? 0) + 1;
+          if (trace && windowStart !== null) {
+            trace.push(completedAt - windowStart, error ? error.code : 0, address);
+          }
           if (error) {
             if (errorSamples.length < MAX_ERROR_SAMPLES) {
               errorSamples.push(`${error.code} ${error.details}`);

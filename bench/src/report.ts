@@ -2,6 +2,7 @@
  * ghz-style text reports: a scenario's summary, histogram, latency distribution, status codes and
  * per-backend distribution, and a table of every scenario's medians.
  */
+import type { FailoverReport } from './failover-stats';
 import { type ScenarioReport, roundShares } from './results';
 import type { ShareAnalysis } from './shares';
 import { PERCENTILES, percentileKey } from './stats';
@@ -161,4 +162,81 @@ export function formatSummaryTable(reports: readonly ScenarioReport[]): string {
   const line = (cells: readonly string[]) =>
     cells.map((c, i) => (i === 0 ? pad(c, widths[i]!) : padStart(c, widths[i]!))).join('  ');
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/** "123 ms", or "not recovered" (null). */
+export function formatRecovery(recoveryMs: number | null): string {
+  return recoveryMs === null ? 'not recovered' : `${recoveryMs.toFixed(0)} ms`;
+}
+
+/** "UNAVAILABLE 12, DEADLINE_EXCEEDED 3", or "–" when nothing failed. */
+export function formatStatusCounts(counts: Readonly<Record<string, number>>): string {
+  const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
+  return entries.length === 0 ? '–' : entries.map(([name, n]) => `${name} ${n}`).join(', ');
+}
+
+function formatShare(share: number | null): string {
+  return share === null ? 'n/a' : `${(share * 100).toFixed(1)} %`;
+}
+
+function table(header: readonly string[], rows: readonly (readonly string[])[], left: number) {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => row[i]!.length)));
+  const line = (cells: readonly string[]) =>
+    cells.map((c, i) => (i < left ? pad(c, widths[i]!) : padStart(c, widths[i]!))).join('  ');
+  return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+/**
+ * The failover group: per fault × policy, failed calls (medians over rounds; by status summed over
+ * rounds), latency before the fault and in the window after it, the faulty backend's share of the
+ * answers in that window, and the time to recovery.
+ */
+export function formatFailoverTable(reports: readonly FailoverReport[]): string {
+  const header = [
+    'fault',
+    'policy',
+    'rps',
+    'failed',
+    'failed by status (all rounds)',
+    'p99 before',
+    'window p50',
+    'window p99',
+    'window p99.9',
+    'faulty share',
+    'recovery',
+  ];
+  const rows = reports.map((r) => [
+    r.fault,
+    r.policy,
+    formatNumber(r.median.rps, 0),
+    formatNumber(r.median.failed, 0),
+    formatStatusCounts(r.failedByStatus),
+    formatMs(r.median.p99BeforeMs),
+    formatMs(r.median.windowP50Ms),
+    formatMs(r.median.windowP99Ms),
+    formatMs(r.median.windowP999Ms),
+    formatShare(r.median.windowBadShare),
+    formatRecovery(r.median.recoveryMs) +
+      (r.rounds.length > 1 ? ` (${r.recoveredRounds}/${r.rounds.length})` : ''),
+  ]);
+  return table(header, rows, 2);
+}
+
+/** Per slice of the first round: failed calls and the faulty backend's share, `|` at the fault. */
+export function formatFailoverTimelines(reports: readonly FailoverReport[]): string {
+  const lines: string[] = [];
+  for (const r of reports) {
+    const first = r.rounds[0];
+    if (!first) continue;
+    const t = first.timeline;
+    const cells = (values: readonly string[]) =>
+      values.map((v, i) => (i === t.faultBucket ? `| ${v}` : v)).join(' ');
+    lines.push(
+      `  ${r.fault} × ${r.policy} (round 1, ${t.bucketMs} ms slices, | = fault at ` +
+        `${first.faultAtMs.toFixed(0)} ms):`,
+      `    failed     ${cells(t.failed.map(String))}`,
+      `    faulty %   ${cells(t.ok.map((ok, i) => (ok > 0 ? ((t.bad[i]! / ok) * 100).toFixed(0) : '-')))}`,
+    );
+  }
+  return lines.join('\n');
 }

@@ -8,6 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type BackendSet, startBackends } from '@grpc-lb/test/harness';
 import type { BenchOptions } from './args';
+import { failoverPhase } from './failover-run';
+import type { FailoverReport } from './failover-stats';
 import { type MachineInfo, machineInfo } from './machine';
 import type { MicroResults } from './micro';
 import { cpuMsOf, machineBusyMs } from './proc-cpu';
@@ -56,10 +58,13 @@ export interface BenchRun {
     evennessBackends: number;
     evennessCalls: number;
     l4Channels: number;
+    failoverRounds: number;
   };
   closed: ScenarioReport[];
   open: ScenarioReport[];
   evenness: ScenarioReport[];
+  /** The failover group: one report per fault × policy (failover-stats.ts). */
+  failover: FailoverReport[];
   skipped: { name: string; reason: string }[];
   ratios: Ratios;
   micro: MicroResults | null;
@@ -244,6 +249,18 @@ async function startProxy<T>(
   }
 }
 
+/** The scenarios of the main phase (those `mainScenarios()` can make). */
+const MAIN_NAMES: readonly string[] = [
+  NAMES.direct,
+  NAMES.grpcJsRoundRobin,
+  NAMES.ours,
+  NAMES.oursWeighted,
+  NAMES.oursTrafficSplit,
+  NAMES.nginx,
+  NAMES.haproxyH2,
+  NAMES.haproxyTcp,
+];
+
 /** The main backend set, its proxies, and the interleaved closed- and open-loop rounds. */
 async function mainPhase(
   ctx: Context,
@@ -252,6 +269,7 @@ async function mainPhase(
   skipped: { name: string; reason: string }[],
 ): Promise<{ closed: ScenarioReport[]; open: ScenarioReport[] }> {
   const { options, log, resources } = ctx;
+  if (!MAIN_NAMES.some((name) => wanted(options, name))) return { closed: [], open: [] };
   const labels =
     options.backends === VERSION_LABELS.length
       ? VERSION_LABELS.map((version) => ({ version }))
@@ -437,6 +455,7 @@ export async function runBench(
   } finally {
     await removeTmp();
   }
+  const failover = await failoverPhase(ctx);
 
   let micro: MicroResults | null = null;
   let microError: string | null = null;
@@ -475,10 +494,12 @@ export async function runBench(
       evennessBackends: options.evennessBackends,
       evennessCalls: options.evennessCalls,
       l4Channels: options.l4Channels,
+      failoverRounds: options.failoverRounds,
     },
     closed,
     open,
     evenness,
+    failover,
     skipped,
     ratios,
     micro,

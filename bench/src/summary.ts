@@ -3,6 +3,7 @@
  * shape. Non-finite numbers become null, as JSON has no Infinity or NaN.
  */
 import type { ChartInput, ChartRow } from './chart';
+import type { FailoverReport } from './failover-stats';
 import type { BenchRun } from './run-bench';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
 
@@ -36,7 +37,52 @@ function scenarioSummary(report: ScenarioReport): SummaryScenario {
   };
 }
 
-/** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…}` */
+export interface SummaryFailover {
+  fault: string;
+  policy: string;
+  rounds: number;
+  /** Medians over rounds (whole run). */
+  failedCalls: number | null;
+  /** Failed calls per status, summed over rounds. */
+  failedByStatus: Record<string, number>;
+  p99Ms: number | null;
+  p99BeforeMs: number | null;
+  /** In the window after the fault. */
+  windowFailedCalls: number | null;
+  windowP50Ms: number | null;
+  windowP99Ms: number | null;
+  windowP999Ms: number | null;
+  /** Share of the window's successful calls answered by the faulty backend. */
+  faultyShare: number | null;
+  /** null: not recovered by the end of the run (median round). */
+  recoveryMs: number | null;
+  recoveredRounds: number;
+  /** Failed calls among those sent in the run's last 1.25 s (what "not recovered" rests on). */
+  tailFailedCalls: number | null;
+}
+
+function failoverSummary(report: FailoverReport): SummaryFailover {
+  const m = report.median;
+  return {
+    fault: report.fault,
+    policy: report.policy,
+    rounds: report.rounds.length,
+    failedCalls: round(m.failed, 1),
+    failedByStatus: report.failedByStatus,
+    p99Ms: round(m.p99Ms, 3),
+    p99BeforeMs: round(m.p99BeforeMs, 3),
+    windowFailedCalls: round(m.windowFailed, 1),
+    windowP50Ms: round(m.windowP50Ms, 3),
+    windowP99Ms: round(m.windowP99Ms, 3),
+    windowP999Ms: round(m.windowP999Ms, 3),
+    faultyShare: round(m.windowBadShare, 4),
+    recoveryMs: round(m.recoveryMs, 1),
+    recoveredRounds: report.recoveredRounds,
+    tailFailedCalls: round(m.tailFailures, 1),
+  };
+}
+
+/** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…,"failover":[…]}` */
 export function summaryLine(run: BenchRun): Record<string, unknown> {
   const ratios: Record<string, number | null> = {};
   for (const [key, value] of Object.entries(run.ratios)) {
@@ -60,6 +106,7 @@ export function summaryLine(run: BenchRun): Record<string, unknown> {
     otherLoadCores: otherLoad([...run.closed, ...run.open, ...run.evenness]),
     targets: Object.fromEntries(run.targets.map((t) => [t.id, t.met])),
     skipped: run.skipped,
+    failover: run.failover.map(failoverSummary),
   };
 }
 

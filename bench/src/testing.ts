@@ -2,6 +2,13 @@
  * Builders of synthetic runs for the unit tests: reports are made by the real aggregate() from
  * made-up raw results, so the tests exercise the same path as a bench run.
  */
+import { FAULT_TITLES, type FaultKind, failoverTiming } from './failover';
+import {
+  type CallLog,
+  type FailoverReport,
+  aggregateFailover,
+  summarizeFailoverRun,
+} from './failover-stats';
 import type { MachineInfo } from './machine';
 import type { MicroResults } from './micro';
 import { computeRatios } from './ratios';
@@ -145,10 +152,12 @@ export function fakeBenchRun(overrides: Partial<BenchRun> = {}): BenchRun {
       evennessBackends: 3,
       evennessCalls: 3000,
       l4Channels: 4,
+      failoverRounds: 1,
     },
     closed,
     open: [],
     evenness,
+    failover: [],
     skipped: [],
     ratios: computeRatios([], [], []),
     micro: MICRO,
@@ -159,4 +168,84 @@ export function fakeBenchRun(overrides: Partial<BenchRun> = {}): BenchRun {
   if (!overrides.ratios) run.ratios = computeRatios(run.closed, run.open, run.evenness);
   run.targets = checkTargets(run);
   return run;
+}
+
+/** One made-up call: completion time, latency, status code, answering backend (failed: none). */
+export interface FakeCall {
+  at: number;
+  latencyMs: number;
+  code?: number;
+  backend?: string;
+}
+
+export function fakeCallLog(calls: readonly FakeCall[], windowStartedAt = 0): CallLog {
+  const backends: string[] = [];
+  const index = (address: string | undefined): number => {
+    if (address === undefined) return -1;
+    if (!backends.includes(address)) backends.push(address);
+    return backends.indexOf(address);
+  };
+  return {
+    latenciesMs: Float64Array.from(calls.map((c) => c.latencyMs)),
+    trace: {
+      windowStartedAt,
+      completedMs: Float64Array.from(calls.map((c) => c.at)),
+      codes: Uint8Array.from(calls.map((c) => c.code ?? 0)),
+      backendIndex: Int16Array.from(
+        calls.map((c) => ((c.code ?? 0) === 0 ? index(c.backend) : -1)),
+      ),
+      backends,
+    },
+  };
+}
+
+export const FAULTY = BACKENDS[1]!;
+
+/**
+ * A quick-timed failover run (3 s, fault at 1 s): 100 calls per 100 ms spread over BACKENDS and a
+ * fourth one; from the fault, calls to the faulty backend fail (code 14) for `failingMs`, then it
+ * gets nothing.
+ */
+export function fakeFailoverReport(
+  fault: FaultKind,
+  policy: string,
+  failingMs: number | null,
+): FailoverReport {
+  const timing = failoverTiming(true);
+  const all = [...BACKENDS, '127.0.0.5:5000'];
+  const calls: FakeCall[] = [];
+  for (let at = 1; at < timing.durationMs; at += 1) {
+    const backend = all[at % all.length]!;
+    const afterFault = at >= timing.faultAtMs;
+    const failing = failingMs === null || at < timing.faultAtMs + failingMs;
+    if (backend === FAULTY && afterFault) {
+      if (failing) calls.push({ at, latencyMs: 5, code: 14 });
+      continue;
+    }
+    calls.push({ at, latencyMs: afterFault ? 3 : 2, backend });
+  }
+  const round = summarizeFailoverRun(fakeCallLog(calls), {
+    round: 1,
+    faultAtMs: timing.faultAtMs,
+    faultApplyMs: 1,
+    timing,
+    badBackend: FAULTY,
+    backends: all.length,
+    totalMs: timing.durationMs,
+  });
+  return aggregateFailover(
+    {
+      name: `failover-${fault}`,
+      fault,
+      faultTitle: FAULT_TITLES[fault],
+      policy,
+      policyTitle: `${policy} title`,
+      badBackend: FAULTY,
+      backends: all.length,
+      concurrency: 50,
+      deadlineMs: 1000,
+      timing,
+    },
+    [round],
+  );
 }

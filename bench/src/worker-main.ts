@@ -75,10 +75,11 @@ async function runLoad(spec: LoadSpec): Promise<RunResult> {
       durationMs: spec.durationMs,
       warmupMs: spec.warmupMs,
       calls,
+      ...(spec.trace ? { trace: true } : {}),
       onWindow: (phase) => {
         if (phase === 'start') cpuAtStart = process.cpuUsage();
         else if (cpuAtStart) cpuInWindow = cpuMs(process.cpuUsage(cpuAtStart));
-        void send({ type: 'window', phase });
+        void send({ type: 'window', phase, atEpochMs: performance.timeOrigin + performance.now() });
       },
     });
     return {
@@ -92,6 +93,12 @@ async function runLoad(spec: LoadSpec): Promise<RunResult> {
       maxSendLagMs: outcome.maxSendLagMs,
       meanSendLagMs: outcome.meanSendLagMs,
       clientCpuMs: cpuInWindow,
+      ...(outcome.trace
+        ? {
+            trace: outcome.trace,
+            windowStartEpochMs: performance.timeOrigin + outcome.trace.windowStartedAt,
+          }
+        : {}),
     };
   } finally {
     for (const client of clients) client.close();

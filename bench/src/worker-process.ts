@@ -25,7 +25,8 @@ export interface WorkerOptions {
   execArgv: string[];
   /** The whole request must be answered within this. */
   timeoutMs: number;
-  onWindow?: (phase: 'start' | 'end') => void;
+  /** `atEpochMs`: the worker's clock (performance.timeOrigin + performance.now()) at that moment. */
+  onWindow?: (phase: 'start' | 'end', atEpochMs: number | undefined) => void;
   onLog?: (line: string) => void;
 }
 
@@ -59,7 +60,7 @@ function request<T>(
     const settle = (): void => clearTimeout(timer);
     child.on('message', (raw: unknown) => {
       if (!isWorkerMessage(raw)) return;
-      if (raw.type === 'window') options.onWindow?.(raw.phase);
+      if (raw.type === 'window') options.onWindow?.(raw.phase, raw.atEpochMs);
       else if (raw.type === 'log') options.onLog?.(raw.line);
       else if (raw.type === 'error') {
         settle();

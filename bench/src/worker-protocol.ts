@@ -2,7 +2,7 @@
  * Messages between the bench CLI and its worker processes (load generator, micro benchmarks).
  * Sent over the fork IPC channel with `serialization: 'advanced'`, so typed arrays pass as they are.
  */
-import type { LoadMode } from './load-generator';
+import type { CallTrace, LoadMode } from './load-generator';
 import type { MicroResults } from './micro';
 
 /** One run of one scenario, as the worker needs it. */
@@ -22,6 +22,8 @@ export interface LoadSpec {
   deadlineMs: number;
   /** How long the channels may take to become READY. */
   readyTimeoutMs: number;
+  /** Record every measured call's completion time, status and backend (`RunResult.trace`). */
+  trace?: boolean;
 }
 
 export interface RunResult {
@@ -36,12 +38,19 @@ export interface RunResult {
   meanSendLagMs: number;
   /** CPU time (user + system) the load generator process used in the measured window, ms. */
   clientCpuMs: number;
+  /** With `LoadSpec.trace`: per-call record, times relative to the measured window's start. */
+  trace?: CallTrace;
+  /**
+   * With `LoadSpec.trace`: when the measured window started, as `performance.timeOrigin +
+   * performance.now()` (ms since the epoch, sub-ms precision), comparable with the parent's clock.
+   */
+  windowStartEpochMs?: number;
 }
 
 export type ParentMessage = { type: 'load'; spec: LoadSpec } | { type: 'micro'; quick: boolean };
 
 export type WorkerMessage =
-  | { type: 'window'; phase: 'start' | 'end' }
+  | { type: 'window'; phase: 'start' | 'end'; atEpochMs?: number }
   | { type: 'log'; line: string }
   | { type: 'result'; result: RunResult }
   | { type: 'micro'; results: MicroResults }
@@ -61,7 +70,10 @@ export function isWorkerMessage(value: unknown): value is WorkerMessage {
   if (!isRecord(value)) return false;
   switch (value['type']) {
     case 'window':
-      return value['phase'] === 'start' || value['phase'] === 'end';
+      return (
+        (value['phase'] === 'start' || value['phase'] === 'end') &&
+        (value['atEpochMs'] === undefined || typeof value['atEpochMs'] === 'number')
+      );
     case 'log':
       return typeof value['line'] === 'string';
     case 'result':
