@@ -25,6 +25,8 @@ export interface BenchOptions {
   rate: number;
   /** Rounds of the failover scenarios (every fault × policy once per round); 0: none. */
   failoverRounds: number;
+  /** Rounds of the convergence scenarios (add an endpoint, remove it); 0: none. */
+  convergenceRounds: number;
   /** Backends of the main set. */
   backends: number;
   /** Backends of the evenness set, and its call count. */
@@ -67,13 +69,16 @@ export const USAGE = `usage: npm run bench -- [options]
   --concurrency N         closed loop: calls in flight, same for every scenario (default 50)
   --rate N                open loop: calls per second offered (default 1000)
   --failover-rounds N     rounds of the failover scenarios, 0 for none (default 3; quick 1)
+  --convergence-rounds N  registry add/remove rounds of the convergence scenarios (dns+lb:, etcd:),
+                          0 for none (default 10; quick 2)
   --backends N            backends in the main set (default 3: labelled v1, v2, v3)
   --evenness-backends N   backends in the evenness set (default 10)
   --evenness-calls N      calls of the evenness scenario (default 100000; quick 10000)
   --l4-channels N         client channels of the L4 evenness case (default 4)
   --scenarios a,b         only these scenarios (names as in the report); for the failover group:
                           failover (all of it), failover-<fault> (sigkill, hang, errors-50,
-                          slow-10x: every policy) or failover-<fault>:<policy> (one run)
+                          slow-10x: every policy) or failover-<fault>:<policy> (one run);
+                          convergence (both resolvers), convergence-dns or convergence-etcd
   --no-proxies            skip nginx and HAProxy (and their installation)
   --no-micro              skip the in-process pick/update micro benchmarks
   --cpu-prof              V8 CPU profile of every load worker (bench/results/tmp/profiles)
@@ -90,6 +95,7 @@ const FULL_DEFAULTS = {
   warmupMs: 1000,
   evenness: 100_000,
   failoverRounds: 3,
+  convergenceRounds: 10,
 };
 const QUICK_DEFAULTS = {
   rounds: 2,
@@ -98,6 +104,7 @@ const QUICK_DEFAULTS = {
   warmupMs: 500,
   evenness: 10_000,
   failoverRounds: 1,
+  convergenceRounds: 2,
 };
 
 function integer(flag: string, text: string | undefined, min: number): number {
@@ -133,6 +140,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     concurrency: 50,
     rate: 1000,
     failoverRounds: defaults.failoverRounds,
+    convergenceRounds: defaults.convergenceRounds,
     backends: 3,
     evennessBackends: 10,
     evennessCalls: defaults.evenness,
@@ -196,6 +204,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         break;
       case '--failover-rounds':
         options.failoverRounds = integer(flag, value(), 0);
+        break;
+      case '--convergence-rounds':
+        options.convergenceRounds = integer(flag, value(), 0);
         break;
       case '--backends':
         options.backends = integer(flag, value(), 1);

@@ -11,12 +11,14 @@ import * as path from 'node:path';
 import { USAGE, UsageError, parseArgs } from './args';
 import { renderChart } from './chart';
 import {
+  formatConvergenceTable,
   formatFailoverTable,
   formatFailoverTimelines,
   formatScenarioReport,
   formatSummaryTable,
 } from './report';
 import { Resources } from './resources';
+import { BASE_ENDPOINTS, CONVERGENCE_CONCURRENCY, DNS_INTERVAL_MS } from './convergence';
 import { computeRatios } from './ratios';
 import { resultsMarkdown } from './results-md';
 import { type BenchRun, runBench } from './run-bench';
@@ -51,6 +53,18 @@ function printReport(run: BenchRun): void {
       '',
       'Failover timelines:',
       formatFailoverTimelines(run.failover),
+      '',
+    );
+  }
+  if (run.convergence.length > 0) {
+    out.push(
+      `Convergence: ${CONVERGENCE_CONCURRENCY} calls in flight (closed loop) on ${BASE_ENDPOINTS} ` +
+        'registered backends; each round a third is added to the registry, then removed. ' +
+        'add → first call = from the start of the registry write to the first call it answered; ' +
+        'remove → last call = from the start of the removal to the last call it answered. ' +
+        `dns+lb: looks again every ${DNS_INTERVAL_MS} ms, so DNS convergence is bounded by the ` +
+        'interval (plus the write, the lookup and the connection); etcd pushes changes (watch).',
+      formatConvergenceTable(run.convergence),
       '',
     );
   }
@@ -90,6 +104,7 @@ async function rerender(file: string): Promise<void> {
   const run = JSON.parse(await readFile(file, 'utf8')) as BenchRun;
   // Runs stored before the failover group existed have none.
   run.failover ??= [];
+  run.convergence ??= [];
   run.ratios = computeRatios(run.closed, run.open, run.evenness);
   run.targets = checkTargets(run);
   await writeOutputs(run, path.dirname(path.resolve(file)), false);

@@ -33,7 +33,9 @@ test('quick micro benchmark measures every policy at every size and leaves no ti
   assertPositive('update10kMs', results.update10kMs);
   assertPositive('updateDiff10kMs', results.updateDiff10kMs);
   assertPositive('updateWeights10kMs', results.updateWeights10kMs);
-  assertPositive('bytesPerEndpoint', results.bytesPerEndpoint);
+  // Without --expose-gc (as here) a heap delta can be anything a concurrent collection makes it.
+  if (typeof global.gc === 'function') assertPositive('bytesPerEndpoint', results.bytesPerEndpoint);
+  else assert.ok(Number.isFinite(results.bytesPerEndpoint), 'bytesPerEndpoint is a number');
 
   assert.ok(results.notes.length > 0, 'notes say what was measured');
   for (const note of results.notes) assert.ok(typeof note === 'string' && note.length > 0);

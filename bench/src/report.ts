@@ -2,6 +2,7 @@
  * ghz-style text reports: a scenario's summary, histogram, latency distribution, status codes and
  * per-backend distribution, and a table of every scenario's medians.
  */
+import type { ConvergenceReport, Spread } from './convergence-stats';
 import type { FailoverReport } from './failover-stats';
 import { type ScenarioReport, roundShares } from './results';
 import type { ShareAnalysis } from './shares';
@@ -239,4 +240,46 @@ export function formatFailoverTimelines(reports: readonly FailoverReport[]): str
     );
   }
   return lines.join('\n');
+}
+
+/** "123 ms", or "not converged" (a round that did not converge makes the percentile infinite). */
+export function formatConvergenceMs(value: number): string {
+  if (Number.isNaN(value)) return 'n/a';
+  return Number.isFinite(value) ? `${value.toFixed(0)} ms` : 'not converged';
+}
+
+/** "p50 / p99 / max" of a spread, and how many rounds converged when not all did. */
+export function formatSpread(s: Spread): string {
+  const parts = [s.p50Ms, s.p99Ms, s.maxMs].map(formatConvergenceMs).join(' / ');
+  return s.converged === s.rounds ? parts : `${parts} (${s.converged}/${s.rounds} converged)`;
+}
+
+/**
+ * The convergence group: per resolver × client, rounds, change → first call and removal → last
+ * call (p50 / p99 / max over rounds), failed calls, the registry writes' time and the target.
+ */
+export function formatConvergenceTable(reports: readonly ConvergenceReport[]): string {
+  const header = [
+    'scenario',
+    'client',
+    'interval',
+    'rounds',
+    'add → first call p50/p99/max',
+    'remove → last call p50/p99/max',
+    'failed',
+    'write ms add/remove',
+    'target',
+  ];
+  const rows = reports.map((r) => [
+    r.name,
+    r.client,
+    r.intervalMs === null ? '–' : `${r.intervalMs} ms`,
+    String(r.rounds.length),
+    r.sawNewEndpoint ? formatSpread(r.firstCall) : 'never called',
+    r.sawNewEndpoint ? formatSpread(r.lastCall) : '–',
+    r.failedCalls === 0 ? '0' : `${r.failedCalls} (${formatStatusCounts(r.failedByStatus)})`,
+    `${formatNumber(r.addWriteMs, 0)}/${formatNumber(r.removeWriteMs, 0)}`,
+    r.goal === null ? '–' : r.goal.met ? 'met' : 'MISSED',
+  ]);
+  return table(header, rows, 2);
 }

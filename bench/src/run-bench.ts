@@ -8,6 +8,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type BackendSet, startBackends } from '@grpc-lb/test/harness';
 import type { BenchOptions } from './args';
+import { convergencePhase } from './convergence-run';
+import type { ConvergenceReport } from './convergence-stats';
 import { failoverPhase } from './failover-run';
 import type { FailoverReport } from './failover-stats';
 import { type MachineInfo, machineInfo } from './machine';
@@ -59,12 +61,15 @@ export interface BenchRun {
     evennessCalls: number;
     l4Channels: number;
     failoverRounds: number;
+    convergenceRounds: number;
   };
   closed: ScenarioReport[];
   open: ScenarioReport[];
   evenness: ScenarioReport[];
   /** The failover group: one report per fault × policy (failover-stats.ts). */
   failover: FailoverReport[];
+  /** The convergence group: one report per resolver × client (convergence-stats.ts). */
+  convergence: ConvergenceReport[];
   skipped: { name: string; reason: string }[];
   ratios: Ratios;
   micro: MicroResults | null;
@@ -456,6 +461,7 @@ export async function runBench(
     await removeTmp();
   }
   const failover = await failoverPhase(ctx);
+  const convergence = await convergencePhase(ctx, skipped);
 
   let micro: MicroResults | null = null;
   let microError: string | null = null;
@@ -495,11 +501,13 @@ export async function runBench(
       evennessCalls: options.evennessCalls,
       l4Channels: options.l4Channels,
       failoverRounds: options.failoverRounds,
+      convergenceRounds: options.convergenceRounds,
     },
     closed,
     open,
     evenness,
     failover,
+    convergence,
     skipped,
     ratios,
     micro,

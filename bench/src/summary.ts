@@ -3,6 +3,7 @@
  * shape. Non-finite numbers become null, as JSON has no Infinity or NaN.
  */
 import type { ChartInput, ChartRow } from './chart';
+import type { ConvergenceReport } from './convergence-stats';
 import type { FailoverReport } from './failover-stats';
 import type { BenchRun } from './run-bench';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
@@ -82,7 +83,61 @@ function failoverSummary(report: FailoverReport): SummaryFailover {
   };
 }
 
-/** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…,"failover":[…]}` */
+export interface SummaryConvergence {
+  /** `convergence-dns`, `convergence-etcd`. */
+  name: string;
+  resolver: string;
+  /** `grpc-lb` (our resolver) or `grpc-js` (the built-in `dns:`, for comparison). */
+  client: string;
+  rounds: number;
+  /** DNS (ours): the configured re-resolution interval. */
+  intervalMs: number | null;
+  /** Registry change → first call answered by the new endpoint, over rounds (null: not converged). */
+  firstCallMsP50: number | null;
+  firstCallMsP99: number | null;
+  firstCallMsMax: number | null;
+  firstCallConverged: number;
+  /** Removal → last call answered by the removed endpoint (null when it never got a call). */
+  lastCallMsP50: number | null;
+  lastCallMsP99: number | null;
+  lastCallMsMax: number | null;
+  lastCallConverged: number;
+  failedCalls: number;
+  failedByStatus: Record<string, number>;
+  calls: number;
+  /** Whether the new endpoint got any call while registered (false: the built-in dns: never looks). */
+  sawNewEndpoint: boolean;
+  targetMs: number | null;
+  met: boolean | null;
+}
+
+function convergenceSummary(report: ConvergenceReport): SummaryConvergence {
+  // A backend that never got a call has no last call to measure.
+  const last = (value: number) => (report.sawNewEndpoint ? round(value, 1) : null);
+  return {
+    name: report.name,
+    resolver: report.resolver,
+    client: report.client,
+    rounds: report.rounds.length,
+    intervalMs: report.intervalMs,
+    firstCallMsP50: round(report.firstCall.p50Ms, 1),
+    firstCallMsP99: round(report.firstCall.p99Ms, 1),
+    firstCallMsMax: round(report.firstCall.maxMs, 1),
+    firstCallConverged: report.firstCall.converged,
+    lastCallMsP50: last(report.lastCall.p50Ms),
+    lastCallMsP99: last(report.lastCall.p99Ms),
+    lastCallMsMax: last(report.lastCall.maxMs),
+    lastCallConverged: report.sawNewEndpoint ? report.lastCall.converged : 0,
+    failedCalls: report.failedCalls,
+    failedByStatus: report.failedByStatus,
+    calls: report.calls,
+    sawNewEndpoint: report.sawNewEndpoint,
+    targetMs: report.goal?.thresholdMs ?? null,
+    met: report.goal?.met ?? null,
+  };
+}
+
+/** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…,"failover":[…],"convergence":[…]}` */
 export function summaryLine(run: BenchRun): Record<string, unknown> {
   const ratios: Record<string, number | null> = {};
   for (const [key, value] of Object.entries(run.ratios)) {
@@ -107,6 +162,7 @@ export function summaryLine(run: BenchRun): Record<string, unknown> {
     targets: Object.fromEntries(run.targets.map((t) => [t.id, t.met])),
     skipped: run.skipped,
     failover: run.failover.map(failoverSummary),
+    convergence: (run.convergence ?? []).map(convergenceSummary),
   };
 }
 

@@ -2,6 +2,8 @@
  * The issue's targets, read off one run's numbers (never asserted by a test): met, missed, or not
  * measured, each with the numbers that explain it.
  */
+import type { ConvergenceReport } from './convergence-stats';
+import { formatSpread } from './report';
 import { roundRatios } from './ratios';
 import { type ScenarioReport, otherLoad } from './results';
 import { NAMES } from './scenarios';
@@ -128,7 +130,7 @@ export function checkTargets(run: BenchRun): TargetCheck[] {
       if (check.met !== null && /^(throughput|p99)-/.test(check.id)) check.why += note;
     }
   }
-  return [...checks, ...microChecks(run)];
+  return [...checks, ...microChecks(run), ...convergenceChecks(run)];
 }
 
 function throughputAndShareChecks(run: BenchRun): TargetCheck[] {
@@ -254,4 +256,42 @@ function microChecks(run: BenchRun): TargetCheck[] {
       : `not measured${run.microError ? `: ${run.microError}` : ''}`,
   });
   return checks;
+}
+
+/** Why a convergence target is met or missed, with the numbers behind it. */
+export function convergenceWhy(r: ConvergenceReport): string {
+  const rounds = `${r.rounds.length} round${r.rounds.length === 1 ? '' : 's'}`;
+  const failed =
+    r.failedCalls === 0 ? 'no failed call' : `${r.failedCalls} failed call(s) of ${r.calls}`;
+  const writes = `the registry writes took ${f(r.addWriteMs, 0)} ms (add) and ${f(r.removeWriteMs, 0)} ms (remove), median, and are included`;
+  if (r.resolver === 'dns') {
+    return (
+      `${rounds}, ${failed}; ${writes}. dns+lb: looks the name up again ${r.intervalMs ?? '?'} ms ` +
+      'after each answer, so a change is seen at the next lookup: the bound is the interval plus ' +
+      'the write, the lookup and the connection to the new backend; a change made just after a ' +
+      'lookup waits almost a whole interval (the adds are jittered over the interval).'
+    );
+  }
+  return (
+    `${rounds}, ${failed}; ${writes} (a fresh etcd connection, a lease grant and a put; ` +
+    'deregister deletes the key first). The resolver watches the prefix, so the change reaches ' +
+    'the channel as an event; the rest is the connection to the new backend and the first call.'
+  );
+}
+
+/** One target per convergence scenario of ours that ran (none when the group did not run). */
+function convergenceChecks(run: BenchRun): TargetCheck[] {
+  return (run.convergence ?? []).flatMap((r) =>
+    r.goal === null
+      ? []
+      : [
+          {
+            id: r.name,
+            target: r.goal.text,
+            measured: `add → first call ${formatSpread(r.firstCall)}; remove → last call ${formatSpread(r.lastCall)} (p50 / p99 / max)`,
+            met: r.goal.met,
+            why: (r.goal.met ? '' : 'Missed. ') + convergenceWhy(r),
+          },
+        ],
+  );
 }

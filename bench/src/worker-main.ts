@@ -42,8 +42,23 @@ function cpuMs(usage: NodeJS.CpuUsage): number {
   return (usage.user + usage.system) / 1000;
 }
 
-async function runLoad(spec: LoadSpec): Promise<RunResult> {
+/**
+ * grpc-lb's policies and static: scheme, and the resolver the target needs (loaded only then:
+ * the etcd client is not small).
+ */
+async function registerFor(target: string): Promise<void> {
   register({ grpc });
+  if (target.startsWith('dns+lb:')) {
+    const { registerDns } = await import('@grpc-lb/resolver-dns');
+    registerDns({ grpc });
+  } else if (target.startsWith('etcd:')) {
+    const { registerEtcd } = await import('@grpc-lb/resolver-etcd');
+    registerEtcd({ grpc });
+  }
+}
+
+async function runLoad(spec: LoadSpec): Promise<RunResult> {
+  await registerFor(spec.target);
   const Greeter = loadGreeterService();
   const insecure = grpc.credentials.createInsecure();
   // Several channels with the same target would share one connection through grpc-js's global

@@ -23,6 +23,8 @@ process.on('exit', () => {
 export interface WorkerOptions {
   /** Node flags of the worker (e.g. --cpu-prof, --expose-gc). */
   execArgv: string[];
+  /** The worker's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
   /** The whole request must be answered within this. */
   timeoutMs: number;
   /** `atEpochMs`: the worker's clock (performance.timeOrigin + performance.now()) at that moment. */
@@ -44,6 +46,7 @@ function request<T>(
 ): Promise<T> {
   const child = fork(WORKER_MAIN, [], {
     execArgv: options.execArgv,
+    ...(options.env ? { env: options.env } : {}),
     serialization: 'advanced',
     stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });

@@ -1,0 +1,168 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { convergenceTiming } from './convergence';
+import {
+  type ConvergenceEvent,
+  type ConvergenceReport,
+  convergenceTarget,
+  measureRound,
+  spread,
+  summarizeConvergenceRun,
+} from './convergence-stats';
+import { formatConvergenceTable, formatSpread } from './report';
+import { resultsMarkdown } from './results-md';
+import { summaryLine } from './summary';
+import { type FakeCall, fakeBenchRun, fakeCallLog } from './testing';
+
+const A = '127.0.0.2:5000';
+const B = '127.0.0.3:5000';
+const NEW = '127.0.0.4:5000';
+
+const EVENT: ConvergenceEvent = {
+  round: 1,
+  addStartMs: 1000,
+  addDoneMs: 1020,
+  removeStartMs: 3000,
+  removeDoneMs: 3010,
+  phaseEndMs: 5000,
+};
+
+/** A call every 10 ms from 0 to `endMs`, round robin over `backendsAt(at)`. */
+function calls(endMs: number, backendsAt: (at: number) => string[]): FakeCall[] {
+  const out: FakeCall[] = [];
+  for (let at = 0, i = 0; at < endMs; at += 10, i++) {
+    const set = backendsAt(at);
+    out.push({ at, latencyMs: 1, backend: set[i % set.length]! });
+  }
+  return out;
+}
+
+describe('measureRound', () => {
+  test('first call after the add, last call after the removal, writes timed', () => {
+    const log = fakeCallLog(calls(5000, (at) => (at >= 1400 && at < 3500 ? [A, B, NEW] : [A, B])));
+    const r = measureRound(log.trace, NEW, EVENT, 500);
+    assert.ok(r.firstCallMs !== null && r.firstCallMs >= 400 && r.firstCallMs < 440);
+    assert.ok(r.lastCallMs !== null && r.lastCallMs >= 450 && r.lastCallMs < 500);
+    assert.ok(r.callsWhileRegistered > 0);
+    assert.equal(r.addWriteMs, 20);
+    assert.equal(r.removeWriteMs, 10);
+  });
+
+  test('never called: no first call; nothing after the removal: last call 0', () => {
+    const log = fakeCallLog(calls(5000, () => [A, B]));
+    const r = measureRound(log.trace, NEW, EVENT, 500);
+    assert.equal(r.firstCallMs, null);
+    assert.equal(r.lastCallMs, 0);
+    assert.equal(r.callsWhileRegistered, 0);
+  });
+
+  test('still answering at the end of the phase: removal not converged', () => {
+    const log = fakeCallLog(calls(5000, (at) => (at >= 1400 ? [A, B, NEW] : [A, B])));
+    assert.equal(measureRound(log.trace, NEW, EVENT, 500).lastCallMs, null);
+  });
+
+  test("failed calls and other rounds' calls do not count", () => {
+    const log = fakeCallLog([
+      { at: 500, latencyMs: 1, backend: NEW },
+      { at: 1100, latencyMs: 1, code: 14 },
+      { at: 1200, latencyMs: 1, backend: NEW },
+      { at: 5100, latencyMs: 1, backend: NEW },
+    ]);
+    const r = measureRound(log.trace, NEW, EVENT, 500);
+    assert.equal(r.firstCallMs, 200);
+    assert.equal(r.lastCallMs, 0);
+  });
+});
+
+describe('spread and target', () => {
+  test('a round that did not converge is infinitely late', () => {
+    const s = spread([100, null, 300]);
+    assert.equal(s.p50Ms, 300);
+    assert.equal(s.p99Ms, Infinity);
+    assert.equal(s.converged, 2);
+    assert.equal(s.rounds, 3);
+    assert.match(formatSpread(s), /not converged \(2\/3 converged\)/);
+    assert.equal(formatSpread(spread([5, 10])), '5 ms / 10 ms / 10 ms');
+  });
+
+  test('DNS: p99 of both ≤ the interval; etcd: ≤ 250 ms; the built-in resolver has none', () => {
+    const ok = spread([100, 900]);
+    assert.equal(convergenceTarget('dns', 'grpc-lb', 1000, ok, ok)?.met, true);
+    assert.equal(convergenceTarget('dns', 'grpc-lb', 1000, spread([1100]), ok)?.met, false);
+    assert.equal(convergenceTarget('dns', 'grpc-lb', 1000, ok, spread([null]))?.met, false);
+    assert.equal(convergenceTarget('etcd', 'grpc-lb', null, spread([40, 240]), ok)?.met, false);
+    assert.equal(
+      convergenceTarget('etcd', 'grpc-lb', null, spread([40, 240]), spread([30]))?.met,
+      true,
+    );
+    assert.equal(convergenceTarget('dns', 'grpc-js', null, ok, ok), null);
+    assert.equal(convergenceTarget('etcd', 'grpc-lb', null, spread([]), spread([]))?.met, false);
+  });
+});
+
+function fakeConvergence(client: 'grpc-lb' | 'grpc-js'): ConvergenceReport {
+  const seen = client === 'grpc-lb';
+  const log = fakeCallLog([
+    ...calls(5000, (at) => (seen && at >= 1400 && at < 3500 ? [A, B, NEW] : [A, B])),
+    { at: 4000, latencyMs: 2000, code: 4 },
+  ]);
+  return summarizeConvergenceRun(log.trace, [EVENT], {
+    name: 'convergence-dns',
+    resolver: 'dns',
+    client,
+    title: `${client} title`,
+    target: 'dns+lb://127.0.0.1:5353/api.svc.test:5000?interval=1000ms',
+    intervalMs: client === 'grpc-lb' ? 1000 : null,
+    baseEndpoints: 2,
+    addedEndpoint: NEW,
+    concurrency: 4,
+    timing: convergenceTiming('dns', true),
+    totalMs: 5000,
+  });
+}
+
+describe('convergence reports', () => {
+  const ours = fakeConvergence('grpc-lb');
+  const builtin = fakeConvergence('grpc-js');
+
+  test('summarizes rounds, failed calls and the target', () => {
+    assert.equal(ours.rounds.length, 1);
+    assert.equal(ours.failedCalls, 1);
+    assert.deepEqual(ours.failedByStatus, { DEADLINE_EXCEEDED: 1 });
+    assert.equal(ours.sawNewEndpoint, true);
+    assert.equal(ours.goal?.met, true);
+    assert.equal(builtin.sawNewEndpoint, false);
+    assert.equal(builtin.goal, null);
+  });
+
+  test('console table, targets, RESULTS.md section and the JSON key', () => {
+    const table = formatConvergenceTable([ours, builtin]);
+    assert.match(table, /convergence-dns\s+grpc-lb\s+1000 ms/);
+    assert.match(table, /grpc-js.*never called/);
+    const run = fakeBenchRun({ convergence: [ours, builtin] });
+    const target = run.targets.find((t) => t.id === 'convergence-dns');
+    assert.equal(target?.met, true);
+    const md = resultsMarkdown(run, 'x.svg', 'x.json');
+    assert.match(md, /## Convergence: registry change → first call/);
+    assert.match(md, /\*\*never called\*\*/);
+    assert.match(md, /bounded by the configured interval/);
+    const line = summaryLine(run);
+    const convergence = line['convergence'] as Record<string, unknown>[];
+    assert.equal(convergence.length, 2);
+    assert.equal(convergence[0]!['met'], true);
+    assert.equal(convergence[0]!['failedCalls'], 1);
+    assert.equal(convergence[1]!['sawNewEndpoint'], false);
+    assert.equal(convergence[1]!['lastCallMsP99'], null);
+    // Every key of before is still there.
+    for (const key of ['scenarios', 'openLoop', 'ratios', 'targets', 'failover', 'pickNs']) {
+      assert.ok(key in line, key);
+    }
+  });
+
+  test('a run without the group has no section and no target', () => {
+    const run = fakeBenchRun();
+    assert.doesNotMatch(resultsMarkdown(run, 'x.svg', 'x.json'), /## Convergence/);
+    assert.equal(run.targets.filter((t) => t.id.startsWith('convergence')).length, 0);
+    assert.deepEqual(summaryLine(run)['convergence'], []);
+  });
+});
