@@ -575,9 +575,10 @@ async function benchFirstUpdate(
       `picker over all 10,000 (median of ${plan.firstUpdateRounds}). Includes creating 10,000 ` +
       `pick_first leaves and fake subchannels, and the balancer's reaction to each of the 10,000 ` +
       `READY transitions, which arrive one by one after the call returns (fake connections go ` +
-      `READY on a microtask, as real handshakes finish after the update); each reaction rebuilds ` +
-      `and publishes the picker over all endpoints, so this part grows with the square of the ` +
-      `endpoint count. Of the total, ${fmt(ours.syncMs)} ms is inside updateAddressList. ` +
+      `READY on a microtask, as real handshakes finish after the update); grpc-lb batches the ` +
+      `READY transitions of one event-loop turn into one picker rebuild, where grpc-js's ` +
+      `round_robin rebuilds on each. Of the total, ${fmt(ours.syncMs)} ms is inside ` +
+      `updateAddressList (creating 10,000 pick_first leaves). ` +
       `Endpoint objects are built beforehand.`,
     `first 10k update, connections going READY one by one` +
       (plan.slowComparisonRounds > 0

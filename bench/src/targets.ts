@@ -249,10 +249,11 @@ function microChecks(run: BenchRun): TargetCheck[] {
     why: micro
       ? 'micro.ts times a fresh grpc-lb.round_robin from updateAddressList with 10,000 new ' +
         'endpoints until all 10,000 stand-in connections are READY and the picker covers them; ' +
-        'the READY transitions arrive one by one and each rebuilds the picker over every ' +
-        'endpoint, so it grows with the square of the endpoint count (the micro notes below give ' +
-        'the part inside updateAddressList and the time with subchannels already READY). The ' +
-        `diff path (1% of 10,000 changed) takes ${f(micro.updateDiff10kMs)} ms.`
+        'most of it is creating 10,000 pick_first leaves and subchannels inside ' +
+        'updateAddressList (see the micro notes below; grpc-js round_robin takes longer). ' +
+        'Updating an existing 10,000-endpoint set is within the target: the diff path (1% of ' +
+        `10,000 changed) takes ${f(micro.updateDiff10kMs)} ms, a weights-only change ` +
+        `${f(micro.updateWeights10kMs)} ms.`
       : `not measured${run.microError ? `: ${run.microError}` : ''}`,
   });
   return checks;
