@@ -200,24 +200,14 @@ function statusCode(value: unknown, field: string): number {
   );
 }
 
-function parseSuccessRate(value: unknown, field: string): SuccessRateEjection {
-  const obj = object(value, field);
-  const pairs = [
-    ['stdevFactor', 'stdev_factor'],
-    ['enforcementPercentage', 'enforcement_percentage'],
-    ['minimumHosts', 'minimum_hosts'],
-    ['requestVolume', 'request_volume'],
-  ] as const;
-  only(obj, field, pairs);
+/** The four numbers both A50 ejection kinds share; `volume` is the request volume default. */
+function parseEjectionCommon(obj: Json, field: string, volume: number) {
   const get = (camel: string, snake: string) => pick(obj, field, camel, snake);
   const at = (camel: string, snake: string) => `${field}.${which(obj, camel, snake)}`;
-  const stdev = get('stdevFactor', 'stdev_factor');
   const enforcement = get('enforcementPercentage', 'enforcement_percentage');
   const hosts = get('minimumHosts', 'minimum_hosts');
-  const volume = get('requestVolume', 'request_volume');
+  const requestVolume = get('requestVolume', 'request_volume');
   return {
-    stdevFactor:
-      stdev === undefined ? 1900 : integer(stdev, at('stdevFactor', 'stdev_factor'), 0, 1_000_000),
     enforcementPercentage:
       enforcement === undefined
         ? 100
@@ -225,39 +215,38 @@ function parseSuccessRate(value: unknown, field: string): SuccessRateEjection {
     minimumHosts:
       hosts === undefined ? 5 : integer(hosts, at('minimumHosts', 'minimum_hosts'), 1, 1_000_000),
     requestVolume:
-      volume === undefined
-        ? 100
-        : integer(volume, at('requestVolume', 'request_volume'), 1, 1_000_000_000),
+      requestVolume === undefined
+        ? volume
+        : integer(requestVolume, at('requestVolume', 'request_volume'), 1, 1_000_000_000),
+  };
+}
+
+const EJECTION_COMMON_FIELDS = [
+  ['enforcementPercentage', 'enforcement_percentage'],
+  ['minimumHosts', 'minimum_hosts'],
+  ['requestVolume', 'request_volume'],
+] as const;
+
+function parseSuccessRate(value: unknown, field: string): SuccessRateEjection {
+  const obj = object(value, field);
+  only(obj, field, [['stdevFactor', 'stdev_factor'], ...EJECTION_COMMON_FIELDS]);
+  const stdev = pick(obj, field, 'stdevFactor', 'stdev_factor');
+  return {
+    stdevFactor:
+      stdev === undefined
+        ? 1900
+        : integer(stdev, `${field}.${which(obj, 'stdevFactor', 'stdev_factor')}`, 0, 1_000_000),
+    ...parseEjectionCommon(obj, field, 100),
   };
 }
 
 function parseFailurePercentage(value: unknown, field: string): FailurePercentageEjection {
   const obj = object(value, field);
-  const pairs = [
-    ['threshold', 'threshold'],
-    ['enforcementPercentage', 'enforcement_percentage'],
-    ['minimumHosts', 'minimum_hosts'],
-    ['requestVolume', 'request_volume'],
-  ] as const;
-  only(obj, field, pairs);
-  const get = (camel: string, snake: string) => pick(obj, field, camel, snake);
-  const at = (camel: string, snake: string) => `${field}.${which(obj, camel, snake)}`;
-  const threshold = get('threshold', 'threshold');
-  const enforcement = get('enforcementPercentage', 'enforcement_percentage');
-  const hosts = get('minimumHosts', 'minimum_hosts');
-  const volume = get('requestVolume', 'request_volume');
+  only(obj, field, [['threshold', 'threshold'], ...EJECTION_COMMON_FIELDS]);
+  const threshold = obj['threshold'];
   return {
     threshold: threshold === undefined ? 85 : percentage(threshold, `${field}.threshold`),
-    enforcementPercentage:
-      enforcement === undefined
-        ? 100
-        : percentage(enforcement, at('enforcementPercentage', 'enforcement_percentage')),
-    minimumHosts:
-      hosts === undefined ? 5 : integer(hosts, at('minimumHosts', 'minimum_hosts'), 1, 1_000_000),
-    requestVolume:
-      volume === undefined
-        ? 50
-        : integer(volume, at('requestVolume', 'request_volume'), 1, 1_000_000_000),
+    ...parseEjectionCommon(obj, field, 50),
   };
 }
 
