@@ -8,13 +8,14 @@
  *   await dns.stop(); await dns.start();   // an outage, then the same server back
  *   await dns.dispose();                    // kill by PID, temp dir removed
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
 import { tmpdir } from 'node:os';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { ensureTools, requireTools, type ToolSpec } from './system-tools';
 import * as dnsPacket from 'dns-packet';
 
 export interface Bind9Options {
@@ -63,89 +64,29 @@ interface Tools {
   readonly nsupdate: string;
 }
 
-const SEARCH_PATH = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/bin'];
 const MAX_LOG = 64 * 1024;
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-function find(binary: string): string | undefined {
-  for (const dir of SEARCH_PATH) {
-    if (dir && existsSync(join(dir, binary))) return join(dir, binary);
-  }
-  return undefined;
-}
-
-function findTools(): Tools | undefined {
-  const named = find('named');
-  const nsupdate = find('nsupdate');
-  return named && nsupdate ? { named, nsupdate } : undefined;
-}
-
-function aptInstall(): string {
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const install = (): ReturnType<typeof spawnSync> =>
-    spawnSync(
-      'apt-get',
-      [
-        '-o',
-        'DPkg::Lock::Timeout=300',
-        'install',
-        '-y',
-        '--no-install-recommends',
-        'bind9',
-        'bind9-dnsutils',
-      ],
-      { env, encoding: 'utf8', timeout: 600_000 },
-    );
-  let result = install();
-  if (result.status !== 0 && !findTools()) {
-    spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update'], {
-      env,
-      encoding: 'utf8',
-      timeout: 600_000,
-    });
-    result = install();
-  }
-  const output = `${String(result.stdout ?? '')}${String(result.stderr ?? '')}`;
-  return result.error ? result.error.message : output.slice(-2000);
-}
-
-let tools: Tools | Bind9UnavailableError | undefined;
+const TOOLS: ToolSpec<keyof Tools> = {
+  binaries: ['named', 'nsupdate'],
+  packages: ['bind9', 'bind9-dnsutils'],
+  unavailable: (message) => new Bind9UnavailableError(message),
+};
 
 /** named and nsupdate, installed from Debian if missing. Throws `Bind9UnavailableError`. */
 export function ensureBind9(): Tools {
-  if (tools === undefined) {
-    let found = findTools();
-    let detail = '';
-    if (!found) {
-      detail = aptInstall();
-      found = findTools();
-    }
-    tools =
-      found ??
-      new Bind9UnavailableError(
-        `named/nsupdate not found and apt-get install bind9 bind9-dnsutils failed: ${detail}`,
-      );
-  }
-  if (tools instanceof Bind9UnavailableError) throw tools;
-  return tools;
+  return ensureTools(TOOLS);
 }
 
 /**
- * For a test that needs bind9: true when it can run. Without bind9 it skips the test — except
- * with CI=true, where it throws so the test fails.
+ * For a test that needs bind9: true when it can run. Without it the test is skipped — except with
+ * CI=true, where it throws so the test fails.
  */
 export function requireBind9(t: TestContext): boolean {
-  try {
-    ensureBind9();
-    return true;
-  } catch (error) {
-    if (process.env['CI'] === 'true') throw error;
-    t.skip(error instanceof Error ? error.message : String(error));
-    return false;
-  }
+  return requireTools(t, TOOLS);
 }
 
 async function canBind(port: number, host: string, type: 'tcp' | 'udp'): Promise<boolean> {

@@ -9,7 +9,7 @@
  *   await etcd.kill(); await etcd.start();   // an outage, then the same member on the same data dir
  *   await etcd.dispose();                     // stopped by PID, temp dir removed
  */
-import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import {
   existsSync,
@@ -25,8 +25,9 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import * as net from 'node:net';
 import { homedir, tmpdir } from 'node:os';
-import { delimiter, dirname, join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import type { TestContext } from 'node:test';
+import { ensureTools, requireTools, TOOL_SEARCH_PATH, type ToolSpec } from './system-tools';
 
 export interface EtcdOptions {
   /** Serve clients over TLS with a fresh CA (default false). */
@@ -96,7 +97,6 @@ interface Tools {
   readonly etcdctl: string;
 }
 
-const SEARCH_PATH = [...(process.env['PATH'] ?? '').split(delimiter), '/usr/sbin', '/usr/bin'];
 const MAX_LOG = 64 * 1024;
 const ROOT_PASSWORD = 'rootpw';
 const live = new Set<ChildProcess>();
@@ -104,77 +104,23 @@ process.on('exit', () => {
   for (const child of live) child.kill('SIGKILL');
 });
 
-function find(binary: string): string | undefined {
-  for (const dir of SEARCH_PATH) {
-    if (dir && existsSync(join(dir, binary))) return join(dir, binary);
-  }
-  return undefined;
-}
-
-function findTools(): Tools | undefined {
-  const etcd = find('etcd');
-  const etcdctl = find('etcdctl');
-  return etcd && etcdctl ? { etcd, etcdctl } : undefined;
-}
-
-function aptInstall(): string {
-  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
-  const args = [
-    '-o',
-    'DPkg::Lock::Timeout=300',
-    'install',
-    '-y',
-    '--no-install-recommends',
-    'etcd-server',
-    'etcd-client',
-  ];
-  let result = spawnSync('apt-get', args, { env, encoding: 'utf8', timeout: 600_000 });
-  if (result.status !== 0 && !findTools()) {
-    spawnSync('apt-get', ['-o', 'DPkg::Lock::Timeout=300', 'update'], {
-      env,
-      encoding: 'utf8',
-      timeout: 600_000,
-    });
-    result = spawnSync('apt-get', args, { env, encoding: 'utf8', timeout: 600_000 });
-  }
-  const output = `${String(result.stdout ?? '')}${String(result.stderr ?? '')}`;
-  return result.error ? result.error.message : output.slice(-2000);
-}
-
-let tools: Tools | EtcdUnavailableError | undefined;
+const TOOLS: ToolSpec<keyof Tools> = {
+  binaries: ['etcd', 'etcdctl'],
+  packages: ['etcd-server', 'etcd-client'],
+  unavailable: (message) => new EtcdUnavailableError(message),
+};
 
 /** etcd and etcdctl, installed from Debian if missing. Throws `EtcdUnavailableError`. */
 export function ensureEtcd(): Tools {
-  if (tools === undefined) {
-    let found = findTools();
-    let detail = '';
-    if (!found) {
-      detail = aptInstall();
-      found = findTools();
-    }
-    tools =
-      found ??
-      new EtcdUnavailableError(
-        `etcd/etcdctl not found and apt-get install etcd-server etcd-client failed: ${detail}`,
-      );
-  }
-  if (tools instanceof EtcdUnavailableError) throw tools;
-  return tools;
+  return ensureTools(TOOLS);
 }
 
 /**
- * For a test that needs etcd: true when it can run. Without etcd it skips the test — except with
+ * For a test that needs etcd: true when it can run. Without it the test is skipped — except with
  * CI=true, where it throws so the test fails.
  */
 export function requireEtcd(t: TestContext): boolean {
-  try {
-    ensureEtcd();
-    return true;
-  } catch (error) {
-    if (process.env['CI'] === 'true') throw error;
-    t.skip(error instanceof Error ? error.message : String(error));
-    return false;
-  }
+  return requireTools(t, TOOLS);
 }
 
 async function freePort(): Promise<number> {
@@ -598,7 +544,7 @@ export class GoUnavailableError extends Error {
   }
 }
 
-const GO_SEARCH_PATH = [...SEARCH_PATH, '/usr/local/go/bin', '/usr/lib/go/bin'];
+const GO_SEARCH_PATH = [...TOOL_SEARCH_PATH, '/usr/local/go/bin', '/usr/lib/go/bin'];
 
 function findGo(): string | undefined {
   for (const dir of GO_SEARCH_PATH) {
