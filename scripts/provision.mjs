@@ -21,6 +21,11 @@ const SERVERS = [
     binaries: ['/usr/bin/etcd', '/usr/bin/etcdctl'],
     packages: ['etcd-server', 'etcd-client'],
   },
+  {
+    name: 'nginx and HAProxy (proxy config tests, bench)',
+    binaries: ['/usr/sbin/nginx', '/usr/sbin/haproxy'],
+    packages: ['nginx-light', 'haproxy'],
+  },
 ];
 
 function log(message) {
