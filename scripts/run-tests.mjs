@@ -3,13 +3,15 @@
 // files are found here. Expects a finished build (`node scripts/run.mjs build`).
 //
 //   node scripts/run-tests.mjs [--unit] [--node <path>] [--filter <substring>]...
-//                              [--summary-json <path>]
+//                              [--summary-json <path>] [--no-etcd36]
 //
 //   --unit                only packages/*/dist/**/*.test.js (no servers needed); otherwise also
 //                         test/dist, examples/dist and bench/dist
 //   --node <path>         run the tests with this Node binary instead of the current one
 //   --filter <substring>  only test files whose repo-relative path contains it (repeatable: any)
 //   --summary-json <path> also write the counts as JSON to <path>
+//   --no-etcd36           do not run the etcd-*.test.js files a second time against etcd 3.6
+//                         (built from Go modules; the first pass uses Debian's etcd 3.4)
 //
 // The last line on stdout is always `N passed, N failed` (plus `, N skipped` when any were).
 
@@ -36,13 +38,19 @@ function log(message) {
 function usageError(message) {
   log(message);
   log(
-    'usage: run-tests.mjs [--unit] [--node <path>] [--filter <substring>] [--summary-json <path>]',
+    'usage: run-tests.mjs [--unit] [--node <path>] [--filter <substring>] [--summary-json <path>] [--no-etcd36]',
   );
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const options = { unit: false, node: process.execPath, filters: [], summaryJson: undefined };
+  const options = {
+    unit: false,
+    node: process.execPath,
+    filters: [],
+    summaryJson: undefined,
+    etcd36: true,
+  };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i];
     const eq = arg.indexOf('=');
@@ -63,6 +71,9 @@ function parseArgs(argv) {
         break;
       case '--filter':
         options.filters.push(value());
+        break;
+      case '--no-etcd36':
+        options.etcd36 = false;
         break;
       case '--summary-json':
         options.summaryJson = resolve(value());
@@ -124,6 +135,35 @@ function writeSummary(path, summary) {
   writeFileSync(path, `${JSON.stringify(summary, null, 2)}\n`);
 }
 
+/** One `node --test` run; its TAP counts and what went wrong starting or ending it. */
+function runPass(node, files, env) {
+  const tmp = mkdtempSync(join(tmpdir(), 'grpc-lb-tests-'));
+  const tapFile = join(tmp, 'report.tap');
+  try {
+    const result = spawnSync(
+      node,
+      [
+        '--test',
+        '--test-reporter=spec',
+        '--test-reporter-destination=stdout',
+        '--test-reporter=tap',
+        `--test-reporter-destination=${tapFile}`,
+        '--test-concurrency=2',
+        ...files,
+      ],
+      { cwd: root, stdio: 'inherit', env: { ...process.env, ...env } },
+    );
+    const tap = existsSync(tapFile) ? readFileSync(tapFile, 'utf8') : '';
+    let problem;
+    if (result.error) problem = `could not start node --test: ${result.error.message}`;
+    else if (result.status !== 0)
+      problem = `node --test exited with ${result.signal ?? result.status}`;
+    return { counts: parseTapSummary(tap), problem };
+  } finally {
+    rmSync(tmp, { recursive: true, force: true });
+  }
+}
+
 function main() {
   const options = parseArgs(process.argv.slice(2));
   const files = testFiles(options);
@@ -148,28 +188,26 @@ function main() {
   const nodeVersion = versionProbe.stdout.trim();
   log(`running ${files.length} test file(s) with node ${nodeVersion} (${options.node})`);
 
-  const tmp = mkdtempSync(join(tmpdir(), 'grpc-lb-tests-'));
-  const tapFile = join(tmp, 'report.tap');
-  let result;
-  let counts;
-  try {
-    result = spawnSync(
-      options.node,
-      [
-        '--test',
-        '--test-reporter=spec',
-        '--test-reporter-destination=stdout',
-        '--test-reporter=tap',
-        `--test-reporter-destination=${tapFile}`,
-        '--test-concurrency=2',
-        ...files,
-      ],
-      { cwd: root, stdio: 'inherit' },
-    );
-    const tap = existsSync(tapFile) ? readFileSync(tapFile, 'utf8') : '';
-    counts = parseTapSummary(tap);
-  } finally {
-    rmSync(tmp, { recursive: true, force: true });
+  const passes = [{ label: 'all', files, env: {} }];
+  // The etcd tests run again against etcd 3.6 (built from Go modules), the version users run,
+  // after Debian's 3.4 in the first pass.
+  const etcdFiles = files.filter((f) => /(^|\/)etcd-[^/]*\.test\.js$/.test(f));
+  if (!options.unit && options.etcd36 && etcdFiles.length > 0) {
+    passes.push({ label: 'etcd 3.6', files: etcdFiles, env: { GRPC_LB_ETCD_VERSION: '3.6' } });
+  }
+  const counts = {};
+  const problems = [];
+  for (const pass of passes) {
+    if (pass.label !== 'all') {
+      log(`again with ${pass.label}: ${pass.files.length} test file(s)`);
+    }
+    const result = runPass(options.node, pass.files, pass.env);
+    if (result.problem) problems.push(`${pass.label}: ${result.problem}`);
+    for (const [name, value] of Object.entries(result.counts)) {
+      counts[name] = (counts[name] ?? 0) + value;
+    }
+    if (result.counts.pass === undefined)
+      problems.push(`${pass.label}: node --test wrote no TAP summary`);
   }
 
   const summary = {
@@ -181,20 +219,12 @@ function main() {
     cancelled: counts.cancelled ?? 0,
     tests: counts.tests ?? 0,
     node: nodeVersion,
+    passes: passes.map((p) => p.label),
   };
 
   let exitCode = 0;
-  if (result.error) {
-    log(`could not start node --test: ${result.error.message}`);
-    exitCode = 1;
-  } else if (result.status !== 0) {
-    log(`node --test exited with ${result.signal ?? result.status}`);
-    exitCode = 1;
-  }
-  if (counts.pass === undefined) {
-    log('node --test wrote no TAP summary');
-    exitCode = 1;
-  } else if (summary.failed > 0) {
+  for (const problem of problems) log(problem);
+  if (problems.length > 0 || summary.failed > 0) {
     exitCode = 1;
   } else if (summary.tests === 0) {
     log('no tests ran');

@@ -8,6 +8,7 @@
 //   node scripts/run.mjs example <name> [args...]
 //   node scripts/run.mjs demo [args...]          (= example hello)
 //   node scripts/run.mjs bench [--quick] [args...]
+//   node scripts/run.mjs testbin <build|versions|path|start|stop> [args...]   (test/testbin)
 
 import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -167,6 +168,11 @@ async function bench(args) {
   return buildAndRun(join(root, 'bench', 'dist', 'cli.js'), args, 'bench');
 }
 
+/** `npm run testbin -- ...`: the Go-built test servers and tools (test/support/testbin-cli.ts). */
+async function testbin(args) {
+  return buildAndRun(join(root, 'test', 'dist', 'support', 'testbin-cli.js'), args, 'testbin');
+}
+
 async function buildAndRun(main, args, what) {
   const buildCode = build();
   if (buildCode !== 0) fail(`build failed (exit ${buildCode})`, buildCode);
@@ -235,10 +241,12 @@ async function main() {
       return bench(args);
     case 'test':
       return test(args);
+    case 'testbin':
+      return testbin(args);
     default:
       fail(
         `unknown command "${command ?? ''}"; usage: node scripts/run.mjs ` +
-          '<install|build|test|demo|bench|example <name>> [args...]',
+          '<install|build|test|demo|bench|testbin|example <name>> [args...]',
         2,
       );
   }

@@ -1,0 +1,200 @@
+/**
+ * A real Consul agent for tests: `consul agent -dev` (server, in-memory state, its own leader)
+ * built from Go modules (test/testbin/consul), bound to 127.0.0.1 at free ports, with DNS, gRPC
+ * and HTTPS off and the per-client HTTP connection limit lifted (load from one address would hit
+ * the default 200). Ready when `/v1/status/leader` names a leader and the node is in the catalog.
+ *
+ *   const consul = await startConsul();
+ *   await consul.api('PUT', '/v1/agent/service/register', { Name: 'hello', Port: 5000 });
+ *   const res = await consul.api('GET', '/v1/health/service/hello?passing=true');
+ *   await consul.dispose();
+ */
+import type { TestContext } from 'node:test';
+import { join } from 'node:path';
+import {
+  freePorts,
+  httpRequest,
+  makeServerDir,
+  removeServerDir,
+  ServerProcess,
+  type HttpResult,
+} from './server-process';
+import { ensureTestbin, requireTestbin } from './testbin';
+
+export interface ConsulOptions {
+  /** Keep running after this process exits (for `npm run testbin -- start consul`). */
+  readonly detached?: boolean;
+  /** Extra `-hcl` snippets. */
+  readonly hcl?: readonly string[];
+}
+
+export interface ConsulApiResult extends HttpResult {
+  /** The body parsed as JSON (undefined when empty or not JSON). */
+  readonly json: unknown;
+  /** `X-Consul-Index`, for blocking queries. */
+  readonly index: number | undefined;
+}
+
+export interface Consul {
+  /** `127.0.0.1:<port>` of the HTTP API. */
+  readonly address: string;
+  /** `http://127.0.0.1:<port>`. */
+  readonly url: string;
+  readonly httpPort: number;
+  readonly version: string;
+  readonly dir: string;
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  /** One HTTP API call; `body` is sent as JSON. */
+  api(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<ConsulApiResult>;
+  /** SIGTERM; a dev agent's state (services, KV) is lost. */
+  stop(): Promise<void>;
+  /** SIGKILL. */
+  kill(): Promise<void>;
+  /** SIGSTOP: connections are accepted, nothing answers (a hung agent). */
+  freeze(): void;
+  thaw(): void;
+  /** Starts the agent again on the same ports (empty: a dev agent keeps no state). */
+  start(): Promise<void>;
+  logs(maxBytes?: number): string;
+  /** Stops the agent and removes its dir (kept when `failed` or GRPC_LB_KEEP_SERVERS=1). */
+  dispose(failed?: boolean): Promise<void>;
+}
+
+class ConsulAgent implements Consul {
+  private disposed = false;
+
+  constructor(
+    private readonly process: ServerProcess,
+    readonly dir: string,
+    readonly httpPort: number,
+    readonly version: string,
+  ) {}
+
+  get address(): string {
+    return `127.0.0.1:${this.httpPort}`;
+  }
+  get url(): string {
+    return `http://${this.address}`;
+  }
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+  get running(): boolean {
+    return this.process.running;
+  }
+
+  async api(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs = 10_000,
+  ): Promise<ConsulApiResult> {
+    const result = await httpRequest(`${this.url}${path}`, {
+      method,
+      timeoutMs,
+      ...(body === undefined
+        ? {}
+        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
+    let json: unknown;
+    try {
+      json = result.body.length > 0 ? JSON.parse(result.body) : undefined;
+    } catch {
+      json = undefined;
+    }
+    const header = result.headers['x-consul-index'];
+    const index = typeof header === 'string' ? Number(header) : undefined;
+    return { ...result, json, index };
+  }
+
+  async start(): Promise<void> {
+    if (this.process.running) return;
+    this.process.start();
+    await this.process.waitReady(() => this.ready(), 60_000, 100);
+  }
+
+  /** A leader is elected and this node is in the catalog (so registrations sync at once). */
+  private async ready(): Promise<boolean> {
+    const leader = await this.api('GET', '/v1/status/leader', undefined, 2_000);
+    if (leader.status !== 200 || typeof leader.json !== 'string' || leader.json === '') {
+      return false;
+    }
+    const nodes = await this.api('GET', '/v1/catalog/nodes', undefined, 2_000);
+    return nodes.status === 200 && Array.isArray(nodes.json) && nodes.json.length > 0;
+  }
+
+  stop(): Promise<void> {
+    return this.process.stop();
+  }
+  kill(): Promise<void> {
+    return this.process.kill();
+  }
+  freeze(): void {
+    this.process.freeze();
+  }
+  thaw(): void {
+    this.process.thaw();
+  }
+  logs(maxBytes?: number): string {
+    return this.process.logs(maxBytes);
+  }
+
+  async dispose(failed = false): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.process.kill();
+    removeServerDir(this.dir, 'consul', failed);
+  }
+}
+
+/** Starts a dev agent; throws `ServerStartError` (with the agent's log) if it is not ready in 60 s. */
+export async function startConsul(options: ConsulOptions = {}): Promise<Consul> {
+  const build = await ensureTestbin('consul');
+  const dir = makeServerDir('consul');
+  let agent: ConsulAgent | undefined;
+  try {
+    const [http, server, serfLan] = (await freePorts(3)) as [number, number, number];
+    const args = [
+      'agent',
+      '-dev',
+      '-node=grpc-lb-test',
+      '-bind=127.0.0.1',
+      '-client=127.0.0.1',
+      `-http-port=${http}`,
+      `-server-port=${server}`,
+      `-serf-lan-port=${serfLan}`,
+      '-serf-wan-port=-1',
+      '-dns-port=-1',
+      '-grpc-port=-1',
+      '-grpc-tls-port=-1',
+      '-https-port=-1',
+      '-hcl',
+      'disable_update_check = true',
+      '-hcl',
+      'limits { http_max_conns_per_client = 0 }',
+      ...(options.hcl ?? []).flatMap((snippet) => ['-hcl', snippet]),
+      '-log-level=warn',
+    ];
+    const child = new ServerProcess({
+      name: 'consul',
+      command: build.binaries['consul']!,
+      args,
+      cwd: dir,
+      logFile: join(dir, 'consul.log'),
+      ...(options.detached ? { detached: true } : {}),
+    });
+    agent = new ConsulAgent(child, dir, http, build.version);
+    await agent.start();
+    return agent;
+  } catch (error) {
+    if (agent) await agent.dispose(true);
+    else removeServerDir(dir, 'consul', true);
+    throw error;
+  }
+}
+
+/** For a test that needs Consul: false after `t.skip()` when it cannot be built (throws under CI). */
+export async function requireConsul(t: TestContext): Promise<boolean> {
+  return (await requireTestbin(t, 'consul')) !== undefined;
+}
