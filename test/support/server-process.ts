@@ -296,6 +296,7 @@ export class ServerProcess {
           this.name,
           `exited (code ${status?.code ?? 'none'}, signal ${status?.signal ?? 'none'}) before it was ready`,
           this.logs(8_000),
+          this.options.logFile,
         );
       }
       let ready = false;
@@ -310,6 +311,7 @@ export class ServerProcess {
           this.name,
           `not ready after ${Math.round(timeoutMs / 1000)} s`,
           this.logs(8_000),
+          this.options.logFile,
         );
       }
       await sleep(intervalMs);
@@ -321,9 +323,12 @@ export class ServerStartError extends Error {
   constructor(
     readonly server: string,
     reason: string,
+    /** The log's tail. */
     readonly log: string,
+    /** The whole log (kept: a server that failed to start keeps its dir). */
+    readonly logFile: string,
   ) {
-    super(`${server} ${reason}\n--- ${server} log (tail) ---\n${log}`);
+    super(`${server} ${reason} (log: ${logFile})\n--- ${server} log (tail) ---\n${log}`);
     this.name = 'ServerStartError';
   }
 }

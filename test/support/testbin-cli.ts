@@ -27,6 +27,8 @@ interface StartedState {
   readonly server: string;
   /** Stopped in this order. */
   readonly pids: number[];
+  /** Removed after the stop (the first holds this file). */
+  readonly dirs: string[];
   readonly info: Record<string, unknown>;
 }
 
@@ -74,18 +76,25 @@ async function start(server: string): Promise<void> {
     state = {
       server,
       pids: [consul.pid!],
+      dirs: [consul.dir],
       info: { url: consul.url, address: consul.address, version: consul.version },
     };
   } else if (server === 'etcd') {
     const etcd = await startEtcd({ version: '3.6', detached: true });
     dir = etcd.dir;
-    state = { server, pids: [etcd.pid!], info: { url: etcd.url, endpoint: etcd.endpoint } };
+    state = {
+      server,
+      pids: [etcd.pid!],
+      dirs: [etcd.dir],
+      info: { url: etcd.url, endpoint: etcd.endpoint },
+    };
   } else if (server === 'kube-apiserver') {
     const kube = await startKubeApiserver({ detached: true });
     dir = kube.dir;
     state = {
       server,
       pids: [kube.pid!, kube.etcd.pid!],
+      dirs: [kube.dir, kube.etcd.dir],
       info: {
         url: kube.url,
         kubeconfig: kube.adminKubeconfig,
@@ -98,7 +107,9 @@ async function start(server: string): Promise<void> {
     return usage(`cannot start "${server}"`);
   }
   writeFileSync(join(dir, STATE_FILE), `${JSON.stringify(state)}\n`);
-  process.stdout.write(`${JSON.stringify({ server, dir, pids: state.pids, ...state.info })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ server, dir, dirs: state.dirs, pids: state.pids, ...state.info })}\n`,
+  );
 }
 
 async function stop(dir: string, keep: boolean): Promise<void> {
@@ -106,7 +117,7 @@ async function stop(dir: string, keep: boolean): Promise<void> {
   if (!existsSync(file)) usage(`${file} does not exist: nothing started there`);
   const state = JSON.parse(readFileSync(file, 'utf8')) as StartedState;
   for (const pid of state.pids) await stopPid(pid);
-  if (!keep) rmSync(dir, { recursive: true, force: true });
+  if (!keep) for (const path of state.dirs) rmSync(path, { recursive: true, force: true });
   process.stdout.write(
     `${JSON.stringify({ stopped: state.server, pids: state.pids, kept: keep })}\n`,
   );
