@@ -7,9 +7,10 @@
  * - Consul's own gRPC health check against real harness backends follows `setHealth()`.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { startBackends, waitFor, type BackendSet } from './harness';
 import { requireConsul, startConsul, type Consul } from './support/consul';
+import { serverFixture } from './support/server-fixture';
 
 interface HealthEntry {
   Node: { Node: string };
@@ -25,36 +26,7 @@ interface HealthEntry {
   Checks: { CheckID: string; Status: string; ServiceID: string }[];
 }
 
-let consul: Consul | undefined;
-let setupError: Error | undefined;
-let failed = false;
-
-before(async () => {
-  try {
-    consul = await startConsul();
-  } catch (error) {
-    setupError = error instanceof Error ? error : new Error(String(error));
-  }
-});
-after(async () => {
-  await consul?.dispose(failed);
-});
-
-async function agent(t: Parameters<typeof requireConsul>[0]): Promise<Consul | undefined> {
-  if (!(await requireConsul(t))) return undefined;
-  if (setupError !== undefined) throw setupError;
-  return consul!;
-}
-
-async function logged<T>(body: () => Promise<T>): Promise<T> {
-  try {
-    return await body();
-  } catch (error) {
-    failed = true;
-    if (consul) process.stderr.write(`--- consul log ---\n${consul.logs(8_000)}\n`);
-    throw error;
-  }
-}
+const fixture = serverFixture('consul', () => startConsul(), requireConsul);
 
 async function register(c: Consul, definition: Record<string, unknown>): Promise<void> {
   const result = await c.api('PUT', '/v1/agent/service/register', definition);
@@ -69,9 +41,9 @@ async function health(c: Consul, service: string, query = ''): Promise<HealthEnt
 
 describe('Consul agent built from Go modules', () => {
   test('reports the pinned version and has a leader', async (t) => {
-    const c = await agent(t);
+    const c = await fixture.get(t);
     if (!c) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       assert.equal(c.version, '1.22.6');
       const self = await c.api('GET', '/v1/agent/self');
       assert.equal(self.status, 200);
@@ -82,9 +54,9 @@ describe('Consul agent built from Go modules', () => {
   });
 
   test('registered services are read back from /v1/health/service, failing checks filtered', async (t) => {
-    const c = await agent(t);
+    const c = await fixture.get(t);
     if (!c) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       for (const [id, address, status] of [
         ['hello-1', '127.0.0.2', 'passing'],
         ['hello-2', '127.0.0.3', 'critical'],
@@ -131,9 +103,9 @@ describe('Consul agent built from Go modules', () => {
   });
 
   test('a blocking query returns when the service changes, with a higher index', async (t) => {
-    const c = await agent(t);
+    const c = await fixture.get(t);
     if (!c) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       await register(c, { ID: 'watched-1', Name: 'watched', Address: '127.0.0.2', Port: 1 });
       const first = await c.api('GET', '/v1/health/service/watched');
       assert.ok(first.index !== undefined && first.index > 0, 'X-Consul-Index is set');
@@ -167,38 +139,40 @@ describe('Consul agent built from Go modules', () => {
   });
 
   test("Consul's gRPC health check follows a real backend's health", async (t) => {
-    const c = await agent(t);
+    const c = await fixture.get(t);
     if (!c) return;
     let backends: BackendSet | undefined;
-    await logged(async () => {
-      backends = await startBackends({ count: 2 });
-      for (const backend of backends.backends) {
-        await register(c, {
-          ID: backend.name,
-          Name: 'greeter',
-          Address: backend.host,
-          Port: backend.port,
-          Check: { GRPC: backend.address, Interval: '1s', Timeout: '1s' },
+    await fixture
+      .logged(async () => {
+        backends = await startBackends({ count: 2 });
+        for (const backend of backends.backends) {
+          await register(c, {
+            ID: backend.name,
+            Name: 'greeter',
+            Address: backend.host,
+            Port: backend.port,
+            Check: { GRPC: backend.address, Interval: '1s', Timeout: '1s' },
+          });
+        }
+        const passingIds = async (): Promise<string[]> =>
+          (await health(c, 'greeter', '?passing=true')).map((e) => e.Service.ID).sort();
+        await waitFor(async () => (await passingIds()).length === 2, {
+          timeoutMs: 15_000,
+          message: 'both backends passing their gRPC checks',
         });
-      }
-      const passingIds = async (): Promise<string[]> =>
-        (await health(c, 'greeter', '?passing=true')).map((e) => e.Service.ID).sort();
-      await waitFor(async () => (await passingIds()).length === 2, {
-        timeoutMs: 15_000,
-        message: 'both backends passing their gRPC checks',
-      });
-      await backends.backends[0]!.setHealth('NOT_SERVING');
-      await waitFor(async () => (await passingIds()).join() === 'backend-2', {
-        timeoutMs: 15_000,
-        message: 'backend-1 failing its check',
-      });
-      const stats = await backends.backends[0]!.stats();
-      assert.ok(stats.healthCalls.Check >= 2, `Consul called Check (${stats.healthCalls.Check})`);
-      await backends.backends[0]!.setHealth('SERVING');
-      await waitFor(async () => (await passingIds()).length === 2, {
-        timeoutMs: 15_000,
-        message: 'backend-1 passing again',
-      });
-    }).finally(() => backends?.stopAll());
+        await backends.backends[0]!.setHealth('NOT_SERVING');
+        await waitFor(async () => (await passingIds()).join() === 'backend-2', {
+          timeoutMs: 15_000,
+          message: 'backend-1 failing its check',
+        });
+        const stats = await backends.backends[0]!.stats();
+        assert.ok(stats.healthCalls.Check >= 2, `Consul called Check (${stats.healthCalls.Check})`);
+        await backends.backends[0]!.setHealth('SERVING');
+        await waitFor(async () => (await passingIds()).length === 2, {
+          timeoutMs: 15_000,
+          message: 'backend-1 passing again',
+        });
+      })
+      .finally(() => backends?.stopAll());
   });
 });

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import * as net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { LoadBalancerObserver, OBSERVER_OPTION } from '@grpc-lb/core';
@@ -23,6 +22,7 @@ import {
   type Etcd,
   type EtcdGoInterop,
 } from './support/etcd';
+import { freePort } from './support/server-process';
 
 registerEtcd({ grpc });
 const Greeter = loadGreeterService();
@@ -51,16 +51,6 @@ function ready(
   if (!requireEtcd(t) || !requireGo(t)) return undefined;
   if (setupError !== undefined) throw setupError;
   return { etcd: etcd!, peers: peers! };
-}
-
-async function freePort(host: string): Promise<number> {
-  const server = net.createServer();
-  const port = await new Promise<number>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, host, () => resolve((server.address() as net.AddressInfo).port));
-  });
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** Starts the Go server and waits for its "registered" line. */

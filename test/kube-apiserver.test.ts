@@ -10,7 +10,7 @@
  * - the API server restarts on the same port and data (an outage a resolver must ride out).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type * as ClientNodeModule from '@kubernetes/client-node' with {
   'resolution-mode': 'import',
 };
@@ -18,11 +18,8 @@ import type { KubeConfig, V1EndpointSlice } from '@kubernetes/client-node' with 
   'resolution-mode': 'import',
 };
 import { waitFor } from './harness';
-import {
-  requireKubeApiserver,
-  startKubeApiserver,
-  type KubeApiserver,
-} from './support/kube-apiserver';
+import { requireKubeApiserver, startKubeApiserver } from './support/kube-apiserver';
+import { serverFixture } from './support/server-fixture';
 
 const NAMESPACE = 'grpc-lb-test';
 
@@ -30,40 +27,10 @@ const NAMESPACE = 'grpc-lb-test';
 type ClientNode = typeof ClientNodeModule;
 let k8s: ClientNode;
 
-let kube: KubeApiserver | undefined;
-let setupError: Error | undefined;
-let failed = false;
-
 before(async () => {
   k8s = await import('@kubernetes/client-node');
-  try {
-    kube = await startKubeApiserver();
-  } catch (error) {
-    setupError = error instanceof Error ? error : new Error(String(error));
-  }
 });
-after(async () => {
-  await kube?.dispose(failed);
-});
-
-async function server(
-  t: Parameters<typeof requireKubeApiserver>[0],
-): Promise<KubeApiserver | undefined> {
-  if (!(await requireKubeApiserver(t))) return undefined;
-  if (setupError !== undefined) throw setupError;
-  return kube!;
-}
-
-/** Runs `body`; on failure prints the API server's log and keeps its dir. */
-async function logged<T>(body: () => Promise<T>): Promise<T> {
-  try {
-    return await body();
-  } catch (error) {
-    failed = true;
-    if (kube) process.stderr.write(`--- kube-apiserver log ---\n${kube.logs(8_000)}\n`);
-    throw error;
-  }
-}
+const fixture = serverFixture('kube-apiserver', () => startKubeApiserver(), requireKubeApiserver);
 
 function config(kubeconfigPath: string): KubeConfig {
   const kc = new k8s.KubeConfig();
@@ -108,9 +75,9 @@ async function statusOf(promise: Promise<unknown>): Promise<number> {
 
 describe('kube-apiserver built from Go modules, through @kubernetes/client-node', () => {
   test('reports the pinned version and is ready', async (t) => {
-    const k = await server(t);
+    const k = await fixture.get(t);
     if (!k) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       assert.equal(k.version, '1.36.3');
       const version = await k.request('GET', '/version');
       assert.equal(version.status, 200);
@@ -122,9 +89,9 @@ describe('kube-apiserver built from Go modules, through @kubernetes/client-node'
   });
 
   test('creates a Service and EndpointSlices and reads them back', async (t) => {
-    const k = await server(t);
+    const k = await fixture.get(t);
     if (!k) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       const kc = config(k.adminKubeconfig);
       const core = kc.makeApiClient(k8s.CoreV1Api);
       const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
@@ -201,9 +168,9 @@ describe('kube-apiserver built from Go modules, through @kubernetes/client-node'
   });
 
   test('refuses loopback endpoint addresses (so resolver tests need pod-like IPs)', async (t) => {
-    const k = await server(t);
+    const k = await fixture.get(t);
     if (!k) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       const discovery = config(k.adminKubeconfig).makeApiClient(k8s.DiscoveryV1Api);
       const refused = discovery.createNamespacedEndpointSlice({
         namespace: NAMESPACE,
@@ -219,9 +186,9 @@ describe('kube-apiserver built from Go modules, through @kubernetes/client-node'
   });
 
   test('a watch sees an EndpointSlice change and then its deletion', async (t) => {
-    const k = await server(t);
+    const k = await fixture.get(t);
     if (!k) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       const kc = config(k.adminKubeconfig);
       const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
       const list = await discovery.listNamespacedEndpointSlice({
@@ -275,9 +242,9 @@ describe('kube-apiserver built from Go modules, through @kubernetes/client-node'
   });
 
   test('RBAC: a user without a grant gets 403 until a Role allows list and watch', async (t) => {
-    const k = await server(t);
+    const k = await fixture.get(t);
     if (!k) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       const admin = config(k.adminKubeconfig);
       const rbac = admin.makeApiClient(k8s.RbacAuthorizationV1Api);
       const reader = await k.createUser('reader', ['grpc-lb:readers']);
@@ -341,9 +308,9 @@ describe('kube-apiserver built from Go modules, through @kubernetes/client-node'
   });
 
   test('a ServiceAccount token (TokenRequest) authenticates, and RBAC applies to it', async (t) => {
-    const k = await server(t);
+    const k = await fixture.get(t);
     if (!k) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       const token = await k.serviceAccountToken(NAMESPACE, 'resolver');
       assert.equal(token.split('.').length, 3, 'a JWT');
       const asAccount = config(k.tokenKubeconfig('resolver', token)).makeApiClient(
@@ -377,9 +344,9 @@ describe('kube-apiserver built from Go modules, through @kubernetes/client-node'
   });
 
   test('restarts on the same port with its data (an API server outage)', async (t) => {
-    const k = await server(t);
+    const k = await fixture.get(t);
     if (!k) return;
-    await logged(async () => {
+    await fixture.logged(async () => {
       const discovery = config(k.adminKubeconfig).makeApiClient(k8s.DiscoveryV1Api);
       const before = await discovery.listNamespacedEndpointSlice({ namespace: NAMESPACE });
       await k.stop();

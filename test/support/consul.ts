@@ -16,6 +16,7 @@ import {
   httpRequest,
   makeServerDir,
   removeServerDir,
+  ManagedServer,
   ServerProcess,
   type HttpResult,
 } from './server-process';
@@ -61,27 +62,21 @@ export interface Consul {
   dispose(failed?: boolean): Promise<void>;
 }
 
-class ConsulAgent implements Consul {
-  private disposed = false;
-
+class ConsulAgent extends ManagedServer implements Consul {
   constructor(
-    private readonly process: ServerProcess,
-    readonly dir: string,
+    process: ServerProcess,
+    dir: string,
     readonly httpPort: number,
     readonly version: string,
-  ) {}
+  ) {
+    super(process, dir);
+  }
 
   get address(): string {
     return `127.0.0.1:${this.httpPort}`;
   }
   get url(): string {
     return `http://${this.address}`;
-  }
-  get pid(): number | undefined {
-    return this.process.pid;
-  }
-  get running(): boolean {
-    return this.process.running;
   }
 
   async api(
@@ -122,29 +117,6 @@ class ConsulAgent implements Consul {
     }
     const nodes = await this.api('GET', '/v1/catalog/nodes', undefined, 2_000);
     return nodes.status === 200 && Array.isArray(nodes.json) && nodes.json.length > 0;
-  }
-
-  stop(): Promise<void> {
-    return this.process.stop();
-  }
-  kill(): Promise<void> {
-    return this.process.kill();
-  }
-  freeze(): void {
-    this.process.freeze();
-  }
-  thaw(): void {
-    this.process.thaw();
-  }
-  logs(maxBytes?: number): string {
-    return this.process.logs(maxBytes);
-  }
-
-  async dispose(failed = false): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    await this.process.kill();
-    removeServerDir(this.dir, 'consul', failed);
   }
 }
 

@@ -22,6 +22,7 @@ import {
   httpRequest,
   makeServerDir,
   removeServerDir,
+  ManagedServer,
   ServerProcess,
   type HttpResult,
 } from './server-process';
@@ -121,19 +122,19 @@ function kubeconfig(
   );
 }
 
-class Apiserver implements KubeApiserver {
-  private disposed = false;
+class Apiserver extends ManagedServer implements KubeApiserver {
   private readonly caPem: Buffer;
 
   constructor(
-    private readonly process: ServerProcess,
+    process: ServerProcess,
     private readonly ca: Ca,
-    readonly dir: string,
+    dir: string,
     readonly port: number,
     readonly version: string,
     readonly etcd: Etcd,
     readonly admin: KubeUser,
   ) {
+    super(process, dir);
     this.caPem = readFileSync(ca.certFile);
   }
 
@@ -146,13 +147,6 @@ class Apiserver implements KubeApiserver {
   get adminKubeconfig(): string {
     return this.admin.kubeconfig;
   }
-  get pid(): number | undefined {
-    return this.process.pid;
-  }
-  get running(): boolean {
-    return this.process.running;
-  }
-
   async start(): Promise<void> {
     if (this.process.running) return;
     this.process.start();
@@ -247,28 +241,12 @@ class Apiserver implements KubeApiserver {
     return path;
   }
 
-  stop(): Promise<void> {
-    return this.process.stop(10_000);
-  }
-  kill(): Promise<void> {
-    return this.process.kill();
-  }
-  freeze(): void {
-    this.process.freeze();
-  }
-  thaw(): void {
-    this.process.thaw();
-  }
-  logs(maxBytes?: number): string {
-    return this.process.logs(maxBytes);
+  override stop(graceMs = 10_000): Promise<void> {
+    return super.stop(graceMs);
   }
 
-  async dispose(failed = false): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    await this.process.kill();
+  protected override async disposeMore(failed: boolean): Promise<void> {
     await this.etcd.dispose(failed);
-    removeServerDir(this.dir, 'kube-apiserver', failed);
   }
 }
 

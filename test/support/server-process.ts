@@ -401,3 +401,57 @@ export function httpRequest(url: string, options: HttpOptions = {}): Promise<Htt
     request.end();
   });
 }
+
+/**
+ * What every started server shares: its process (stop, kill, freeze, thaw, logs) and its dir,
+ * removed on `dispose()` unless it failed. Subclasses add their addresses and API.
+ */
+export abstract class ManagedServer {
+  private disposed = false;
+
+  protected constructor(
+    protected readonly process: ServerProcess,
+    readonly dir: string,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.process.pid;
+  }
+  get running(): boolean {
+    return this.process.running;
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`. */
+  stop(graceMs?: number): Promise<void> {
+    return this.process.stop(graceMs);
+  }
+  /** SIGKILL: a crash. */
+  kill(): Promise<void> {
+    return this.process.kill();
+  }
+  /** SIGSTOP: connections are accepted, nothing answers (a hung server). */
+  freeze(): void {
+    this.process.freeze();
+  }
+  thaw(): void {
+    this.process.thaw();
+  }
+  logs(maxBytes?: number): string {
+    return this.process.logs(maxBytes);
+  }
+
+  /** Kills it and removes its dir (kept when `failed` or GRPC_LB_KEEP_SERVERS=1). Idempotent. */
+  async dispose(failed = false): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.process.kill();
+    await this.disposeMore(failed);
+    removeServerDir(this.dir, this.process.name, failed);
+  }
+
+  /** What else a subclass stops on dispose (e.g. the API server's etcd). */
+  protected async disposeMore(failed: boolean): Promise<void> {
+    void failed;
+    return Promise.resolve();
+  }
+}
