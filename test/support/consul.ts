@@ -18,6 +18,7 @@ import {
   removeServerDir,
   ManagedServer,
   ServerProcess,
+  type RunningServer,
   type HttpResult,
 } from './server-process';
 import { ensureTestbin, requireTestbin } from './testbin';
@@ -36,30 +37,19 @@ export interface ConsulApiResult extends HttpResult {
   readonly index: number | undefined;
 }
 
-export interface Consul {
+/**
+ * `stop()` loses a dev agent's state (services, KV): `start()` brings back an empty agent on the
+ * same ports.
+ */
+export interface Consul extends RunningServer {
   /** `127.0.0.1:<port>` of the HTTP API. */
   readonly address: string;
   /** `http://127.0.0.1:<port>`. */
   readonly url: string;
   readonly httpPort: number;
   readonly version: string;
-  readonly dir: string;
-  readonly pid: number | undefined;
-  readonly running: boolean;
   /** One HTTP API call; `body` is sent as JSON. */
   api(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<ConsulApiResult>;
-  /** SIGTERM; a dev agent's state (services, KV) is lost. */
-  stop(): Promise<void>;
-  /** SIGKILL. */
-  kill(): Promise<void>;
-  /** SIGSTOP: connections are accepted, nothing answers (a hung agent). */
-  freeze(): void;
-  thaw(): void;
-  /** Starts the agent again on the same ports (empty: a dev agent keeps no state). */
-  start(): Promise<void>;
-  logs(maxBytes?: number): string;
-  /** Stops the agent and removes its dir (kept when `failed` or GRPC_LB_KEEP_SERVERS=1). */
-  dispose(failed?: boolean): Promise<void>;
 }
 
 class ConsulAgent extends ManagedServer implements Consul {

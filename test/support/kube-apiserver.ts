@@ -24,6 +24,7 @@ import {
   removeServerDir,
   ManagedServer,
   ServerProcess,
+  type RunningServer,
   type HttpResult,
 } from './server-process';
 import { ensureTestbin, requireTestbin } from './testbin';
@@ -50,15 +51,16 @@ export interface KubeApiResult extends HttpResult {
   readonly json: unknown;
 }
 
-export interface KubeApiserver {
+/**
+ * `stop()` is an API server outage: etcd keeps running, so `start()` brings it back on the same
+ * port with the same certificates and data. `dispose()` also stops its etcd.
+ */
+export interface KubeApiserver extends RunningServer {
   /** `https://127.0.0.1:<port>`. */
   readonly url: string;
   readonly port: number;
   /** What the binary reports, e.g. `1.36.3`. */
   readonly version: string;
-  readonly dir: string;
-  readonly pid: number | undefined;
-  readonly running: boolean;
   /** The CA that signed the serving certificate and every client certificate. */
   readonly caFile: string;
   /** The etcd 3.6 behind it (its own, stopped with it). */
@@ -82,18 +84,6 @@ export interface KubeApiserver {
     body?: unknown,
     as?: KubeCredentials,
   ): Promise<KubeApiResult>;
-  /** SIGTERM: an API server outage (etcd keeps running, so state survives `start()`). */
-  stop(): Promise<void>;
-  /** SIGKILL. */
-  kill(): Promise<void>;
-  /** SIGSTOP: connections are accepted, nothing answers (a hung API server). */
-  freeze(): void;
-  thaw(): void;
-  /** Starts it again on the same port with the same certificates and data. */
-  start(): Promise<void>;
-  logs(maxBytes?: number): string;
-  /** Stops it and its etcd and removes the dir (kept when `failed` or GRPC_LB_KEEP_SERVERS=1). */
-  dispose(failed?: boolean): Promise<void>;
 }
 
 function kubeconfig(

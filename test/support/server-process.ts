@@ -402,6 +402,27 @@ export function httpRequest(url: string, options: HttpOptions = {}): Promise<Htt
   });
 }
 
+/** The lifecycle every started test server offers. */
+export interface RunningServer {
+  readonly dir: string;
+  readonly pid: number | undefined;
+  readonly running: boolean;
+  /** SIGTERM, then SIGKILL after a grace period. */
+  stop(): Promise<void>;
+  /** SIGKILL: a crash. */
+  kill(): Promise<void>;
+  /** SIGSTOP: connections are accepted, nothing answers (a hung server). */
+  freeze(): void;
+  /** SIGCONT after `freeze()`. */
+  thaw(): void;
+  /** Starts it again on the same ports. */
+  start(): Promise<void>;
+  /** The last `maxBytes` of its log. */
+  logs(maxBytes?: number): string;
+  /** Kills it and removes its dir (kept when `failed` or GRPC_LB_KEEP_SERVERS=1). */
+  dispose(failed?: boolean): Promise<void>;
+}
+
 /**
  * What every started server shares: its process (stop, kill, freeze, thaw, logs) and its dir,
  * removed on `dispose()` unless it failed. Subclasses add their addresses and API.
