@@ -2,19 +2,28 @@
  * A real DNS server for tests: BIND 9 (`named -g`) in a temp dir on 127.0.0.1 (and ::1) at a free
  * port, authoritative for one zone that tests change live with nsupdate. Installs bind9 from
  * Debian when it is missing; with CI=true a missing or uninstallable named fails, never skips.
+ * named logs to stderr, which goes to `named.log` in the temp dir (kept when it failed).
  *
  *   const dns = await startBind9({ records: ['api 1 IN A 127.0.0.2'] });
  *   await dns.update('add api.svc.test. 1 A 127.0.0.3');
  *   await dns.stop(); await dns.start();   // an outage, then the same server back
  *   await dns.dispose();                    // kill by PID, temp dir removed
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import * as dgram from 'node:dgram';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import * as net from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { TestContext } from 'node:test';
+import {
+  freePort,
+  makeServerDir,
+  removeServerDir,
+  run,
+  ManagedServer,
+  ServerProcess,
+  ServerStartError,
+  type RunningServer,
+} from './server-process';
 import { ensureTools, requireTools, type ToolSpec } from './system-tools';
 import * as dnsPacket from 'dns-packet';
 
@@ -32,24 +41,21 @@ export interface Bind9Options {
   readonly rootZone?: boolean;
 }
 
-export interface Bind9 {
+export interface Bind9 extends RunningServer {
   readonly zone: string;
   readonly port: number;
   /** `127.0.0.1:<port>`, for a target's authority or a resolv.conf `nameserver` line. */
   readonly address: string;
-  readonly dir: string;
-  readonly pid: number | undefined;
-  readonly running: boolean;
   /** nsupdate commands without the leading `update`: `add api.svc.test. 1 A 127.0.0.4`. */
   update(...commands: string[]): Promise<void>;
   /** Stops named (SIGTERM, then SIGKILL after 5 s); the zone and its journal stay. */
   stop(): Promise<void>;
   /** Starts named again on the same port with the same zone (and its live changes). */
   start(): Promise<void>;
-  /** named's output so far (the last 64 KiB). */
-  logs(): string;
-  /** Stops named and removes the temp dir. Idempotent. */
-  dispose(): Promise<void>;
+  /** named's output so far (its log's last `maxBytes`, default 64 KiB). */
+  logs(maxBytes?: number): string;
+  /** Stops named and removes the temp dir (kept when `failed` or GRPC_LB_KEEP_SERVERS=1). Idempotent. */
+  dispose(failed?: boolean): Promise<void>;
 }
 
 export class Bind9UnavailableError extends Error {
@@ -63,12 +69,6 @@ interface Tools {
   readonly named: string;
   readonly nsupdate: string;
 }
-
-const MAX_LOG = 64 * 1024;
-const live = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of live) child.kill('SIGKILL');
-});
 
 const TOOLS: ToolSpec<keyof Tools> = {
   binaries: ['named', 'nsupdate'],
@@ -103,15 +103,10 @@ async function canBind(port: number, host: string, type: 'tcp' | 'udp'): Promise
   });
 }
 
-/** A port free for TCP and UDP on 127.0.0.1 and ::1. */
-async function freePort(): Promise<number> {
+/** A port free for TCP and UDP on 127.0.0.1 and ::1 (named listens on all four). */
+async function freeDnsPort(): Promise<number> {
   for (;;) {
-    const server = net.createServer();
-    const port = await new Promise<number>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
-    });
-    await new Promise((resolve) => server.close(resolve));
+    const port = await freePort();
     const checks = await Promise.all([
       canBind(port, '127.0.0.1', 'tcp'),
       canBind(port, '127.0.0.1', 'udp'),
@@ -187,19 +182,29 @@ async function probe(port: number, zone: string): Promise<boolean> {
   }
 }
 
-class Bind9Server implements Bind9 {
-  private child: ChildProcess | undefined;
-  private exited: Promise<void> | undefined;
-  private output = '';
-  private disposed = false;
+/** How long one launch of named has to log "running" and answer an SOA query. */
+const READY_MS = 15_000;
 
+/** One launch of named: where its output starts in the log, and why it was given up (if so). */
+interface Launch {
+  readonly logOffset: number;
+  failedProbes: number;
+  problem: string | undefined;
+}
+
+let nsupdateScripts = 0;
+
+class Bind9Server extends ManagedServer implements Bind9 {
   constructor(
+    named: ServerProcess,
+    dir: string,
     private readonly tools: Tools,
     readonly zone: string,
-    readonly dir: string,
     private portNumber: number,
     private readonly rootZone: boolean,
-  ) {}
+  ) {
+    super(named, dir);
+  }
 
   get port(): number {
     return this.portNumber;
@@ -207,140 +212,103 @@ class Bind9Server implements Bind9 {
   get address(): string {
     return `127.0.0.1:${this.portNumber}`;
   }
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-  get running(): boolean {
-    return this.child !== undefined;
+
+  private get logFile(): string {
+    return this.process.options.logFile;
   }
 
-  logs(): string {
-    return this.output;
-  }
-
-  private log(text: string): void {
+  override logs(maxBytes?: number): string {
     // The build-options line is kilobytes long and says nothing about a test.
-    const useful = text.replace(/^.* built with .*\n?/m, '');
-    this.output = (this.output + useful).slice(-MAX_LOG);
+    return super.logs(maxBytes).replace(/^.* built with .*\n?/m, '');
   }
 
+  /** named's output since `offset` in its log. */
+  private outputSince(offset: number): string {
+    if (!existsSync(this.logFile)) return '';
+    return readFileSync(this.logFile).subarray(offset).toString('utf8');
+  }
+
+  /** Starts named; on a port taken (or no SOA answer) again on a new port, up to 5 times. */
   async start(): Promise<void> {
-    if (this.child) return;
+    if (this.process.running) return;
     for (let attempt = 1; ; attempt++) {
-      const problem = await this.launch();
-      if (problem === undefined) return;
-      await this.stop();
-      if (!problem.retry || attempt >= 5) {
-        throw new Error(
-          `bind9 did not start on port ${this.portNumber}: ${problem.message}\n--- named output ---\n${this.output.slice(-4000)}`,
+      const launch: Launch = {
+        logOffset: existsSync(this.logFile) ? statSync(this.logFile).size : 0,
+        failedProbes: 0,
+        problem: undefined,
+      };
+      this.process.start();
+      try {
+        await this.process.waitReady(() => this.ready(launch), READY_MS, 25);
+        return;
+      } catch {
+        const status = this.process.exitStatus;
+        const problem =
+          launch.problem ??
+          (status
+            ? `named exited (code ${status.code ?? 'none'}, signal ${status.signal ?? 'none'})`
+            : `named was not ready after ${READY_MS / 1000} s`);
+        await this.process.kill();
+        const retry =
+          launch.problem !== undefined ||
+          /address in use/i.test(this.outputSince(launch.logOffset));
+        if (!retry || attempt >= 5) {
+          throw new ServerStartError(
+            'bind9',
+            `did not start on port ${this.portNumber}: ${problem}`,
+            this.logs(8_000),
+            this.logFile,
+          );
+        }
+        this.portNumber = await freeDnsPort();
+        writeFileSync(
+          join(this.dir, 'named.conf'),
+          namedConf(this.dir, this.portNumber, this.zone, this.rootZone),
         );
       }
-      this.portNumber = await freePort();
-      writeFileSync(
-        join(this.dir, 'named.conf'),
-        namedConf(this.dir, this.portNumber, this.zone, this.rootZone),
-      );
     }
   }
 
-  /** Starts named and waits for "running" (or its exit), then checks it answers. */
-  private async launch(): Promise<{ message: string; retry: boolean } | undefined> {
-    const child = spawn(this.tools.named, ['-c', join(this.dir, 'named.conf'), '-g', '-n', '1'], {
-      cwd: this.dir,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    this.child = child;
-    live.add(child);
-    child.unref();
-    (child.stdout as net.Socket | null)?.unref();
-    (child.stderr as net.Socket | null)?.unref();
-    let seen = '';
-    const ready = new Promise<'running' | 'exited' | 'timeout'>((resolve) => {
-      const timer = setTimeout(() => resolve('timeout'), 15_000);
-      const onData = (data: Buffer): void => {
-        const text = data.toString('utf8');
-        this.log(text);
-        seen += text;
-        if (/\d running\r?\n/.test(seen)) {
-          clearTimeout(timer);
-          resolve('running');
-        }
-      };
-      child.stdout?.on('data', onData);
-      child.stderr?.on('data', onData);
-      child.once('exit', () => {
-        clearTimeout(timer);
-        resolve('exited');
-      });
-      child.once('error', (error) => {
-        this.log(`spawn error: ${error.message}\n`);
-      });
-    });
-    this.exited = new Promise((resolve) => child.once('exit', () => resolve()));
-    void this.exited.then(() => {
-      live.delete(child);
-      if (this.child === child) this.child = undefined;
-    });
-    const state = await ready;
-    if (state !== 'running') {
-      return {
-        message: `named ${state === 'exited' ? 'exited' : 'was not running after 15 s'}`,
-        retry: /address in use/i.test(seen),
-      };
-    }
-    if (/address in use/i.test(seen)) return { message: 'port taken', retry: true };
-    for (let i = 0; i < 3; i++) {
-      if (await probe(this.portNumber, this.zone)) return undefined;
-    }
-    return { message: `no SOA answer for ${this.zone}`, retry: true };
+  /** Ready: named logged "running" (and no port taken), then answers an SOA query for the zone. */
+  private async ready(launch: Launch): Promise<boolean> {
+    const output = this.outputSince(launch.logOffset);
+    if (/address in use/i.test(output)) return this.giveUp(launch, 'port taken');
+    if (!/\d running\r?\n/.test(output)) return false;
+    if (await probe(this.portNumber, this.zone)) return true;
+    launch.failedProbes += 1;
+    if (launch.failedProbes < 3) return false;
+    return this.giveUp(launch, `no SOA answer for ${this.zone}`);
   }
 
-  async stop(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    child.kill('SIGTERM');
-    const killer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-    await this.exited;
-    clearTimeout(killer);
-    this.child = undefined;
+  /** Ends a launch that cannot become ready: `waitReady` then fails at once and `start` retries. */
+  private async giveUp(launch: Launch, problem: string): Promise<false> {
+    launch.problem = problem;
+    await this.process.kill();
+    return false;
   }
 
   async update(...commands: string[]): Promise<void> {
-    const script = [
-      `server 127.0.0.1 ${this.portNumber}`,
-      `zone ${this.zone}`,
-      ...commands.map((c) => `update ${c}`),
-      'send',
-      '',
-    ].join('\n');
-    const child = spawn(this.tools.nsupdate, ['-t', '5', '-u', '2'], {
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
-    let output = '';
-    child.stdout.on('data', (d: Buffer) => (output += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (output += d.toString()));
-    const code = await new Promise<number | null>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        child.kill('SIGKILL');
-        reject(new Error(`nsupdate timed out: ${commands.join('; ')}`));
-      }, 15_000);
-      child.once('error', reject);
-      child.once('exit', (status) => {
-        clearTimeout(timer);
-        resolve(status);
+    const script = join(this.dir, `nsupdate-${++nsupdateScripts}.txt`);
+    writeFileSync(
+      script,
+      [
+        `server 127.0.0.1 ${this.portNumber}`,
+        `zone ${this.zone}`,
+        ...commands.map((c) => `update ${c}`),
+        'send',
+        '',
+      ].join('\n'),
+    );
+    try {
+      await run(this.tools.nsupdate, ['-t', '5', '-u', '2', script], {
+        timeoutMs: 15_000,
+        combined: true,
       });
-      child.stdin.end(script);
-    });
-    if (code !== 0) {
-      throw new Error(`nsupdate failed (exit ${code}) for ${commands.join('; ')}: ${output}`);
+    } catch (error) {
+      throw new Error(`nsupdate failed for ${commands.join('; ')}: ${(error as Error).message}`);
+    } finally {
+      rmSync(script, { force: true });
     }
-  }
-
-  async dispose(): Promise<void> {
-    if (this.disposed) return;
-    this.disposed = true;
-    await this.stop();
-    rmSync(this.dir, { recursive: true, force: true });
   }
 }
 
@@ -350,25 +318,29 @@ export async function startBind9(options: Bind9Options = {}): Promise<Bind9> {
   const zone = options.zone ?? 'svc.test';
   const ttl = options.ttl ?? 1;
   const rootZone = options.rootZone ?? true;
-  const dir = mkdtempSync(join(tmpdir(), 'grpc-lb-bind9-'));
+  const dir = makeServerDir('bind9');
+  let server: Bind9Server | undefined;
   try {
-    const port = await freePort();
+    const port = await freeDnsPort();
     writeFileSync(join(dir, 'zone.db'), zoneFile(zone, ttl, options.records ?? []));
     writeFileSync(
       join(dir, 'root.db'),
       `$TTL ${ttl}\n@ IN SOA ns.root. admin.root. 1 60 60 600 ${ttl}\n@ IN NS ns.root.\nns.root. IN A 127.0.0.1\n`,
     );
     writeFileSync(join(dir, 'named.conf'), namedConf(dir, port, zone, rootZone));
-    const server = new Bind9Server(found, zone, dir, port, rootZone);
-    try {
-      await server.start();
-    } catch (error) {
-      await server.dispose();
-      throw error;
-    }
+    const named = new ServerProcess({
+      name: 'bind9',
+      command: found.named,
+      args: ['-c', join(dir, 'named.conf'), '-g', '-n', '1'],
+      cwd: dir,
+      logFile: join(dir, 'named.log'),
+    });
+    server = new Bind9Server(named, dir, found, zone, port, rootZone);
+    await server.start();
     return server;
   } catch (error) {
-    rmSync(dir, { recursive: true, force: true });
+    if (server) await server.dispose(true);
+    else removeServerDir(dir, 'bind9', true);
     throw error;
   }
 }
