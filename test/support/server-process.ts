@@ -81,7 +81,11 @@ export function run(
       },
       (error, stdout, stderr) => {
         if (error) {
-          reject(new Error(`${command} ${args.join(' ')} failed: ${error.message}\n${stderr}`));
+          // error.message repeats stderr after "Command failed: …": say how it ended, then stderr.
+          const how = error.killed
+            ? `killed (${error.signal ?? 'timeout'})`
+            : `exit ${String(error.code ?? error.signal)}`;
+          reject(new Error(`${command} ${args.join(' ')} failed: ${how}\n${stderr}`));
         } else {
           resolve(options.combined ? `${stdout}${stderr}` : stdout);
         }
