@@ -27,6 +27,8 @@ export interface BenchOptions {
   failoverRounds: number;
   /** Rounds of the convergence scenarios (add an endpoint, remove it); 0: none. */
   convergenceRounds: number;
+  /** Rounds of the ghz calibration (ghz and our generator, `direct`); 0: none. */
+  ghzRounds: number;
   /** Backends of the main set. */
   backends: number;
   /** Backends of the evenness set, and its call count. */
@@ -71,6 +73,9 @@ export const USAGE = `usage: npm run bench -- [options]
   --failover-rounds N     rounds of the failover scenarios, 0 for none (default 3; quick 1)
   --convergence-rounds N  registry add/remove rounds of the convergence scenarios (dns+lb:, etcd:),
                           0 for none (default 10; quick 2)
+  --ghz-rounds N          rounds of the ghz calibration (ghz vs our load generator on the direct
+                          scenario's one backend), 0 for none (default 5; quick 2)
+  --no-ghz                skip the ghz calibration (same as --ghz-rounds 0)
   --backends N            backends in the main set (default 3: labelled v1, v2, v3)
   --evenness-backends N   backends in the evenness set (default 10)
   --evenness-calls N      calls of the evenness scenario (default 100000; quick 10000)
@@ -78,7 +83,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --scenarios a,b         only these scenarios (names as in the report); for the failover group:
                           failover (all of it), failover-<fault> (sigkill, hang, errors-50,
                           slow-10x: every policy) or failover-<fault>:<policy> (one run);
-                          convergence (both resolvers), convergence-dns or convergence-etcd
+                          convergence (both resolvers), convergence-dns or convergence-etcd;
+                          ghz-calibration
   --no-proxies            skip nginx and HAProxy (and their installation)
   --no-micro              skip the in-process pick/update micro benchmarks
   --cpu-prof              V8 CPU profile of every load worker (bench/results/tmp/profiles)
@@ -96,6 +102,7 @@ const FULL_DEFAULTS = {
   evenness: 100_000,
   failoverRounds: 3,
   convergenceRounds: 10,
+  ghzRounds: 5,
 };
 const QUICK_DEFAULTS = {
   rounds: 2,
@@ -105,6 +112,7 @@ const QUICK_DEFAULTS = {
   evenness: 10_000,
   failoverRounds: 1,
   convergenceRounds: 2,
+  ghzRounds: 2,
 };
 
 function integer(flag: string, text: string | undefined, min: number): number {
@@ -141,6 +149,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     rate: 1000,
     failoverRounds: defaults.failoverRounds,
     convergenceRounds: defaults.convergenceRounds,
+    ghzRounds: defaults.ghzRounds,
     backends: 3,
     evennessBackends: 10,
     evennessCalls: defaults.evenness,
@@ -207,6 +216,12 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         break;
       case '--convergence-rounds':
         options.convergenceRounds = integer(flag, value(), 0);
+        break;
+      case '--ghz-rounds':
+        options.ghzRounds = integer(flag, value(), 0);
+        break;
+      case '--no-ghz':
+        options.ghzRounds = 0;
         break;
       case '--backends':
         options.backends = integer(flag, value(), 1);

@@ -74,6 +74,7 @@ function printReport(run: BenchRun): void {
     out.push(`  [${verdict}] ${t.target}: ${t.measured}`);
   }
   for (const s of run.skipped) out.push(`  skipped ${s.name}: ${s.reason}`);
+  for (const s of run.failed) out.push(`  FAILED ${s.name}: ${s.reason}`);
   out.push('');
   process.stdout.write(`${out.join('\n')}\n`);
 }
@@ -102,9 +103,11 @@ function formatWithPrettier(file: string): void {
  */
 async function rerender(file: string): Promise<void> {
   const run = JSON.parse(await readFile(file, 'utf8')) as BenchRun;
-  // Runs stored before the failover group existed have none.
+  // Runs stored before these groups (and the failed list) existed have none.
   run.failover ??= [];
   run.convergence ??= [];
+  run.ghz ??= null;
+  run.failed ??= [];
   run.ratios = computeRatios(run.closed, run.open, run.evenness);
   run.targets = checkTargets(run);
   await writeOutputs(run, path.dirname(path.resolve(file)), false);
@@ -173,8 +176,9 @@ async function main(argv: string[]): Promise<number> {
     printReport(run);
     await writeOutputs(run, options.outDir);
     log(`done in ${run.durationS} s`);
+    for (const s of run.failed) log(`FAILED ${s.name}: ${s.reason}`);
     process.stdout.write(`${JSON.stringify(summaryLine(run))}\n`);
-    return 0;
+    return run.failed.length > 0 ? 1 : 0;
   } finally {
     await resources.stopAll(log);
   }

@@ -8,7 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 
 let clockTicks: number | undefined;
 
-function ticksPerSecond(): number {
+export function ticksPerSecond(): number {
   if (clockTicks === undefined) {
     try {
       clockTicks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;

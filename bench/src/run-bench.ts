@@ -12,6 +12,8 @@ import { convergencePhase } from './convergence-run';
 import type { ConvergenceReport } from './convergence-stats';
 import { failoverPhase } from './failover-run';
 import type { FailoverReport } from './failover-stats';
+import type { GhzCalibrationReport } from './ghz';
+import { ghzPhase } from './ghz-run';
 import { type MachineInfo, machineInfo } from './machine';
 import type { MicroResults } from './micro';
 import { cpuMsOf, machineBusyMs } from './proc-cpu';
@@ -62,6 +64,7 @@ export interface BenchRun {
     l4Channels: number;
     failoverRounds: number;
     convergenceRounds: number;
+    ghzRounds: number;
   };
   closed: ScenarioReport[];
   open: ScenarioReport[];
@@ -70,7 +73,11 @@ export interface BenchRun {
   failover: FailoverReport[];
   /** The convergence group: one report per resolver × client (convergence-stats.ts). */
   convergence: ConvergenceReport[];
+  /** The ghz calibration (ghz.ts); null when it did not run (see `skipped` and `failed`). */
+  ghz: GhzCalibrationReport | null;
   skipped: { name: string; reason: string }[];
+  /** Groups that could not run and must not be skipped (ghz under CI=true): the CLI exits 1. */
+  failed: { name: string; reason: string }[];
   ratios: Ratios;
   micro: MicroResults | null;
   microError: string | null;
@@ -428,6 +435,7 @@ export async function runBench(
   const started = performance.now();
   const startedAt = new Date().toISOString();
   const skipped: { name: string; reason: string }[] = [];
+  const failed: { name: string; reason: string }[] = [];
   const needsProxies =
     options.proxies &&
     [NAMES.nginx, NAMES.haproxyH2, NAMES.haproxyTcp, NAMES.evennessL4].some((n) =>
@@ -460,6 +468,16 @@ export async function runBench(
   } finally {
     await removeTmp();
   }
+  const ghz = await ghzPhase(
+    ctx,
+    (def, backends, round) =>
+      runOnce(ctx, def, { backends, proxies: {} }, 'closed', round, {
+        count: null,
+        durationMs: options.durationMs,
+      }),
+    skipped,
+    failed,
+  );
   const failover = await failoverPhase(ctx);
   const convergence = await convergencePhase(ctx, skipped);
 
@@ -502,13 +520,16 @@ export async function runBench(
       l4Channels: options.l4Channels,
       failoverRounds: options.failoverRounds,
       convergenceRounds: options.convergenceRounds,
+      ghzRounds: options.ghzRounds,
     },
     closed,
     open,
     evenness,
     failover,
     convergence,
+    ghz,
     skipped,
+    failed,
     ratios,
     micro,
     microError,
