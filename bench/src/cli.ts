@@ -14,6 +14,7 @@ import {
   formatConvergenceTable,
   formatFailoverTable,
   formatFailoverTimelines,
+  formatGhzCalibration,
   formatScenarioReport,
   formatSummaryTable,
 } from './report';
@@ -40,6 +41,19 @@ function printReport(run: BenchRun): void {
   const reports = [...run.closed, ...run.evenness, ...run.open];
   if (reports.length > 0) {
     out.push('Medians per scenario:', formatSummaryTable(reports), '');
+  }
+  if (run.ghz) {
+    const g = run.ghz;
+    const rounds = g.rounds.length;
+    out.push(
+      `ghz calibration: ghz ${g.ghzVersion} and our load generator (the direct scenario: ` +
+        `${g.ourTarget}, pick_first) against the same backend, closed loop with ` +
+        `${g.concurrency} calls in flight on one connection each, ${g.durationMs / 1000} s per ` +
+        `run, ${rounds} interleaved round${rounds === 1 ? '' : 's'} (order alternating); ` +
+        'medians; ratios are the median of the per-round ours / ghz:',
+      formatGhzCalibration(g),
+      '',
+    );
   }
   if (run.failover.length > 0) {
     const first = run.failover[0]!;

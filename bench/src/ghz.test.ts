@@ -14,6 +14,10 @@ import {
   perRoundRatios,
   waitedChildrenTicks,
 } from './ghz';
+import { formatGhzCalibration } from './report';
+import { resultsMarkdown } from './results-md';
+import { summaryLine } from './summary';
+import { fakeBenchRun } from './testing';
 
 /** The shape ghz 0.121.0 prints with --format json (details cut short; durations in ns). */
 const GHZ_JSON = JSON.stringify({
@@ -236,6 +240,38 @@ describe('aggregateCalibration', () => {
     assert.deepEqual(g.errors, { ghz: 0, ours: 2 });
     assert.equal(g.maxOtherCores, 0.7);
     assert.equal(g.ratios.rps, (0.5 + 0.7) / 2);
+  });
+
+  test('reported on stdout, in RESULTS.md and in the summary line', () => {
+    const text = formatGhzCalibration(g);
+    assert.match(text, /ghz 0\.121\.0\s+7000/);
+    assert.match(text, /ours \/ ghz\s+0\.600×/);
+    assert.match(text, /ours error: 14 boom/);
+
+    const run = fakeBenchRun({ ghz: g });
+    const md = resultsMarkdown(run, 'x.svg', 'x.json');
+    assert.match(md, /## ghz calibration/);
+    assert.match(md, /\| ours \/ ghz \| \*\*0\.600×\*\*/);
+    assert.match(md, /reached 0\.600× ghz's throughput/);
+
+    const line = JSON.parse(JSON.stringify(summaryLine(run))) as {
+      ghz: { ratios: { rps: number }; ours: { errors: number }; ghz: { rps: number } };
+    };
+    assert.equal(line.ghz.ratios.rps, 0.6);
+    assert.equal(line.ghz.ours.errors, 2);
+    assert.equal(line.ghz.ghz.rps, 7000);
+  });
+
+  test('without the group: no section, ghz null; a failed group is listed as failed', () => {
+    const run = fakeBenchRun({
+      failed: [{ name: 'ghz-calibration', reason: 'ghz unavailable: go is not installed' }],
+    });
+    const md = resultsMarkdown(run, 'x.svg', 'x.json');
+    assert.doesNotMatch(md, /## ghz calibration/);
+    assert.match(md, /## Failed\n\n- `ghz-calibration`: ghz unavailable/);
+    const line = summaryLine(run);
+    assert.equal(line['ghz'], null);
+    assert.deepEqual(line['failed'], run.failed);
   });
 });
 

@@ -4,6 +4,7 @@
  */
 import type { ConvergenceReport, Spread } from './convergence-stats';
 import type { FailoverReport } from './failover-stats';
+import type { GhzCalibrationReport } from './ghz';
 import { type ScenarioReport, roundShares } from './results';
 import type { ShareAnalysis } from './shares';
 import { PERCENTILES, percentileKey } from './stats';
@@ -282,4 +283,51 @@ export function formatConvergenceTable(reports: readonly ConvergenceReport[]): s
     r.goal === null ? '–' : r.goal.met ? 'met' : 'MISSED',
   ]);
   return table(header, rows, 2);
+}
+
+/**
+ * The ghz calibration: medians of ghz and of our generator on the same backend, their per-round
+ * throughput, and ours / ghz (median of the per-round ratios).
+ */
+export function formatGhzCalibration(report: GhzCalibrationReport): string {
+  const header = [
+    'client',
+    'rps',
+    'p50',
+    'p99',
+    'errors',
+    'client µs/call',
+    'backend µs/call',
+    'rps per round',
+  ];
+  const row = (who: 'ghz' | 'ours', label: string) => {
+    const m = report.median[who];
+    return [
+      label,
+      formatNumber(m.rps, 0),
+      formatMs(m.p50Ms),
+      formatMs(m.p99Ms),
+      String(report.errors[who]),
+      formatNumber(m.clientCpuUs, 0),
+      formatNumber(m.backendCpuUs, 0),
+      report.rounds.map((r) => formatNumber(r[who].rps, 0)).join(' '),
+    ];
+  };
+  const r = report.ratios;
+  const ratio = (value: number | null) => (value === null ? 'n/a' : `${value.toFixed(3)}×`);
+  const rows = [
+    row('ghz', `ghz ${report.ghzVersion}`),
+    row('ours', 'ours (direct)'),
+    ['ours / ghz', ratio(r.rps), ratio(r.p50), ratio(r.p99), '', ratio(r.clientCpu), '', ''],
+  ];
+  const lines = [table(header, rows, 1)];
+  for (const who of ['ghz', 'ours'] as const) {
+    const statuses = Object.entries(report.statusCounts[who])
+      .map(([name, n]) => `${name} ${n}`)
+      .join(', ');
+    lines.push(`  ${who} status codes: ${statuses || 'none'}`);
+    for (const sample of report.errorSamples[who]) lines.push(`  ${who} error: ${sample}`);
+  }
+  lines.push(`  ghz command: ${report.ghzCommand}`);
+  return lines.join('\n');
 }

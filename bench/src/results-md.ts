@@ -6,6 +6,7 @@ import { CONVERGENCE_CONCURRENCY } from './convergence';
 import type { ConvergenceReport } from './convergence-stats';
 import { BASE_DELAY_MS, FAULTS, type FaultKind, POLICIES, SLOW_DELAY_MS } from './failover';
 import type { FailoverReport } from './failover-stats';
+import type { GhzCalibrationReport } from './ghz';
 import { formatMaxMin, formatRecovery, formatSpread, formatStatusCounts } from './report';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
 import type { BenchRun } from './run-bench';
@@ -431,6 +432,123 @@ function convergenceSection(reports: readonly ConvergenceReport[]): string[] {
   return lines;
 }
 
+function ghzTable(g: GhzCalibrationReport): string {
+  const row = (who: 'ghz' | 'ours', label: string) => {
+    const m = g.median[who];
+    return [
+      label,
+      f(m.rps, 0),
+      f(m.p50Ms, 3),
+      f(m.p99Ms, 3),
+      String(g.errors[who]),
+      f(m.clientCpuUs, 0),
+      f(m.backendCpuUs, 0),
+      g.rounds.map((r) => f(r[who].rps, 0)).join(' '),
+    ];
+  };
+  const ratio = (value: number | null) => (value === null ? 'n/a' : `**${f(value, 3)}×**`);
+  return table(
+    [
+      'client',
+      'rps',
+      'p50 ms',
+      'p99 ms',
+      'errors',
+      'client CPU µs/call',
+      'backend CPU µs/call',
+      'rps per round',
+    ],
+    [
+      row('ghz', `ghz ${g.ghzVersion}`),
+      row('ours', 'ours (`direct`)'),
+      [
+        'ours / ghz',
+        ratio(g.ratios.rps),
+        ratio(g.ratios.p50),
+        ratio(g.ratios.p99),
+        '',
+        ratio(g.ratios.clientCpu),
+        '',
+        '',
+      ],
+    ],
+  );
+}
+
+/** What this run's calibration says about our generator, from its numbers. */
+function ghzReading(g: GhzCalibrationReport): string {
+  const r = g.ratios;
+  if (r.rps === null) return 'No round paired up: nothing to compare.';
+  const parts: string[] = [];
+  const latency = `p50 ${f(r.p50, 2)}× and p99 ${f(r.p99, 2)}× ghz's`;
+  if (r.rps >= 0.95) {
+    parts.push(
+      `At the same concurrency our generator drove the backend as hard as ghz did ` +
+        `(${f(r.rps, 3)}× its throughput, ${latency}): it is not what limits the bench's ` +
+        'numbers, and it measures what ghz measures.',
+    );
+  } else {
+    parts.push(
+      `Our generator reached ${f(r.rps, 3)}× ghz's throughput (${latency}) at the same ` +
+        'concurrency: with a fixed number of calls in flight, throughput is concurrency / mean ' +
+        'latency, so whatever the client adds to each call shows up in both.',
+    );
+  }
+  const ours = g.median.ours.clientCpuUs;
+  const ghz = g.median.ghz.clientCpuUs;
+  if (ours !== null && ghz !== null) {
+    parts.push(
+      `CPU per call of the load generator: ours ${f(ours, 0)} µs (one Node.js thread), ghz ` +
+        `${f(ghz, 0)} µs (Go); the backend ${f(g.median.ours.backendCpuUs, 0)} / ` +
+        `${f(g.median.ghz.backendCpuUs, 0)} µs. Client and backend share the cores, so a client ` +
+        'that costs more per call leaves less CPU to the backend.',
+    );
+    // rps × CPU per call = cores the generator kept busy; ours runs its calls on one thread.
+    const oursCores = (g.median.ours.rps * ours) / 1e6;
+    const ghzCores = (g.median.ghz.rps * ghz) / 1e6;
+    parts.push(
+      `That is ${f(oursCores, 2)} cores' worth of CPU for our generator and ${f(ghzCores, 2)} ` +
+        'for ghz' +
+        (oursCores >= 0.85
+          ? ': our generator’s one JavaScript thread was close to saturated, so at this ' +
+            'concurrency it, not the backend, set the throughput.'
+          : '.'),
+    );
+  }
+  if (g.errors.ghz > 0 || g.errors.ours > 0) {
+    parts.push(`Failed calls: ghz ${g.errors.ghz}, ours ${g.errors.ours}.`);
+  }
+  return parts.join(' ');
+}
+
+function ghzSection(g: GhzCalibrationReport): string[] {
+  const rounds = g.rounds.length;
+  return [
+    `## ghz calibration: our load generator against ghz (medians of ${rounds} round${rounds === 1 ? '' : 's'})`,
+    '',
+    `ghz ${g.ghzVersion} (the load tool of the source articles, built from Go modules by ` +
+      '`test/testbin`) and our load worker, each in a closed loop with ' +
+      `${g.concurrency} calls in flight on **one connection**, ${g.durationMs / 1000} s per run, ` +
+      `against the same single backend (${g.backend}; ours is the \`direct\` scenario, ` +
+      `\`${g.ourTarget}\`, pick_first), in interleaved rounds whose order alternates. Our worker ` +
+      `warms up ${g.warmupMs / 1000} s before each run (not recorded); ghz, a compiled client, ` +
+      'has no warm-up, so one unrecorded ghz run warms the backend before the first round. ghz ' +
+      'runs with `--duration-stop wait`: at the end it stops sending and waits for the calls in ' +
+      'flight, as ours does (its default would cut them off and count them as errors). Throughput ' +
+      "is each tool's own: calls / time to the last answer. ghz's percentiles are over the " +
+      'successful calls, ours over all (the same when nothing failed); both are nearest-rank. ' +
+      "Ratios are ours / ghz, the median of the per-round ratios. ghz's CPU is the whole " +
+      'process (start and connection included); ours is the measured window.',
+    '',
+    ghzTable(g),
+    '',
+    ghzReading(g),
+    '',
+    `ghz command: \`${g.ghzCommand}\``,
+    '',
+  ];
+}
+
 export function resultsMarkdown(run: BenchRun, chartPath: string, jsonPath: string): string {
   const m = run.machine;
   const s = run.settings;
@@ -510,6 +628,7 @@ export function resultsMarkdown(run: BenchRun, chartPath: string, jsonPath: stri
   if (run.evenness.length > 0) {
     sections.push('## Evenness', '', evennessTable(run.evenness), '');
   }
+  if (run.ghz) sections.push(...ghzSection(run.ghz));
   if (run.failover.length > 0) sections.push(...failoverSection(run.failover));
   if ((run.convergence ?? []).length > 0) sections.push(...convergenceSection(run.convergence));
   sections.push('## Pick and update cost (in-process)', '', microSection(run), '');
@@ -525,6 +644,9 @@ export function resultsMarkdown(run: BenchRun, chartPath: string, jsonPath: stri
   );
   if (run.skipped.length > 0) {
     sections.push('## Skipped', '', ...run.skipped.map((x) => `- \`${x.name}\`: ${x.reason}`), '');
+  }
+  if ((run.failed ?? []).length > 0) {
+    sections.push('## Failed', '', ...run.failed.map((x) => `- \`${x.name}\`: ${x.reason}`), '');
   }
   return sections.join('\n');
 }

@@ -5,6 +5,7 @@
 import type { ChartInput, ChartRow } from './chart';
 import type { ConvergenceReport } from './convergence-stats';
 import type { FailoverReport } from './failover-stats';
+import type { CalibrationMedians, GhzCalibrationReport } from './ghz';
 import type { BenchRun } from './run-bench';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
 
@@ -137,7 +138,52 @@ function convergenceSummary(report: ConvergenceReport): SummaryConvergence {
   };
 }
 
-/** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…,"failover":[…],"convergence":[…]}` */
+export interface SummaryGhzSide {
+  rps: number | null;
+  p50Ms: number | null;
+  p99Ms: number | null;
+  /** Summed over rounds. */
+  errors: number;
+  /** Load generator CPU per call, µs. */
+  clientCpuUs: number | null;
+}
+
+export interface SummaryGhz {
+  ghzVersion: string;
+  rounds: number;
+  concurrency: number;
+  durationMs: number;
+  /** Medians over rounds. */
+  ghz: SummaryGhzSide;
+  ours: SummaryGhzSide;
+  /** Ours / ghz, the median of the per-round ratios: ≈ 1 when both measure the same thing. */
+  ratios: { rps: number | null; p50: number | null; p99: number | null };
+}
+
+function ghzSummary(report: GhzCalibrationReport): SummaryGhz {
+  const side = (m: CalibrationMedians, errors: number): SummaryGhzSide => ({
+    rps: round(m.rps, 1),
+    p50Ms: round(m.p50Ms, 3),
+    p99Ms: round(m.p99Ms, 3),
+    errors,
+    clientCpuUs: round(m.clientCpuUs, 1),
+  });
+  return {
+    ghzVersion: report.ghzVersion,
+    rounds: report.rounds.length,
+    concurrency: report.concurrency,
+    durationMs: report.durationMs,
+    ghz: side(report.median.ghz, report.errors.ghz),
+    ours: side(report.median.ours, report.errors.ours),
+    ratios: {
+      rps: round(report.ratios.rps, 4),
+      p50: round(report.ratios.p50, 4),
+      p99: round(report.ratios.p99, 4),
+    },
+  };
+}
+
+/** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…,"failover":[…],"convergence":[…],"ghz":{…}|null,"failed":[…]}` */
 export function summaryLine(run: BenchRun): Record<string, unknown> {
   const ratios: Record<string, number | null> = {};
   for (const [key, value] of Object.entries(run.ratios)) {
@@ -163,6 +209,8 @@ export function summaryLine(run: BenchRun): Record<string, unknown> {
     skipped: run.skipped,
     failover: run.failover.map(failoverSummary),
     convergence: (run.convergence ?? []).map(convergenceSummary),
+    ghz: run.ghz ? ghzSummary(run.ghz) : null,
+    failed: run.failed ?? [],
   };
 }
 
