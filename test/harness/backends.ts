@@ -126,6 +126,12 @@ export interface StartBackendsOptions {
   healthService?: HealthServiceMode;
   /** Last octet of the first backend's IP; default 2 → 127.0.0.2. */
   firstHost?: number;
+  /**
+   * The first three octets of the backends' IPs (default `127.0.0`). Another network must be on
+   * a local interface first (e.g. `addPodAddresses()` in test/support/pod-addresses.ts puts
+   * 10.244.x.y on `lo`: the Kubernetes API refuses loopback addresses in EndpointSlices).
+   */
+  network?: string;
   /** Fixed port; default picks a free one (retrying with another if an IP has it taken). */
   port?: number;
   /** Deadline for each child to report "listening"; default 10 s. */
@@ -549,15 +555,20 @@ class ChildBackend implements Backend {
 // ---------------------------------------------------------------------------------------------
 // A set of backends on one port.
 
-function specFor(index: number, firstHost: number, options: AddBackendOptions): BackendSpec {
+function specFor(
+  index: number,
+  firstHost: number,
+  network: string,
+  options: AddBackendOptions,
+): BackendSpec {
   const host = firstHost + index;
   if (host > 254)
     throw new RangeError(
-      `backend #${index + 1} would be on 127.0.0.${host}; the last usable host is 254`,
+      `backend #${index + 1} would be on ${network}.${host}; the last usable host is 254`,
     );
   return {
     name: options.name ?? `backend-${index + 1}`,
-    host: `127.0.0.${host}`,
+    host: `${network}.${host}`,
     greeting: options.greeting ?? DEFAULT_GREETINGS[index % DEFAULT_GREETINGS.length] ?? 'Hello',
     labels: { ...options.labels },
     healthService: options.healthService ?? 'watch',
@@ -571,6 +582,7 @@ class ChildBackendSet implements BackendSet {
     members: ChildBackend[],
     readonly port: number,
     private readonly firstHost: number,
+    private readonly network: string,
     private readonly readyTimeoutMs: number,
   ) {
     this.members = members;
@@ -599,7 +611,7 @@ class ChildBackendSet implements BackendSet {
   }
 
   async add(options: AddBackendOptions = {}): Promise<Backend> {
-    const spec = specFor(this.members.length, this.firstHost, options);
+    const spec = specFor(this.members.length, this.firstHost, this.network, options);
     const backend = await ChildBackend.start(spec, this.port, this.readyTimeoutMs);
     this.members.push(backend);
     return backend;
@@ -636,6 +648,12 @@ function validate(options: StartBackendsOptions): void {
   if (port !== undefined && (!Number.isInteger(port) || port < 1 || port > 65535)) {
     throw new RangeError(`startBackends: "port" must be an integer in 1..65535 (got ${port})`);
   }
+  const { network } = options;
+  if (network !== undefined && !/^\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(network)) {
+    throw new RangeError(
+      `startBackends: "network" must be three octets like "10.244.0" (got "${network}")`,
+    );
+  }
 }
 
 async function startOnce(
@@ -643,6 +661,7 @@ async function startOnce(
   port: number | undefined,
 ): Promise<ChildBackendSet> {
   const firstHost = options.firstHost ?? DEFAULT_FIRST_HOST;
+  const network = options.network ?? '127.0.0';
   const readyTimeoutMs = options.readyTimeoutMs ?? DEFAULT_READY_TIMEOUT_MS;
   const specs: BackendSpec[] = [];
   for (let index = 0; index < options.count; index++) {
@@ -654,7 +673,7 @@ async function startOnce(
     if (greeting !== undefined) perIndex.greeting = greeting;
     if (labels !== undefined) perIndex.labels = labels;
     if (options.healthService !== undefined) perIndex.healthService = options.healthService;
-    specs.push(specFor(index, firstHost, perIndex));
+    specs.push(specFor(index, firstHost, network, perIndex));
   }
   const [firstSpec, ...restSpecs] = specs;
   if (firstSpec === undefined) throw new RangeError('startBackends: "count" must be ≥ 1');
@@ -679,7 +698,7 @@ async function startOnce(
       ) ?? errors[0]
     );
   }
-  return new ChildBackendSet(started, first.port, firstHost, readyTimeoutMs);
+  return new ChildBackendSet(started, first.port, firstHost, network, readyTimeoutMs);
 }
 
 /**

@@ -1,0 +1,31 @@
+export {
+  K8S_SCHEMES,
+  createK8sResolverFactory,
+  registerK8s,
+  type K8sResolverFactory,
+  type K8sResolverFactoryOptions,
+  type RegisterK8sOptions,
+} from './k8s-resolver-factory';
+export { parseK8sTarget, type K8sTarget, type K8sPortSelector } from './k8s-target';
+export {
+  createK8sApi,
+  SERVICE_ACCOUNT_DIR,
+  SERVICE_NAME_LABEL,
+  type K8sApi,
+  type K8sConnectionOptions,
+  type WatchEventType,
+} from './k8s-client';
+export {
+  K8sEndpointResolver,
+  WATCH_IDLE_TIMEOUT_MS,
+  describeFailure,
+  type K8sResolverState,
+} from './k8s-resolver';
+export {
+  endpointsFromSlices,
+  servicePortName,
+  type SliceLike,
+  type ServiceLike,
+  type SliceEndpoints,
+} from './slices';
+export { K8sResolutionError } from './errors';

@@ -1,0 +1,61 @@
+import {
+  register,
+  type RegisterOptions,
+  type Registration,
+  type ResolverFactory,
+} from '@grpc-lb/core';
+import { createK8sApi, type K8sApi, type K8sConnectionOptions } from './k8s-client';
+import { K8sEndpointResolver } from './k8s-resolver';
+import { parseK8sTarget, type K8sTarget } from './k8s-target';
+
+export type K8sResolverFactory = ResolverFactory<K8sTarget>;
+
+/** `k8s:` (ours, go-zero's) and `kubernetes:` (kuberesolver's) are both served by default. */
+export const K8S_SCHEMES = ['k8s', 'kubernetes'] as const;
+
+export interface K8sResolverFactoryOptions extends K8sConnectionOptions {
+  /** The scheme to serve (default `k8s`; `registerK8s()` also installs `kubernetes`). */
+  readonly scheme?: string;
+  /** For tests: how the API client is made (default: `@kubernetes/client-node`). */
+  readonly createApi?: (options: K8sConnectionOptions) => Promise<K8sApi>;
+}
+
+/**
+ * A Kubernetes resolver factory for `register({ resolvers: [...] })`. The connection (kubeconfig,
+ * in-cluster service account) is loaded when a channel first resolves, so a client can be created
+ * before the cluster is reachable; a missing configuration is reported then as a `ConfigError`.
+ */
+export function createK8sResolverFactory(
+  options: K8sResolverFactoryOptions = {},
+): K8sResolverFactory {
+  const { scheme = 'k8s', createApi = createK8sApi, ...connection } = options;
+  return {
+    scheme,
+    parseTarget: parseK8sTarget,
+    defaultAuthority(parsed) {
+      return parsed.authority;
+    },
+    create(parsed) {
+      return new K8sEndpointResolver(parsed, connection, createApi);
+    },
+  };
+}
+
+export type RegisterK8sOptions = RegisterOptions & Omit<K8sResolverFactoryOptions, 'scheme'>;
+
+/**
+ * `register()` with the Kubernetes resolver on `k8s:` and `kubernetes:`:
+ * `registerK8s({ grpc })` in a pod, `registerK8s({ grpc, kubeconfig })` outside one.
+ */
+export function registerK8s(options: RegisterK8sOptions = {}): Registration {
+  const { grpc, resolvers, replaceBuiltinSchemes, logger, ...k8s } = options;
+  return register({
+    ...(grpc !== undefined ? { grpc } : {}),
+    ...(logger !== undefined ? { logger } : {}),
+    ...(replaceBuiltinSchemes !== undefined ? { replaceBuiltinSchemes } : {}),
+    resolvers: [
+      ...(resolvers ?? []),
+      ...K8S_SCHEMES.map((scheme) => createK8sResolverFactory({ ...k8s, scheme })),
+    ],
+  });
+}

@@ -1,0 +1,137 @@
+import { TargetError, type TargetUri } from '@grpc-lb/core';
+
+/** The port a target asks for: a Service port number, a port name, or the Service's only port. */
+export type K8sPortSelector =
+  | { readonly kind: 'number'; readonly value: number }
+  | { readonly kind: 'name'; readonly value: string }
+  | { readonly kind: 'only' };
+
+/**
+ * A parsed Kubernetes target. The forms kuberesolver and go-zero users already write:
+ *
+ *     k8s:///hello:grpc                        Service hello, port named grpc, the default namespace
+ *     k8s:///hello.prod:50051                  namespace prod, Service port 50051 (mapped to the pods' port)
+ *     k8s:///hello.prod.svc.cluster.local:grpc the cluster DNS name
+ *     k8s://prod/hello:grpc                    namespace as the authority (go-zero's k8s://ns/svc:port)
+ *     kubernetes:///hello.prod                 the Service's only port
+ *
+ * The default namespace is the resolver's `namespace` option, else the kubeconfig context's, else
+ * the pod's service-account namespace, else `default`.
+ */
+export interface K8sTarget {
+  readonly original: string;
+  readonly service: string;
+  /** Undefined: the resolver's default namespace. */
+  readonly namespace: string | undefined;
+  readonly port: K8sPortSelector;
+  /** Default `:authority` of calls: the host as written (`hello.prod`) and a numeric port. */
+  readonly authority: string;
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const SERVICE_NAME = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
+const PORT_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+
+function checkNamespace(namespace: string, original: string): string {
+  if (namespace.length > 63 || !DNS_LABEL.test(namespace)) {
+    throw new TargetError(
+      original,
+      `"${namespace}" is not a namespace name (lowercase letters, digits and "-", at most 63)`,
+    );
+  }
+  return namespace;
+}
+
+function checkService(service: string, original: string): string {
+  if (service.length > 63 || !SERVICE_NAME.test(service)) {
+    throw new TargetError(
+      original,
+      `"${service}" is not a Service name (lowercase letters, digits and "-", starting with a letter, at most 63)`,
+    );
+  }
+  return service;
+}
+
+function parsePort(raw: string, original: string): K8sPortSelector {
+  if (/^\d+$/.test(raw)) {
+    const value = Number(raw);
+    if (value < 1 || value > 65535) {
+      throw new TargetError(original, `port ${raw} is out of range 1–65535`);
+    }
+    return { kind: 'number', value };
+  }
+  if (raw.length > 15 || !PORT_NAME.test(raw) || !/[a-z]/.test(raw)) {
+    throw new TargetError(
+      original,
+      `"${raw}" is neither a port number nor a port name (lowercase letters, digits and "-", at most 15)`,
+    );
+  }
+  return { kind: 'name', value: raw };
+}
+
+/** Parses `k8s:` / `kubernetes:` targets; throws `TargetError` naming the part that is wrong. */
+export function parseK8sTarget(uri: TargetUri, original: string): K8sTarget {
+  if (/[?#]/.test(uri.path)) {
+    throw new TargetError(original, 'a Kubernetes target takes no query or fragment');
+  }
+  if (uri.authority !== undefined && uri.authority.includes('@')) {
+    throw new TargetError(
+      original.replace(/\/\/[^/]*@/, '//***@'),
+      'credentials do not belong in a target (targets are logged): use a kubeconfig or the pod service account',
+    );
+  }
+  const path = uri.path.replace(/^\//, '');
+  if (path === '' || path.includes('/')) {
+    throw new TargetError(
+      original,
+      'expected k8s:///<service>[.<namespace>][:<port or port name>], e.g. k8s:///hello.prod:grpc',
+    );
+  }
+  const colon = path.lastIndexOf(':');
+  const host = colon >= 0 ? path.slice(0, colon) : path;
+  const port: K8sPortSelector =
+    colon >= 0 ? parsePort(path.slice(colon + 1), original) : { kind: 'only' };
+  if (colon >= 0 && path.slice(colon + 1) === '') {
+    throw new TargetError(original, 'the port after ":" is empty');
+  }
+  const labels = host.split('.');
+  // svc, svc.ns, svc.ns.svc, svc.ns.svc.<cluster domain…>
+  if (labels.length > 2 && labels[2] !== 'svc') {
+    throw new TargetError(
+      original,
+      `"${host}" is not <service>.<namespace> nor <service>.<namespace>.svc.<cluster domain>`,
+    );
+  }
+  const service = checkService(labels[0] ?? '', original);
+  let namespace = labels[1] !== undefined ? checkNamespace(labels[1], original) : undefined;
+  const authorityNamespace =
+    uri.authority !== undefined && uri.authority !== '' ? uri.authority : undefined;
+  if (authorityNamespace !== undefined) {
+    checkNamespace(authorityNamespace, original);
+    if (namespace !== undefined && namespace !== authorityNamespace) {
+      throw new TargetError(
+        original,
+        `two namespaces: "${authorityNamespace}" as the authority and "${namespace}" in the host`,
+      );
+    }
+    namespace = authorityNamespace;
+  }
+  const authorityHost =
+    labels.length === 1 && namespace !== undefined ? `${service}.${namespace}` : host;
+  return {
+    original,
+    service,
+    namespace,
+    port,
+    authority: port.kind === 'number' ? `${authorityHost}:${port.value}` : authorityHost,
+  };
+}
+
+/** `hello.prod:grpc` — for messages. */
+export function describeTarget(target: K8sTarget, namespace: string): string {
+  const port =
+    target.port.kind === 'only'
+      ? ''
+      : `:${target.port.kind === 'number' ? target.port.value : target.port.value}`;
+  return `Service ${namespace}/${target.service}${port}`;
+}

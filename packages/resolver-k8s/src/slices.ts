@@ -1,0 +1,180 @@
+import type { ResolvedEndpoint } from '@grpc-lb/core';
+import type { K8sPortSelector } from './k8s-target';
+
+/** The EndpointSlice fields read here (a subset of discovery.k8s.io/v1 EndpointSlice). */
+export interface SliceLike {
+  readonly metadata?: { readonly name?: string; readonly resourceVersion?: string };
+  readonly addressType?: string;
+  readonly endpoints?: readonly {
+    readonly addresses?: readonly string[];
+    readonly conditions?: {
+      readonly ready?: boolean | null;
+      readonly serving?: boolean | null;
+      readonly terminating?: boolean | null;
+    };
+    readonly zone?: string;
+    readonly nodeName?: string;
+    readonly targetRef?: { readonly kind?: string; readonly name?: string };
+  }[];
+  readonly ports?: readonly {
+    readonly name?: string;
+    readonly port?: number;
+    readonly protocol?: string;
+  }[];
+}
+
+/** The Service fields read here: its ports, to map a Service port number to the pods' port. */
+export interface ServiceLike {
+  readonly spec?: {
+    readonly ports?: readonly {
+      readonly name?: string;
+      readonly port?: number;
+      readonly protocol?: string;
+    }[];
+  };
+}
+
+export interface SliceEndpoints {
+  readonly endpoints: ResolvedEndpoint[];
+  /** One line per skipped slice or address, for the sink's `warn`. */
+  readonly warnings: string[];
+  /** `3 ready endpoints from 2 EndpointSlices` — for error notes. */
+  readonly note: string;
+  /** True when only serving-but-terminating endpoints were left and are used. */
+  readonly usingTerminating: boolean;
+}
+
+/**
+ * The port name a selector means, given the Service (needed only for a numeric Service port):
+ * EndpointSlice ports carry the Service port's name and the pods' port number.
+ */
+export function servicePortName(
+  selector: K8sPortSelector,
+  service: ServiceLike | undefined,
+): { name: string } | { error: string } | undefined {
+  if (selector.kind === 'name') return { name: selector.value };
+  const ports = (service?.spec?.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP');
+  if (selector.kind === 'only') {
+    if (service === undefined) return undefined;
+    if (ports.length === 1) return { name: ports[0]!.name ?? '' };
+    return {
+      error:
+        ports.length === 0
+          ? 'the Service has no TCP port'
+          : `the Service has ${ports.length} TCP ports (${ports.map((p) => p.name ?? p.port).join(', ')}): name one in the target`,
+    };
+  }
+  if (service === undefined) return undefined;
+  const match = ports.find((p) => p.port === selector.value);
+  if (!match) {
+    return {
+      error: `the Service has no TCP port ${selector.value} (it has ${ports.map((p) => `${p.name ?? '(unnamed)'}=${p.port}`).join(', ') || 'none'})`,
+    };
+  }
+  return { name: match.name ?? '' };
+}
+
+function hostOf(address: string, addressType: string): string | undefined {
+  if (addressType === 'IPv4') return /^\d{1,3}(\.\d{1,3}){3}$/.test(address) ? address : undefined;
+  if (addressType === 'IPv6')
+    return /^[0-9a-fA-F:.]+$/.test(address) && address.includes(':') ? address : undefined;
+  return undefined;
+}
+
+/**
+ * The endpoints of every slice, merged: one endpoint per address:port (the same address can sit
+ * in two slices while they churn). Ready endpoints (a missing `ready` counts as ready, as the API
+ * says); when none is ready, the serving-but-terminating ones (as kube-proxy does), so a rollout
+ * that drains every old pod before the new ones are ready still has somewhere to send calls.
+ *
+ * `portName` is the port's name when known; `undefined` (a numeric or "only" port without the
+ * Service) falls back to the slice's only TCP port, or a port whose number equals the selector's.
+ */
+export function endpointsFromSlices(
+  slices: Iterable<SliceLike>,
+  selector: K8sPortSelector,
+  portName: string | undefined,
+): SliceEndpoints {
+  const ready = new Map<string, ResolvedEndpoint>();
+  const terminating = new Map<string, ResolvedEndpoint>();
+  const warnings: string[] = [];
+  let sliceCount = 0;
+  for (const slice of slices) {
+    sliceCount++;
+    const name = slice.metadata?.name ?? '(unnamed)';
+    const addressType = slice.addressType ?? '';
+    if (addressType !== 'IPv4' && addressType !== 'IPv6') {
+      warnings.push(
+        `EndpointSlice ${name}: addressType ${addressType || '(none)'} is not IPv4 or IPv6; skipped`,
+      );
+      continue;
+    }
+    const tcpPorts = (slice.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP');
+    let port: number | undefined;
+    if (portName !== undefined) {
+      port = tcpPorts.find((p) => (p.name ?? '') === portName)?.port;
+    } else if (selector.kind === 'number') {
+      port = tcpPorts.find((p) => p.port === selector.value)?.port;
+    } else if (tcpPorts.length === 1) {
+      port = tcpPorts[0]!.port;
+    }
+    if (port === undefined) {
+      // A slice with no ports at all is a Service without endpoints yet: not worth a warning.
+      if (tcpPorts.length > 0 && (slice.endpoints?.length ?? 0) > 0) {
+        const wanted =
+          portName !== undefined
+            ? `port "${portName}"`
+            : selector.kind === 'number'
+              ? `port ${selector.value}`
+              : 'a single TCP port';
+        warnings.push(
+          `EndpointSlice ${name}: no ${wanted} among ${tcpPorts.map((p) => `${p.name || '(unnamed)'}=${p.port}`).join(', ')}; skipped`,
+        );
+      }
+      continue;
+    }
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      warnings.push(`EndpointSlice ${name}: port ${String(port)} is out of range; skipped`);
+      continue;
+    }
+    for (const endpoint of slice.endpoints ?? []) {
+      const conditions = endpoint.conditions ?? {};
+      const isReady = conditions.ready !== false;
+      const isServing = conditions.serving ?? isReady;
+      const target = isReady ? ready : isServing ? terminating : undefined;
+      if (!target) continue;
+      for (const address of endpoint.addresses ?? []) {
+        const host = hostOf(address, addressType);
+        if (host === undefined) {
+          warnings.push(
+            `EndpointSlice ${name}: "${address}" is not an ${addressType} address; skipped`,
+          );
+          continue;
+        }
+        const labels: Record<string, string> = {};
+        if (endpoint.nodeName) labels['node'] = endpoint.nodeName;
+        if (endpoint.targetRef?.kind === 'Pod' && endpoint.targetRef.name) {
+          labels['pod'] = endpoint.targetRef.name;
+        }
+        target.set(`${host}|${port}`, {
+          host,
+          port,
+          ...(endpoint.zone ? { zone: endpoint.zone } : {}),
+          ...(Object.keys(labels).length > 0 ? { labels } : {}),
+        });
+      }
+    }
+  }
+  const usingTerminating = ready.size === 0 && terminating.size > 0;
+  const chosen = usingTerminating ? terminating : ready;
+  const endpoints = [...chosen.values()].sort((a, b) =>
+    a.host === b.host ? a.port - b.port : a.host < b.host ? -1 : 1,
+  );
+  const kind = usingTerminating ? 'serving (terminating)' : 'ready';
+  return {
+    endpoints,
+    warnings,
+    usingTerminating,
+    note: `${endpoints.length} ${kind} endpoint${endpoints.length === 1 ? '' : 's'} from ${sliceCount} EndpointSlice${sliceCount === 1 ? '' : 's'}`,
+  };
+}

@@ -1,0 +1,501 @@
+/**
+ * The Kubernetes resolver against a real kube-apiserver (built from Go modules, RBAC on) and real
+ * grpc-js backends on pod-like addresses (10.244.N.x on lo: the API refuses loopback addresses
+ * in EndpointSlices). Each test has its own namespace and writes the Service and EndpointSlices
+ * itself, as the EndpointSlice controller would.
+ */
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test, type TestContext } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { LoadBalancerObserver, OBSERVER_OPTION } from '@grpc-lb/core';
+import { createK8sResolverFactory, registerK8s, SERVICE_ACCOUNT_DIR } from '@grpc-lb/resolver-k8s';
+import { register } from '@grpc-lb/core';
+import {
+  type Backend,
+  type BackendSet,
+  type GreeterClient,
+  isServiceError,
+  loadGreeterService,
+  sayHello,
+  startBackends,
+  waitFor,
+} from './harness';
+import { startLoad } from './support/load';
+import {
+  requireKubeApiserver,
+  startKubeApiserver,
+  type KubeApiserver,
+} from './support/kube-apiserver';
+import { addPodAddresses, type PodAddresses } from './support/pod-addresses';
+import { serverFixture } from './support/server-fixture';
+
+const Greeter = loadGreeterService();
+const insecure = grpc.credentials.createInsecure();
+const kube = serverFixture('kube-apiserver', () => startKubeApiserver(), requireKubeApiserver);
+
+let pods: Promise<PodAddresses | undefined> | undefined;
+let backends: BackendSet | undefined;
+after(async () => {
+  await backends?.stopAll();
+  await (await pods)?.remove();
+});
+
+interface Env {
+  readonly k: KubeApiserver;
+  readonly set: BackendSet;
+  readonly namespace: string;
+}
+
+let serial = 0;
+/** The API server, 4 backends on pod addresses (shared by the file), and a fresh namespace. */
+async function env(t: TestContext): Promise<Env | undefined> {
+  const k = await kube.get(t);
+  if (!k) return undefined;
+  pods ??= addPodAddresses(t, 6);
+  const addresses = await pods;
+  if (!addresses) return undefined;
+  backends ??= await startBackends({ count: 4, network: addresses.network });
+  for (const b of backends.backends) await b.setFailRate(0);
+  const namespace = `k8s-${process.pid}-${++serial}`;
+  const created = await k.request('POST', '/api/v1/namespaces', {
+    metadata: { name: namespace },
+  });
+  assert.equal(created.status, 201, created.body);
+  if (!registered) {
+    registerK8s({ grpc, kubeconfig: k.adminKubeconfig });
+    registered = true;
+  }
+  return { k, set: backends, namespace };
+}
+let registered = false;
+
+async function createService(e: Env, name: string, port = 80): Promise<void> {
+  const result = await e.k.request('POST', `/api/v1/namespaces/${e.namespace}/services`, {
+    metadata: { name },
+    spec: {
+      ports: [
+        { name: 'grpc', port, targetPort: e.set.port, protocol: 'TCP' },
+        { name: 'metrics', port: 9090, protocol: 'TCP' },
+      ],
+      selector: { app: name },
+    },
+  });
+  assert.equal(result.status, 201, result.body);
+}
+
+type Condition = 'ready' | 'not-ready' | 'terminating';
+
+function sliceBody(e: Env, service: string, slice: string, endpoints: [string, Condition][]) {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name: slice, labels: { 'kubernetes.io/service-name': service } },
+    addressType: 'IPv4',
+    endpoints: endpoints.map(([host, condition]) => ({
+      addresses: [host],
+      conditions: {
+        ready: condition === 'ready',
+        serving: condition !== 'not-ready',
+        terminating: condition === 'terminating',
+      },
+      zone: 'zone-a',
+      targetRef: { kind: 'Pod', name: `pod-${host.split('.').at(-1)}` },
+    })),
+    ports: [
+      { name: 'grpc', port: e.set.port, protocol: 'TCP' },
+      { name: 'metrics', port: 9090, protocol: 'TCP' },
+    ],
+  };
+}
+
+async function putSlice(
+  e: Env,
+  service: string,
+  slice: string,
+  endpoints: [string, Condition][],
+): Promise<void> {
+  const base = `/apis/discovery.k8s.io/v1/namespaces/${e.namespace}/endpointslices`;
+  const body = sliceBody(e, service, slice, endpoints);
+  const existing = await e.k.request('GET', `${base}/${slice}`);
+  const result =
+    existing.status === 200
+      ? await e.k.request('PUT', `${base}/${slice}`, {
+          ...body,
+          metadata: {
+            ...body.metadata,
+            resourceVersion: (existing.json as { metadata: { resourceVersion: string } }).metadata
+              .resourceVersion,
+          },
+        })
+      : await e.k.request('POST', base, body);
+  assert.ok(result.status === 200 || result.status === 201, result.body);
+}
+
+async function deleteSlice(e: Env, slice: string): Promise<void> {
+  const result = await e.k.request(
+    'DELETE',
+    `/apis/discovery.k8s.io/v1/namespaces/${e.namespace}/endpointslices/${slice}`,
+  );
+  assert.equal(result.status, 200, result.body);
+}
+
+function client(target: string, observer?: LoadBalancerObserver): GreeterClient {
+  return new Greeter(target, insecure, {
+    'grpc.use_local_subchannel_pool': 1,
+    'grpc-lb.max_refresh_backoff_ms': 1_000,
+    ...(observer ? { [OBSERVER_OPTION]: observer } : {}),
+  });
+}
+
+function hosts(set: BackendSet): [Backend, Backend, Backend, Backend] {
+  return set.backends as [Backend, Backend, Backend, Backend];
+}
+
+describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real backends)', () => {
+  test('every ready endpoint of every slice gets calls; not-ready ones none', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1, b2, b3, b4] = hosts(e.set);
+    await kube.logged(async () => {
+      await createService(e, 'hello');
+      await putSlice(e, 'hello', 'hello-a', [
+        [b1.host, 'ready'],
+        [b2.host, 'ready'],
+      ]);
+      await putSlice(e, 'hello', 'hello-b', [
+        [b3.host, 'ready'],
+        [b4.host, 'not-ready'],
+      ]);
+      const greeter = client(`k8s:///hello.${e.namespace}:grpc`);
+      try {
+        const seen = new Map<string, number>();
+        for (let i = 0; i < 60; i++) {
+          const reply = await sayHello(greeter, 'k8s');
+          seen.set(reply.address, (seen.get(reply.address) ?? 0) + 1);
+        }
+        assert.deepEqual([...seen.keys()].sort(), [b1.address, b2.address, b3.address].sort());
+        for (const count of seen.values()) assert.equal(count, 20, 'round robin: even');
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test('slice changes under load: an added endpoint gets calls, a deleted slice none, 0 failed calls', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1, b2, b3] = hosts(e.set);
+    await kube.logged(async () => {
+      await createService(e, 'churn');
+      await putSlice(e, 'churn', 'churn-a', [[b1.host, 'ready']]);
+      await putSlice(e, 'churn', 'churn-b', [[b2.host, 'ready']]);
+      const greeter = client(`kubernetes:///churn.${e.namespace}:grpc`);
+      const load = startLoad(greeter, { concurrency: 4 });
+      try {
+        await waitFor(
+          () => load.result.perBackend.has(b1.address) && load.result.perBackend.has(b2.address),
+          {
+            timeoutMs: 10_000,
+            message: 'calls to both endpoints',
+          },
+        );
+        const addedAt = performance.now();
+        await putSlice(e, 'churn', 'churn-b', [
+          [b2.host, 'ready'],
+          [b3.host, 'ready'],
+        ]);
+        await waitFor(() => load.result.perBackend.has(b3.address), {
+          timeoutMs: 5_000,
+          message: 'calls to the added endpoint',
+        });
+        const addMs = Math.round(performance.now() - addedAt);
+        await deleteSlice(e, 'churn-a');
+        // Calls already picked may still land on b1: wait for a stretch of calls, then compare.
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        const before = load.result.perBackend.get(b1.address);
+        const total = load.result.ok;
+        await waitFor(() => load.result.ok >= total + 200, {
+          timeoutMs: 10_000,
+          message: 'more calls',
+        });
+        assert.equal(
+          load.result.perBackend.get(b1.address),
+          before,
+          'no call to the deleted slice',
+        );
+        const result = await load.stop();
+        assert.equal(result.errors.length, 0, result.errors[0]?.message);
+        t.diagnostic(JSON.stringify({ sliceUpdateToFirstCallMs: addMs }));
+      } finally {
+        await load.stop();
+        greeter.close();
+      }
+    });
+  });
+
+  test('a numeric Service port is mapped to the pods port through its name', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1] = hosts(e.set);
+    await kube.logged(async () => {
+      await createService(e, 'mapped', 80);
+      await putSlice(e, 'mapped', 'mapped-a', [[b1.host, 'ready']]);
+      const greeter = client(`k8s://${e.namespace}/mapped:80`);
+      try {
+        const reply = await sayHello(greeter, 'port 80');
+        // Port 80 is the Service's; the call went to the pod's port (the backend's).
+        assert.equal(reply.address, b1.address);
+        assert.notEqual(e.set.port, 80);
+        const missing = client(`k8s:///mapped.${e.namespace}:81`);
+        try {
+          await assert.rejects(sayHello(missing, 'x', { deadlineMs: 3_000 }), (error: unknown) => {
+            assert.ok(isServiceError(error));
+            assert.match(error.details, /has no TCP port 81/);
+            return true;
+          });
+        } finally {
+          missing.close();
+        }
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test('no ready endpoint: serving-but-terminating ones are used; none at all fails fast and recovers', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1, b2] = hosts(e.set);
+    await kube.logged(async () => {
+      await createService(e, 'drain');
+      await putSlice(e, 'drain', 'drain-a', [
+        [b1.host, 'terminating'],
+        [b2.host, 'not-ready'],
+      ]);
+      const greeter = client(`k8s:///drain.${e.namespace}:grpc`);
+      try {
+        assert.equal((await sayHello(greeter, 'x')).address, b1.address);
+        await putSlice(e, 'drain', 'drain-a', [
+          [b1.host, 'terminating'],
+          [b2.host, 'ready'],
+        ]);
+        await waitFor(async () => (await sayHello(greeter, 'x')).address === b2.address, {
+          timeoutMs: 5_000,
+          message: 'the ready endpoint preferred',
+        });
+        await deleteSlice(e, 'drain-a');
+        await waitFor(
+          async () => {
+            try {
+              await sayHello(greeter, 'x', { deadlineMs: 2_000 });
+              return false;
+            } catch (error) {
+              return isServiceError(error) && error.code === grpc.status.UNAVAILABLE;
+            }
+          },
+          { timeoutMs: 5_000, message: 'calls fail once the Service has no endpoints' },
+        );
+        const started = performance.now();
+        await assert.rejects(sayHello(greeter, 'x', { deadlineMs: 3_000 }), (error: unknown) => {
+          assert.ok(isServiceError(error));
+          assert.equal(error.code, grpc.status.UNAVAILABLE);
+          assert.match(error.details, /drain/);
+          return true;
+        });
+        assert.ok(performance.now() - started < 2_000, 'fails fast, not at the deadline');
+        await putSlice(e, 'drain', 'drain-b', [[b2.host, 'ready']]);
+        await waitFor(
+          async () => (await sayHello(greeter, 'x').catch(() => undefined))?.address === b2.address,
+          {
+            timeoutMs: 5_000,
+            message: 'calls succeed again',
+          },
+        );
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test('RBAC: a 403 names the missing permission; once granted the channel recovers by itself', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1] = hosts(e.set);
+    await kube.logged(async () => {
+      await createService(e, 'guarded');
+      await putSlice(e, 'guarded', 'guarded-a', [[b1.host, 'ready']]);
+      const user = await e.k.createUser(`resolver-${e.namespace}`);
+      register({
+        grpc,
+        resolvers: [
+          createK8sResolverFactory({ scheme: 'k8s-limited', kubeconfig: user.kubeconfig }),
+        ],
+      });
+      const greeter = client(`k8s-limited:///guarded.${e.namespace}:grpc`);
+      try {
+        await assert.rejects(sayHello(greeter, 'x', { deadlineMs: 5_000 }), (error: unknown) => {
+          assert.ok(isServiceError(error));
+          assert.equal(error.code, grpc.status.UNAVAILABLE);
+          assert.match(error.details, /403 Forbidden/);
+          assert.match(error.details, /cannot list resource "endpointslices"/);
+          assert.match(error.details, /Grant this identity list and watch on endpointslices/);
+          return true;
+        });
+        const grant = await e.k.request(
+          'POST',
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${e.namespace}/roles`,
+          {
+            metadata: { name: 'endpoints-reader' },
+            rules: [
+              {
+                apiGroups: ['discovery.k8s.io'],
+                resources: ['endpointslices'],
+                verbs: ['list', 'watch'],
+              },
+            ],
+          },
+        );
+        assert.equal(grant.status, 201, grant.body);
+        const binding = await e.k.request(
+          'POST',
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${e.namespace}/rolebindings`,
+          {
+            metadata: { name: 'resolver' },
+            roleRef: {
+              apiGroup: 'rbac.authorization.k8s.io',
+              kind: 'Role',
+              name: 'endpoints-reader',
+            },
+            subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: user.name }],
+          },
+        );
+        assert.equal(binding.status, 201, binding.body);
+        await waitFor(
+          async () => (await sayHello(greeter, 'x').catch(() => undefined))?.address === b1.address,
+          {
+            timeoutMs: 10_000,
+            message: 'the channel resolves once the Role is bound',
+          },
+        );
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test('in a pod: the service-account token and namespace files, no kubeconfig', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1] = hosts(e.set);
+    const prefix = mkdtempSync(join(tmpdir(), 'grpc-lb-pod-'));
+    await kube
+      .logged(async () => {
+        await createService(e, 'incluster');
+        await putSlice(e, 'incluster', 'incluster-a', [[b1.host, 'ready']]);
+        const token = await e.k.serviceAccountToken(e.namespace, 'app');
+        const dir = join(prefix, SERVICE_ACCOUNT_DIR);
+        mkdirSync(dir, { recursive: true });
+        writeFileSync(join(dir, 'token'), token);
+        writeFileSync(join(dir, 'namespace'), e.namespace);
+        writeFileSync(join(dir, 'ca.crt'), readFileSync(e.k.caFile));
+        const role = await e.k.request(
+          'POST',
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${e.namespace}/roles`,
+          {
+            metadata: { name: 'reader' },
+            rules: [
+              {
+                apiGroups: ['discovery.k8s.io'],
+                resources: ['endpointslices'],
+                verbs: ['list', 'watch'],
+              },
+            ],
+          },
+        );
+        assert.equal(role.status, 201, role.body);
+        const bound = await e.k.request(
+          'POST',
+          `/apis/rbac.authorization.k8s.io/v1/namespaces/${e.namespace}/rolebindings`,
+          {
+            metadata: { name: 'app' },
+            roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'reader' },
+            subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: e.namespace }],
+          },
+        );
+        assert.equal(bound.status, 201, bound.body);
+        const saved = {
+          host: process.env['KUBERNETES_SERVICE_HOST'],
+          port: process.env['KUBERNETES_SERVICE_PORT'],
+        };
+        process.env['KUBERNETES_SERVICE_HOST'] = '127.0.0.1';
+        process.env['KUBERNETES_SERVICE_PORT'] = String(e.k.port);
+        try {
+          register({
+            grpc,
+            resolvers: [
+              createK8sResolverFactory({ scheme: 'k8s-pod', inClusterPathPrefix: prefix }),
+            ],
+          });
+          // No namespace in the target: the pod's own.
+          const greeter = client('k8s-pod:///incluster:grpc');
+          try {
+            await waitFor(
+              async () =>
+                (await sayHello(greeter, 'x').catch(() => undefined))?.address === b1.address,
+              {
+                timeoutMs: 10_000,
+                message: 'resolved with the service-account token',
+              },
+            );
+          } finally {
+            greeter.close();
+          }
+        } finally {
+          if (saved.host === undefined) delete process.env['KUBERNETES_SERVICE_HOST'];
+          else process.env['KUBERNETES_SERVICE_HOST'] = saved.host;
+          if (saved.port === undefined) delete process.env['KUBERNETES_SERVICE_PORT'];
+          else process.env['KUBERNETES_SERVICE_PORT'] = saved.port;
+        }
+      })
+      .finally(() => rmSync(prefix, { recursive: true, force: true }));
+  });
+
+  test('API server outage: calls keep the last endpoints; after restart the watch resumes', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1, b2] = hosts(e.set);
+    await kube.logged(async () => {
+      await createService(e, 'outage');
+      await putSlice(e, 'outage', 'outage-a', [[b1.host, 'ready']]);
+      const observer = new LoadBalancerObserver();
+      const greeter = client(`k8s:///outage.${e.namespace}:grpc`, observer);
+      const load = startLoad(greeter, { concurrency: 2 });
+      try {
+        await waitFor(() => load.result.ok > 50, { timeoutMs: 10_000, message: 'calls flowing' });
+        await e.k.stop();
+        const during = load.result.ok;
+        await waitFor(() => load.result.ok >= during + 200, {
+          timeoutMs: 10_000,
+          message: 'calls keep flowing while the API server is down',
+        });
+        await e.k.start();
+        await putSlice(e, 'outage', 'outage-a', [
+          [b1.host, 'ready'],
+          [b2.host, 'ready'],
+        ]);
+        await waitFor(() => load.result.perBackend.has(b2.address), {
+          timeoutMs: 15_000,
+          message: 'a change after the restart reaches the channel',
+        });
+        const result = await load.stop();
+        assert.equal(result.errors.length, 0, result.errors[0]?.message);
+      } finally {
+        await load.stop();
+        greeter.close();
+      }
+    });
+  });
+});
