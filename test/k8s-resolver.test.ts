@@ -150,6 +150,23 @@ function client(target: string, observer?: LoadBalancerObserver): GreeterClient 
   });
 }
 
+/** Watches of EndpointSlices in some namespace open at the API server (its own are cluster-wide). */
+async function namespacedSliceWatches(k: KubeApiserver): Promise<number> {
+  const metrics = await k.request('GET', '/metrics');
+  let total = 0;
+  for (const line of metrics.body.split('\n')) {
+    if (
+      line.startsWith('apiserver_longrunning_requests{') &&
+      line.includes('resource="endpointslices"') &&
+      line.includes('scope="namespace"') &&
+      line.includes('verb="WATCH"')
+    ) {
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return total;
+}
+
 function hosts(set: BackendSet): [Backend, Backend, Backend, Backend] {
   return set.backends as [Backend, Backend, Backend, Backend];
 }
@@ -229,6 +246,13 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
         const result = await load.stop();
         assert.equal(result.errors.length, 0, result.errors[0]?.message);
         t.diagnostic(JSON.stringify({ sliceUpdateToFirstCallMs: addMs }));
+        // Closing the channel ends its watch: none left at the API server.
+        assert.equal(await namespacedSliceWatches(e.k), 1);
+        greeter.close();
+        await waitFor(async () => (await namespacedSliceWatches(e.k)) === 0, {
+          timeoutMs: 5_000,
+          message: 'no EndpointSlice watch left at the API server after client.close()',
+        });
       } finally {
         await load.stop();
         greeter.close();
