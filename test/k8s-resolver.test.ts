@@ -188,6 +188,15 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
       ]);
       const greeter = client(`k8s:///hello.${e.namespace}:grpc`);
       try {
+        // Until every connection is READY, round robin picks among the ready ones: warm up first.
+        const warm = new Set<string>();
+        await waitFor(
+          async () => {
+            warm.add((await sayHello(greeter, 'warm-up')).address);
+            return warm.size === 3;
+          },
+          { timeoutMs: 10_000, message: 'all three ready endpoints answered' },
+        );
         const seen = new Map<string, number>();
         for (let i = 0; i < 60; i++) {
           const reply = await sayHello(greeter, 'k8s');
