@@ -1,0 +1,54 @@
+export {
+  createConsulResolverFactory,
+  registerConsul,
+  type ConsulResolverFactory,
+  type ConsulResolverFactoryOptions,
+  type RegisterConsulOptions,
+} from './consul-resolver-factory';
+export {
+  parseConsulTarget,
+  redactTarget,
+  DEFAULT_WAIT_MS,
+  MAX_WAIT_MS,
+  type ConsulTarget,
+} from './consul-target';
+export {
+  ADDRESS_ENV,
+  DEFAULT_AGENT,
+  SSL_ENV,
+  TOKEN_ENV,
+  parseAgentAddress,
+  resolveAgentSettings,
+  type AgentAddress,
+  type AgentOptions,
+  type AgentSettings,
+} from './consul-agent';
+export {
+  ConsulEndpointResolver,
+  DEFAULT_MIN_QUERY_INTERVAL_MS,
+  type ConsulResolverOptions,
+  type ConsulResolverState,
+} from './consul-resolver';
+export {
+  NODE_LABEL,
+  SERVICE_ID_LABEL,
+  TAG_LABEL_PREFIX,
+  ZONE_META,
+  aggregateStatus,
+  endpointsFromHealth,
+  healthQuery,
+  nextIndex,
+  type ConvertedEntries,
+  type HealthEntry,
+} from './health-entries';
+export {
+  POD_IP_ENV,
+  registerService,
+  registrationBody,
+  type ConsulCheck,
+  type ConsulRegistration,
+  type ConsulRegistrationOptions,
+  type Duration,
+} from './consul-registration';
+export { parseGoDuration } from './duration';
+export { ConsulRegistrationError, ConsulResolutionError } from './errors';
