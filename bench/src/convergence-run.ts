@@ -1,6 +1,6 @@
 /**
- * The convergence phase. For each resolver: its server (bind9 or etcd, once per group), 3 harness
- * backends of which 2 are registered, and one load-worker run (closed loop, CONVERGENCE_CONCURRENCY
+ * The convergence phase. For each resolver: its server (bind9, etcd or kube-apiserver, once per
+ * group), 3 harness backends of which 2 are registered, and one load-worker run (closed loop, CONVERGENCE_CONCURRENCY
  * calls in flight, every call traced) on a client through the resolver, during which the third
  * backend is added to the registry and removed again, round after round, on a fixed schedule
  * (convergence.ts). The change times are taken on the worker's clock (performance.timeOrigin +
@@ -9,12 +9,20 @@
  * DNS is also run once (one round) through grpc-js's built-in `dns:` resolver, in a worker started
  * with GRPC_NODE_USE_ALTERNATIVE_RESOLVER=true (read by grpc-js when it loads) so that it asks the
  * same bind9 (examples/headless-dns does the same with use-c-ares.ts).
+ *
+ * Kubernetes: the real kube-apiserver of the tests (with its own etcd), a namespace, a Service
+ * whose port `grpc` maps to the backends' port, and one EndpointSlice that the group rewrites with
+ * PUTs, as the EndpointSlice controller would. The API refuses loopback addresses in slices, so
+ * the backends listen on pod-like addresses (10.244.N.x on lo, which needs root). Without the API
+ * server or those addresses the group is skipped with the reason — under CI=true, failed.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type EtcdRegistration, registerEndpoint } from '@grpc-lb/resolver-etcd';
 import { type Backend, startBackends } from '@grpc-lb/test/harness';
 import { type Bind9, startBind9 } from '@grpc-lb/test/support/bind9';
 import { type Etcd, startEtcd } from '@grpc-lb/test/support/etcd';
+import { type KubeApiserver, startKubeApiserver } from '@grpc-lb/test/support/kube-apiserver';
+import { type PodAddresses, createPodAddresses } from '@grpc-lb/test/support/pod-addresses';
 import type { BenchOptions } from './args';
 import {
   BASE_ENDPOINTS,
@@ -24,6 +32,11 @@ import {
   type ConvergenceResolver,
   DNS_INTERVAL_MS,
   ETCD_SERVICE,
+  K8S_NAMESPACE,
+  K8S_SERVICE,
+  K8S_SERVICES_PATH,
+  K8S_SLICE,
+  K8S_SLICES_PATH,
   builtinDnsTarget,
   convergenceSchedule,
   convergenceScenarioName,
@@ -33,6 +46,11 @@ import {
   dnsDelete,
   dnsLbTarget,
   etcdTarget,
+  k8sNamespaceBody,
+  k8sServiceBody,
+  k8sSliceBody,
+  k8sTarget,
+  resourceVersionOf,
 } from './convergence';
 import {
   type ConvergenceEvent,
@@ -44,6 +62,7 @@ import type { LoadSpec } from './worker-protocol';
 import { runLoadInWorker } from './worker-process';
 
 type Log = (line: string) => void;
+type Outcome = { name: string; reason: string };
 
 const READY_TIMEOUT_MS = 10_000;
 const LEASE_TTL_SECONDS = 10;
@@ -210,10 +229,7 @@ function runLine(r: ConvergenceReport): string {
   );
 }
 
-async function dnsGroup(
-  ctx: ConvergenceContext,
-  skipped: { name: string; reason: string }[],
-): Promise<ConvergenceReport[]> {
+async function dnsGroup(ctx: ConvergenceContext, skipped: Outcome[]): Promise<ConvergenceReport[]> {
   const { log, resources, options } = ctx;
   const name = convergenceScenarioName('dns');
   let dns: Bind9;
@@ -284,7 +300,7 @@ async function dnsGroup(
 
 async function etcdGroup(
   ctx: ConvergenceContext,
-  skipped: { name: string; reason: string }[],
+  skipped: Outcome[],
 ): Promise<ConvergenceReport[]> {
   const { log, resources, options } = ctx;
   const name = convergenceScenarioName('etcd');
@@ -361,9 +377,136 @@ async function etcdGroup(
   }
 }
 
+/**
+ * A group whose servers cannot be had: skipped with the reason — or, under CI=true, failed (the
+ * CLI then exits 1), as the ghz calibration does.
+ */
+function unavailable(
+  ctx: ConvergenceContext,
+  name: string,
+  reason: string,
+  skipped: Outcome[],
+  failed: Outcome[],
+): void {
+  if (process.env['CI'] === 'true') {
+    failed.push({ name, reason: `${reason} (CI=true: a failure, not a skip)` });
+    ctx.log(`FAILED ${name}: ${reason}`);
+  } else {
+    skipped.push({ name, reason });
+    ctx.log(`skipping ${name}: ${reason}`);
+  }
+}
+
+async function k8sGroup(
+  ctx: ConvergenceContext,
+  skipped: Outcome[],
+  failed: Outcome[],
+): Promise<ConvergenceReport[]> {
+  const { log, resources, options } = ctx;
+  const name = convergenceScenarioName('k8s');
+  let pods: PodAddresses;
+  try {
+    pods = await createPodAddresses(BASE_ENDPOINTS + 1);
+  } catch (error) {
+    unavailable(ctx, name, `pod addresses: ${describeError(error)}`, skipped, failed);
+    return [];
+  }
+  const removePods = resources.add('pod addresses', () => pods.remove());
+  try {
+    let kube: KubeApiserver;
+    try {
+      kube = await startKubeApiserver();
+    } catch (error) {
+      const reason = `kube-apiserver: ${describeError(error).slice(0, 2000)}`;
+      unavailable(ctx, name, reason, skipped, failed);
+      return [];
+    }
+    const stopKube = resources.add('kube-apiserver', () => kube.dispose());
+    try {
+      const set = await startBackends({ count: BASE_ENDPOINTS + 1, network: pods.network });
+      const stopBackends = resources.add('convergence-k8s backends', () => set.stopAll());
+      try {
+        const api = async (method: string, path: string, body: unknown, ok: number) => {
+          const result = await kube.request(method, path, body);
+          if (result.status !== ok) {
+            throw new Error(`${method} ${path}: ${result.status} ${result.body.slice(0, 500)}`);
+          }
+          return result.json;
+        };
+        const base = set.backends.slice(0, BASE_ENDPOINTS);
+        const added = set.backends[BASE_ENDPOINTS]!;
+        const hosts = (backends: readonly Backend[]) => backends.map((b) => b.host);
+        await api('POST', '/api/v1/namespaces', k8sNamespaceBody(), 201);
+        await api('POST', K8S_SERVICES_PATH, k8sServiceBody(set.port), 201);
+        const created = await api(
+          'POST',
+          K8S_SLICES_PATH,
+          k8sSliceBody(hosts(base), set.port),
+          201,
+        );
+        // Each PUT carries the resourceVersion of the last write's answer, so a write is one request.
+        let resourceVersion = resourceVersionOf(created);
+        const slicePath = `${K8S_SLICES_PATH}/${K8S_SLICE}`;
+        const putSlice = async (backends: readonly Backend[]) => {
+          const put = () =>
+            kube.request(
+              'PUT',
+              slicePath,
+              k8sSliceBody(hosts(backends), set.port, resourceVersion),
+            );
+          let result = await put();
+          if (result.status === 409) {
+            // Changed since (no controller runs: only after a write of ours that timed out).
+            resourceVersion = resourceVersionOf(await api('GET', slicePath, undefined, 200));
+            result = await put();
+          }
+          if (result.status !== 200) {
+            throw new Error(`PUT ${slicePath}: ${result.status} ${result.body.slice(0, 500)}`);
+          }
+          resourceVersion = resourceVersionOf(result.json);
+        };
+        log(
+          `kube-apiserver ${kube.version} ${kube.pid ?? '?'} on ${kube.url}: EndpointSlice ` +
+            `${K8S_NAMESPACE}/${K8S_SLICE} of Service ${K8S_SERVICE} with ${hosts(base).join(', ')}; ` +
+            `${added.host} put in and out of it each round`,
+        );
+        const registry: Registry = {
+          add: () => putSlice([...base, added]),
+          remove: () => putSlice(base),
+          reset: () => putSlice(base).catch(() => undefined),
+        };
+        const report = await runOne(
+          ctx,
+          {
+            resolver: 'k8s',
+            client: 'grpc-lb',
+            title: 'grpc-lb k8s: (EndpointSlice watch), grpc-lb.round_robin',
+            target: k8sTarget(),
+            channelOptions: {},
+            env: { ...process.env, KUBECONFIG: kube.adminKubeconfig },
+            intervalMs: null,
+            added,
+            rounds: options.convergenceRounds,
+          },
+          registry,
+        );
+        log(`[convergence] ${runLine(report)}`);
+        return [report];
+      } finally {
+        await stopBackends();
+      }
+    } finally {
+      await stopKube();
+    }
+  } finally {
+    await removePods();
+  }
+}
+
 export async function convergencePhase(
   ctx: ConvergenceContext,
-  skipped: { name: string; reason: string }[],
+  skipped: Outcome[],
+  failed: Outcome[],
 ): Promise<ConvergenceReport[]> {
   const { options, log } = ctx;
   if (options.convergenceRounds === 0) return [];
@@ -378,6 +521,10 @@ export async function convergencePhase(
   if (convergenceWanted(options.scenarios, 'etcd')) {
     log(`convergence-etcd: ${options.convergenceRounds} round(s) through etcd:`);
     reports.push(...(await etcdGroup(ctx, skipped)));
+  }
+  if (convergenceWanted(options.scenarios, 'k8s')) {
+    log(`convergence-k8s: ${options.convergenceRounds} round(s) through k8s:`);
+    reports.push(...(await k8sGroup(ctx, skipped, failed)));
   }
   return reports;
 }

@@ -98,6 +98,16 @@ describe('spread and target', () => {
     assert.equal(convergenceTarget('dns', 'grpc-js', null, ok, ok), null);
     assert.equal(convergenceTarget('etcd', 'grpc-lb', null, spread([]), spread([]))?.met, false);
   });
+
+  test("Kubernetes: read against etcd's 250 ms, both directions, every round converged", () => {
+    const fast = spread([30, 60]);
+    const goal = convergenceTarget('k8s', 'grpc-lb', null, fast, fast);
+    assert.equal(goal?.met, true);
+    assert.equal(goal?.thresholdMs, 250);
+    assert.match(goal?.text ?? '', /^Kubernetes: EndpointSlice .* ≤ 250 ms/);
+    assert.equal(convergenceTarget('k8s', 'grpc-lb', null, spread([30, 260]), fast)?.met, false);
+    assert.equal(convergenceTarget('k8s', 'grpc-lb', null, fast, spread([30, null]))?.met, false);
+  });
 });
 
 function fakeConvergence(client: 'grpc-lb' | 'grpc-js'): ConvergenceReport {
@@ -157,6 +167,44 @@ describe('convergence reports', () => {
     for (const key of ['scenarios', 'openLoop', 'ratios', 'targets', 'failover', 'pickNs']) {
       assert.ok(key in line, key);
     }
+  });
+
+  test('a Kubernetes run: its target, its reading in RESULTS.md, its summary entry', () => {
+    const k8s = summarizeConvergenceRun(
+      fakeCallLog(calls(5000, (at) => (at >= 1040 && at < 3020 ? [A, B, NEW] : [A, B]))).trace,
+      [EVENT],
+      {
+        name: 'convergence-k8s',
+        resolver: 'k8s',
+        client: 'grpc-lb',
+        title: 'grpc-lb k8s: (EndpointSlice watch), grpc-lb.round_robin',
+        target: 'k8s:///bench.grpc-lb-bench:grpc',
+        intervalMs: null,
+        baseEndpoints: 2,
+        addedEndpoint: NEW,
+        concurrency: 4,
+        timing: convergenceTiming('k8s', true),
+        totalMs: 5000,
+      },
+    );
+    assert.equal(k8s.goal?.met, true);
+    assert.match(formatConvergenceTable([k8s]), /convergence-k8s\s+grpc-lb\s+–/);
+    const run = fakeBenchRun({ convergence: [ours, k8s] });
+    const target = run.targets.find((t) => t.id === 'convergence-k8s');
+    assert.equal(target?.met, true);
+    assert.match(target?.why ?? '', /EndpointSlice/);
+    const md = resultsMarkdown(run, 'x.svg', 'x.json');
+    assert.match(md, /`convergence-k8s`/);
+    assert.match(md, /k8s:\/\/\/bench\.grpc-lb-bench:grpc/);
+    assert.match(md, /etcd and Kubernetes need no interval/);
+    const line = summaryLine(run)['convergence'] as Record<string, unknown>[];
+    assert.deepEqual(
+      line.map((c) => [c['name'], c['resolver'], c['targetMs'], c['met']]),
+      [
+        ['convergence-dns', 'dns', 1000, true],
+        ['convergence-k8s', 'k8s', 250, true],
+      ],
+    );
   });
 
   test('a run without the group has no section and no target', () => {

@@ -12,6 +12,11 @@ import {
   dnsDelete,
   dnsLbTarget,
   etcdTarget,
+  k8sNamespaceBody,
+  k8sServiceBody,
+  k8sSliceBody,
+  k8sTarget,
+  resourceVersionOf,
 } from './convergence';
 
 describe('convergence scenarios', () => {
@@ -23,7 +28,12 @@ describe('convergence scenarios', () => {
     assert.equal(convergenceWanted(['convergence-dns'], 'etcd'), false);
     assert.equal(convergenceWanted(['convergence-etcd'], 'etcd'), true);
     assert.equal(convergenceWanted(['direct', 'failover'], 'dns'), false);
+    assert.equal(convergenceWanted(['convergence'], 'k8s'), true);
+    assert.equal(convergenceWanted(['convergence-k8s'], 'k8s'), true);
+    assert.equal(convergenceWanted(['convergence-k8s'], 'etcd'), false);
+    assert.equal(convergenceWanted(['convergence-etcd'], 'k8s'), false);
     assert.equal(convergenceScenarioName('etcd'), 'convergence-etcd');
+    assert.equal(convergenceScenarioName('k8s'), 'convergence-k8s');
   });
 
   test('--convergence-rounds: 10 by default, 2 in --quick, 0 turns the group off', () => {
@@ -56,6 +66,59 @@ describe('convergence scenarios', () => {
     }
     const etcd = convergenceTiming('etcd', false);
     assert.ok(etcd.addPhaseMs > 250 && etcd.removePhaseMs - etcd.quietMs >= 250);
+    // Both watch: the same phases.
+    for (const quick of [true, false]) {
+      assert.deepEqual(convergenceTiming('k8s', quick), convergenceTiming('etcd', quick));
+    }
+  });
+
+  test('k8s: the named port of the Service in its namespace; Service and slice as the API wants', () => {
+    assert.equal(k8sTarget(), 'k8s:///bench.grpc-lb-bench:grpc');
+    assert.deepEqual(k8sNamespaceBody(), {
+      apiVersion: 'v1',
+      kind: 'Namespace',
+      metadata: { name: 'grpc-lb-bench' },
+    });
+    const service = k8sServiceBody(5000) as { spec: { ports: Record<string, unknown>[] } };
+    assert.deepEqual(service.spec.ports, [
+      { name: 'grpc', port: 80, targetPort: 5000, protocol: 'TCP' },
+    ]);
+    const created = k8sSliceBody(['10.244.3.2', '10.244.3.3'], 5000) as {
+      metadata: Record<string, unknown>;
+      addressType: string;
+      endpoints: { addresses: string[]; conditions: Record<string, boolean> }[];
+      ports: Record<string, unknown>[];
+    };
+    assert.equal(created.addressType, 'IPv4');
+    assert.deepEqual(created.metadata['labels'], { 'kubernetes.io/service-name': 'bench' });
+    assert.equal('resourceVersion' in created.metadata, false, 'a POST carries none');
+    assert.deepEqual(
+      created.endpoints.map((e) => e.addresses),
+      [['10.244.3.2'], ['10.244.3.3']],
+    );
+    for (const e of created.endpoints) {
+      assert.deepEqual(e.conditions, { ready: true, serving: true, terminating: false });
+    }
+    assert.deepEqual(created.ports, [{ name: 'grpc', port: 5000, protocol: 'TCP' }]);
+    const updated = k8sSliceBody([], 5000, '42') as {
+      metadata: Record<string, unknown>;
+      endpoints: unknown[];
+    };
+    assert.equal(updated.metadata['resourceVersion'], '42');
+    assert.deepEqual(updated.endpoints, []);
+  });
+
+  test('k8s: resourceVersion of an answer, or an error naming what came back', () => {
+    assert.equal(resourceVersionOf({ metadata: { resourceVersion: '1234' } }), '1234');
+    assert.throws(
+      () => resourceVersionOf({ kind: 'Status' }),
+      /no metadata.resourceVersion.*Status/,
+    );
+    assert.throws(() => resourceVersionOf(undefined), /no metadata.resourceVersion/);
+    assert.throws(
+      () => resourceVersionOf({ metadata: { resourceVersion: '' } }),
+      /resourceVersion/,
+    );
   });
 
   test('schedule: rounds back to back, each add jittered, removal one add phase later', () => {

@@ -2,7 +2,8 @@
  * The convergence scenarios: how long a client takes to follow a change in the registry its
  * resolver watches. Two backends are registered, a client keeps a light closed-loop load on them
  * through the resolver, then a third endpoint is added (DNS: an A record by nsupdate; etcd: a key
- * written by `registerEndpoint`) and removed again, round after round. Measured: registry change
+ * written by `registerEndpoint`; Kubernetes: the Service's EndpointSlice rewritten with it by a PUT)
+ * and removed again, round after round. Measured: registry change
  * → first call answered by the new endpoint, and removal → last call answered by it.
  * Pure: names, timings, the schedule and `--scenarios` selection; convergence-run.ts runs them,
  * convergence-stats.ts measures.
@@ -10,7 +11,7 @@
 
 export const CONVERGENCE = 'convergence';
 
-export const RESOLVERS = ['dns', 'etcd'] as const;
+export const RESOLVERS = ['dns', 'etcd', 'k8s'] as const;
 export type ConvergenceResolver = (typeof RESOLVERS)[number];
 
 /** Whose resolver the client uses: ours, or (DNS only, for comparison) grpc-js's built-in `dns:`. */
@@ -20,6 +21,8 @@ export type ConvergenceClient = 'grpc-lb' | 'grpc-js';
 export const DNS_INTERVAL_MS = 1000;
 /** The etcd target: "put → first call" at p99. */
 export const ETCD_TARGET_P99_MS = 250;
+/** Kubernetes, the other resolver that watches: read against the etcd target. */
+export const K8S_TARGET_P99_MS = ETCD_TARGET_P99_MS;
 /** Calls in flight of the client (closed loop): a light, steady load. */
 export const CONVERGENCE_CONCURRENCY = 4;
 export const CONVERGENCE_DEADLINE_MS = 2000;
@@ -29,6 +32,13 @@ export const BASE_ENDPOINTS = 2;
 export const DNS_NAME = 'api.svc.test';
 /** The etcd service (key prefix) of the scenario. */
 export const ETCD_SERVICE = 'services/bench';
+/** Kubernetes: the namespace, Service, its port name and the one EndpointSlice of the scenario. */
+export const K8S_NAMESPACE = 'grpc-lb-bench';
+export const K8S_SERVICE = 'bench';
+export const K8S_PORT_NAME = 'grpc';
+export const K8S_SLICE = 'bench-1';
+/** The Service's port (what a `k8s:` target may name by number); the pods listen elsewhere. */
+export const K8S_SERVICE_PORT = 80;
 
 export interface ConvergenceTiming {
   /** Steady load on the base endpoints before the first change, ms into the measured window. */
@@ -51,8 +61,8 @@ export interface ConvergenceTiming {
 
 /**
  * DNS: phases of two and a half intervals (quick: one and a half), so a change made just after a
- * lookup is still seen with time to spare; each add jittered over one interval. etcd pushes
- * changes (watch): 1 s phases (quick: 0.5 s).
+ * lookup is still seen with time to spare; each add jittered over one interval. etcd and
+ * Kubernetes push changes (watch): 1 s phases (quick: 0.5 s).
  */
 export function convergenceTiming(
   resolver: ConvergenceResolver,
@@ -133,6 +143,74 @@ export function builtinDnsTarget(server: string, port: number): string {
 
 export function etcdTarget(endpoint: string): string {
   return `etcd://${endpoint}/${ETCD_SERVICE}`;
+}
+
+/** The Service's named port in the scenario's namespace (the API server comes from a kubeconfig). */
+export function k8sTarget(): string {
+  return `k8s:///${K8S_SERVICE}.${K8S_NAMESPACE}:${K8S_PORT_NAME}`;
+}
+
+export const K8S_SLICES_PATH = `/apis/discovery.k8s.io/v1/namespaces/${K8S_NAMESPACE}/endpointslices`;
+export const K8S_SERVICES_PATH = `/api/v1/namespaces/${K8S_NAMESPACE}/services`;
+
+/** The scenario's namespace, for a POST to /api/v1/namespaces. */
+export function k8sNamespaceBody(): Record<string, unknown> {
+  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name: K8S_NAMESPACE } };
+}
+
+/** The Service: its port named `grpc`, mapped to the port the backends listen on. */
+export function k8sServiceBody(targetPort: number): Record<string, unknown> {
+  return {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: K8S_SERVICE, namespace: K8S_NAMESPACE },
+    spec: {
+      ports: [{ name: K8S_PORT_NAME, port: K8S_SERVICE_PORT, targetPort, protocol: 'TCP' }],
+      selector: { app: K8S_SERVICE },
+    },
+  };
+}
+
+/**
+ * The Service's one EndpointSlice with these pod IPs, all ready, on the backends' port — what the
+ * EndpointSlice controller writes. With `resourceVersion`, for a PUT (the update is refused with
+ * 409 when the slice changed since); without, for the POST creating it.
+ */
+export function k8sSliceBody(
+  hosts: readonly string[],
+  port: number,
+  resourceVersion?: string,
+): Record<string, unknown> {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: K8S_SLICE,
+      namespace: K8S_NAMESPACE,
+      labels: { 'kubernetes.io/service-name': K8S_SERVICE },
+      ...(resourceVersion === undefined ? {} : { resourceVersion }),
+    },
+    addressType: 'IPv4',
+    endpoints: hosts.map((host) => ({
+      addresses: [host],
+      conditions: { ready: true, serving: true, terminating: false },
+      targetRef: { kind: 'Pod', namespace: K8S_NAMESPACE, name: `pod-${host.replace(/\./g, '-')}` },
+    })),
+    ports: [{ name: K8S_PORT_NAME, port, protocol: 'TCP' }],
+  };
+}
+
+/** `metadata.resourceVersion` of an object the API server returned; throws when it has none. */
+export function resourceVersionOf(json: unknown): string {
+  const metadata = (json as { metadata?: { resourceVersion?: unknown } } | null | undefined)
+    ?.metadata;
+  const version = metadata?.resourceVersion;
+  if (typeof version !== 'string' || version === '') {
+    throw new Error(
+      `the API server's answer has no metadata.resourceVersion: ${JSON.stringify(json)?.slice(0, 200)}`,
+    );
+  }
+  return version;
 }
 
 /** nsupdate commands adding and deleting an A record of the scenario's name. */

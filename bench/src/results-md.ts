@@ -396,7 +396,9 @@ function convergenceSection(reports: readonly ConvergenceReport[]): string[] {
     `Each run: closed loop with ${CONVERGENCE_CONCURRENCY} calls in flight through the resolver ` +
       `to ${first.baseEndpoints} registered backends; each round a third backend (already ` +
       'serving) is added to the registry (DNS: an A record by nsupdate; etcd: a key written by ' +
-      '`registerEndpoint`), then removed (record deleted; `deregister()`). **add → first call** = ' +
+      '`registerEndpoint`; Kubernetes: the Service’s EndpointSlice replaced by a PUT listing it, ' +
+      'ready), then removed (record deleted; `deregister()`; the slice PUT back without it). ' +
+      '**add → first call** = ' +
       'from the start of the registry write to the first call the new backend answered; ' +
       '**remove → last call** = from the start of the removal to the last call it answered (0: ' +
       'none after). A round counts as not converged (infinitely late) when the new backend got ' +
@@ -425,7 +427,8 @@ function convergenceSection(reports: readonly ConvergenceReport[]): string[] {
     '',
     'DNS convergence is bounded by the configured interval: `dns+lb:` learns of a change at its ' +
       'next lookup, so the target for DNS is "≤ the configured interval"; a shorter interval ' +
-      'costs one query per interval per channel. etcd needs no interval: the watch delivers the ' +
+      'costs one query per interval per channel. etcd and Kubernetes need no interval: the watch ' +
+      '(etcd’s on the key prefix; the API server’s on the Service’s EndpointSlices) delivers the ' +
       'change within milliseconds.',
     '',
   );

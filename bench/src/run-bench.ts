@@ -76,7 +76,10 @@ export interface BenchRun {
   /** The ghz calibration (ghz.ts); null when it did not run (see `skipped` and `failed`). */
   ghz: GhzCalibrationReport | null;
   skipped: { name: string; reason: string }[];
-  /** Groups that could not run and must not be skipped (ghz under CI=true): the CLI exits 1. */
+  /**
+   * Groups that could not run and must not be skipped (ghz, convergence-k8s under CI=true): the
+   * CLI exits 1.
+   */
   failed: { name: string; reason: string }[];
   ratios: Ratios;
   micro: MicroResults | null;
@@ -479,7 +482,7 @@ export async function runBench(
     failed,
   );
   const failover = await failoverPhase(ctx);
-  const convergence = await convergencePhase(ctx, skipped);
+  const convergence = await convergencePhase(ctx, skipped, failed);
 
   let micro: MicroResults | null = null;
   let microError: string | null = null;

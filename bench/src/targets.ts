@@ -273,6 +273,15 @@ export function convergenceWhy(r: ConvergenceReport): string {
       'lookup waits almost a whole interval (the adds are jittered over the interval).'
     );
   }
+  if (r.resolver === 'k8s') {
+    return (
+      `${rounds}, ${failed}; ${writes} (one PUT of the EndpointSlice each, as the admin user). ` +
+      'The resolver watches the Service’s EndpointSlices at the API server (from the list’s ' +
+      'resourceVersion), so the update reaches the channel as a MODIFIED event once the API ' +
+      'server has written it to its etcd; the rest is the connection to the new backend and ' +
+      'the first call. Read against etcd’s target: both resolvers are pushed the change.'
+    );
+  }
   return (
     `${rounds}, ${failed}; ${writes} (a fresh etcd connection, a lease grant and a put; ` +
     'deregister deletes the key first). The resolver watches the prefix, so the change reaches ' +

@@ -44,7 +44,7 @@ function cpuMs(usage: NodeJS.CpuUsage): number {
 
 /**
  * grpc-lb's policies and static: scheme, and the resolver the target needs (loaded only then:
- * the etcd client is not small).
+ * the etcd and Kubernetes clients are not small).
  */
 async function registerFor(target: string): Promise<void> {
   register({ grpc });
@@ -54,6 +54,10 @@ async function registerFor(target: string): Promise<void> {
   } else if (target.startsWith('etcd:')) {
     const { registerEtcd } = await import('@grpc-lb/resolver-etcd');
     registerEtcd({ grpc });
+  } else if (target.startsWith('k8s:')) {
+    // The API server is the one of $KUBECONFIG (set in this worker's environment by the parent).
+    const { registerK8s } = await import('@grpc-lb/resolver-k8s');
+    registerK8s({ grpc });
   }
 }
 
