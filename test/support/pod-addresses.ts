@@ -2,7 +2,7 @@
  * Pod-like IP addresses on this machine: the Kubernetes API refuses loopback addresses
  * (127.0.0.0/8) in EndpointSlices, so tests of the Kubernetes resolver put 10.244.N.x/32 on `lo`
  * (`ip addr add`, needs root) and run harness backends there (`startBackends({ network })`).
- * Each process takes its own N (from its PID), so test files running in parallel do not share
+ * Each caller takes a /24 nobody else has on lo, so test files running in parallel never share
  * addresses; they are removed on `remove()` and when the process exits.
  *
  *   const pods = await addPodAddresses(t, 4);      // undefined: skipped (not root, no `ip`), not under CI
@@ -46,22 +46,32 @@ export async function createPodAddresses(count: number, firstHost = 2): Promise<
   if (typeof process.getuid === 'function' && process.getuid() !== 0) {
     throw new PodAddressesUnavailableError('adding addresses to lo needs root');
   }
-  const network = `10.244.${(process.pid % 250) + 1}`;
-  const addresses = Array.from({ length: count }, (_, i) => `${network}.${firstHost + i}`);
-  const mine: string[] = [];
-  try {
-    for (const address of addresses) {
-      try {
-        await run(ip, ['addr', 'add', `${address}/32`, 'dev', 'lo']);
-        mine.push(address);
-        added.add(address);
-      } catch (error) {
-        // Left behind by a crashed run of a process with the same PID: reuse it.
-        if (!/File exists/.test(String(error))) throw error;
+  // A /24 of our own: the first whose first address nobody has put on lo yet (another test file,
+  // or one left behind by a crashed run).
+  let network: string | undefined;
+  for (let attempt = 0; attempt < 250 && network === undefined; attempt++) {
+    const candidate = `10.244.${((process.pid + attempt) % 250) + 1}`;
+    try {
+      await run(ip, ['addr', 'add', `${candidate}.${firstHost}/32`, 'dev', 'lo']);
+      added.add(`${candidate}.${firstHost}`);
+      network = candidate;
+    } catch (error) {
+      if (!/File exists|already assigned/.test(String(error))) {
+        throw new PodAddressesUnavailableError(`ip addr add failed: ${String(error)}`);
       }
     }
+  }
+  if (network === undefined) {
+    throw new PodAddressesUnavailableError('every 10.244.N.0/24 (N = 1…250) is in use on lo');
+  }
+  const addresses = Array.from({ length: count }, (_, i) => `${network}.${firstHost + i}`);
+  try {
+    for (const address of addresses.slice(1)) {
+      await run(ip, ['addr', 'add', `${address}/32`, 'dev', 'lo']);
+      added.add(address);
+    }
   } catch (error) {
-    for (const address of mine) await removeAddress(ip, address);
+    for (const address of addresses) await removeAddress(ip, address);
     throw new PodAddressesUnavailableError(`ip addr add failed: ${String(error)}`);
   }
   let removed = false;
