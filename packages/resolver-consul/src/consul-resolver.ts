@@ -7,10 +7,10 @@ import { ConsulResolutionError } from './errors';
 import { endpointsFromHealth, healthQuery, nextIndex } from './health-entries';
 
 /** Default floor between the starts of two queries (Consul asks clients to rate-limit the loop). */
-export const DEFAULT_MIN_QUERY_INTERVAL_MS = 250;
+export const DEFAULT_MIN_QUERY_INTERVAL_MS = 100;
 
 export interface ConsulResolverOptions {
-  /** Floor between the starts of two queries, jittered up to +50% (default 250 ms). */
+  /** Floor between the starts of two queries, jittered up to +50% (default 100 ms). */
   readonly minQueryIntervalMs?: number;
   /** Bound on a non-blocking query; a blocking one gets its wait + wait/16 (Consul's jitter) + this. Default 10000 ms. */
   readonly requestTimeoutMs?: number;
