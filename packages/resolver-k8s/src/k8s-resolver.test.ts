@@ -1,0 +1,994 @@
+/**
+ * K8sEndpointResolver's list/watch state machine against a scripted FakeK8sApi: the first list,
+ * watch events, bookmarks, 410 Gone, watches the server ends, short-watch pauses, API errors,
+ * refresh, stop and restart. The real kube-apiserver (RBAC, real watches) is exercised in
+ * test/k8s-resolver.test.ts; here every answer is chosen by the test.
+ */
+import assert from 'node:assert/strict';
+import { describe, mock, test } from 'node:test';
+import { parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/core';
+import { K8sResolutionError } from './errors';
+import type { K8sApi, K8sConnectionOptions, WatchEventType } from './k8s-client';
+import { describeFailure, K8sEndpointResolver } from './k8s-resolver';
+import { parseK8sTarget } from './k8s-target';
+import type { ServiceLike, SliceLike } from './slices';
+
+const SERVER = 'https://fake-apiserver.test:6443';
+
+type ListAnswer = { items: SliceLike[]; resourceVersion: string } | { error: unknown };
+
+/** One watch the resolver opened on the FakeK8sApi; the test drives it. */
+class FakeWatch {
+  aborted = false;
+  ended = false;
+  constructor(
+    readonly namespace: string,
+    readonly service: string,
+    readonly resourceVersion: string,
+    private readonly onEvent: (type: WatchEventType, object: unknown) => void,
+    private readonly done: (error: unknown) => void,
+    private readonly doneOnAbort: boolean,
+  ) {}
+
+  /** Delivers an event, as the server would (even after an abort: the resolver must ignore it). */
+  emit(type: WatchEventType, object: unknown): void {
+    this.onEvent(type, object);
+  }
+
+  /** Ends the watch: `null` is the server closing it, anything else an error. */
+  end(error: unknown): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.done(error);
+  }
+
+  abort(): void {
+    this.aborted = true;
+    // @kubernetes/client-node's Watch calls done(AbortError) when its request is aborted.
+    if (this.doneOnAbort) {
+      setImmediate(() => {
+        const error = new Error('The user aborted a request.');
+        error.name = 'AbortError';
+        this.end(error);
+      });
+    }
+  }
+}
+
+/**
+ * A FAKE Kubernetes API for unit tests: lists answer from `listAnswers` (in order, the last one
+ * repeated), the Service is `service`, and every watch is recorded in `watches` for the test to
+ * push events into and end. The real API server is tested in test/k8s-resolver.test.ts.
+ */
+class FakeK8sApi implements K8sApi {
+  readonly server = SERVER;
+  readonly defaultNamespace: string;
+  listAnswers: ListAnswer[];
+  service: ServiceLike | undefined;
+  readonly listCalls: string[] = [];
+  readonly serviceCalls: string[] = [];
+  readonly watches: FakeWatch[] = [];
+  /** Mimic client-node: an aborted watch's `done` is called with an AbortError. */
+  doneOnAbort = false;
+  /** Called with each new watch before `watchSlices` resolves (client-node reports HTTP errors so). */
+  beforeOpen: ((watch: FakeWatch) => void) | undefined;
+  /** Called with each new watch just after `watchSlices` resolved. */
+  afterOpen: ((watch: FakeWatch) => void) | undefined;
+  /** While set, lists wait for it. */
+  listGate: Promise<void> | undefined;
+
+  constructor(
+    listAnswers: ListAnswer[],
+    options: { service?: ServiceLike; defaultNamespace?: string } = {},
+  ) {
+    this.listAnswers = listAnswers;
+    this.service = options.service;
+    this.defaultNamespace = options.defaultNamespace ?? 'default';
+  }
+
+  get lastWatch(): FakeWatch {
+    const watch = this.watches.at(-1);
+    assert.ok(watch, 'no watch was opened');
+    return watch;
+  }
+
+  async listSlices(
+    namespace: string,
+    service: string,
+  ): Promise<{ items: SliceLike[]; resourceVersion: string }> {
+    this.listCalls.push(`${namespace}/${service}`);
+    const answer = this.listAnswers.length > 1 ? this.listAnswers.shift() : this.listAnswers[0];
+    await this.listGate;
+    assert.ok(answer, 'FakeK8sApi has no list answer');
+    if ('error' in answer) throw answer.error;
+    return { items: [...answer.items], resourceVersion: answer.resourceVersion };
+  }
+
+  readService(namespace: string, service: string): Promise<ServiceLike | undefined> {
+    this.serviceCalls.push(`${namespace}/${service}`);
+    return Promise.resolve(this.service);
+  }
+
+  async watchSlices(
+    namespace: string,
+    service: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+  ): Promise<{ abort(): void }> {
+    const watch = new FakeWatch(
+      namespace,
+      service,
+      resourceVersion,
+      onEvent,
+      done,
+      this.doneOnAbort,
+    );
+    this.watches.push(watch);
+    await Promise.resolve();
+    this.beforeOpen?.(watch);
+    const afterOpen = this.afterOpen;
+    if (afterOpen) setImmediate(() => afterOpen(watch));
+    return watch;
+  }
+}
+
+type SinkEvent = { update: Resolution } | { error: Error } | { warn: string };
+
+class RecordingSink implements ResolutionSink {
+  readonly events: SinkEvent[] = [];
+  update(resolution: Resolution): void {
+    this.events.push({ update: resolution });
+  }
+  error(error: Error): void {
+    this.events.push({ error });
+  }
+  warn(message: string): void {
+    this.events.push({ warn: message });
+  }
+  get updates(): Resolution[] {
+    return this.events.flatMap((e) => ('update' in e ? [e.update] : []));
+  }
+  get errors(): Error[] {
+    return this.events.flatMap((e) => ('error' in e ? [e.error] : []));
+  }
+  /** `host:port` of each endpoint of the last update. */
+  lastHosts(): string[] {
+    const last = this.updates.at(-1);
+    assert.ok(last, 'no update yet');
+    return last.endpoints.map((e) => `${e.host}:${e.port}`);
+  }
+}
+
+function immediate(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Waits (in event-loop turns, not fixed sleeps) until `predicate` holds. */
+async function until(what: string, predicate: () => boolean, timeoutMs = 500): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!predicate()) {
+    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
+    await immediate();
+  }
+}
+
+/** Lets every pending callback run, so that "nothing more happened" can be asserted. */
+async function settle(): Promise<void> {
+  for (let i = 0; i < 20; i++) await immediate();
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+function slice(name: string, addresses: string[], resourceVersion = '1'): SliceLike {
+  return {
+    metadata: { name, resourceVersion },
+    addressType: 'IPv4',
+    endpoints: addresses.map((address) => ({
+      addresses: [address],
+      conditions: { ready: true, serving: true, terminating: false },
+    })),
+    ports: [{ name: 'grpc', port: 8080, protocol: 'TCP' }],
+  };
+}
+
+function list(resourceVersion: string, ...items: SliceLike[]): ListAnswer {
+  return { items, resourceVersion };
+}
+
+const FORBIDDEN_TEXT =
+  'endpointslices.discovery.k8s.io is forbidden: User "u" cannot list resource "endpointslices" in API group "discovery.k8s.io" in the namespace "default"';
+
+function forbidden(): { code: number; body: string } {
+  return {
+    code: 403,
+    body: JSON.stringify({ kind: 'Status', code: 403, message: FORBIDDEN_TEXT }),
+  };
+}
+
+interface Harness {
+  api: FakeK8sApi;
+  resolver: K8sEndpointResolver;
+  sink: RecordingSink;
+  apiOptions: K8sConnectionOptions[];
+}
+
+function setup(target: string, api: FakeK8sApi, connection: K8sConnectionOptions = {}): Harness {
+  const apiOptions: K8sConnectionOptions[] = [];
+  const resolver = new K8sEndpointResolver(
+    parseK8sTarget(parseTargetUri(target), target),
+    connection,
+    (options) => {
+      apiOptions.push(options);
+      return Promise.resolve(api);
+    },
+  );
+  return { api, resolver, sink: new RecordingSink(), apiOptions };
+}
+
+/** Starts and waits for the first list and watch. */
+async function started(target: string, api: FakeK8sApi): Promise<Harness> {
+  const h = setup(target, api);
+  h.resolver.start(h.sink);
+  await until('the first watch', () => h.resolver.state().phase === 'watching');
+  return h;
+}
+
+describe('K8sEndpointResolver: list then watch', () => {
+  test('the first list gives one update with every slice merged; the watch starts from its version', async () => {
+    const api = new FakeK8sApi([
+      list('100', slice('hello-a', ['10.0.0.2', '10.0.0.1']), slice('hello-b', ['10.0.0.3'])),
+    ]);
+    const h = setup('k8s:///hello:grpc', api, { requestTimeoutMs: 1234 });
+    h.resolver.start(h.sink);
+    assert.equal(h.resolver.state().phase, 'listing');
+    await until('the watch', () => h.resolver.state().phase === 'watching');
+    assert.deepEqual(h.sink.events, [
+      {
+        update: {
+          endpoints: [
+            { host: '10.0.0.1', port: 8080 },
+            { host: '10.0.0.2', port: 8080 },
+            { host: '10.0.0.3', port: 8080 },
+          ],
+          note: '3 ready endpoints from 2 EndpointSlices of Service default/hello',
+        },
+      },
+    ]);
+    assert.deepEqual(h.apiOptions, [{ requestTimeoutMs: 1234 }]);
+    assert.deepEqual(api.listCalls, ['default/hello']);
+    // A port name needs no Service.
+    assert.deepEqual(api.serviceCalls, []);
+    assert.equal(api.watches.length, 1);
+    const watch = api.lastWatch;
+    assert.deepEqual(
+      [watch.namespace, watch.service, watch.resourceVersion],
+      ['default', 'hello', '100'],
+    );
+    assert.deepEqual(h.resolver.state(), {
+      phase: 'watching',
+      resourceVersion: '100',
+      slices: 2,
+      lists: 1,
+      watches: 1,
+    });
+    h.resolver.stop();
+  });
+
+  test("the target's namespace is listed and watched, not the default one", async () => {
+    const api = new FakeK8sApi([list('7', slice('s', ['10.0.0.1']))], {
+      defaultNamespace: 'elsewhere',
+    });
+    const h = await started('k8s://prod/hello:grpc', api);
+    assert.deepEqual(api.listCalls, ['prod/hello']);
+    assert.equal(api.lastWatch.namespace, 'prod');
+    assert.equal(
+      h.sink.updates[0]?.note,
+      '1 ready endpoint from 1 EndpointSlice of Service prod/hello',
+    );
+    h.resolver.stop();
+  });
+
+  test('ADDED, MODIFIED and DELETED change the set, one update each', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']), slice('b', ['10.0.0.2']))]);
+    const h = await started('k8s:///hello:grpc', api);
+    const watch = api.lastWatch;
+
+    watch.emit('ADDED', slice('c', ['10.0.0.3'], '101'));
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8080']);
+    watch.emit('MODIFIED', slice('a', ['10.0.0.4', '10.0.0.5'], '102'));
+    assert.deepEqual(h.sink.lastHosts(), [
+      '10.0.0.2:8080',
+      '10.0.0.3:8080',
+      '10.0.0.4:8080',
+      '10.0.0.5:8080',
+    ]);
+    watch.emit('DELETED', slice('b', ['10.0.0.2'], '103'));
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.3:8080', '10.0.0.4:8080', '10.0.0.5:8080']);
+    assert.equal(
+      h.sink.updates.at(-1)?.note,
+      '3 ready endpoints from 2 EndpointSlices of Service default/hello',
+    );
+    assert.equal(h.sink.updates.length, 4);
+    assert.deepEqual(h.sink.errors, []);
+    assert.deepEqual(h.resolver.state(), {
+      phase: 'watching',
+      resourceVersion: '103',
+      slices: 2,
+      lists: 1,
+      watches: 1,
+    });
+    // The last slice deleted: an honest empty set.
+    watch.emit('DELETED', slice('a', [], '104'));
+    watch.emit('DELETED', slice('c', [], '105'));
+    assert.deepEqual(h.sink.updates.at(-1), {
+      endpoints: [],
+      note: '0 ready endpoints from 0 EndpointSlices of Service default/hello',
+    });
+    h.resolver.stop();
+  });
+
+  test('an event carrying a slice without a name is ignored (only its version is kept)', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    const h = await started('k8s:///hello:grpc', api);
+    api.lastWatch.emit('ADDED', { metadata: { resourceVersion: '120' }, addressType: 'IPv4' });
+    await settle();
+    assert.equal(h.sink.events.length, 1);
+    assert.equal(h.resolver.state().resourceVersion, '120');
+    assert.equal(h.resolver.state().slices, 1);
+    h.resolver.stop();
+  });
+
+  test('warnings about skipped slices reach the sink, prefixed with the Service', async () => {
+    const fqdn: SliceLike = { ...slice('names', ['10.0.0.9']), addressType: 'FQDN' };
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']), fqdn)]);
+    const h = await started('k8s:///hello:grpc', api);
+    assert.deepEqual(h.sink.events[0], {
+      warn: 'k8s default/hello: EndpointSlice names: addressType FQDN is not IPv4 or IPv6; skipped',
+    });
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    h.resolver.stop();
+  });
+
+  test('BOOKMARK only moves the resourceVersion: no update', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    const h = await started('k8s:///hello:grpc', api);
+    api.lastWatch.emit('BOOKMARK', {
+      kind: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      metadata: { resourceVersion: '150' },
+    });
+    await settle();
+    assert.equal(h.sink.events.length, 1);
+    assert.equal(h.resolver.state().resourceVersion, '150');
+    assert.equal(h.resolver.state().slices, 1);
+    // Even a bookmark that carries a name does not touch the set.
+    api.lastWatch.emit('BOOKMARK', { metadata: { name: 'a', resourceVersion: '160' } });
+    api.lastWatch.emit('BOOKMARK', { metadata: { name: 'z', resourceVersion: '170' } });
+    await settle();
+    assert.equal(h.sink.events.length, 1);
+    assert.equal(h.resolver.state().resourceVersion, '170');
+    assert.equal(h.resolver.state().slices, 1);
+    // The next watch starts from the bookmark.
+    api.lastWatch.end(null);
+    await until('a second watch', () => api.watches.length === 2);
+    assert.equal(api.lastWatch.resourceVersion, '170');
+    assert.equal(h.sink.events.length, 1);
+    h.resolver.stop();
+  });
+
+  test('a watch the server closes is reopened from the last resourceVersion, without a list', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    const h = await started('k8s:///hello:grpc', api);
+    api.lastWatch.emit('MODIFIED', slice('a', ['10.0.0.2'], '105'));
+    const first = api.lastWatch;
+    first.end(null);
+    await until('a second watch', () => api.watches.length === 2);
+    assert.equal(api.lastWatch.resourceVersion, '105');
+    assert.deepEqual(api.listCalls, ['default/hello']);
+    assert.equal(h.sink.updates.length, 2);
+    assert.deepEqual(h.sink.errors, []);
+    await until('watching', () => h.resolver.state().phase === 'watching');
+    assert.deepEqual(h.resolver.state(), {
+      phase: 'watching',
+      resourceVersion: '105',
+      slices: 1,
+      lists: 1,
+      watches: 2,
+    });
+    // The closed watch's late events are ignored; the new one's are not.
+    first.emit('ADDED', slice('x', ['10.0.0.99'], '106'));
+    assert.equal(h.sink.updates.length, 2);
+    api.lastWatch.emit('ADDED', slice('b', ['10.0.0.3'], '107'));
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.2:8080', '10.0.0.3:8080']);
+    h.resolver.stop();
+  });
+});
+
+describe('K8sEndpointResolver: 410 Gone re-lists', () => {
+  const cases: [string, (watch: FakeWatch) => void][] = [
+    [
+      'an ERROR event with code 410',
+      (watch) =>
+        watch.emit('ERROR', {
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          message: 'too old resource version: 100 (250)',
+          reason: 'Expired',
+          code: 410,
+        }),
+    ],
+    [
+      'a watch ended with statusCode 410',
+      (watch) => watch.end(Object.assign(new Error('Gone'), { statusCode: 410 })),
+    ],
+  ];
+  for (const [name, gone] of cases) {
+    test(`${name}: a second list, then a watch from its version`, async () => {
+      const api = new FakeK8sApi([
+        list('100', slice('a', ['10.0.0.1'])),
+        list('250', slice('a', ['10.0.0.1']), slice('b', ['10.0.0.2'])),
+      ]);
+      const h = await started('k8s:///hello:grpc', api);
+      const first = api.lastWatch;
+      gone(first);
+      await until('the second watch', () => api.watches.length === 2);
+      assert.equal(first.aborted || first.ended, true);
+      assert.deepEqual(api.listCalls, ['default/hello', 'default/hello']);
+      assert.equal(api.lastWatch.resourceVersion, '250');
+      assert.deepEqual(h.sink.errors, []);
+      assert.equal(h.sink.updates.length, 2);
+      assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080', '10.0.0.2:8080']);
+      await until('watching', () => h.resolver.state().phase === 'watching');
+      assert.deepEqual(h.resolver.state(), {
+        phase: 'watching',
+        resourceVersion: '250',
+        slices: 2,
+        lists: 2,
+        watches: 2,
+      });
+      await settle();
+      assert.equal(api.watches.length, 2);
+      h.resolver.stop();
+    });
+  }
+
+  test('a list dropped during the re-list disappears (the set is replaced, not merged)', async () => {
+    const api = new FakeK8sApi([
+      list('100', slice('a', ['10.0.0.1']), slice('b', ['10.0.0.2'])),
+      list('300', slice('b', ['10.0.0.2'])),
+    ]);
+    const h = await started('k8s:///hello:grpc', api);
+    api.lastWatch.emit('ERROR', { kind: 'Status', code: 410, message: 'Gone' });
+    await until('the second watch', () => api.watches.length === 2);
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.2:8080']);
+    assert.equal(h.resolver.state().slices, 1);
+    h.resolver.stop();
+  });
+});
+
+describe('K8sEndpointResolver: watches that keep ending at once', () => {
+  test('three watches ending within 1 s: a pause, then a re-list', async () => {
+    const api = new FakeK8sApi([
+      list('100', slice('a', ['10.0.0.1'])),
+      list('200', slice('a', ['10.0.0.1'])),
+    ]);
+    // The first three watches end as soon as they are open; the fourth stays.
+    api.afterOpen = (watch) => {
+      if (api.watches.length <= 3) watch.end(null);
+    };
+    const h = setup('k8s:///hello:grpc', api);
+    const startedAt = Date.now();
+    h.resolver.start(h.sink);
+    await until('the third watch to end', () => api.watches.length === 3 && api.lastWatch.ended);
+    await settle();
+    // Paused: no fourth watch, no list yet.
+    assert.equal(h.resolver.state().phase, 'broken');
+    assert.deepEqual(api.listCalls, ['default/hello']);
+    await sleep(50);
+    assert.equal(api.watches.length, 3);
+    assert.equal(api.listCalls.length, 1);
+    assert.deepEqual(
+      api.watches.map((w) => w.resourceVersion),
+      ['100', '100', '100'],
+    );
+    await until('the re-list and the fourth watch', () => api.watches.length === 4, 1_600);
+    const pausedMs = Date.now() - startedAt;
+    assert.ok(pausedMs >= 900, `re-listed after ${pausedMs} ms`);
+    assert.equal(api.listCalls.length, 2);
+    assert.equal(api.lastWatch.resourceVersion, '200');
+    await until('watching', () => h.resolver.state().phase === 'watching');
+    assert.deepEqual(h.sink.errors, []);
+    h.resolver.stop();
+  });
+
+  test('an event between short watches resets the count: no pause', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    const h = await started('k8s:///hello:grpc', api);
+    for (let i = 0; i < 4; i++) {
+      if (i === 2) api.lastWatch.emit('MODIFIED', slice('a', ['10.0.0.2'], '101'));
+      api.lastWatch.end(null);
+      await until(`watch ${i + 2}`, () => api.watches.length === i + 2);
+    }
+    await until('watching', () => h.resolver.state().phase === 'watching');
+    assert.equal(api.listCalls.length, 1);
+    assert.equal(api.watches.length, 5);
+    h.resolver.stop();
+  });
+
+  test('with mocked timers: the pause is 1 s exactly, and stop() during it cancels the re-list', async () => {
+    // Only setTimeout is mocked: Date stays real, so every watch still counts as short.
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      api.afterOpen = (watch) => watch.end(null);
+      const h = setup('k8s:///hello:grpc', api);
+      h.resolver.start(h.sink);
+      await until('three watches', () => api.watches.length === 3 && api.lastWatch.ended);
+      await settle();
+      mock.timers.tick(999);
+      await settle();
+      assert.equal(api.listCalls.length, 1);
+      mock.timers.tick(1);
+      await until('the re-list', () => api.listCalls.length === 2);
+      // Its watches end at once too: three more, then another pause, stopped this time.
+      await until('six watches', () => api.watches.length === 6 && api.lastWatch.ended);
+      await settle();
+      assert.equal(h.resolver.state().phase, 'broken');
+      h.resolver.stop();
+      mock.timers.tick(10_000);
+      await settle();
+      assert.equal(api.listCalls.length, 2);
+      assert.equal(api.watches.length, 6);
+      assert.equal(h.sink.updates.length, 2);
+      assert.deepEqual(h.sink.errors, []);
+    } finally {
+      mock.timers.reset();
+    }
+  });
+});
+
+describe('K8sEndpointResolver: errors', () => {
+  test('a list refused with 403 is a K8sResolutionError quoting the server and naming the grant', async () => {
+    const api = new FakeK8sApi([{ error: forbidden() }]);
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('an error', () => h.sink.events.length > 0);
+    await settle();
+    assert.equal(h.sink.events.length, 1);
+    const error = h.sink.errors[0];
+    assert.ok(error instanceof K8sResolutionError, String(error));
+    assert.equal(error.status, 403);
+    assert.equal(error.service, 'default/hello');
+    assert.equal(error.code, 'RESOLUTION_FAILED');
+    assert.equal(
+      error.message,
+      `listing EndpointSlices of Service default/hello at ${SERVER}: 403 Forbidden: ${FORBIDDEN_TEXT}. ` +
+        'Grant this identity list and watch on endpointslices (apiGroup discovery.k8s.io) ' +
+        'in namespace default (a Role and a RoleBinding)',
+    );
+    assert.match(error.message, /403 Forbidden/);
+    assert.match(error.message, /Grant this identity list and watch/);
+    assert.ok(error.message.includes('User "u" cannot list'));
+    assert.deepEqual(error.cause, forbidden());
+    assert.equal(api.watches.length, 0);
+    assert.equal(h.resolver.state().phase, 'broken');
+    h.resolver.stop();
+  });
+
+  test('with a numeric port the 403 also asks for get on services', async () => {
+    const api = new FakeK8sApi([{ error: forbidden() }], { service: { spec: { ports: [] } } });
+    const h = setup('k8s:///hello.prod:80', api);
+    h.resolver.start(h.sink);
+    await until('an error', () => h.sink.errors.length > 0);
+    assert.match(
+      h.sink.errors[0]!.message,
+      /\(apiGroup discovery\.k8s\.io\) and get on services in namespace prod /,
+    );
+    h.resolver.stop();
+  });
+
+  test('a 401 says the credentials were refused', async () => {
+    const api = new FakeK8sApi([
+      { error: { code: 401, body: JSON.stringify({ message: 'Unauthorized' }) } },
+    ]);
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('an error', () => h.sink.errors.length > 0);
+    const error = h.sink.errors[0];
+    assert.ok(error instanceof K8sResolutionError);
+    assert.equal(error.status, 401);
+    assert.equal(
+      error.message,
+      `listing EndpointSlices of Service default/hello at ${SERVER}: 401 Unauthorized: the API server refused the credentials (an expired or revoked token, or a client certificate from another CA)`,
+    );
+    h.resolver.stop();
+  });
+
+  test('an unreachable server (no status) reports the cause', async () => {
+    const api = new FakeK8sApi([{ error: new Error('connect ECONNREFUSED 127.0.0.1:6443') }]);
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('an error', () => h.sink.errors.length > 0);
+    const error = h.sink.errors[0];
+    assert.ok(error instanceof K8sResolutionError);
+    assert.equal(error.status, undefined);
+    assert.equal(
+      error.message,
+      `listing EndpointSlices of Service default/hello at ${SERVER}: connect ECONNREFUSED 127.0.0.1:6443`,
+    );
+    h.resolver.stop();
+  });
+
+  test('no API configuration: the ConfigError is passed on, and the next refresh tries again', async () => {
+    const api = new FakeK8sApi([list('1', slice('a', ['10.0.0.1']))]);
+    let attempts = 0;
+    const configError = new Error('no Kubernetes API server configured');
+    const resolver = new K8sEndpointResolver(
+      parseK8sTarget(parseTargetUri('k8s:///hello:grpc'), 'k8s:///hello:grpc'),
+      {},
+      () => (++attempts === 1 ? Promise.reject(configError) : Promise.resolve(api)),
+    );
+    const sink = new RecordingSink();
+    resolver.start(sink);
+    await until('an error', () => sink.errors.length > 0);
+    assert.equal(sink.errors[0], configError);
+    resolver.refresh();
+    await until('the watch', () => resolver.state().phase === 'watching');
+    assert.equal(attempts, 2);
+    assert.deepEqual(sink.lastHosts(), ['10.0.0.1:8080']);
+    resolver.stop();
+  });
+
+  test('after an error refresh() re-lists; while watching (or listing) it does nothing', async () => {
+    const api = new FakeK8sApi([{ error: forbidden() }, list('500', slice('a', ['10.0.0.1']))]);
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('an error', () => h.sink.errors.length > 0);
+    assert.equal(api.listCalls.length, 1);
+    h.resolver.refresh();
+    assert.equal(h.resolver.state().phase, 'listing');
+    h.resolver.refresh(); // a second refresh while listing: no second list
+    await until('the watch', () => h.resolver.state().phase === 'watching');
+    assert.equal(api.listCalls.length, 2);
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    assert.equal(api.lastWatch.resourceVersion, '500');
+    h.resolver.refresh();
+    await settle();
+    assert.equal(api.listCalls.length, 2);
+    assert.equal(api.watches.length, 1);
+    assert.equal(api.lastWatch.aborted, false);
+    assert.equal(h.sink.updates.length, 1);
+    assert.equal(h.resolver.state().lists, 2);
+    h.resolver.stop();
+  });
+
+  test('an ERROR event other than 410 is reported, and refresh() re-lists', async () => {
+    const api = new FakeK8sApi([
+      list('100', slice('a', ['10.0.0.1'])),
+      list('200', slice('a', ['10.0.0.2'])),
+    ]);
+    const h = await started('k8s:///hello:grpc', api);
+    api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'etcd leader changed' });
+    await settle();
+    assert.equal(api.watches[0]!.aborted, true);
+    const error = h.sink.errors[0];
+    assert.ok(error instanceof K8sResolutionError);
+    assert.equal(error.status, 500);
+    assert.equal(
+      error.message,
+      `watching EndpointSlices of Service default/hello at ${SERVER}: 500: etcd leader changed`,
+    );
+    assert.equal(h.resolver.state().phase, 'broken');
+    assert.equal(api.listCalls.length, 1);
+    h.resolver.refresh();
+    await until('the second watch', () => h.resolver.state().phase === 'watching');
+    assert.equal(api.listCalls.length, 2);
+    assert.equal(api.lastWatch.resourceVersion, '200');
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.2:8080']);
+    h.resolver.stop();
+  });
+
+  test('a watch ended with an error (not 410) is reported; it is not reopened until refresh()', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    const h = await started('k8s:///hello:grpc', api);
+    api.lastWatch.end(Object.assign(new Error('Forbidden'), { statusCode: 403 }));
+    await settle();
+    const error = h.sink.errors[0];
+    assert.ok(error instanceof K8sResolutionError);
+    assert.equal(error.status, 403);
+    assert.match(
+      error.message,
+      /^watching EndpointSlices of Service default\/hello at .*: 403 Forbidden: Forbidden\. Grant this identity list and watch/,
+    );
+    assert.equal(api.watches.length, 1);
+    assert.equal(h.resolver.state().phase, 'broken');
+    h.resolver.stop();
+  });
+});
+
+describe('K8sEndpointResolver: stop and restart', () => {
+  test('stop() aborts the watch; nothing reaches the sink afterwards', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    const h = await started('k8s:///hello:grpc', api);
+    const watch = api.lastWatch;
+    h.resolver.stop();
+    assert.equal(watch.aborted, true);
+    assert.deepEqual(h.resolver.state(), {
+      phase: 'idle',
+      resourceVersion: undefined,
+      slices: 0,
+      lists: 1,
+      watches: 1,
+    });
+    watch.emit('ADDED', slice('b', ['10.0.0.2'], '101'));
+    watch.emit('ERROR', { kind: 'Status', code: 410, message: 'Gone' });
+    watch.emit('ERROR', { kind: 'Status', code: 500, message: 'boom' });
+    watch.end(Object.assign(new Error('Gone'), { statusCode: 410 }));
+    h.resolver.refresh();
+    await settle();
+    assert.equal(h.sink.events.length, 1);
+    assert.equal(api.listCalls.length, 1);
+    assert.equal(api.watches.length, 1);
+  });
+
+  test('stop() while the list is in flight: no update and no watch', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    let release!: () => void;
+    api.listGate = new Promise((resolve) => (release = resolve));
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('the list', () => api.listCalls.length === 1);
+    h.resolver.stop();
+    release();
+    await settle();
+    assert.deepEqual(h.sink.events, []);
+    assert.equal(api.watches.length, 0);
+  });
+
+  test('stop() while a failing list is in flight: no error', async () => {
+    const api = new FakeK8sApi([{ error: forbidden() }]);
+    let release!: () => void;
+    api.listGate = new Promise((resolve) => (release = resolve));
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('the list', () => api.listCalls.length === 1);
+    h.resolver.stop();
+    release();
+    await settle();
+    assert.deepEqual(h.sink.events, []);
+  });
+
+  test('start() after stop() lists and watches again, reporting only to the new sink', async () => {
+    const api = new FakeK8sApi([
+      list('100', slice('a', ['10.0.0.1'])),
+      list('200', slice('a', ['10.0.0.2'])),
+    ]);
+    const h = await started('k8s:///hello:grpc', api);
+    const first = api.lastWatch;
+    h.resolver.stop();
+    const second = new RecordingSink();
+    h.resolver.start(second);
+    await until('the second watch', () => h.resolver.state().phase === 'watching');
+    assert.equal(api.watches.length, 2);
+    assert.equal(api.lastWatch.resourceVersion, '200');
+    assert.deepEqual(second.lastHosts(), ['10.0.0.2:8080']);
+    assert.deepEqual(h.resolver.state(), {
+      phase: 'watching',
+      resourceVersion: '200',
+      slices: 1,
+      lists: 1,
+      watches: 1,
+    });
+    // The API client is made once.
+    assert.equal(h.apiOptions.length, 1);
+    first.emit('ADDED', slice('old', ['10.0.0.9'], '150'));
+    api.lastWatch.emit('ADDED', slice('b', ['10.0.0.3'], '201'));
+    assert.equal(h.sink.events.length, 1);
+    assert.deepEqual(second.lastHosts(), ['10.0.0.2:8080', '10.0.0.3:8080']);
+    h.resolver.stop();
+  });
+
+  test('start() without stop() restarts cleanly (the old watch is aborted)', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    const h = await started('k8s:///hello:grpc', api);
+    const first = api.lastWatch;
+    h.resolver.start(h.sink);
+    assert.equal(first.aborted, true);
+    await until(
+      'the second watch',
+      () => api.watches.length === 2 && h.resolver.state().phase === 'watching',
+    );
+    assert.equal(api.listCalls.length, 2);
+    assert.equal(h.sink.updates.length, 2);
+    h.resolver.stop();
+  });
+});
+
+describe('K8sEndpointResolver: numeric ports and the Service', () => {
+  test('a numeric port with the Service missing is an empty update saying so', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    const h = await started('k8s:///hello.prod:80', api);
+    assert.deepEqual(api.serviceCalls, ['prod/hello']);
+    assert.deepEqual(h.sink.events, [
+      { update: { endpoints: [], note: `Service prod/hello does not exist (${SERVER})` } },
+    ]);
+    assert.match(h.sink.updates[0]!.note!, /does not exist/);
+    h.resolver.stop();
+  });
+
+  test('a numeric port is mapped through the Service port name to the pods port', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))], {
+      service: { spec: { ports: [{ name: 'grpc', port: 80, protocol: 'TCP' }] } },
+    });
+    const h = await started('k8s:///hello.prod:80', api);
+    assert.deepEqual(h.sink.events, [
+      {
+        update: {
+          endpoints: [{ host: '10.0.0.1', port: 8080 }],
+          note: '1 ready endpoint from 1 EndpointSlice of Service prod/hello',
+        },
+      },
+    ]);
+    h.resolver.stop();
+  });
+
+  test('a numeric port the Service does not have is an error (status undefined)', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))], {
+      service: { spec: { ports: [{ name: 'grpc', port: 80 }] } },
+    });
+    const h = await started('k8s:///hello.prod:81', api);
+    const error = h.sink.errors[0];
+    assert.ok(error instanceof K8sResolutionError);
+    assert.equal(error.status, undefined);
+    assert.equal(
+      error.message,
+      'Service prod/hello: the Service has no TCP port 81 (it has grpc=80)',
+    );
+    assert.deepEqual(h.sink.updates, []);
+    h.resolver.stop();
+  });
+
+  test('no port and a Service with several ports is an error asking to name one', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))], {
+      service: {
+        spec: {
+          ports: [
+            { name: 'grpc', port: 80 },
+            { name: 'metrics', port: 9090 },
+          ],
+        },
+      },
+    });
+    const h = await started('kubernetes:///hello.prod', api);
+    assert.equal(
+      h.sink.errors[0]?.message,
+      'Service prod/hello: the Service has 2 TCP ports (grpc, metrics): name one in the target',
+    );
+    h.resolver.stop();
+  });
+});
+
+describe('describeFailure', () => {
+  test('without a server (no API client) the error is passed on as is', () => {
+    const cause = new Error('no kubeconfig');
+    assert.equal(describeFailure(cause, 'ns/svc', undefined, 'listing', false), cause);
+    const wrapped = describeFailure('text', 'ns/svc', undefined, 'listing', false);
+    assert.equal(wrapped.message, 'text');
+  });
+
+  test('another status quotes the Status message from the body', () => {
+    const error = describeFailure(
+      { code: 404, body: { message: 'the server could not find the requested resource' } },
+      'ns/svc',
+      SERVER,
+      'listing',
+      false,
+    );
+    assert.ok(error instanceof K8sResolutionError);
+    assert.equal(error.status, 404);
+    assert.equal(
+      error.message,
+      `listing EndpointSlices of Service ns/svc at ${SERVER}: 404: the server could not find the requested resource`,
+    );
+  });
+
+  test('an unparsable body falls back to the error message', () => {
+    const error = describeFailure(
+      Object.assign(new Error('HTTP-Code: 500'), { code: 500, body: '<html>' }),
+      'ns/svc',
+      SERVER,
+      'watching',
+      false,
+    );
+    assert.equal(
+      error.message,
+      `watching EndpointSlices of Service ns/svc at ${SERVER}: 500: HTTP-Code: 500`,
+    );
+  });
+});
+
+/**
+ * Bugs found while writing these tests, kept as `todo` (they run, but do not fail the suite):
+ * each asserts the behaviour the resolver documents. Drop the `todo` once the bug is fixed.
+ */
+describe('K8sEndpointResolver: known bugs', () => {
+  test(
+    'with client-node abort semantics (done(AbortError) after abort), a 410 re-list leaves one watch',
+    { todo: 'the resolver treats the AbortError of its own abort as a server close and reopens' },
+    async () => {
+      const api = new FakeK8sApi([
+        list('100', slice('a', ['10.0.0.1'])),
+        list('250', slice('a', ['10.0.0.2'])),
+      ]);
+      api.doneOnAbort = true;
+      const h = await started('k8s:///hello:grpc', api);
+      api.lastWatch.emit('ERROR', { kind: 'Status', code: 410, message: 'Gone' });
+      await until('the re-list', () => api.listCalls.length === 2);
+      await until('watching', () => h.resolver.state().phase === 'watching');
+      await settle();
+      // Expected: the old watch aborted and one new watch from the new list's version.
+      assert.deepEqual(
+        api.watches.map((w) => w.resourceVersion),
+        ['100', '250'],
+      );
+      h.resolver.stop();
+    },
+  );
+
+  test(
+    'with client-node abort semantics, an ERROR event stays an error until refresh()',
+    { todo: 'the AbortError of the watch fail() aborts reopens it: phase goes back to watching' },
+    async () => {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      api.doneOnAbort = true;
+      const h = await started('k8s:///hello:grpc', api);
+      api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'boom' });
+      await settle();
+      assert.equal(h.sink.errors.length, 1);
+      assert.equal(h.resolver.state().phase, 'broken');
+      assert.equal(api.watches.length, 1);
+      h.resolver.stop();
+    },
+  );
+
+  test(
+    'a watch that answers 410 before watchSlices resolves (client-node on a non-200) re-lists',
+    { todo: "onWatchEnd's re-list is refused while the phase is still 'listing': stuck for good" },
+    async () => {
+      const api = new FakeK8sApi([
+        list('100', slice('a', ['10.0.0.1'])),
+        list('250', slice('a', ['10.0.0.2'])),
+      ]);
+      api.beforeOpen = (watch) => {
+        if (api.watches.length === 1)
+          watch.end(Object.assign(new Error('Gone'), { statusCode: 410 }));
+      };
+      const h = setup('k8s:///hello:grpc', api);
+      h.resolver.start(h.sink);
+      await until('the re-list and its watch', () => api.watches.length === 2, 100);
+      assert.equal(api.listCalls.length, 2);
+      assert.equal(api.lastWatch.resourceVersion, '250');
+      h.resolver.stop();
+    },
+  );
+
+  test(
+    'a Service created after the first list is found (numeric port)',
+    { todo: 'the Service is read only when listing: its absence sticks until the next re-list' },
+    async () => {
+      const api = new FakeK8sApi([list('100')]);
+      const h = await started('k8s:///hello.prod:80', api);
+      assert.match(h.sink.updates[0]!.note!, /does not exist/);
+      api.service = { spec: { ports: [{ name: 'grpc', port: 80 }] } };
+      api.lastWatch.emit('ADDED', slice('a', ['10.0.0.1'], '101'));
+      await until('an update with the endpoint', () => h.sink.updates.length >= 2, 200);
+      await settle();
+      assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+      h.resolver.stop();
+    },
+  );
+});
