@@ -912,83 +912,67 @@ describe('describeFailure', () => {
 });
 
 /**
- * Bugs found while writing these tests, kept as `todo` (they run, but do not fail the suite):
- * each asserts the behaviour the resolver documents. Drop the `todo` once the bug is fixed.
+ * Bugs found while writing these tests (then fixed): each asserts the behaviour the resolver
+ * documents.
  */
-describe('K8sEndpointResolver: known bugs', () => {
-  test(
-    'with client-node abort semantics (done(AbortError) after abort), a 410 re-list leaves one watch',
-    { todo: 'the resolver treats the AbortError of its own abort as a server close and reopens' },
-    async () => {
-      const api = new FakeK8sApi([
-        list('100', slice('a', ['10.0.0.1'])),
-        list('250', slice('a', ['10.0.0.2'])),
-      ]);
-      api.doneOnAbort = true;
-      const h = await started('k8s:///hello:grpc', api);
-      api.lastWatch.emit('ERROR', { kind: 'Status', code: 410, message: 'Gone' });
-      await until('the re-list', () => api.listCalls.length === 2);
-      await until('watching', () => h.resolver.state().phase === 'watching');
-      await settle();
-      // Expected: the old watch aborted and one new watch from the new list's version.
-      assert.deepEqual(
-        api.watches.map((w) => w.resourceVersion),
-        ['100', '250'],
-      );
-      h.resolver.stop();
-    },
-  );
+describe('K8sEndpointResolver: regressions', () => {
+  test('with client-node abort semantics (done(AbortError) after abort), a 410 re-list leaves one watch', async () => {
+    const api = new FakeK8sApi([
+      list('100', slice('a', ['10.0.0.1'])),
+      list('250', slice('a', ['10.0.0.2'])),
+    ]);
+    api.doneOnAbort = true;
+    const h = await started('k8s:///hello:grpc', api);
+    api.lastWatch.emit('ERROR', { kind: 'Status', code: 410, message: 'Gone' });
+    await until('the re-list', () => api.listCalls.length === 2);
+    await until('watching', () => h.resolver.state().phase === 'watching');
+    await settle();
+    // Expected: the old watch aborted and one new watch from the new list's version.
+    assert.deepEqual(
+      api.watches.map((w) => w.resourceVersion),
+      ['100', '250'],
+    );
+    h.resolver.stop();
+  });
 
-  test(
-    'with client-node abort semantics, an ERROR event stays an error until refresh()',
-    { todo: 'the AbortError of the watch fail() aborts reopens it: phase goes back to watching' },
-    async () => {
-      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
-      api.doneOnAbort = true;
-      const h = await started('k8s:///hello:grpc', api);
-      api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'boom' });
-      await settle();
-      assert.equal(h.sink.errors.length, 1);
-      assert.equal(h.resolver.state().phase, 'broken');
-      assert.equal(api.watches.length, 1);
-      h.resolver.stop();
-    },
-  );
+  test('with client-node abort semantics, an ERROR event stays an error until refresh()', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    api.doneOnAbort = true;
+    const h = await started('k8s:///hello:grpc', api);
+    api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'boom' });
+    await settle();
+    assert.equal(h.sink.errors.length, 1);
+    assert.equal(h.resolver.state().phase, 'broken');
+    assert.equal(api.watches.length, 1);
+    h.resolver.stop();
+  });
 
-  test(
-    'a watch that answers 410 before watchSlices resolves (client-node on a non-200) re-lists',
-    { todo: "onWatchEnd's re-list is refused while the phase is still 'listing': stuck for good" },
-    async () => {
-      const api = new FakeK8sApi([
-        list('100', slice('a', ['10.0.0.1'])),
-        list('250', slice('a', ['10.0.0.2'])),
-      ]);
-      api.beforeOpen = (watch) => {
-        if (api.watches.length === 1)
-          watch.end(Object.assign(new Error('Gone'), { statusCode: 410 }));
-      };
-      const h = setup('k8s:///hello:grpc', api);
-      h.resolver.start(h.sink);
-      await until('the re-list and its watch', () => api.watches.length === 2, 100);
-      assert.equal(api.listCalls.length, 2);
-      assert.equal(api.lastWatch.resourceVersion, '250');
-      h.resolver.stop();
-    },
-  );
+  test('a watch that answers 410 before watchSlices resolves (client-node on a non-200) re-lists', async () => {
+    const api = new FakeK8sApi([
+      list('100', slice('a', ['10.0.0.1'])),
+      list('250', slice('a', ['10.0.0.2'])),
+    ]);
+    api.beforeOpen = (watch) => {
+      if (api.watches.length === 1)
+        watch.end(Object.assign(new Error('Gone'), { statusCode: 410 }));
+    };
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('the re-list and its watch', () => api.watches.length === 2, 100);
+    assert.equal(api.listCalls.length, 2);
+    assert.equal(api.lastWatch.resourceVersion, '250');
+    h.resolver.stop();
+  });
 
-  test(
-    'a Service created after the first list is found (numeric port)',
-    { todo: 'the Service is read only when listing: its absence sticks until the next re-list' },
-    async () => {
-      const api = new FakeK8sApi([list('100')]);
-      const h = await started('k8s:///hello.prod:80', api);
-      assert.match(h.sink.updates[0]!.note!, /does not exist/);
-      api.service = { spec: { ports: [{ name: 'grpc', port: 80 }] } };
-      api.lastWatch.emit('ADDED', slice('a', ['10.0.0.1'], '101'));
-      await until('an update with the endpoint', () => h.sink.updates.length >= 2, 200);
-      await settle();
-      assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
-      h.resolver.stop();
-    },
-  );
+  test('a Service created after the first list is found (numeric port)', async () => {
+    const api = new FakeK8sApi([list('100')]);
+    const h = await started('k8s:///hello.prod:80', api);
+    assert.match(h.sink.updates[0]!.note!, /does not exist/);
+    api.service = { spec: { ports: [{ name: 'grpc', port: 80 }] } };
+    api.lastWatch.emit('ADDED', slice('a', ['10.0.0.1'], '101'));
+    await until('an update with the endpoint', () => h.sink.updates.length >= 2, 200);
+    await settle();
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    h.resolver.stop();
+  });
 });

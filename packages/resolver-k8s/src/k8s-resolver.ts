@@ -14,6 +14,8 @@ import { endpointsFromSlices, servicePortName, type ServiceLike, type SliceLike 
 const SHORT_WATCH_MS = 1_000;
 /** No event (bookmarks included) for this long: the watch is presumed dead and replaced. */
 export const WATCH_IDLE_TIMEOUT_MS = 5 * 60_000;
+/** While the Service is missing (or lacks the port), it is looked for again this often. */
+export const SERVICE_RETRY_MS = 5_000;
 
 export interface K8sResolverState {
   /** 'idle' before start/after stop; 'listing'; 'watching'; 'broken' after an error (waits for refresh). */
@@ -40,6 +42,12 @@ export class K8sEndpointResolver implements EndpointResolver {
   private service: ServiceLike | undefined;
   private resourceVersion: string | undefined;
   private watch: { abort(): void } | undefined;
+  /** The watch whose callbacks count; cleared when we close it, so its own AbortError is ignored. */
+  private watchToken: object | undefined;
+  private listing = false;
+  private relistRequested = false;
+  private serviceReading = false;
+  private serviceTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
   private pauseTimer: NodeJS.Timeout | undefined;
   private shortWatches = 0;
@@ -79,9 +87,11 @@ export class K8sEndpointResolver implements EndpointResolver {
     this.generation++;
     this.sink = undefined;
     this.phase = 'idle';
+    this.listing = false;
+    this.relistRequested = false;
+    this.serviceReading = false;
     this.closeWatch();
-    if (this.pauseTimer) clearTimeout(this.pauseTimer);
-    this.pauseTimer = undefined;
+    this.clearRetryTimers();
     this.slices = new Map();
     this.service = undefined;
     this.resourceVersion = undefined;
@@ -91,9 +101,17 @@ export class K8sEndpointResolver implements EndpointResolver {
   private closeWatch(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
+    this.watchToken = undefined;
     const watch = this.watch;
     this.watch = undefined;
     watch?.abort();
+  }
+
+  private clearRetryTimers(): void {
+    if (this.pauseTimer) clearTimeout(this.pauseTimer);
+    this.pauseTimer = undefined;
+    if (this.serviceTimer) clearTimeout(this.serviceTimer);
+    this.serviceTimer = undefined;
   }
 
   private namespace(api: K8sApi): string {
@@ -101,54 +119,78 @@ export class K8sEndpointResolver implements EndpointResolver {
   }
 
   private async listAndWatch(generation: number): Promise<void> {
-    if (generation !== this.generation || this.phase === 'listing') return;
+    if (generation !== this.generation) return;
+    if (this.listing) {
+      // A 410 or an error seen while this list's watch was opening: list again right after.
+      this.relistRequested = true;
+      return;
+    }
+    this.listing = true;
     this.phase = 'listing';
     this.closeWatch();
+    this.clearRetryTimers();
     this.lists++;
     let api: K8sApi | undefined;
     try {
       this.api ??= this.createApi(this.connection);
       api = await this.api;
       const namespace = this.namespace(api);
-      const needService = this.target.port.kind !== 'name';
       const [list, service] = await Promise.all([
         api.listSlices(namespace, this.target.service),
-        needService ? api.readService(namespace, this.target.service) : undefined,
+        this.needsService() ? api.readService(namespace, this.target.service) : undefined,
       ]);
       if (generation !== this.generation) return;
       this.service = service;
       this.slices = new Map(list.items.map((s, i) => [s.metadata?.name ?? `#${i}`, s]));
       this.resourceVersion = list.resourceVersion;
-      this.publish(api);
-      await this.openWatch(api, generation);
+      this.publish(api, generation);
+      try {
+        await this.openWatch(api, generation);
+      } catch (error) {
+        if (generation === this.generation) this.fail(error, api, 'watching');
+      }
     } catch (error) {
       if (generation !== this.generation) return;
       // A failed config (no kubeconfig) is not retried with the same promise.
       if (api === undefined) this.api = undefined;
       this.fail(error, api, 'listing');
+    } finally {
+      if (generation === this.generation) {
+        this.listing = false;
+        if (this.relistRequested) {
+          this.relistRequested = false;
+          void this.listAndWatch(generation);
+        }
+      }
     }
+  }
+
+  private needsService(): boolean {
+    return this.target.port.kind !== 'name';
   }
 
   private async openWatch(api: K8sApi, generation: number): Promise<void> {
     const namespace = this.namespace(api);
     const openedAt = Date.now();
-    let ended = false;
+    const token = {};
+    this.watchToken = token;
     this.watches++;
     const watch = await api.watchSlices(
       namespace,
       this.target.service,
       this.resourceVersion ?? '',
       (type, object) => {
-        if (generation !== this.generation || ended) return;
+        if (generation !== this.generation || this.watchToken !== token) return;
         this.onEvent(api, generation, type, object);
       },
       (error) => {
-        if (generation !== this.generation || ended) return;
-        ended = true;
+        if (generation !== this.generation || this.watchToken !== token) return;
+        this.watchToken = undefined;
         this.onWatchEnd(api, generation, error, Date.now() - openedAt);
       },
     );
-    if (generation !== this.generation || ended) {
+    if (generation !== this.generation || this.watchToken !== token) {
+      // Ended (or replaced) while it was opening.
       watch.abort();
       return;
     }
@@ -193,7 +235,9 @@ export class K8sEndpointResolver implements EndpointResolver {
     if (type === 'DELETED') this.slices.delete(name);
     else this.slices.set(name, slice);
     this.shortWatches = 0;
-    this.publish(api);
+    // Slices of a Service we have not seen: it was probably created since; read it now.
+    if (this.needsService() && this.service === undefined) void this.rereadService(api, generation);
+    this.publish(api, generation);
   }
 
   private onWatchEnd(api: K8sApi, generation: number, error: unknown, livedMs: number): void {
@@ -222,23 +266,63 @@ export class K8sEndpointResolver implements EndpointResolver {
       this.pauseTimer.unref();
       return;
     }
-    this.openWatch(api, generation).catch((e: unknown) => {
-      if (generation === this.generation) this.fail(e, api, 'watching');
-    });
+    void this.reopen(api, generation);
   }
 
-  private publish(api: K8sApi): void {
+  /** Reopens the watch from the last resourceVersion, re-reading the Service first when it matters. */
+  private async reopen(api: K8sApi, generation: number): Promise<void> {
+    try {
+      if (this.needsService()) {
+        const service = await api.readService(this.namespace(api), this.target.service);
+        if (generation !== this.generation) return;
+        this.service = service;
+        this.publish(api, generation);
+      }
+      await this.openWatch(api, generation);
+    } catch (error) {
+      if (generation === this.generation) this.fail(error, api, 'watching');
+    }
+  }
+
+  /** While the Service is missing or lacks the port, look again every SERVICE_RETRY_MS. */
+  private retryServiceLater(api: K8sApi, generation: number): void {
+    if (this.serviceTimer) return;
+    this.serviceTimer = setTimeout(() => {
+      this.serviceTimer = undefined;
+      void this.rereadService(api, generation);
+    }, SERVICE_RETRY_MS);
+    this.serviceTimer.unref();
+  }
+
+  /** Reads the Service again (one read at a time) and publishes what it changes. */
+  private async rereadService(api: K8sApi, generation: number): Promise<void> {
+    if (generation !== this.generation || this.listing || this.serviceReading) return;
+    this.serviceReading = true;
+    try {
+      const service = await api.readService(this.namespace(api), this.target.service);
+      if (generation !== this.generation) return;
+      this.service = service;
+      this.publish(api, generation);
+    } catch {
+      if (generation === this.generation) this.retryServiceLater(api, generation);
+    } finally {
+      this.serviceReading = false;
+    }
+  }
+
+  private publish(api: K8sApi, generation: number): void {
     const sink = this.sink;
     if (!sink) return;
     const namespace = this.namespace(api);
     const name = `${namespace}/${this.target.service}`;
-    const needService = this.target.port.kind !== 'name';
-    if (needService && this.service === undefined) {
+    if (this.needsService() && this.service === undefined) {
       sink.update({ endpoints: [], note: `Service ${name} does not exist (${api.server})` });
+      this.retryServiceLater(api, generation);
       return;
     }
     const port = servicePortName(this.target.port, this.service);
     if (port !== undefined && 'error' in port) {
+      this.retryServiceLater(api, generation);
       sink.error(new K8sResolutionError(name, `Service ${name}: ${port.error}`, undefined));
       return;
     }

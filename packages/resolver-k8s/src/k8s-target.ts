@@ -89,11 +89,11 @@ export function parseK8sTarget(uri: TargetUri, original: string): K8sTarget {
   }
   const colon = path.lastIndexOf(':');
   const host = colon >= 0 ? path.slice(0, colon) : path;
-  const port: K8sPortSelector =
-    colon >= 0 ? parsePort(path.slice(colon + 1), original) : { kind: 'only' };
   if (colon >= 0 && path.slice(colon + 1) === '') {
     throw new TargetError(original, 'the port after ":" is empty');
   }
+  const port: K8sPortSelector =
+    colon >= 0 ? parsePort(path.slice(colon + 1), original) : { kind: 'only' };
   const labels = host.split('.');
   // svc, svc.ns, svc.ns.svc, svc.ns.svc.<cluster domain…>
   if (labels.length > 2 && labels[2] !== 'svc') {
@@ -101,6 +101,11 @@ export function parseK8sTarget(uri: TargetUri, original: string): K8sTarget {
       original,
       `"${host}" is not <service>.<namespace> nor <service>.<namespace>.svc.<cluster domain>`,
     );
+  }
+  for (const label of labels.slice(3)) {
+    if (label.length > 63 || !DNS_LABEL.test(label)) {
+      throw new TargetError(original, `"${host}" has an invalid cluster domain label "${label}"`);
+    }
   }
   const service = checkService(labels[0] ?? '', original);
   let namespace = labels[1] !== undefined ? checkNamespace(labels[1], original) : undefined;

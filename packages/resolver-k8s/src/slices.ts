@@ -1,3 +1,4 @@
+import { isIPv4, isIPv6 } from 'node:net';
 import type { ResolvedEndpoint } from '@grpc-lb/core';
 import type { K8sPortSelector } from './k8s-target';
 
@@ -75,9 +76,8 @@ export function servicePortName(
 }
 
 function hostOf(address: string, addressType: string): string | undefined {
-  if (addressType === 'IPv4') return /^\d{1,3}(\.\d{1,3}){3}$/.test(address) ? address : undefined;
-  if (addressType === 'IPv6')
-    return /^[0-9a-fA-F:.]+$/.test(address) && address.includes(':') ? address : undefined;
+  if (addressType === 'IPv4') return isIPv4(address) ? address : undefined;
+  if (addressType === 'IPv6') return isIPv6(address) ? address : undefined;
   return undefined;
 }
 
@@ -126,7 +126,7 @@ export function endpointsFromSlices(
             ? `port "${portName}"`
             : selector.kind === 'number'
               ? `port ${selector.value}`
-              : 'a single TCP port';
+              : 'single TCP port';
         warnings.push(
           `EndpointSlice ${name}: no ${wanted} among ${tcpPorts.map((p) => `${p.name || '(unnamed)'}=${p.port}`).join(', ')}; skipped`,
         );
