@@ -22,7 +22,7 @@ import {
   waitFor,
 } from './harness';
 import { requireConsul, startConsul, type Consul } from './support/consul';
-import { startLoad } from './support/load';
+import { spread, startLoad, waitUntilQuiet } from './support/load';
 import { serverFixture } from './support/server-fixture';
 
 const Greeter = loadGreeterService();
@@ -82,15 +82,6 @@ async function registerRaw(
 }
 
 /** Calls in sequence; how many each backend address served. */
-async function spread(greeter: GreeterClient, calls: number): Promise<Map<string, number>> {
-  const seen = new Map<string, number>();
-  for (let i = 0; i < calls; i++) {
-    const reply = await sayHello(greeter, 'consul');
-    seen.set(reply.address, (seen.get(reply.address) ?? 0) + 1);
-  }
-  return seen;
-}
-
 /** This process's established TCP connections to 127.0.0.1:`port` (from /proc: no guessing). */
 function openSocketsTo(port: number): number {
   const inodes = new Set<string>();
@@ -177,19 +168,11 @@ describe('consul: grpc-js clients on consul:/// targets (real Consul agent, real
         const removedAt = performance.now();
         await registrations[0]!.deregister();
         // Calls already picked may still land on b1: wait until it gets no more, then compare.
-        let last = load.result.perBackend.get(b1.address);
-        let stableSince = performance.now();
-        await waitFor(
-          () => {
-            const now = load.result.perBackend.get(b1.address);
-            if (now !== last) {
-              last = now;
-              stableSince = performance.now();
-            }
-            return performance.now() - stableSince > 300;
-          },
-          { timeoutMs: 10_000, message: 'the deregistered instance stops getting calls' },
-        );
+        const stableSince = await waitUntilQuiet(load, b1.address, {
+          quietMs: 300,
+          timeoutMs: 10_000,
+          message: 'the deregistered instance stops getting calls',
+        });
         const deregistrationToLastCallMs = Math.round(stableSince - removedAt);
         const before = load.result.perBackend.get(b1.address);
         const total = load.result.ok;
@@ -243,19 +226,12 @@ describe('consul: grpc-js clients on consul:/// targets (real Consul agent, real
           { timeoutMs: 15_000, message: 'both instances passing and getting calls' },
         );
         await b1.setHealth('NOT_SERVING');
-        let last = load.result.perBackend.get(b1.address);
-        let stableSince = performance.now();
-        await waitFor(
-          () => {
-            const now = load.result.perBackend.get(b1.address);
-            if (now !== last) {
-              last = now;
-              stableSince = performance.now();
-            }
-            return performance.now() - stableSince > 500;
-          },
-          { timeoutMs: 15_000, message: 'the NOT_SERVING backend stops getting calls' },
-        );
+        await waitUntilQuiet(load, b1.address, {
+          quietMs: 500,
+          timeoutMs: 15_000,
+          message: 'the NOT_SERVING backend stops getting calls',
+        });
+        const last = load.result.perBackend.get(b1.address);
         const served = load.result.ok;
         await waitFor(() => load.result.ok >= served + 100, {
           timeoutMs: 10_000,

@@ -23,7 +23,7 @@ import {
   startBackends,
   waitFor,
 } from './harness';
-import { startLoad } from './support/load';
+import { spread, startLoad } from './support/load';
 import {
   requireKubeApiserver,
   startKubeApiserver,
@@ -197,11 +197,7 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
           },
           { timeoutMs: 10_000, message: 'all three ready endpoints answered' },
         );
-        const seen = new Map<string, number>();
-        for (let i = 0; i < 60; i++) {
-          const reply = await sayHello(greeter, 'k8s');
-          seen.set(reply.address, (seen.get(reply.address) ?? 0) + 1);
-        }
+        const seen = await spread(greeter, 60);
         assert.deepEqual([...seen.keys()].sort(), [b1.address, b2.address, b3.address].sort());
         for (const count of seen.values()) assert.equal(count, 20, 'round robin: even');
       } finally {

@@ -3,7 +3,7 @@
  * successes per backend and failures by status.
  */
 import type * as grpc from '@grpc/grpc-js';
-import { type GreeterClient, isServiceError, sayHello } from '../harness';
+import { type GreeterClient, isServiceError, sayHello, waitFor } from '../harness';
 
 export interface LoadResult {
   ok: number;
@@ -62,4 +62,39 @@ export function startLoad(
 /** Share of successful calls that went to `address` since `since` (a copy of an earlier result). */
 export function shareOf(result: LoadResult, address: string): number {
   return result.ok === 0 ? 0 : (result.perBackend.get(address) ?? 0) / result.ok;
+}
+
+/** `calls` sequential calls; how many each backend address answered. */
+export async function spread(client: GreeterClient, calls: number): Promise<Map<string, number>> {
+  const seen = new Map<string, number>();
+  for (let i = 0; i < calls; i++) {
+    const reply = await sayHello(client, 'spread');
+    seen.set(reply.address, (seen.get(reply.address) ?? 0) + 1);
+  }
+  return seen;
+}
+
+/**
+ * Waits until `address` has answered no call of `load` for `quietMs` (calls already picked before
+ * a removal may still land there); resolves with when (performance.now()) it answered its last.
+ */
+export async function waitUntilQuiet(
+  load: Load,
+  address: string,
+  options: { quietMs: number; timeoutMs: number; message: string },
+): Promise<number> {
+  let last = load.result.perBackend.get(address);
+  let lastChange = performance.now();
+  await waitFor(
+    () => {
+      const now = load.result.perBackend.get(address);
+      if (now !== last) {
+        last = now;
+        lastChange = performance.now();
+      }
+      return performance.now() - lastChange > options.quietMs;
+    },
+    { timeoutMs: options.timeoutMs, message: options.message },
+  );
+  return lastChange;
 }
