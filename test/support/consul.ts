@@ -28,6 +28,11 @@ export interface ConsulOptions {
   readonly detached?: boolean;
   /** Extra `-hcl` snippets. */
   readonly hcl?: readonly string[];
+  /**
+   * Turn ACLs on, default deny, with this management token (a secret of the test's own).
+   * `api()` then sends it unless given another token (or `null`: anonymous).
+   */
+  readonly aclManagementToken?: string;
 }
 
 export interface ConsulApiResult extends HttpResult {
@@ -48,8 +53,17 @@ export interface Consul extends RunningServer {
   readonly url: string;
   readonly httpPort: number;
   readonly version: string;
-  /** One HTTP API call; `body` is sent as JSON. */
-  api(method: string, path: string, body?: unknown, timeoutMs?: number): Promise<ConsulApiResult>;
+  /**
+   * One HTTP API call; `body` is sent as JSON. `token`: the X-Consul-Token (default: the ACL
+   * management token when ACLs are on; `null`: none).
+   */
+  api(
+    method: string,
+    path: string,
+    body?: unknown,
+    timeoutMs?: number,
+    token?: string | null,
+  ): Promise<ConsulApiResult>;
 }
 
 class ConsulAgent extends ManagedServer implements Consul {
@@ -58,6 +72,7 @@ class ConsulAgent extends ManagedServer implements Consul {
     dir: string,
     readonly httpPort: number,
     readonly version: string,
+    private readonly managementToken: string | undefined,
   ) {
     super(process, dir);
   }
@@ -74,13 +89,16 @@ class ConsulAgent extends ManagedServer implements Consul {
     path: string,
     body?: unknown,
     timeoutMs = 10_000,
+    token: string | null | undefined = this.managementToken,
   ): Promise<ConsulApiResult> {
+    const headers: Record<string, string> = {};
+    if (body !== undefined) headers['content-type'] = 'application/json';
+    if (token) headers['x-consul-token'] = token;
     const result = await httpRequest(`${this.url}${path}`, {
       method,
       timeoutMs,
-      ...(body === undefined
-        ? {}
-        : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      headers,
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
     let json: unknown;
     try {
@@ -135,6 +153,12 @@ export async function startConsul(options: ConsulOptions = {}): Promise<Consul> 
       'disable_update_check = true',
       '-hcl',
       'limits { http_max_conns_per_client = 0 }',
+      ...(options.aclManagementToken !== undefined
+        ? [
+            '-hcl',
+            `acl { enabled = true, default_policy = "deny", tokens { initial_management = ${JSON.stringify(options.aclManagementToken)} } }`,
+          ]
+        : []),
       ...(options.hcl ?? []).flatMap((snippet) => ['-hcl', snippet]),
       '-log-level=warn',
     ];
@@ -146,7 +170,7 @@ export async function startConsul(options: ConsulOptions = {}): Promise<Consul> 
       logFile: join(dir, 'consul.log'),
       ...(options.detached ? { detached: true } : {}),
     });
-    agent = new ConsulAgent(child, dir, http, build.version);
+    agent = new ConsulAgent(child, dir, http, build.version, options.aclManagementToken);
     await agent.start();
     return agent;
   } catch (error) {

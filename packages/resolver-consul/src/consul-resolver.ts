@@ -190,11 +190,21 @@ export class ConsulEndpointResolver implements EndpointResolver {
         );
       } else {
         const what = this.target.passingOnly ? 'passing instances' : 'instances';
+        // With ACLs on, Consul answers 200 and an empty list when the token may not read the
+        // service (no 403): say so, or "no instances" sends the operator the wrong way.
+        const aclHint =
+          response.headers['x-consul-default-acl-policy'] === 'deny'
+            ? ` (ACLs are on, default deny: if instances exist, ${
+                this.settings.tokenSource === 'none'
+                  ? 'no ACL token was given (set the `token` option or CONSUL_HTTP_TOKEN)'
+                  : `the ACL token (from ${this.settings.tokenSource === 'option' ? 'the `token` option' : 'CONSUL_HTTP_TOKEN'}) may lack service:read on "${this.target.service}" or node:read`
+              })`
+            : '';
         sink.update({
           endpoints: converted.endpoints,
           note:
             converted.endpoints.length === 0
-              ? `no ${what} of ${this.describe()}`
+              ? `no ${what} of ${this.describe()}${aclHint}`
               : `${converted.endpoints.length} ${what} of ${this.describe()}`,
         });
       }
