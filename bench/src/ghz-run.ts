@@ -30,9 +30,9 @@ import { type RunRecord, statusName, summarizeRound } from './results';
 import type { Resources } from './resources';
 import { NAMES, type ScenarioDef, mainScenarios } from './scenarios';
 import { addCounts } from './stats';
+import { type Outcome, recordUnavailable } from './unavailable';
 
 type Log = (line: string) => void;
-type Outcome = { name: string; reason: string };
 
 export interface GhzContext {
   options: BenchOptions;
@@ -187,13 +187,7 @@ async function findGhz(
     return await ensureTestbin('ghz');
   } catch (error) {
     const reason = `ghz unavailable: ${describeError(error).slice(0, 2000)}`;
-    if (process.env['CI'] === 'true') {
-      failed.push({ name: GHZ_CALIBRATION, reason: `${reason} (CI=true: a failure, not a skip)` });
-      ctx.log(`FAILED ${GHZ_CALIBRATION}: ${reason}`);
-    } else {
-      skipped.push({ name: GHZ_CALIBRATION, reason });
-      ctx.log(`skipping ${GHZ_CALIBRATION}: ${reason}`);
-    }
+    recordUnavailable(ctx.log, GHZ_CALIBRATION, reason, skipped, failed);
     return undefined;
   }
 }
