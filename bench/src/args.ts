@@ -72,7 +72,7 @@ export const USAGE = `usage: npm run bench -- [options]
   --rate N                open loop: calls per second offered (default 1000)
   --failover-rounds N     rounds of the failover scenarios, 0 for none (default 3; quick 1)
   --convergence-rounds N  registry add/remove rounds of the convergence scenarios (dns+lb:, etcd:,
-                          k8s:), 0 for none (default 10; quick 2)
+                          k8s:, consul:), 0 for none (default 10; quick 2)
   --ghz-rounds N          rounds of the ghz calibration (ghz vs our load generator on the direct
                           scenario's one backend), 0 for none (default 5; quick 2)
   --no-ghz                skip the ghz calibration (same as --ghz-rounds 0)
@@ -83,8 +83,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --scenarios a,b         only these scenarios (names as in the report); for the failover group:
                           failover (all of it), failover-<fault> (sigkill, hang, errors-50,
                           slow-10x: every policy) or failover-<fault>:<policy> (one run);
-                          convergence (every resolver), convergence-dns, convergence-etcd or
-                          convergence-k8s;
+                          convergence (every resolver), convergence-dns, convergence-etcd,
+                          convergence-k8s or convergence-consul;
                           ghz-calibration
   --no-proxies            skip nginx and HAProxy (and their installation)
   --no-micro              skip the in-process pick/update micro benchmarks

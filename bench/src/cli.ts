@@ -77,8 +77,8 @@ function printReport(run: BenchRun): void {
         'add → first call = from the start of the registry write to the first call it answered; ' +
         'remove → last call = from the start of the removal to the last call it answered. ' +
         `dns+lb: looks again every ${DNS_INTERVAL_MS} ms, so DNS convergence is bounded by the ` +
-        'interval (plus the write, the lookup and the connection); etcd and the Kubernetes API ' +
-        'server push changes (watch).',
+        'interval (plus the write, the lookup and the connection); etcd, the Kubernetes API ' +
+        'server and Consul push changes (a watch; a blocking query).',
       formatConvergenceTable(run.convergence),
       '',
     );

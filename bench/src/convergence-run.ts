@@ -1,6 +1,6 @@
 /**
- * The convergence phase. For each resolver: its server (bind9, etcd or kube-apiserver, once per
- * group), 3 harness backends of which 2 are registered, and one load-worker run (closed loop, CONVERGENCE_CONCURRENCY
+ * The convergence phase. For each resolver: its server (bind9, etcd, kube-apiserver or a Consul
+ * agent, once per group), 3 harness backends of which 2 are registered, and one load-worker run (closed loop, CONVERGENCE_CONCURRENCY
  * calls in flight, every call traced) on a client through the resolver, during which the third
  * backend is added to the registry and removed again, round after round, on a fixed schedule
  * (convergence.ts). The change times are taken on the worker's clock (performance.timeOrigin +
@@ -13,19 +13,30 @@
  * Kubernetes: the real kube-apiserver of the tests (with its own etcd), a namespace, a Service
  * whose port `grpc` maps to the backends' port, and one EndpointSlice that the group rewrites with
  * PUTs, as the EndpointSlice controller would. The API refuses loopback addresses in slices, so
- * the backends listen on pod-like addresses (10.244.N.x on lo, which needs root). Without the API
- * server or those addresses the group is skipped with the reason — under CI=true, failed.
+ * the backends listen on pod-like addresses (10.244.N.x on lo, which needs root).
+ *
+ * Consul: the tests' dev agent (test/testbin), the backends on 127.0.0.x registered as instances
+ * of one service WITHOUT a health check (so an instance is passing as soon as it is registered:
+ * what is measured is the resolver's blocking query, not a check interval); each add and removal
+ * is one agent HTTP request (`registerService`: PUT /v1/agent/service/register; `deregister()`:
+ * PUT /v1/agent/service/deregister/<id>). The worker is given the agent in CONSUL_HTTP_ADDR.
+ *
+ * Without its server (bind9, etcd, Consul, the API server or the pod addresses) a group is skipped
+ * with the reason — under CI=true, failed (unavailable.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type ConsulRegistration, registerService } from '@grpc-lb/resolver-consul';
 import { type EtcdRegistration, registerEndpoint } from '@grpc-lb/resolver-etcd';
 import { type Backend, startBackends } from '@grpc-lb/test/harness';
 import { type Bind9, startBind9 } from '@grpc-lb/test/support/bind9';
+import { type Consul, startConsul } from '@grpc-lb/test/support/consul';
 import { type Etcd, startEtcd } from '@grpc-lb/test/support/etcd';
 import { type KubeApiserver, startKubeApiserver } from '@grpc-lb/test/support/kube-apiserver';
 import { type PodAddresses, createPodAddresses } from '@grpc-lb/test/support/pod-addresses';
 import type { BenchOptions } from './args';
 import {
   BASE_ENDPOINTS,
+  CONSUL_SERVICE,
   CONVERGENCE_CONCURRENCY,
   CONVERGENCE_DEADLINE_MS,
   type ConvergenceClient,
@@ -38,6 +49,8 @@ import {
   K8S_SLICE,
   K8S_SLICES_PATH,
   builtinDnsTarget,
+  consulInstanceId,
+  consulTarget,
   convergenceSchedule,
   convergenceScenarioName,
   convergenceTiming,
@@ -58,11 +71,11 @@ import {
   summarizeConvergenceRun,
 } from './convergence-stats';
 import type { Resources } from './resources';
+import { type Outcome, recordUnavailable } from './unavailable';
 import type { LoadSpec } from './worker-protocol';
 import { runLoadInWorker } from './worker-process';
 
 type Log = (line: string) => void;
-type Outcome = { name: string; reason: string };
 
 const READY_TIMEOUT_MS = 10_000;
 const LEASE_TTL_SECONDS = 10;
@@ -229,14 +242,18 @@ function runLine(r: ConvergenceReport): string {
   );
 }
 
-async function dnsGroup(ctx: ConvergenceContext, skipped: Outcome[]): Promise<ConvergenceReport[]> {
+async function dnsGroup(
+  ctx: ConvergenceContext,
+  skipped: Outcome[],
+  failed: Outcome[],
+): Promise<ConvergenceReport[]> {
   const { log, resources, options } = ctx;
   const name = convergenceScenarioName('dns');
   let dns: Bind9;
   try {
     dns = await startBind9();
   } catch (error) {
-    skipped.push({ name, reason: `bind9: ${describeError(error)}` });
+    unavailable(ctx, name, `bind9: ${describeError(error)}`, skipped, failed);
     return [];
   }
   const stopDns = resources.add('bind9', () => dns.dispose());
@@ -301,6 +318,7 @@ async function dnsGroup(ctx: ConvergenceContext, skipped: Outcome[]): Promise<Co
 async function etcdGroup(
   ctx: ConvergenceContext,
   skipped: Outcome[],
+  failed: Outcome[],
 ): Promise<ConvergenceReport[]> {
   const { log, resources, options } = ctx;
   const name = convergenceScenarioName('etcd');
@@ -308,7 +326,7 @@ async function etcdGroup(
   try {
     etcd = await startEtcd();
   } catch (error) {
-    skipped.push({ name, reason: `etcd: ${describeError(error)}` });
+    unavailable(ctx, name, `etcd: ${describeError(error)}`, skipped, failed);
     return [];
   }
   const stopEtcd = resources.add('etcd', () => etcd.dispose());
@@ -379,7 +397,8 @@ async function etcdGroup(
 
 /**
  * A group whose servers cannot be had: skipped with the reason — or, under CI=true, failed (the
- * CLI then exits 1), as the ghz calibration does.
+ * CLI then exits 1), as the ghz calibration does. The reason is cut to 2000 characters (a
+ * server's log can be long).
  */
 function unavailable(
   ctx: ConvergenceContext,
@@ -388,13 +407,7 @@ function unavailable(
   skipped: Outcome[],
   failed: Outcome[],
 ): void {
-  if (process.env['CI'] === 'true') {
-    failed.push({ name, reason: `${reason} (CI=true: a failure, not a skip)` });
-    ctx.log(`FAILED ${name}: ${reason}`);
-  } else {
-    skipped.push({ name, reason });
-    ctx.log(`skipping ${name}: ${reason}`);
-  }
+  recordUnavailable(ctx.log, name, reason.slice(0, 2000), skipped, failed);
 }
 
 async function k8sGroup(
@@ -417,8 +430,7 @@ async function k8sGroup(
     try {
       kube = await startKubeApiserver();
     } catch (error) {
-      const reason = `kube-apiserver: ${describeError(error).slice(0, 2000)}`;
-      unavailable(ctx, name, reason, skipped, failed);
+      unavailable(ctx, name, `kube-apiserver: ${describeError(error)}`, skipped, failed);
       return [];
     }
     const stopKube = resources.add('kube-apiserver', () => kube.dispose());
@@ -503,6 +515,88 @@ async function k8sGroup(
   }
 }
 
+async function consulGroup(
+  ctx: ConvergenceContext,
+  skipped: Outcome[],
+  failed: Outcome[],
+): Promise<ConvergenceReport[]> {
+  const { log, resources, options } = ctx;
+  const name = convergenceScenarioName('consul');
+  let consul: Consul;
+  try {
+    consul = await startConsul();
+  } catch (error) {
+    unavailable(ctx, name, `consul: ${describeError(error)}`, skipped, failed);
+    return [];
+  }
+  const stopConsul = resources.add('consul', () => consul.dispose());
+  const registrations: ConsulRegistration[] = [];
+  const deregisterAll = async () => {
+    for (const r of registrations.splice(0)) await r.deregister().catch(() => undefined);
+  };
+  try {
+    const set = await startBackends({ count: BASE_ENDPOINTS + 1 });
+    const stopBackends = resources.add('convergence-consul backends', () => set.stopAll());
+    const stopRegistrations = resources.add('consul registrations', deregisterAll);
+    try {
+      // No `check`: the instance passes as soon as the agent has it (one PUT each way).
+      const register = (backend: Backend) =>
+        registerService({
+          address: consul.address,
+          name: CONSUL_SERVICE,
+          id: consulInstanceId(backend.host, backend.port),
+          host: backend.host,
+          port: backend.port,
+        });
+      for (const b of set.backends.slice(0, BASE_ENDPOINTS)) registrations.push(await register(b));
+      const added = set.backends[BASE_ENDPOINTS]!;
+      log(
+        `consul ${consul.version} ${consul.pid ?? '?'} on ${consul.url}: service ` +
+          `${CONSUL_SERVICE} with ${registrations.map((r) => r.address).join(', ')} (no health ` +
+          `check); ${consulInstanceId(added.host, added.port)} registered and deregistered each round`,
+      );
+      let current: ConsulRegistration | undefined;
+      const registry: Registry = {
+        add: async () => {
+          current = await register(added);
+        },
+        remove: async () => {
+          const r = current;
+          current = undefined;
+          await r?.deregister();
+        },
+        reset: async () => {
+          const r = current;
+          current = undefined;
+          await r?.deregister().catch(() => undefined);
+        },
+      };
+      const report = await runOne(
+        ctx,
+        {
+          resolver: 'consul',
+          client: 'grpc-lb',
+          title: 'grpc-lb consul: (blocking queries, passing only), grpc-lb.round_robin',
+          target: consulTarget(),
+          channelOptions: {},
+          env: { ...process.env, CONSUL_HTTP_ADDR: consul.address },
+          intervalMs: null,
+          added,
+          rounds: options.convergenceRounds,
+        },
+        registry,
+      );
+      log(`[convergence] ${runLine(report)}`);
+      return [report];
+    } finally {
+      await stopRegistrations();
+      await stopBackends();
+    }
+  } finally {
+    await stopConsul();
+  }
+}
+
 export async function convergencePhase(
   ctx: ConvergenceContext,
   skipped: Outcome[],
@@ -516,15 +610,19 @@ export async function convergencePhase(
       `convergence-dns: ${options.convergenceRounds} round(s) through dns+lb: (interval ` +
         `${DNS_INTERVAL_MS} ms), then 1 through grpc-js's built-in dns:`,
     );
-    reports.push(...(await dnsGroup(ctx, skipped)));
+    reports.push(...(await dnsGroup(ctx, skipped, failed)));
   }
   if (convergenceWanted(options.scenarios, 'etcd')) {
     log(`convergence-etcd: ${options.convergenceRounds} round(s) through etcd:`);
-    reports.push(...(await etcdGroup(ctx, skipped)));
+    reports.push(...(await etcdGroup(ctx, skipped, failed)));
   }
   if (convergenceWanted(options.scenarios, 'k8s')) {
     log(`convergence-k8s: ${options.convergenceRounds} round(s) through k8s:`);
     reports.push(...(await k8sGroup(ctx, skipped, failed)));
+  }
+  if (convergenceWanted(options.scenarios, 'consul')) {
+    log(`convergence-consul: ${options.convergenceRounds} round(s) through consul:`);
+    reports.push(...(await consulGroup(ctx, skipped, failed)));
   }
   return reports;
 }

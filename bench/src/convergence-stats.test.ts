@@ -196,7 +196,7 @@ describe('convergence reports', () => {
     const md = resultsMarkdown(run, 'x.svg', 'x.json');
     assert.match(md, /`convergence-k8s`/);
     assert.match(md, /k8s:\/\/\/bench\.grpc-lb-bench:grpc/);
-    assert.match(md, /etcd and Kubernetes need no interval/);
+    assert.match(md, /etcd, Kubernetes and Consul need no interval/);
     const line = summaryLine(run)['convergence'] as Record<string, unknown>[];
     assert.deepEqual(
       line.map((c) => [c['name'], c['resolver'], c['targetMs'], c['met']]),
@@ -205,6 +205,67 @@ describe('convergence reports', () => {
         ['convergence-k8s', 'k8s', 250, true],
       ],
     );
+  });
+
+  test('a Consul run: its target, its reading in RESULTS.md, its summary entry', () => {
+    const consul = summarizeConvergenceRun(
+      fakeCallLog(calls(5000, (at) => (at >= 1100 && at < 3030 ? [A, B, NEW] : [A, B]))).trace,
+      [EVENT],
+      {
+        name: 'convergence-consul',
+        resolver: 'consul',
+        client: 'grpc-lb',
+        title: 'grpc-lb consul: (blocking queries, passing only), grpc-lb.round_robin',
+        target: 'consul:///bench',
+        intervalMs: null,
+        baseEndpoints: 2,
+        addedEndpoint: NEW,
+        concurrency: 4,
+        timing: convergenceTiming('consul', true),
+        totalMs: 5000,
+      },
+    );
+    assert.equal(consul.goal?.met, true);
+    assert.equal(consul.goal?.thresholdMs, 250);
+    assert.match(consul.goal?.text ?? '', /^Consul: register → first call/);
+    assert.match(formatConvergenceTable([consul]), /convergence-consul\s+grpc-lb\s+–/);
+    const run = fakeBenchRun({ convergence: [ours, consul] });
+    const target = run.targets.find((t) => t.id === 'convergence-consul');
+    assert.equal(target?.met, true);
+    assert.match(target?.why ?? '', /\/v1\/agent\/service\/register/);
+    assert.match(target?.why ?? '', /no health check/);
+    const md = resultsMarkdown(run, 'x.svg', 'x.json');
+    assert.match(md, /`convergence-consul`/);
+    assert.match(md, /consul:\/\/\/bench/);
+    const line = summaryLine(run)['convergence'] as Record<string, unknown>[];
+    assert.deepEqual(
+      line.map((c) => [c['name'], c['resolver'], c['targetMs'], c['met']]),
+      [
+        ['convergence-dns', 'dns', 1000, true],
+        ['convergence-consul', 'consul', 250, true],
+      ],
+    );
+  });
+
+  test('a Consul run slower than 250 ms misses the target', () => {
+    const slow = summarizeConvergenceRun(
+      fakeCallLog(calls(5000, (at) => (at >= 1400 && at < 3030 ? [A, B, NEW] : [A, B]))).trace,
+      [EVENT],
+      {
+        name: 'convergence-consul',
+        resolver: 'consul',
+        client: 'grpc-lb',
+        title: 'consul',
+        target: 'consul:///bench',
+        intervalMs: null,
+        baseEndpoints: 2,
+        addedEndpoint: NEW,
+        concurrency: 4,
+        timing: convergenceTiming('consul', true),
+        totalMs: 5000,
+      },
+    );
+    assert.equal(slow.goal?.met, false);
   });
 
   test('a run without the group has no section and no target', () => {

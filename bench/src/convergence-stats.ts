@@ -10,6 +10,7 @@ import {
   type ConvergenceClient,
   type ConvergenceResolver,
   type ConvergenceTiming,
+  CONSUL_TARGET_P99_MS,
   DNS_INTERVAL_MS,
   ETCD_TARGET_P99_MS,
   K8S_TARGET_P99_MS,
@@ -42,7 +43,10 @@ export interface ConvergenceRound {
   lastCallMs: number | null;
   /** Calls the added endpoint answered while it was registered. */
   callsWhileRegistered: number;
-  /** How long the registry writes took (nsupdate; registerEndpoint / deregister; the slice PUT). */
+  /**
+   * How long the registry writes took (nsupdate; registerEndpoint / deregister; the slice PUT;
+   * the agent's register / deregister PUT).
+   */
   addWriteMs: number;
   removeWriteMs: number;
 }
@@ -109,7 +113,7 @@ export interface ConvergenceTarget {
 
 /**
  * DNS (ours): every round converged and p99 of both ≤ the configured interval. etcd: p99 of both
- * ≤ 250 ms; Kubernetes, the other watch, is read against the same bound. The built-in resolver
+ * ≤ 250 ms; Kubernetes (a watch) and Consul (blocking queries) are read against the same bound. The built-in resolver
  * has no target (it is the comparison).
  */
 export function convergenceTarget(
@@ -125,13 +129,17 @@ export function convergenceTarget(
       ? (intervalMs ?? DNS_INTERVAL_MS)
       : resolver === 'k8s'
         ? K8S_TARGET_P99_MS
-        : ETCD_TARGET_P99_MS;
+        : resolver === 'consul'
+          ? CONSUL_TARGET_P99_MS
+          : ETCD_TARGET_P99_MS;
   const text =
     resolver === 'dns'
       ? `DNS: a new record's first call and a removed record's last call ≤ the configured interval (${thresholdMs} ms), p99`
       : resolver === 'k8s'
         ? `Kubernetes: EndpointSlice add → first call and remove → last call p99 ≤ ${thresholdMs} ms (etcd's target)`
-        : `etcd: put → first call and delete → last call p99 ≤ ${thresholdMs} ms`;
+        : resolver === 'consul'
+          ? `Consul: register → first call and deregister → last call p99 ≤ ${thresholdMs} ms (etcd's target)`
+          : `etcd: put → first call and delete → last call p99 ≤ ${thresholdMs} ms`;
   const met =
     first.rounds > 0 &&
     first.converged === first.rounds &&
@@ -142,14 +150,14 @@ export function convergenceTarget(
 }
 
 export interface ConvergenceReport {
-  /** `convergence-dns`, `convergence-etcd`, `convergence-k8s`. */
+  /** `convergence-dns`, `convergence-etcd`, `convergence-k8s`, `convergence-consul`. */
   name: string;
   resolver: ConvergenceResolver;
   client: ConvergenceClient;
   title: string;
   /** The client's target. */
   target: string;
-  /** DNS: the configured re-resolution interval; null for etcd, Kubernetes and the built-in resolver. */
+  /** DNS: the configured re-resolution interval; null for the watches (etcd, Kubernetes, Consul) and the built-in resolver. */
   intervalMs: number | null;
   baseEndpoints: number;
   /** The endpoint added and removed each round. */

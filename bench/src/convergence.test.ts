@@ -4,6 +4,8 @@ import { parseArgs } from './args';
 import {
   DNS_INTERVAL_MS,
   builtinDnsTarget,
+  consulInstanceId,
+  consulTarget,
   convergenceSchedule,
   convergenceScenarioName,
   convergenceTiming,
@@ -34,6 +36,11 @@ describe('convergence scenarios', () => {
     assert.equal(convergenceWanted(['convergence-etcd'], 'k8s'), false);
     assert.equal(convergenceScenarioName('etcd'), 'convergence-etcd');
     assert.equal(convergenceScenarioName('k8s'), 'convergence-k8s');
+    assert.equal(convergenceWanted(['convergence'], 'consul'), true);
+    assert.equal(convergenceWanted(['convergence-consul'], 'consul'), true);
+    assert.equal(convergenceWanted(['convergence-consul'], 'etcd'), false);
+    assert.equal(convergenceWanted(['convergence-etcd'], 'consul'), false);
+    assert.equal(convergenceScenarioName('consul'), 'convergence-consul');
   });
 
   test('--convergence-rounds: 10 by default, 2 in --quick, 0 turns the group off', () => {
@@ -53,6 +60,10 @@ describe('convergence scenarios', () => {
       'dns://127.0.0.1:5353/api.svc.test:5000',
     );
     assert.equal(etcdTarget('127.0.0.1:2379'), 'etcd://127.0.0.1:2379/services/bench');
+    assert.equal(consulTarget(), 'consul:///bench');
+    assert.equal(consulInstanceId('127.0.0.4', 5000), 'bench-127.0.0.4-5000');
+    assert.deepEqual(convergenceTiming('consul', true), convergenceTiming('etcd', true));
+    assert.deepEqual(convergenceTiming('consul', false), convergenceTiming('etcd', false));
     assert.equal(dnsAdd('127.0.0.4'), 'add api.svc.test. 1 A 127.0.0.4');
     assert.equal(dnsDelete('127.0.0.4'), 'delete api.svc.test. A 127.0.0.4');
   });

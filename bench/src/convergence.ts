@@ -2,7 +2,8 @@
  * The convergence scenarios: how long a client takes to follow a change in the registry its
  * resolver watches. Two backends are registered, a client keeps a light closed-loop load on them
  * through the resolver, then a third endpoint is added (DNS: an A record by nsupdate; etcd: a key
- * written by `registerEndpoint`; Kubernetes: the Service's EndpointSlice rewritten with it by a PUT)
+ * written by `registerEndpoint`; Kubernetes: the Service's EndpointSlice rewritten with it by a PUT;
+ * Consul: an instance registered with the agent by `registerService`, one PUT, no health check)
  * and removed again, round after round. Measured: registry change
  * → first call answered by the new endpoint, and removal → last call answered by it.
  * Pure: names, timings, the schedule and `--scenarios` selection; convergence-run.ts runs them,
@@ -11,7 +12,7 @@
 
 export const CONVERGENCE = 'convergence';
 
-export const RESOLVERS = ['dns', 'etcd', 'k8s'] as const;
+export const RESOLVERS = ['dns', 'etcd', 'k8s', 'consul'] as const;
 export type ConvergenceResolver = (typeof RESOLVERS)[number];
 
 /** Whose resolver the client uses: ours, or (DNS only, for comparison) grpc-js's built-in `dns:`. */
@@ -23,6 +24,8 @@ export const DNS_INTERVAL_MS = 1000;
 export const ETCD_TARGET_P99_MS = 250;
 /** Kubernetes, the other resolver that watches: read against the etcd target. */
 export const K8S_TARGET_P99_MS = ETCD_TARGET_P99_MS;
+/** Consul (blocking queries on the agent): read against the same bound. */
+export const CONSUL_TARGET_P99_MS = ETCD_TARGET_P99_MS;
 /** Calls in flight of the client (closed loop): a light, steady load. */
 export const CONVERGENCE_CONCURRENCY = 4;
 export const CONVERGENCE_DEADLINE_MS = 2000;
@@ -39,6 +42,8 @@ export const K8S_PORT_NAME = 'grpc';
 export const K8S_SLICE = 'bench-1';
 /** The Service's port (what a `k8s:` target may name by number); the pods listen elsewhere. */
 export const K8S_SERVICE_PORT = 80;
+/** The Consul service the scenario's instances are registered under. */
+export const CONSUL_SERVICE = 'bench';
 
 export interface ConvergenceTiming {
   /** Steady load on the base endpoints before the first change, ms into the measured window. */
@@ -61,8 +66,8 @@ export interface ConvergenceTiming {
 
 /**
  * DNS: phases of two and a half intervals (quick: one and a half), so a change made just after a
- * lookup is still seen with time to spare; each add jittered over one interval. etcd and
- * Kubernetes push changes (watch): 1 s phases (quick: 0.5 s).
+ * lookup is still seen with time to spare; each add jittered over one interval. etcd,
+ * Kubernetes and Consul push changes (a watch; Consul's blocking query): 1 s phases (quick: 0.5 s).
  */
 export function convergenceTiming(
   resolver: ConvergenceResolver,
@@ -145,6 +150,14 @@ export function etcdTarget(endpoint: string): string {
   return `etcd://${endpoint}/${ETCD_SERVICE}`;
 }
 
+/**
+ * The scenario's Consul service through the default agent (the worker is given the agent's
+ * address in CONSUL_HTTP_ADDR): passing instances only, the resolver's default.
+ */
+export function consulTarget(): string {
+  return `consul:///${CONSUL_SERVICE}`;
+}
+
 /** The Service's named port in the scenario's namespace (the API server comes from a kubeconfig). */
 export function k8sTarget(): string {
   return `k8s:///${K8S_SERVICE}.${K8S_NAMESPACE}:${K8S_PORT_NAME}`;
@@ -211,6 +224,11 @@ export function resourceVersionOf(json: unknown): string {
     );
   }
   return version;
+}
+
+/** The Consul instance ID of a backend: one per backend, so a re-registration replaces it. */
+export function consulInstanceId(host: string, port: number): string {
+  return `${CONSUL_SERVICE}-${host}-${port}`;
 }
 
 /** nsupdate commands adding and deleting an A record of the scenario's name. */

@@ -397,7 +397,9 @@ function convergenceSection(reports: readonly ConvergenceReport[]): string[] {
       `to ${first.baseEndpoints} registered backends; each round a third backend (already ` +
       'serving) is added to the registry (DNS: an A record by nsupdate; etcd: a key written by ' +
       '`registerEndpoint`; Kubernetes: the Service’s EndpointSlice replaced by a PUT listing it, ' +
-      'ready), then removed (record deleted; `deregister()`; the slice PUT back without it). ' +
+      'ready; Consul: an instance registered with the agent by `registerService`, no health ' +
+      'check), then removed (record deleted; `deregister()`; the slice PUT back without it; ' +
+      '`deregister()`). ' +
       '**add → first call** = ' +
       'from the start of the registry write to the first call the new backend answered; ' +
       '**remove → last call** = from the start of the removal to the last call it answered (0: ' +
@@ -427,9 +429,9 @@ function convergenceSection(reports: readonly ConvergenceReport[]): string[] {
     '',
     'DNS convergence is bounded by the configured interval: `dns+lb:` learns of a change at its ' +
       'next lookup, so the target for DNS is "≤ the configured interval"; a shorter interval ' +
-      'costs one query per interval per channel. etcd and Kubernetes need no interval: the watch ' +
-      '(etcd’s on the key prefix; the API server’s on the Service’s EndpointSlices) delivers the ' +
-      'change within milliseconds.',
+      'costs one query per interval per channel. etcd, Kubernetes and Consul need no interval: ' +
+      'the watch (etcd’s on the key prefix; the API server’s on the Service’s EndpointSlices; ' +
+      'Consul’s blocking query on the service’s health) delivers the change within milliseconds.',
     '',
   );
   return lines;

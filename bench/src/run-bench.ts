@@ -77,8 +77,8 @@ export interface BenchRun {
   ghz: GhzCalibrationReport | null;
   skipped: { name: string; reason: string }[];
   /**
-   * Groups that could not run and must not be skipped (ghz, convergence-k8s under CI=true): the
-   * CLI exits 1.
+   * Groups that could not run and must not be skipped (under CI=true: ghz, or a convergence
+   * group without its server — bind9, etcd, kube-apiserver, Consul): the CLI exits 1.
    */
   failed: { name: string; reason: string }[];
   ratios: Ratios;

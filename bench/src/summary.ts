@@ -85,7 +85,7 @@ function failoverSummary(report: FailoverReport): SummaryFailover {
 }
 
 export interface SummaryConvergence {
-  /** `convergence-dns`, `convergence-etcd`, `convergence-k8s`. */
+  /** `convergence-dns`, `convergence-etcd`, `convergence-k8s`, `convergence-consul`. */
   name: string;
   resolver: string;
   /** `grpc-lb` (our resolver) or `grpc-js` (the built-in `dns:`, for comparison). */

@@ -273,6 +273,16 @@ export function convergenceWhy(r: ConvergenceReport): string {
       'lookup waits almost a whole interval (the adds are jittered over the interval).'
     );
   }
+  if (r.resolver === 'consul') {
+    return (
+      `${rounds}, ${failed}; ${writes} (one agent PUT each: /v1/agent/service/register, ` +
+      '/v1/agent/service/deregister/<id>; no health check, so an instance passes at once). The ' +
+      'resolver holds a blocking query on /v1/health/service/<name>?passing, which the agent ' +
+      'answers as soon as the service’s index moves; the next query starts at least 100 ms (plus ' +
+      'up to 50% jitter) after the previous one, then the connection to the new backend and the ' +
+      'first call. Read against etcd’s target.'
+    );
+  }
   if (r.resolver === 'k8s') {
     return (
       `${rounds}, ${failed}; ${writes} (one PUT of the EndpointSlice each, as the admin user). ` +

@@ -58,6 +58,11 @@ async function registerFor(target: string): Promise<void> {
     // The API server is the one of $KUBECONFIG (set in this worker's environment by the parent).
     const { registerK8s } = await import('@grpc-lb/resolver-k8s');
     registerK8s({ grpc });
+  } else if (target.startsWith('consul:')) {
+    // The agent is $CONSUL_HTTP_ADDR (set in this worker's environment by the parent).
+    const { registerConsul } = await import('@grpc-lb/resolver-consul');
+    const address = process.env['CONSUL_HTTP_ADDR'];
+    registerConsul({ grpc, ...(address ? { address } : {}) });
   }
 }
 
