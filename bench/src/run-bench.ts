@@ -38,6 +38,7 @@ import {
 } from './scenarios';
 import { type ServerProcess, freePort } from './server-process';
 import { type TargetCheck, checkTargets } from './targets';
+import { type Outcome, recordUnavailable } from './unavailable';
 import type { LoadMode } from './load-generator';
 import type { LoadSpec } from './worker-protocol';
 import { runLoadInWorker, runMicroInWorker } from './worker-process';
@@ -250,16 +251,39 @@ async function interleaved(
   );
 }
 
+/**
+ * A proxy scenario that cannot run. Proxies turned off (`--no-proxies`) or not selected: a skip.
+ * Missing or failing to start: a skip — or, with CI=true, a failure, as for every other server.
+ */
+export function proxyUnavailable(
+  ctx: { log: (line: string) => void },
+  name: string,
+  reason: string,
+  skipped: Outcome[],
+  failed: Outcome[],
+  env: NodeJS.ProcessEnv = process.env,
+): void {
+  if (reason === '--no-proxies' || reason === 'not selected') {
+    skipped.push({ name, reason });
+    return;
+  }
+  recordUnavailable(ctx.log, name, reason, skipped, failed, env);
+}
+
 async function startProxy<T>(
+  ctx: Context,
   what: string,
-  skipped: { name: string; reason: string }[],
+  skipped: Outcome[],
+  failed: Outcome[],
   names: readonly string[],
   start: () => Promise<T>,
 ): Promise<T | undefined> {
   try {
     return await start();
   } catch (error) {
-    for (const name of names) skipped.push({ name, reason: `${what}: ${describeError(error)}` });
+    for (const name of names) {
+      proxyUnavailable(ctx, name, `${what}: ${describeError(error)}`, skipped, failed);
+    }
     return undefined;
   }
 }
@@ -281,7 +305,8 @@ async function mainPhase(
   ctx: Context,
   tmp: string,
   available: ProxyAvailability,
-  skipped: { name: string; reason: string }[],
+  skipped: Outcome[],
+  failed: Outcome[],
 ): Promise<{ closed: ScenarioReport[]; open: ScenarioReport[] }> {
   const { options, log, resources } = ctx;
   if (!MAIN_NAMES.some((name) => wanted(options, name))) return { closed: [], open: [] };
@@ -298,10 +323,10 @@ async function mainPhase(
 
   let nginxPort: number | null = null;
   if (!available.nginx.ok) {
-    skipped.push({ name: NAMES.nginx, reason: available.nginx.reason });
+    proxyUnavailable(ctx, NAMES.nginx, available.nginx.reason, skipped, failed);
   } else if (wanted(options, NAMES.nginx)) {
     const port = await freePort();
-    const nginx = await startProxy('nginx', skipped, [NAMES.nginx], () =>
+    const nginx = await startProxy(ctx, 'nginx', skipped, failed, [NAMES.nginx], () =>
       startNginx(path.join(tmp, 'nginx'), port, upstreams, Math.max(64, options.concurrency * 2)),
     );
     if (nginx) {
@@ -317,12 +342,12 @@ async function mainPhase(
   const haproxyNames = [NAMES.haproxyH2, NAMES.haproxyTcp].filter((n) => wanted(options, n));
   if (!available.haproxy.ok) {
     for (const name of [NAMES.haproxyH2, NAMES.haproxyTcp]) {
-      skipped.push({ name, reason: available.haproxy.reason });
+      proxyUnavailable(ctx, name, available.haproxy.reason, skipped, failed);
     }
   } else if (haproxyNames.length > 0) {
     const h2 = await freePort();
     const tcp = await freePort();
-    const haproxy = await startProxy('haproxy', skipped, haproxyNames, () =>
+    const haproxy = await startProxy(ctx, 'haproxy', skipped, failed, haproxyNames, () =>
       startHaproxy(path.join(tmp, 'haproxy'), 'haproxy', [
         { name: 'h2', mode: 'h2', listenPort: h2, upstreams },
         { name: 'tcp', mode: 'tcp', listenPort: tcp, upstreams },
@@ -366,13 +391,14 @@ async function evennessPhase(
   ctx: Context,
   tmp: string,
   available: ProxyAvailability,
-  skipped: { name: string; reason: string }[],
+  skipped: Outcome[],
+  failed: Outcome[],
 ): Promise<ScenarioReport[]> {
   const { options, log, resources } = ctx;
   const runOurs = wanted(options, NAMES.evenness);
   let runL4 = wanted(options, NAMES.evennessL4);
   if (runL4 && !available.haproxy.ok) {
-    skipped.push({ name: NAMES.evennessL4, reason: available.haproxy.reason });
+    proxyUnavailable(ctx, NAMES.evennessL4, available.haproxy.reason, skipped, failed);
     runL4 = false;
   }
   if (!runOurs && !runL4) return [];
@@ -397,10 +423,16 @@ async function evennessPhase(
     if (runL4) {
       const port = await freePort();
       const upstreams = infos.map((b) => ({ host: b.host, port: b.port }));
-      const haproxy = await startProxy('haproxy (evenness)', skipped, [NAMES.evennessL4], () =>
-        startHaproxy(path.join(tmp, 'haproxy-evenness'), 'haproxy-evenness', [
-          { name: 'tcp', mode: 'tcp', listenPort: port, upstreams },
-        ]),
+      const haproxy = await startProxy(
+        ctx,
+        'haproxy (evenness)',
+        skipped,
+        failed,
+        [NAMES.evennessL4],
+        () =>
+          startHaproxy(path.join(tmp, 'haproxy-evenness'), 'haproxy-evenness', [
+            { name: 'tcp', mode: 'tcp', listenPort: port, upstreams },
+          ]),
       );
       if (haproxy) {
         stops.push(resources.add('haproxy (evenness)', () => haproxy.stop()));
@@ -466,8 +498,8 @@ export async function runBench(
   let open: ScenarioReport[];
   let evenness: ScenarioReport[];
   try {
-    ({ closed, open } = await mainPhase(ctx, tmp, available, skipped));
-    evenness = await evennessPhase(ctx, tmp, available, skipped);
+    ({ closed, open } = await mainPhase(ctx, tmp, available, skipped, failed));
+    evenness = await evennessPhase(ctx, tmp, available, skipped, failed);
   } finally {
     await removeTmp();
   }
