@@ -23,7 +23,7 @@ import {
   startBackends,
   waitFor,
 } from './harness';
-import { spread, startLoad } from './support/load';
+import { spread, startLoad, waitUntilQuiet } from './support/load';
 import {
   requireKubeApiserver,
   startKubeApiserver,
@@ -214,7 +214,8 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
       await createService(e, 'churn');
       await putSlice(e, 'churn', 'churn-a', [[b1.host, 'ready']]);
       await putSlice(e, 'churn', 'churn-b', [[b2.host, 'ready']]);
-      const greeter = client(`kubernetes:///churn.${e.namespace}:grpc`);
+      const observer = new LoadBalancerObserver();
+      const greeter = client(`kubernetes:///churn.${e.namespace}:grpc`, observer);
       const load = startLoad(greeter, { concurrency: 4 });
       try {
         await waitFor(
@@ -235,8 +236,16 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
         });
         const addMs = Math.round(performance.now() - addedAt);
         await deleteSlice(e, 'churn-a');
-        // Calls already picked may still land on b1: wait for a stretch of calls, then compare.
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        await waitFor(() => !observer.endpoints().some((x) => x.address === b1.address), {
+          timeoutMs: 5_000,
+          message: 'b1 out of the channel once its slice is deleted',
+        });
+        // Calls picked before the removal may still land on b1: wait until they have.
+        await waitUntilQuiet(load, b1.address, {
+          quietMs: 200,
+          timeoutMs: 5_000,
+          message: 'no more calls to b1',
+        });
         const before = load.result.perBackend.get(b1.address);
         const total = load.result.ok;
         await waitFor(() => load.result.ok >= total + 200, {
