@@ -25,8 +25,8 @@
  * with the reason — under CI=true, failed (unavailable.ts).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { type ConsulRegistration, registerService } from '@grpc-lb/resolver-consul';
-import { type EtcdRegistration, registerEndpoint } from '@grpc-lb/resolver-etcd';
+import { registerService } from '@grpc-lb/resolver-consul';
+import { registerEndpoint } from '@grpc-lb/resolver-etcd';
 import { type Backend, startBackends } from '@grpc-lb/test/harness';
 import { type Bind9, startBind9 } from '@grpc-lb/test/support/bind9';
 import { type Consul, startConsul } from '@grpc-lb/test/support/consul';
@@ -92,6 +92,52 @@ interface Registry {
   remove(): Promise<void>;
   /** Makes sure the endpoint is not registered (after a run, whatever happened). */
   reset(): Promise<void>;
+}
+
+/**
+ * The registry of a registration helper (etcd's `registerEndpoint`, Consul's `registerService`):
+ * `base` registered for the whole group, `added` registered and deregistered each round. The
+ * returned `stop` deregisters whatever is still registered (also run by `resources` on Ctrl-C).
+ */
+async function registrationRegistry<R extends { deregister(): Promise<void> }>(
+  resources: Resources,
+  what: string,
+  base: readonly Backend[],
+  added: Backend,
+  register: (backend: Backend) => Promise<R>,
+): Promise<{ registry: Registry; registrations: R[]; stop: () => Promise<void> }> {
+  const registrations: R[] = [];
+  let current: R | undefined;
+  const stop = resources.add(what, async () => {
+    const all = [...registrations.splice(0), ...(current ? [current] : [])];
+    current = undefined;
+    for (const r of all) await r.deregister().catch(() => undefined);
+  });
+  try {
+    for (const backend of base) registrations.push(await register(backend));
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  const take = (): R | undefined => {
+    const r = current;
+    current = undefined;
+    return r;
+  };
+  const registry: Registry = {
+    add: async () => {
+      current = await register(added);
+    },
+    remove: async () => {
+      await take()?.deregister();
+    },
+    reset: async () => {
+      await take()
+        ?.deregister()
+        .catch(() => undefined);
+    },
+  };
+  return { registry, registrations, stop };
 }
 
 interface Planned {
@@ -330,46 +376,32 @@ async function etcdGroup(
     return [];
   }
   const stopEtcd = resources.add('etcd', () => etcd.dispose());
-  const registrations: EtcdRegistration[] = [];
-  const deregisterAll = async () => {
-    for (const r of registrations.splice(0)) await r.deregister().catch(() => undefined);
-  };
   try {
     const set = await startBackends({ count: BASE_ENDPOINTS + 1 });
     const stopBackends = resources.add('convergence-etcd backends', () => set.stopAll());
-    const stopRegistrations = resources.add('etcd registrations', deregisterAll);
+    let stopRegistrations: (() => Promise<void>) | undefined;
     try {
-      const register = (backend: Backend) =>
-        registerEndpoint({
-          endpoints: etcd.endpoint,
-          service: ETCD_SERVICE,
-          id: backend.name,
-          host: backend.host,
-          port: backend.port,
-          ttlSeconds: LEASE_TTL_SECONDS,
-        });
-      for (const b of set.backends.slice(0, BASE_ENDPOINTS)) registrations.push(await register(b));
       const added = set.backends[BASE_ENDPOINTS]!;
+      const { registry, registrations, stop } = await registrationRegistry(
+        resources,
+        'etcd registrations',
+        set.backends.slice(0, BASE_ENDPOINTS),
+        added,
+        (backend) =>
+          registerEndpoint({
+            endpoints: etcd.endpoint,
+            service: ETCD_SERVICE,
+            id: backend.name,
+            host: backend.host,
+            port: backend.port,
+            ttlSeconds: LEASE_TTL_SECONDS,
+          }),
+      );
+      stopRegistrations = stop;
       log(
         `etcd ${etcd.pid ?? '?'} on ${etcd.url}: ${registrations.map((r) => r.key).join(', ')}; ` +
           `${ETCD_SERVICE}/${added.name} registered and deregistered each round`,
       );
-      let current: EtcdRegistration | undefined;
-      const registry: Registry = {
-        add: async () => {
-          current = await register(added);
-        },
-        remove: async () => {
-          const r = current;
-          current = undefined;
-          await r?.deregister();
-        },
-        reset: async () => {
-          const r = current;
-          current = undefined;
-          await r?.deregister().catch(() => undefined);
-        },
-      };
       const report = await runOne(
         ctx,
         {
@@ -387,7 +419,7 @@ async function etcdGroup(
       log(`[convergence] ${runLine(report)}`);
       return [report];
     } finally {
-      await stopRegistrations();
+      await stopRegistrations?.();
       await stopBackends();
     }
   } finally {
@@ -530,47 +562,33 @@ async function consulGroup(
     return [];
   }
   const stopConsul = resources.add('consul', () => consul.dispose());
-  const registrations: ConsulRegistration[] = [];
-  const deregisterAll = async () => {
-    for (const r of registrations.splice(0)) await r.deregister().catch(() => undefined);
-  };
   try {
     const set = await startBackends({ count: BASE_ENDPOINTS + 1 });
     const stopBackends = resources.add('convergence-consul backends', () => set.stopAll());
-    const stopRegistrations = resources.add('consul registrations', deregisterAll);
+    let stopRegistrations: (() => Promise<void>) | undefined;
     try {
-      // No `check`: the instance passes as soon as the agent has it (one PUT each way).
-      const register = (backend: Backend) =>
-        registerService({
-          address: consul.address,
-          name: CONSUL_SERVICE,
-          id: consulInstanceId(backend.host, backend.port),
-          host: backend.host,
-          port: backend.port,
-        });
-      for (const b of set.backends.slice(0, BASE_ENDPOINTS)) registrations.push(await register(b));
       const added = set.backends[BASE_ENDPOINTS]!;
+      // No `check`: the instance passes as soon as the agent has it (one PUT each way).
+      const { registry, registrations, stop } = await registrationRegistry(
+        resources,
+        'consul registrations',
+        set.backends.slice(0, BASE_ENDPOINTS),
+        added,
+        (backend) =>
+          registerService({
+            address: consul.address,
+            name: CONSUL_SERVICE,
+            id: consulInstanceId(backend.host, backend.port),
+            host: backend.host,
+            port: backend.port,
+          }),
+      );
+      stopRegistrations = stop;
       log(
         `consul ${consul.version} ${consul.pid ?? '?'} on ${consul.url}: service ` +
           `${CONSUL_SERVICE} with ${registrations.map((r) => r.address).join(', ')} (no health ` +
           `check); ${consulInstanceId(added.host, added.port)} registered and deregistered each round`,
       );
-      let current: ConsulRegistration | undefined;
-      const registry: Registry = {
-        add: async () => {
-          current = await register(added);
-        },
-        remove: async () => {
-          const r = current;
-          current = undefined;
-          await r?.deregister();
-        },
-        reset: async () => {
-          const r = current;
-          current = undefined;
-          await r?.deregister().catch(() => undefined);
-        },
-      };
       const report = await runOne(
         ctx,
         {
@@ -589,7 +607,7 @@ async function consulGroup(
       log(`[convergence] ${runLine(report)}`);
       return [report];
     } finally {
-      await stopRegistrations();
+      await stopRegistrations?.();
       await stopBackends();
     }
   } finally {
