@@ -24,7 +24,7 @@ import {
   ServerStartError,
 } from './server-process';
 import { ensureTools, requireTools, type ToolSpec } from './system-tools';
-import { ensureTestbin, findGo, requireTestbin, type TestbinBuild } from './testbin';
+import { ensureTestbin, findGo, type TestbinBuild } from './testbin';
 
 export type EtcdVersion = '3.4' | '3.6';
 
@@ -431,9 +431,4 @@ export async function buildEtcdGoInterop(): Promise<EtcdGoInterop> {
     cached: build.cached,
     dir: build.dir,
   };
-}
-
-/** For a test that needs etcd 3.6: false after `t.skip()` when it cannot be built (throws under CI). */
-export async function requireEtcd36(t: TestContext): Promise<boolean> {
-  return (await requireTestbin(t, 'etcd')) !== undefined;
 }

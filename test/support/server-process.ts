@@ -239,12 +239,6 @@ export class ServerProcess {
     }
   }
 
-  /** Resolves when the current child exits (at once when none runs). */
-  async exited(): Promise<ExitStatus | undefined> {
-    if (!this.child) return this.lastExit;
-    return this.exit;
-  }
-
   /** The log's last `maxBytes`. */
   logs(maxBytes = 64 * 1024): string {
     return tailFile(this.options.logFile, maxBytes);

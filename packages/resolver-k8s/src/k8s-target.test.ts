@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { parseTargetUri, TargetError, type TargetUri } from '@grpc-lb/core';
-import { describeTarget, parseK8sTarget, type K8sPortSelector } from './k8s-target';
+import { parseK8sTarget, type K8sPortSelector } from './k8s-target';
 
 function parse(target: string) {
   return parseK8sTarget(parseTargetUri(target), target);
@@ -240,10 +240,4 @@ describe('parseK8sTarget rejects', () => {
       );
     });
   }
-});
-
-test('describeTarget names the namespace, Service and port', () => {
-  assert.equal(describeTarget(parse('k8s:///svc:grpc'), 'default'), 'Service default/svc:grpc');
-  assert.equal(describeTarget(parse('k8s:///svc.ns:80'), 'ns'), 'Service ns/svc:80');
-  assert.equal(describeTarget(parse('k8s://ns/svc'), 'ns'), 'Service ns/svc');
 });

@@ -131,12 +131,3 @@ export function parseK8sTarget(uri: TargetUri, original: string): K8sTarget {
     authority: port.kind === 'number' ? `${authorityHost}:${port.value}` : authorityHost,
   };
 }
-
-/** `hello.prod:grpc` — for messages. */
-export function describeTarget(target: K8sTarget, namespace: string): string {
-  const port =
-    target.port.kind === 'only'
-      ? ''
-      : `:${target.port.kind === 'number' ? target.port.value : target.port.value}`;
-  return `Service ${namespace}/${target.service}${port}`;
-}
