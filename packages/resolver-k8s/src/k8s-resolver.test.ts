@@ -9,7 +9,7 @@ import { describe, mock, test } from 'node:test';
 import { parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/core';
 import { K8sResolutionError } from './errors';
 import type { K8sApi, K8sConnectionOptions, WatchEventType } from './k8s-client';
-import { describeFailure, K8sEndpointResolver } from './k8s-resolver';
+import { describeFailure, K8sEndpointResolver, WATCH_IDLE_TIMEOUT_MS } from './k8s-resolver';
 import { parseK8sTarget } from './k8s-target';
 import type { ServiceLike, SliceLike } from './slices';
 
@@ -517,6 +517,32 @@ describe('K8sEndpointResolver: watches that keep ending at once', () => {
     assert.equal(api.listCalls.length, 1);
     assert.equal(api.watches.length, 5);
     h.resolver.stop();
+  });
+
+  test('with mocked timers: a watch silent for WATCH_IDLE_TIMEOUT_MS is replaced by a re-list; any event resets the clock', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1'])), list('200')]);
+      const h = setup('k8s:///hello:grpc', api);
+      h.resolver.start(h.sink);
+      await until('watching', () => h.resolver.state().phase === 'watching');
+      mock.timers.tick(WATCH_IDLE_TIMEOUT_MS - 1);
+      await settle();
+      // A bookmark is a sign of life: the clock starts again.
+      api.lastWatch.emit('BOOKMARK', { metadata: { resourceVersion: '150' } });
+      mock.timers.tick(WATCH_IDLE_TIMEOUT_MS - 1);
+      await settle();
+      assert.equal(api.listCalls.length, 1);
+      assert.equal(api.watches.length, 1);
+      mock.timers.tick(1);
+      await until('the re-list', () => api.listCalls.length === 2);
+      await until('a new watch', () => api.watches.length === 2);
+      assert.equal(api.watches[0]!.aborted, true, 'the silent watch is aborted');
+      assert.ok(h.sink.events.some((e) => 'warn' in e && /no watch event for 300 s/.test(e.warn)));
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
   });
 
   test('with mocked timers: the pause is 1 s exactly, and stop() during it cancels the re-list', async () => {
