@@ -1,16 +1,18 @@
 /**
- * Pod-like IP addresses on this machine: the Kubernetes API refuses loopback addresses
- * (127.0.0.0/8) in EndpointSlices, so tests of the Kubernetes resolver put 10.244.N.x/32 on `lo`
- * (`ip addr add`, needs root) and run harness backends there (`startBackends({ network })`).
- * Each caller takes a /24 nobody else has on lo, so test files running in parallel never share
- * addresses; they are removed on `remove()` and when the process exits.
+ * Pod-like IP addresses for tests: the Kubernetes API refuses loopback addresses (127.0.0.0/8) in
+ * EndpointSlices, so tests of the Kubernetes resolver run harness backends on 10.244.N.x
+ * (`startBackends({ network })`). The addresses are put on the `lo` of the test network namespace
+ * this process runs in (netns.ts) — never on an interface of the machine's root namespace: outside
+ * a test namespace this refuses. Each caller takes a /24 nobody else in the namespace holds; the
+ * addresses are removed on `remove()`, and vanish with the namespace at the end of the run.
  *
- *   const pods = await addPodAddresses(t, 4);      // undefined: skipped (not root, no `ip`), not under CI
+ *   import './support/enter-netns';                 // first import of the test file
+ *   const pods = await addPodAddresses(t, 4);      // undefined: skipped (no namespace), not under CI
  *   await startBackends({ count: 3, network: pods.network });   // 10.244.N.2 … 10.244.N.4
  *   await pods.remove();
  */
-import { spawnSync } from 'node:child_process';
 import type { TestContext } from 'node:test';
+import { currentTestNetns, testNetnsUnavailableReason } from './netns';
 import { run } from './server-process';
 import { findBinary } from './system-tools';
 
@@ -19,6 +21,8 @@ export interface PodAddresses {
   readonly network: string;
   /** The addresses added, `10.244.17.2` …. */
   readonly addresses: readonly string[];
+  /** The test network namespace they are in. */
+  readonly netns: string;
   /** Removes them (idempotent). */
   remove(): Promise<void>;
 }
@@ -30,30 +34,28 @@ export class PodAddressesUnavailableError extends Error {
   }
 }
 
-const added = new Set<string>();
-process.on('exit', () => {
-  const ip = findBinary('ip');
-  if (!ip) return;
-  for (const address of added) {
-    spawnSync(ip, ['addr', 'del', `${address}/32`, 'dev', 'lo'], { stdio: 'ignore' });
-  }
-});
+let nextNetwork = 0;
 
-/** `count` addresses 10.244.N.2 … on `lo`; throws `PodAddressesUnavailableError` when it cannot. */
+/**
+ * `count` addresses 10.244.N.2 … on the test namespace's `lo`; throws
+ * `PodAddressesUnavailableError` when this process is not in a test namespace or they cannot be
+ * added.
+ */
 export async function createPodAddresses(count: number, firstHost = 2): Promise<PodAddresses> {
+  const netns = currentTestNetns();
+  if (!netns) {
+    throw new PodAddressesUnavailableError(
+      `pod-like addresses are only added inside a test network namespace: ${testNetnsUnavailableReason() ?? 'none'}`,
+    );
+  }
   const ip = findBinary('ip');
   if (!ip) throw new PodAddressesUnavailableError('`ip` (iproute2) is not installed');
-  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
-    throw new PodAddressesUnavailableError('adding addresses to lo needs root');
-  }
-  // A /24 of our own: the first whose first address nobody has put on lo yet (another test file,
-  // or one left behind by a crashed run).
+  // The namespace is this run's own: /24s are handed out in turn, skipping any already on lo.
   let network: string | undefined;
   for (let attempt = 0; attempt < 250 && network === undefined; attempt++) {
-    const candidate = `10.244.${((process.pid + attempt) % 250) + 1}`;
+    const candidate = `10.244.${(nextNetwork++ % 250) + 1}`;
     try {
       await run(ip, ['addr', 'add', `${candidate}.${firstHost}/32`, 'dev', 'lo']);
-      added.add(`${candidate}.${firstHost}`);
       network = candidate;
     } catch (error) {
       if (!/File exists|already assigned/.test(String(error))) {
@@ -68,7 +70,6 @@ export async function createPodAddresses(count: number, firstHost = 2): Promise<
   try {
     for (const address of addresses.slice(1)) {
       await run(ip, ['addr', 'add', `${address}/32`, 'dev', 'lo']);
-      added.add(address);
     }
   } catch (error) {
     for (const address of addresses) await removeAddress(ip, address);
@@ -78,6 +79,7 @@ export async function createPodAddresses(count: number, firstHost = 2): Promise<
   return {
     network,
     addresses,
+    netns,
     async remove() {
       if (removed) return;
       removed = true;
@@ -87,7 +89,6 @@ export async function createPodAddresses(count: number, firstHost = 2): Promise<
 }
 
 async function removeAddress(ip: string, address: string): Promise<void> {
-  added.delete(address);
   await run(ip, ['addr', 'del', `${address}/32`, 'dev', 'lo']).catch(() => undefined);
 }
 
