@@ -8,17 +8,16 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { promisify } from 'node:util';
 import { requireKubeApiserver } from './support/kube-apiserver';
-import { addPodAddresses } from './support/pod-addresses';
+import { requireTestNetns } from './support/netns';
 
 const run = promisify(execFile);
 const root = path.resolve(__dirname, '..', '..');
 
 test('examples/k8s-rolling-update: v1 → v2 through EndpointSlices, 0 failed calls', async (t) => {
   if (!(await requireKubeApiserver(t))) return;
-  // The example adds its own addresses; this only checks that it can (root), skipping otherwise.
-  const probe = await addPodAddresses(t, 1);
-  if (!probe) return;
-  await probe.remove();
+  // The example runs itself in a network namespace of its own; this only checks that one can be
+  // made here (root, iproute2), skipping otherwise (failing under CI=true).
+  if (!requireTestNetns(t)) return;
   const main = path.join(root, 'examples', 'dist', 'k8s-rolling-update', 'main.js');
   const { stdout } = await run(process.execPath, [main], { cwd: root, timeout: 180_000 });
   const lines = stdout.trimEnd().split('\n');

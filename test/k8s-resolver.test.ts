@@ -1,9 +1,13 @@
 /**
  * The Kubernetes resolver against a real kube-apiserver (built from Go modules, RBAC on) and real
- * grpc-js backends on pod-like addresses (10.244.N.x on lo: the API refuses loopback addresses
- * in EndpointSlices). Each test has its own namespace and writes the Service and EndpointSlices
- * itself, as the EndpointSlice controller would.
+ * grpc-js backends on pod-like addresses (10.244.N.x: the API refuses loopback addresses in
+ * EndpointSlices). The whole file runs inside a network namespace of its own (enter-netns, first
+ * import): the API server, its etcd, the backends and the clients all live there, and the
+ * addresses go on that namespace's lo, never on the machine's. Each test has its own Kubernetes
+ * namespace and writes the Service and EndpointSlices itself, as the EndpointSlice controller
+ * would.
  */
+import './support/enter-netns';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -13,7 +13,10 @@
  * Kubernetes: the real kube-apiserver of the tests (with its own etcd), a namespace, a Service
  * whose port `grpc` maps to the backends' port, and one EndpointSlice that the group rewrites with
  * PUTs, as the EndpointSlice controller would. The API refuses loopback addresses in slices, so
- * the backends listen on pod-like addresses (10.244.N.x on lo, which needs root).
+ * the backends listen on pod-like addresses (10.244.N.x). Those exist only inside a network
+ * namespace made for the group (needs root): the group runs in a child process there
+ * (convergence-k8s-worker.ts), with the API server, the backends and the load worker, and sends
+ * its log lines and its report back over stdout.
  *
  * Consul: the tests' dev agent (test/testbin), the backends on 127.0.0.x registered as instances
  * of one service WITHOUT a health check (so an instance is passing as soon as it is registered:
@@ -24,6 +27,8 @@
  * Without its server (bind9, etcd, Consul, the API server or the pod addresses) a group is skipped
  * with the reason — under CI=true, failed (unavailable.ts).
  */
+import * as path from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { registerService } from '@grpc-lb/resolver-consul';
 import { registerEndpoint } from '@grpc-lb/resolver-etcd';
@@ -32,6 +37,7 @@ import { type Bind9, startBind9 } from '@grpc-lb/test/support/bind9';
 import { type Consul, startConsul } from '@grpc-lb/test/support/consul';
 import { type Etcd, startEtcd } from '@grpc-lb/test/support/etcd';
 import { type KubeApiserver, startKubeApiserver } from '@grpc-lb/test/support/kube-apiserver';
+import { spawnInTestNetns } from '@grpc-lb/test/support/netns';
 import { type PodAddresses, createPodAddresses } from '@grpc-lb/test/support/pod-addresses';
 import type { BenchOptions } from './args';
 import {
@@ -78,6 +84,9 @@ import { runLoadInWorker } from './worker-process';
 type Log = (line: string) => void;
 
 const READY_TIMEOUT_MS = 10_000;
+const K8S_WORKER_MAIN = path.join(__dirname, 'convergence-k8s-worker.js');
+/** The environment variable that hands the bench options to convergence-k8s-worker.ts. */
+export const K8S_WORKER_OPTIONS_ENV = 'GRPC_LB_BENCH_OPTIONS';
 const LEASE_TTL_SECONDS = 10;
 
 export interface ConvergenceContext {
@@ -442,7 +451,71 @@ function unavailable(
   recordUnavailable(ctx.log, name, reason.slice(0, 2000), skipped, failed);
 }
 
+/** What convergence-k8s-worker.ts prints on stdout, one JSON object a line. */
+export type K8sWorkerLine =
+  | { readonly log: string }
+  | {
+      readonly reports: ConvergenceReport[];
+      readonly skipped: Outcome[];
+      readonly failed: Outcome[];
+    };
+
+/** The Kubernetes group, run by convergence-k8s-worker.ts in a network namespace of its own. */
 async function k8sGroup(
+  ctx: ConvergenceContext,
+  skipped: Outcome[],
+  failed: Outcome[],
+): Promise<ConvergenceReport[]> {
+  const name = convergenceScenarioName('k8s');
+  let started: ReturnType<typeof spawnInTestNetns>;
+  try {
+    started = spawnInTestNetns(process.execPath, [K8S_WORKER_MAIN], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, [K8S_WORKER_OPTIONS_ENV]: JSON.stringify(ctx.options) },
+    });
+  } catch (error) {
+    unavailable(ctx, name, `network namespace: ${describeError(error)}`, skipped, failed);
+    return [];
+  }
+  const { child, netns } = started;
+  ctx.log(`convergence-k8s runs in network namespace ${netns.name} (pid ${child.pid ?? '?'})`);
+  const exited = new Promise<string>((resolve) => {
+    child.once('error', (error: Error) => resolve(error.message));
+    child.once('exit', (code: number | null, signal: NodeJS.Signals | null) =>
+      resolve(`exit ${code ?? signal ?? '?'}`),
+    );
+  });
+  const stopWorker = ctx.resources.add('convergence-k8s worker', async () => {
+    child.kill('SIGTERM');
+    await exited;
+  });
+  let result: Extract<K8sWorkerLine, { reports: unknown }> | undefined;
+  const lines = createInterface({ input: child.stdout! });
+  for await (const line of lines) {
+    let parsed: K8sWorkerLine;
+    try {
+      parsed = JSON.parse(line) as K8sWorkerLine;
+    } catch {
+      ctx.log(`[convergence-k8s] ${line}`);
+      continue;
+    }
+    if ('log' in parsed) ctx.log(parsed.log);
+    else result = parsed;
+  }
+  const status = await exited;
+  await stopWorker();
+  if (!result) {
+    failed.push({ name, reason: `the worker in ${netns.name} ended (${status}) without a report` });
+    ctx.log(`FAILED ${name}: the worker ended (${status}) without a report`);
+    return [];
+  }
+  skipped.push(...result.skipped);
+  failed.push(...result.failed);
+  return result.reports;
+}
+
+/** The Kubernetes group in this process, which must be in a test network namespace. */
+export async function k8sGroupHere(
   ctx: ConvergenceContext,
   skipped: Outcome[],
   failed: Outcome[],

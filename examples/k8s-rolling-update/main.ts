@@ -1,8 +1,10 @@
 /**
  * A rolling update seen through the Kubernetes API. A real kube-apiserver (built from Go modules,
  * with its own etcd 3.6) holds Service `hello` in namespace `demo`; six grpc-js backends run on
- * pod-like addresses (10.244.N.2–7 on lo: the API refuses loopback addresses), three labelled v1
- * and three v2. The example writes the EndpointSlices itself, as the EndpointSlice controller
+ * pod-like addresses (10.244.N.2–7: the API refuses loopback addresses), three labelled v1 and
+ * three v2. The example first re-runs itself inside a network namespace made for the run (`ip
+ * netns`; the API server, the backends and the client all live there, and the addresses go on its
+ * own lo, never on the machine's); the namespace is deleted when it ends. The example writes the EndpointSlices itself, as the EndpointSlice controller
  * would during `kubectl rollout`, while a client on `k8s:///hello.demo:grpc` calls under load:
  *
  *   for each of the three steps: a v2 pod becomes ready (slice hello-v2), then a v1 pod turns
@@ -14,7 +16,7 @@
  *
  *   npm run example -- k8s-rolling-update [--concurrency 8]
  *
- * Needs root (addresses on lo) and Go (the API server is built once, ~12 minutes cold).
+ * Needs root (a network namespace) and Go (the API server is built once, ~12 minutes cold).
  */
 import * as grpc from '@grpc/grpc-js';
 import { LoadBalancerObserver, OBSERVER_OPTION } from '@grpc-lb/core';
@@ -27,6 +29,7 @@ import {
   waitFor,
 } from '@grpc-lb/test/harness';
 import { startKubeApiserver, type KubeApiserver } from '@grpc-lb/test/support/kube-apiserver';
+import { reexecInTestNetns } from '@grpc-lb/test/support/netns';
 import { createPodAddresses } from '@grpc-lb/test/support/pod-addresses';
 import { intFlag, run, Tally } from '../shared/cli';
 
@@ -78,6 +81,8 @@ async function writeSlice(
 }
 
 async function main(): Promise<number> {
+  // From here on this process is the copy inside the namespace (the first one waits and exits).
+  await reexecInTestNetns();
   const concurrency = intFlag('concurrency', 8);
   const kube = await startKubeApiserver();
   const pods = await createPodAddresses(6);
@@ -103,7 +108,9 @@ async function main(): Promise<number> {
       backends.port,
       v1.map((pod) => [pod, 'ready']),
     );
-    console.log(`kube-apiserver ${kube.version} at ${kube.url}; pods on ${pods.network}.2-7`);
+    console.log(
+      `kube-apiserver ${kube.version} at ${kube.url}; pods on ${pods.network}.2-7 in network namespace ${pods.netns}`,
+    );
 
     registerK8s({ grpc, kubeconfig: kube.adminKubeconfig });
     const Greeter = loadGreeterService();
