@@ -287,7 +287,7 @@ describe('grpc-lb.round_robin with real backends', () => {
         message: 'the balancer asks the resolver for fresh endpoints',
       });
       // pick_first retries the dead address and asks again each time; the adapter lets one
-      // request through per 500 ms (grpc-js alone: thousands per second, GRPC-JS.md gotcha 4).
+      // request through per 500 ms (grpc-js would let thousands per second through: nothing in it rate-limits a resolver).
       await new Promise((resolve) => setTimeout(resolve, 1500));
       const refreshes = manual.refreshCount - before;
       const allowed = Math.floor((Date.now() - killedAt) / 500) + 1;

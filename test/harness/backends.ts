@@ -128,8 +128,9 @@ export interface StartBackendsOptions {
   firstHost?: number;
   /**
    * The first three octets of the backends' IPs (default `127.0.0`). Another network must be on
-   * a local interface first (e.g. `addPodAddresses()` in test/support/pod-addresses.ts puts
-   * 10.244.x.y on `lo`: the Kubernetes API refuses loopback addresses in EndpointSlices).
+   * a local interface first: `addPodAddresses()` (test/support/pod-addresses.ts) puts 10.244.x.y
+   * on the `lo` of the test network namespace the process runs in (test/support/netns.ts; the
+   * Kubernetes API refuses loopback addresses in EndpointSlices).
    */
   network?: string;
   /** Fixed port; default picks a free one (retrying with another if an IP has it taken). */
