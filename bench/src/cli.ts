@@ -22,7 +22,8 @@ import { Resources } from './resources';
 import { BASE_ENDPOINTS, CONVERGENCE_CONCURRENCY, DNS_INTERVAL_MS } from './convergence';
 import { computeRatios } from './ratios';
 import { resultsMarkdown } from './results-md';
-import { type BenchRun, runBench } from './run-bench';
+import type { BenchRun } from './bench-run';
+import { runBench } from './run-bench';
 import { chartInput, resultsJson, summaryLine } from './summary';
 import { checkTargets } from './targets';
 

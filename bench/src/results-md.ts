@@ -9,7 +9,7 @@ import type { FailoverReport } from './failover-stats';
 import type { GhzCalibrationReport } from './ghz';
 import { formatMaxMin, formatRecovery, formatSpread, formatStatusCounts } from './report';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
-import type { BenchRun } from './run-bench';
+import type { BenchRun } from './bench-run';
 import { median } from './stats';
 import { convergenceWhy } from './targets';
 

@@ -8,17 +8,15 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { type BackendSet, startBackends } from '@grpc-lb/test/harness';
 import type { BenchOptions } from './args';
+import type { BenchRun } from './bench-run';
 import { convergencePhase } from './convergence-run';
-import type { ConvergenceReport } from './convergence-stats';
 import { failoverPhase } from './failover-run';
-import type { FailoverReport } from './failover-stats';
-import type { GhzCalibrationReport } from './ghz';
 import { ghzPhase } from './ghz-run';
-import { type MachineInfo, machineInfo } from './machine';
+import { machineInfo } from './machine';
 import type { MicroResults } from './micro';
 import { cpuMsOf, machineBusyMs } from './proc-cpu';
 import { type ProxyAvailability, ensureProxies, startHaproxy, startNginx } from './proxies';
-import { type Ratios, computeRatios } from './ratios';
+import { computeRatios } from './ratios';
 import {
   type RunRecord,
   type ScenarioReport,
@@ -37,56 +35,11 @@ import {
   mainScenarios,
 } from './scenarios';
 import { type ServerProcess, freePort } from './server-process';
-import { type TargetCheck, checkTargets } from './targets';
+import { checkTargets } from './targets';
 import { type Outcome, recordUnavailable } from './unavailable';
 import type { LoadMode } from './load-generator';
 import type { LoadSpec } from './worker-protocol';
 import { runLoadInWorker, runMicroInWorker } from './worker-process';
-
-export interface BenchRun {
-  bench: 'quick' | 'full';
-  date: string;
-  command: string;
-  startedAt: string;
-  durationS: number;
-  machine: MachineInfo;
-  settings: {
-    rounds: number;
-    openRounds: number;
-    quietThreshold: number | null;
-    extraRounds: number;
-    durationMs: number;
-    warmupMs: number;
-    concurrency: number;
-    rate: number;
-    backends: number;
-    evennessBackends: number;
-    evennessCalls: number;
-    l4Channels: number;
-    failoverRounds: number;
-    convergenceRounds: number;
-    ghzRounds: number;
-  };
-  closed: ScenarioReport[];
-  open: ScenarioReport[];
-  evenness: ScenarioReport[];
-  /** The failover group: one report per fault × policy (failover-stats.ts). */
-  failover: FailoverReport[];
-  /** The convergence group: one report per resolver × client (convergence-stats.ts). */
-  convergence: ConvergenceReport[];
-  /** The ghz calibration (ghz.ts); null when it did not run (see `skipped` and `failed`). */
-  ghz: GhzCalibrationReport | null;
-  skipped: { name: string; reason: string }[];
-  /**
-   * Groups that could not run and must not be skipped (under CI=true: ghz, or a convergence
-   * group without its server — bind9, etcd, kube-apiserver, Consul): the CLI exits 1.
-   */
-  failed: { name: string; reason: string }[];
-  ratios: Ratios;
-  micro: MicroResults | null;
-  microError: string | null;
-  targets: TargetCheck[];
-}
 
 type Log = (line: string) => void;
 

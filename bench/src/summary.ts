@@ -6,7 +6,7 @@ import type { ChartInput, ChartRow } from './chart';
 import type { ConvergenceReport } from './convergence-stats';
 import type { FailoverReport } from './failover-stats';
 import type { CalibrationMedians, GhzCalibrationReport } from './ghz';
-import type { BenchRun } from './run-bench';
+import type { BenchRun } from './bench-run';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
 
 function round(value: number | null | undefined, digits: number): number | null {

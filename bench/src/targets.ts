@@ -7,19 +7,7 @@ import { formatSpread } from './report';
 import { roundRatios } from './ratios';
 import { type ScenarioReport, otherLoad } from './results';
 import { NAMES } from './scenarios';
-import type { BenchRun } from './run-bench';
-
-export interface TargetCheck {
-  id: string;
-  /** The target as the issue states it. */
-  target: string;
-  /** The measured value, formatted. */
-  measured: string;
-  /** null: not measured in this run (scenario skipped or failed). */
-  met: boolean | null;
-  /** Why it is met or missed, with the numbers behind it. */
-  why: string;
-}
+import type { BenchRun, TargetCheck } from './bench-run';
 
 const f = (value: number | null | undefined, digits = 2): string =>
   value === null || value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);

@@ -13,7 +13,7 @@ import type { MachineInfo } from './machine';
 import type { MicroResults } from './micro';
 import { computeRatios } from './ratios';
 import { type RunRecord, type ScenarioReport, aggregate } from './results';
-import type { BenchRun } from './run-bench';
+import type { BenchRun } from './bench-run';
 import type { ScenarioDef } from './scenarios';
 import { checkTargets } from './targets';
 
