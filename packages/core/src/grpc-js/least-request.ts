@@ -14,50 +14,62 @@ import { createEndpointPolicy, type EndpointChild, type PolicyClasses } from './
 import type { Runtime } from './runtime';
 import type { experimental } from '@grpc/grpc-js';
 
-export function createLeastRequestPolicy(rt: Runtime): PolicyClasses {
-  class LeastRequestPicker implements experimental.Picker {
-    constructor(
-      private readonly ready: readonly EndpointChild[],
-      private readonly config: LeastRequestConfig,
-      private readonly weightOf: (child: EndpointChild) => number,
-    ) {}
+export interface LeastRequestPickerOptions {
+  /** The clock the endpoints' latency samples are stamped with (ms). */
+  readonly now?: () => number;
+  /** A number in [0, 1). */
+  readonly random?: () => number;
+}
 
-    private cost(child: EndpointChild): number {
-      const latency = child.stats.latencyEwmaMs || this.config.defaultLatencyMs;
-      const weight = this.weightOf(child);
-      return weight > 0 ? (latency * (child.stats.outstanding + 1)) / weight : Infinity;
-    }
+export class LeastRequestPicker implements experimental.Picker {
+  private readonly random: () => number;
 
-    pick(args: experimental.PickArgs): experimental.PickResult {
-      const ready = this.ready;
-      const n = ready.length;
-      // Distinct choices: sampling with replacement would hand the worst endpoint 1/n² of calls.
-      const k = Math.min(this.config.choiceCount, n);
-      let best: EndpointChild | undefined;
-      let bestCost = Infinity;
-      if (k === n) {
-        for (const child of ready) {
-          const cost = this.cost(child);
-          if (best === undefined || cost < bestCost) [best, bestCost] = [child, cost];
-        }
-      } else {
-        const first = Math.floor(Math.random() * n);
-        best = ready[first]!;
-        bestCost = this.cost(best);
-        let second = Math.floor(Math.random() * (n - 1));
-        if (second >= first) second++;
-        for (let i = 1; i < k; i++) {
-          if (i > 1) second = Math.floor(Math.random() * n);
-          const other = ready[second]!;
-          if (other === best) continue;
-          const cost = this.cost(other);
-          if (cost < bestCost) [best, bestCost] = [other, cost];
-        }
-      }
-      return best!.picker.pick(args);
-    }
+  constructor(
+    private readonly ready: readonly EndpointChild[],
+    private readonly config: LeastRequestConfig,
+    private readonly weightOf: (child: EndpointChild) => number,
+    options: LeastRequestPickerOptions = {},
+  ) {
+    this.random = options.random ?? Math.random;
   }
 
+  private cost(child: EndpointChild): number {
+    const latency = child.stats.latencyEwmaMs || this.config.defaultLatencyMs;
+    const weight = this.weightOf(child);
+    return weight > 0 ? (latency * (child.stats.outstanding + 1)) / weight : Infinity;
+  }
+
+  pick(args: experimental.PickArgs): experimental.PickResult {
+    const ready = this.ready;
+    const n = ready.length;
+    // Distinct choices: sampling with replacement would hand the worst endpoint 1/n² of calls.
+    const k = Math.min(this.config.choiceCount, n);
+    let best: EndpointChild | undefined;
+    let bestCost = Infinity;
+    if (k === n) {
+      for (const child of ready) {
+        const cost = this.cost(child);
+        if (best === undefined || cost < bestCost) [best, bestCost] = [child, cost];
+      }
+    } else {
+      const first = Math.floor(this.random() * n);
+      best = ready[first]!;
+      bestCost = this.cost(best);
+      let second = Math.floor(this.random() * (n - 1));
+      if (second >= first) second++;
+      for (let i = 1; i < k; i++) {
+        if (i > 1) second = Math.floor(this.random() * n);
+        const other = ready[second]!;
+        if (other === best) continue;
+        const cost = this.cost(other);
+        if (cost < bestCost) [best, bestCost] = [other, cost];
+      }
+    }
+    return best!.picker.pick(args);
+  }
+}
+
+export function createLeastRequestPolicy(rt: Runtime): PolicyClasses {
   return createEndpointPolicy<LeastRequestConfig>(rt, {
     name: LEAST_REQUEST_POLICY,
     parse: (json) => parseLeastRequestConfig(json),
