@@ -5,6 +5,14 @@
  * with the times an endpoint was ejected and decaying while it behaves.
  * Pure logic over `OutlierSubject`s and an injected clock; the balancer owns
  * the timers.
+ *
+ * Where A50's text and grpc-go's and grpc-js's implementations of it
+ * disagree, this does as the implementations: no ejection once the ejected
+ * share has reached `maxEjectionPercent` (so 0 ejects nothing), failure
+ * percentage ejects strictly above its threshold, and both algorithms count
+ * as hosts only the endpoints with `requestVolume` calls in the interval.
+ * Unlike A50, only `failureStatusCodes` count as failures, not every status
+ * but OK (the package README lists every difference and its reason).
  */
 import type { EndpointStats } from './endpoint-stats';
 import type { OutlierDetectionConfig } from './resilience-config';
