@@ -3,7 +3,8 @@ import { parseDurationMs } from './resilience-config';
 
 /**
  * `grpc-lb.least_request`: two random choices (P2C), the one with the lower
- * peak-EWMA latency × (outstanding + 1) / weight wins (Linkerd's balancer).
+ * peak-EWMA latency × (outstanding + 1) / weight wins (Linkerd's balancer;
+ * the cost model is described in grpc-js/least-request.ts).
  *
  *     { "grpc-lb.least_request": { "choiceCount": 2 } }
  */
@@ -12,7 +13,10 @@ export const LEAST_REQUEST_POLICY = 'grpc-lb.least_request';
 export interface LeastRequestConfig {
   /** How many endpoints are sampled per pick (2 = power of two choices). */
   readonly choiceCount: number;
-  /** Latency assumed for an endpoint with no sample yet. */
+  /**
+   * Latency assumed for an endpoint with no estimate (no sample yet, or none
+   * for 30 s) per call it has in flight: with none in flight it costs 0.
+   */
   readonly defaultLatencyMs: number;
 }
 

@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { EndpointStats, OutlierDetector, type OutlierSubject } from './outlier-detection';
-import type {
-  FailurePercentageEjection,
-  OutlierDetectionConfig,
-  SuccessRateEjection,
+import { EndpointStats } from './endpoint-stats';
+import { OutlierDetector, type OutlierSubject } from './outlier-detection';
+import {
+  parseOutlierDetection,
+  type FailurePercentageEjection,
+  type OutlierDetectionConfig,
+  type SuccessRateEjection,
 } from './resilience-config';
 
 const NOW = 1_000_000;
@@ -519,59 +521,81 @@ describe('failure percentage ejection (A50)', () => {
   });
 });
 
-describe('EndpointStats.recordLatency (peak EWMA)', () => {
-  const DECAY = 10_000;
+/** What the README's "Compared with gRFC A50" list says, checked on parsed configs. */
+describe('compared with A50', () => {
+  const parsed = (json: Record<string, unknown>) => parseOutlierDetection(json, 'x');
+  const detectorOf = (config: OutlierDetectionConfig, n: number) => {
+    const subjects: OutlierSubject[] = Array.from({ length: n }, (_, i) => ({
+      key: `s${i}`,
+      stats: new EndpointStats(),
+      ejectedUntil: 0,
+      timesEjected: 0,
+    }));
+    const ejected: string[] = [];
+    const detector = new OutlierDetector(config, {
+      eject: (subject) => ejected.push(subject.key),
+      random: () => 0.999,
+    });
+    return { subjects, ejected, detector };
+  };
 
-  test('is 0 until the first sample, which sets it', () => {
-    const stats = new EndpointStats();
-    assert.equal(stats.latencyEwmaMs, 0);
-    stats.recordLatency(40, NOW, DECAY);
-    assert.equal(stats.latencyEwmaMs, 40);
+  test("A50's defaults: 10 s, 30 s, 300 s, 10%; 1900/100/5/100; 85/100/5/50", () => {
+    const config = parsed({ successRateEjection: {}, failurePercentageEjection: {} });
+    assert.equal(config.intervalMs, 10_000);
+    assert.equal(config.baseEjectionTimeMs, 30_000);
+    assert.equal(config.maxEjectionTimeMs, 300_000);
+    assert.equal(config.maxEjectionPercent, 10);
+    assert.deepEqual(config.successRateEjection, {
+      stdevFactor: 1900,
+      enforcementPercentage: 100,
+      minimumHosts: 5,
+      requestVolume: 100,
+    });
+    assert.deepEqual(config.failurePercentageEjection, {
+      threshold: 85,
+      enforcementPercentage: 100,
+      minimumHosts: 5,
+      requestVolume: 50,
+    });
   });
 
-  test('a higher sample takes over at once', () => {
-    const stats = new EndpointStats();
-    stats.recordLatency(40, NOW, DECAY);
-    stats.recordLatency(400, NOW + 1, DECAY);
-    assert.equal(stats.latencyEwmaMs, 400);
+  test('failures: by default only UNAVAILABLE, INTERNAL, UNKNOWN and DEADLINE_EXCEEDED, not CANCELLED or NOT_FOUND', () => {
+    const { detector } = detectorOf(parsed({}), 1);
+    const failing = Array.from({ length: 17 }, (_, code) => code).filter((code) =>
+      detector.isFailure(code),
+    );
+    assert.deepEqual(failing, [2, 4, 13, 14]);
   });
 
-  test('a lower sample after a long gap nearly replaces the average', () => {
-    const stats = new EndpointStats();
-    stats.recordLatency(400, NOW, DECAY);
-    stats.recordLatency(10, NOW + 20 * DECAY, DECAY);
-    assert.ok(stats.latencyEwmaMs > 10, String(stats.latencyEwmaMs));
-    assert.ok(stats.latencyEwmaMs < 10.001, String(stats.latencyEwmaMs));
+  test("failures: listing every code 1-16 gives A50's rule (every status but OK)", () => {
+    const codes = Array.from({ length: 16 }, (_, i) => i + 1);
+    const { detector } = detectorOf(parsed({ failureStatusCodes: codes }), 1);
+    assert.equal(detector.isFailure(0), false);
+    for (const code of codes) assert.equal(detector.isFailure(code), true, String(code));
   });
 
-  test('a lower sample after a tiny gap barely moves it', () => {
-    const stats = new EndpointStats();
-    stats.recordLatency(400, NOW, DECAY);
-    stats.recordLatency(10, NOW + 1, DECAY);
-    assert.ok(stats.latencyEwmaMs < 400, String(stats.latencyEwmaMs));
-    assert.ok(stats.latencyEwmaMs > 399.9, String(stats.latencyEwmaMs));
+  test('an empty config ejects after 5 failures in a row; consecutiveFailures 0 gives A50 (none)', () => {
+    const on = detectorOf(parsed({}), 10);
+    for (let i = 0; i < 4; i++) on.detector.record(on.subjects[0]!, true, on.subjects, NOW);
+    assert.deepEqual(on.ejected, []);
+    on.detector.record(on.subjects[0]!, true, on.subjects, NOW);
+    assert.deepEqual(on.ejected, ['s0']);
+
+    const off = detectorOf(parsed({ consecutiveFailures: 0 }), 10);
+    for (let i = 0; i < 100; i++) off.detector.record(off.subjects[0]!, true, off.subjects, NOW);
+    off.detector.tick(off.subjects, NOW);
+    assert.deepEqual(off.ejected, []);
   });
 
-  test('after one decay period, e^-1 of the old average is kept', () => {
-    const stats = new EndpointStats();
-    stats.recordLatency(100, NOW, DECAY);
-    stats.recordLatency(50, NOW + DECAY, DECAY);
-    const expected = 100 * Math.exp(-1) + 50 * (1 - Math.exp(-1));
-    assert.ok(Math.abs(stats.latencyEwmaMs - expected) < 1e-9, String(stats.latencyEwmaMs));
-  });
-
-  test('the gap is measured from the previous sample, not the first', () => {
-    const stats = new EndpointStats();
-    stats.recordLatency(100, NOW, DECAY);
-    stats.recordLatency(100, NOW + 20 * DECAY, DECAY);
-    stats.recordLatency(50, NOW + 20 * DECAY + 1, DECAY);
-    assert.ok(stats.latencyEwmaMs > 99.9, String(stats.latencyEwmaMs));
-  });
-
-  test('a clock going backwards is treated as no time passing', () => {
-    const stats = new EndpointStats();
-    stats.recordLatency(100, NOW, DECAY);
-    stats.recordLatency(50, NOW - DECAY, DECAY);
-    assert.equal(stats.latencyEwmaMs, 100);
+  test('max ejection percent as grpc-go and grpc-js: 10 endpoints at 10%, the second outlier is refused', () => {
+    const { subjects, ejected, detector } = detectorOf(
+      parsed({ consecutiveFailures: 0, failurePercentageEjection: { minimumHosts: 5 } }),
+      10,
+    );
+    load(subjects[0]!, 0, 100);
+    load(subjects[1]!, 0, 100);
+    for (let i = 2; i < 10; i++) load(subjects[i]!, 100, 0);
+    detector.tick(subjects, NOW);
+    assert.deepEqual(ejected, ['s0']);
   });
 });

@@ -5,37 +5,17 @@
  * with the times an endpoint was ejected and decaying while it behaves.
  * Pure logic over `OutlierSubject`s and an injected clock; the balancer owns
  * the timers.
+ *
+ * Where A50's text and grpc-go's and grpc-js's implementations of it
+ * disagree, this does as the implementations: no ejection once the ejected
+ * share has reached `maxEjectionPercent` (so 0 ejects nothing), failure
+ * percentage ejects strictly above its threshold, and both algorithms count
+ * as hosts only the endpoints with `requestVolume` calls in the interval.
+ * Unlike A50, only `failureStatusCodes` count as failures, not every status
+ * but OK (the package README lists every difference and its reason).
  */
+import type { EndpointStats } from './endpoint-stats';
 import type { OutlierDetectionConfig } from './resilience-config';
-
-/** Per-endpoint counters and latency, read by outlier detection, least-request picking and observers. */
-export class EndpointStats {
-  calls = 0;
-  failures = 0;
-  outstanding = 0;
-  /** Peak-EWMA of call latency in ms; 0 until the first sample. */
-  latencyEwmaMs = 0;
-  consecutiveFailures = 0;
-  intervalSuccesses = 0;
-  intervalFailures = 0;
-  private lastSampleAt = 0;
-
-  /**
-   * Linkerd's peak EWMA: a slower sample takes over at once, a faster one
-   * pulls the average down with a time-based decay, so a backend that turns
-   * slow is avoided immediately and trusted again gradually.
-   */
-  recordLatency(ms: number, now: number, decayMs: number): void {
-    if (this.latencyEwmaMs === 0 || ms > this.latencyEwmaMs) {
-      this.latencyEwmaMs = ms;
-    } else {
-      const elapsed = Math.max(0, now - this.lastSampleAt);
-      const keep = Math.exp(-elapsed / decayMs);
-      this.latencyEwmaMs = this.latencyEwmaMs * keep + ms * (1 - keep);
-    }
-    this.lastSampleAt = now;
-  }
-}
 
 export interface OutlierSubject {
   readonly key: string;

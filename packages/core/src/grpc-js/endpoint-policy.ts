@@ -23,7 +23,8 @@ import {
   type EndpointSnapshot,
   type LoadBalancerObserver,
 } from '../observer';
-import { EndpointStats, OutlierDetector, type OutlierSubject } from '../outlier-detection';
+import { EndpointStats } from '../endpoint-stats';
+import { OutlierDetector, type OutlierSubject } from '../outlier-detection';
 import {
   DEFAULT_FAILURE_STATUS_CODES,
   splitPolicyJson,
