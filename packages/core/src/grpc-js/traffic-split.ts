@@ -18,7 +18,12 @@ import {
 } from '../traffic-split-config';
 import { SmoothWeightedRoundRobin } from '../weighted-schedule';
 import { METHOD_PICK_KEY } from './config-selector';
-import { createEndpointPolicy, type EndpointChild, type PolicyClasses } from './endpoint-policy';
+import {
+  createEndpointPolicy,
+  type EndpointChild,
+  type PolicyClasses,
+  type PolicySpec,
+} from './endpoint-policy';
 import { RoundRobinPicker, WeightedPicker } from './pickers';
 import type { Runtime } from './runtime';
 
@@ -49,7 +54,8 @@ function describeLabels(labels: Readonly<Record<string, string>>): string {
   return pairs.length ? pairs.join(',') : 'any labels';
 }
 
-export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
+/** The policy's picking rules, apart from the endpoint machinery (tests drive `makePicker` directly). */
+export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
   const { PickResultType, UnavailablePicker } = rt.grpc.experimental;
   const { Metadata } = rt.grpc;
   const UNAVAILABLE = rt.grpc.status.UNAVAILABLE;
@@ -178,7 +184,7 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
     }
   }
 
-  return createEndpointPolicy<TrafficSplitConfig>(rt, {
+  return {
     name: TRAFFIC_SPLIT_POLICY,
     parse: (json) => parseTrafficSplitConfig(json),
     makePicker({ config, children, ready, target, memo, weightOf, rampOf, rampingUp }) {
@@ -205,5 +211,9 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
         target,
       );
     },
-  });
+  };
+}
+
+export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
+  return createEndpointPolicy(rt, trafficSplitSpec(rt));
 }
