@@ -255,19 +255,23 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
     const effects: string[] = [];
     if (noMethod && methodRoutes.length > 0) {
       effects.push(
-        `calls carry no method name, so ${methodRoutes.length === 1 ? 'route' : 'routes'} ${quoted(methodRoutes)} (matching by method or prefix) never match`,
+        methodRoutes.length === 1
+          ? `calls carry no method name (route ${quoted(methodRoutes)}, which matches by method or prefix, never matches)`
+          : `calls carry no method name (routes ${quoted(methodRoutes)}, which match by method or prefix, never match)`,
       );
     }
     if (noLabels && labelSubsets.length > 0) {
       effects.push(
-        `endpoints carry no labels, so ${labelSubsets.length === 1 ? 'subset' : 'subsets'} ${quoted(labelSubsets)} (selecting by labels) stay empty`,
+        labelSubsets.length === 1
+          ? `endpoints carry no labels (subset ${quoted(labelSubsets)}, which selects by labels, stays empty)`
+          : `endpoints carry no labels (subsets ${quoted(labelSubsets)}, which select by labels, stay empty)`,
       );
     }
     if (effects.length === 0) return;
     warnedBalancers.add(memo);
     const where = noLabels ? `the channel to ${describeEndpoints(children)}` : target;
     rt.logger.warn(
-      `${TRAFFIC_SPLIT_POLICY} on ${where}: the channel's resolver is not a grpc-lb one, so ${effects.join(' and ')}; use a target whose scheme grpc-lb registered`,
+      `${TRAFFIC_SPLIT_POLICY} on ${where}: its resolver is not a grpc-lb one, so ${effects.join(' and ')}; use a target whose scheme grpc-lb registered`,
     );
   }
 
