@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { routeMatches, type HeaderReader } from './route-match';
 import type { HeaderMatch, RouteMatch } from './traffic-split-config';
 
@@ -207,5 +208,81 @@ describe('routeMatches: headers', () => {
     for (const values of oneWrong) {
       assert.equal(routeMatches(match, METHOD, headers(values)), false, JSON.stringify(values));
     }
+  });
+});
+
+describe('routeMatches properties', () => {
+  const name = fc.constantFrom('x-a', 'x-b', 'x-c-bin');
+  const value = fc.oneof(fc.constantFrom('', '1', '12', 'test-a'), fc.string({ maxLength: 4 }));
+  const headerMatch: fc.Arbitrary<HeaderMatch> = fc.oneof(
+    fc.record({ name, exact: value }),
+    fc.record({ name, prefix: value }),
+    fc.record({ name, present: fc.boolean() }),
+  );
+  const sent = fc.dictionary(
+    name,
+    fc.array(fc.oneof(value, fc.constant(Buffer.from('1'))), { maxLength: 3 }),
+  );
+  const methodName = fc.constantFrom(METHOD, '/helloworld.Greeter/Bye', '/other.S/M', '');
+
+  test('a match holds exactly when its method, prefix and every header match hold, in any order', () => {
+    fc.assert(
+      fc.property(
+        fc.option(methodName, { nil: undefined }),
+        fc.option(fc.constantFrom('/', '/helloworld.', '/helloworld.Greeter/', '/x'), {
+          nil: undefined,
+        }),
+        fc.array(headerMatch, { maxLength: 3 }),
+        methodName,
+        sent,
+        (method, prefix, headerMatches, called, values) => {
+          const read = headers(values);
+          const match: RouteMatch = {
+            ...(method === undefined ? {} : { method }),
+            ...(prefix === undefined ? {} : { prefix }),
+            headers: headerMatches,
+          };
+          const expected =
+            (method === undefined || method === called) &&
+            (prefix === undefined || called.startsWith(prefix)) &&
+            headerMatches.every((h) => {
+              const all = values[h.name] ?? [];
+              const texts = all.filter((v): v is string => typeof v === 'string');
+              if ('present' in h) return all.length > 0 === h.present;
+              if ('exact' in h) return texts.includes(h.exact);
+              return texts.some((t) => t.startsWith(h.prefix));
+            });
+          assert.equal(routeMatches(match, called, read), expected);
+          assert.equal(
+            routeMatches({ ...match, headers: [...headerMatches].reverse() }, called, read),
+            expected,
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
+
+  test('headers the match does not name never change the answer, and each named one is read at most once per header match', () => {
+    fc.assert(
+      fc.property(
+        fc.array(headerMatch, { maxLength: 3 }),
+        sent,
+        fc.array(fc.string({ maxLength: 3 }), { maxLength: 3 }),
+        (headerMatches, values, noise) => {
+          const match: RouteMatch = { headers: headerMatches };
+          let reads = 0;
+          const counting: HeaderReader = (n) => {
+            reads++;
+            return values[n] ?? [];
+          };
+          const answer = routeMatches(match, METHOD, counting);
+          assert.ok(reads <= headerMatches.length);
+          const noisy = { ...values, 'x-unrelated': noise };
+          assert.equal(routeMatches(match, METHOD, headers(noisy)), answer);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

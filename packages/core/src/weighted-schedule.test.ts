@@ -101,23 +101,6 @@ describe('SmoothWeightedRoundRobin', () => {
     }
   });
 
-  test('choose names the next pick without advancing; commit advances as pick would', () => {
-    const chosen = split();
-    const picked = split();
-    const available = (item: string): boolean => item !== 'v1';
-    for (let i = 0; i < 40; i++) {
-      const filter = i % 3 === 0 ? available : undefined;
-      const index = chosen.choose(filter);
-      assert.equal(chosen.choose(filter), index, 'choose again, same answer');
-      assert.equal(chosen.itemAt(index), picked.pick(filter), `pick ${i}`);
-      chosen.commit(index, filter);
-    }
-    assert.equal(
-      chosen.choose(() => false),
-      -1,
-    );
-  });
-
   test('goes back to exact 3/6/1 windows after a whole cycle with v3 unavailable', () => {
     const schedule = split();
     // A whole 30:60 cycle (3 picks, 90 weight) leaves every running total where it was.
@@ -340,6 +323,44 @@ describe('EdfSchedule', () => {
       assert.ok(
         counts.every((c) => c === round),
         `round ${round}`,
+      );
+    }
+  });
+
+  // Found by the whole-cycle property: offset 0.9999999999999991 put item 1's last pick of the
+  // fifth cycle at deadline (9 + 0.9999999999999991) / 2, rounded to exactly 5, where item 0
+  // (offset 0, listed first) was also due, so item 0 took the pick: 6/9/5 after 20 picks.
+  test('an offset a hair below 1 still gives exact whole cycles (weights 1, 2, 1; offsets 0, 1 − 9e-16, 0)', () => {
+    const offsets = [0, 0.9999999999999991, 0];
+    let next = 0;
+    const schedule = new EdfSchedule(
+      [
+        [0, 1],
+        [1, 2],
+        [2, 1],
+      ],
+      () => offsets[next++]!,
+    );
+    const counts = [0, 0, 0];
+    for (let cycle = 1; cycle <= 5; cycle++) {
+      for (let n = 0; n < 4; n++) counts[schedule.pick()!]!++;
+      assert.deepEqual(counts, [cycle, 2 * cycle, cycle], `after ${cycle} cycles`);
+    }
+  });
+
+  test('an injected random of exactly 1, or NaN, still gives offsets in [0, 1)', () => {
+    for (const value of [1, NaN, -0.5]) {
+      const schedule = new EdfSchedule(
+        [
+          ['a', 1],
+          ['b', 1],
+        ],
+        () => value,
+      );
+      assert.deepEqual(
+        countOf(picks(schedule, 10)),
+        countOf(['a', 'b', 'a', 'b', 'a', 'b', 'a', 'b', 'a', 'b']),
+        `random ${value}`,
       );
     }
   });

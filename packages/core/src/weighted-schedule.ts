@@ -1,22 +1,38 @@
 /**
- * Deterministic weighted schedules: shares are exact over every cycle, not
- * random.
+ * Deterministic weighted schedules: shares come from the order of picks, not
+ * from chance. Weight 0 items are never picked.
  *
- * - `SmoothWeightedRoundRobin` (nginx's algorithm): O(n) per pick, integer
- *   exact, spreads each item's picks evenly through the cycle (30/60/10 gives
- *   v2 v1 v2 v2 v1 v2 v3 v2 v1 v2 …). For a handful of items: route splits.
- * - `EdfSchedule` (earliest deadline first, as in Envoy): O(log n) per pick
- *   with a binary heap, for endpoint sets of any size. Item i is due at
- *   (picks_i + offset_i) / weight_i; the deadline is recomputed from counts,
- *   not accumulated, so there is no floating-point drift.
+ * `SmoothWeightedRoundRobin` (nginx's algorithm), O(n) per pick, for a
+ * handful of items (route splits). With integer weights w_i summing to W over
+ * k items of weight above 0, from its creation:
+ * - no item is ever ahead of its exact share: after n picks item i has at
+ *   most n·w_i/W + (k−1)/k of them. The item picked has the largest
+ *   current + weight, at least the mean W/k, so its current never drops
+ *   below −W·(k−1)/k;
+ * - so the picks repeat with period W: after W picks each current is a
+ *   multiple of W, above −W, and they sum to 0, so all are 0 again. Every W
+ *   consecutive picks, from any point on, hold exactly w_i picks of item i
+ *   (30/60/10 gives v2 v1 v2 v2 v1 v2 v3 v2 v1 v2 over and over), and no item
+ *   is passed over more than W − w_i times in a row.
  *
- * Weight 0 items are never picked.
+ * `EdfSchedule` (earliest deadline first, as in Envoy), O(log n) per pick
+ * with a binary heap, for endpoint sets of any size. Item i is due at
+ * (picks_i + offset_i) / weight_i with offset_i in [0, 1); the deadline is
+ * recomputed from counts, not accumulated, so there is no drift. Then:
+ * - no item is ever a whole pick ahead of another in weighted time:
+ *   (picks_i − 1 + offset_i) / weight_i ≤ (picks_j + offset_j) / weight_j;
+ * - between two picks of item i (or before its first) there are at most
+ *   Σ over j ≠ i of (⌊weight_j / weight_i⌋ + 1) picks of others;
+ * - with integer weights summing to W, after every m·W picks item i has
+ *   exactly m·weight_i.
  */
 
 export class SmoothWeightedRoundRobin<T> {
   private readonly items: T[] = [];
   private readonly weights: number[] = [];
   private readonly current: number[] = [];
+  /** Which items the filter accepted in the pick under way (each is asked once per pick). */
+  private readonly accepted: Uint8Array;
 
   constructor(entries: Iterable<readonly [T, number]>) {
     for (const [item, weight] of entries) {
@@ -24,55 +40,56 @@ export class SmoothWeightedRoundRobin<T> {
       this.weights.push(weight);
       this.current.push(0);
     }
+    this.accepted = new Uint8Array(this.items.length);
   }
 
   get size(): number {
     return this.items.length;
   }
 
-  /** The next item among those `available` accepts; undefined if none with weight > 0 is. */
-  pick(available?: (item: T, index: number) => boolean): T | undefined {
-    const index = this.choose(available);
-    if (index < 0) return undefined;
-    this.commit(index, available);
-    return this.items[index];
-  }
-
   /**
-   * The index `pick` would return, without advancing the schedule (-1 if
-   * none). With `commit` a caller advances only when the pick is used, so a
-   * call queued while its subset connects does not consume a turn.
+   * The next item among those `available` accepts (all by default);
+   * undefined if none with weight > 0 is. Every pick advances the schedule.
    */
-  choose(available?: (item: T, index: number) => boolean): number {
+  pick(available?: (item: T, index: number) => boolean): T | undefined {
+    const { items, weights, current, accepted } = this;
     let best = -1;
     let bestValue = 0;
-    for (let i = 0; i < this.items.length; i++) {
-      const weight = this.weights[i]!;
-      if (weight <= 0 || (available && !available(this.items[i]!, i))) continue;
-      const value = this.current[i]! + weight;
+    let total = 0;
+    for (let i = 0; i < items.length; i++) {
+      const weight = weights[i]!;
+      const ok = weight > 0 && (available === undefined || available(items[i]!, i));
+      accepted[i] = ok ? 1 : 0;
+      if (!ok) continue;
+      total += weight;
+      const value = current[i]! + weight;
       if (best < 0 || value > bestValue) {
         best = i;
         bestValue = value;
       }
     }
-    return best;
-  }
-
-  /** Advances the schedule as if `index` had been picked under the same `available` filter. */
-  commit(index: number, available?: (item: T, index: number) => boolean): void {
-    let total = 0;
-    for (let i = 0; i < this.items.length; i++) {
-      const weight = this.weights[i]!;
-      if (weight <= 0 || (available && !available(this.items[i]!, i))) continue;
-      this.current[i]! += weight;
-      total += weight;
+    if (best < 0) return undefined;
+    for (let i = 0; i < items.length; i++) {
+      if (accepted[i] === 1) current[i]! += weights[i]!;
     }
-    this.current[index]! -= total;
+    current[best]! -= total;
+    return items[best];
   }
+}
 
-  itemAt(index: number): T {
-    return this.items[index]!;
-  }
+/**
+ * Offsets are multiples of 1/65536 below 1. The last pick of a whole cycle m
+ * is then due at least 1/(65536·weight) before m, far more than the rounding
+ * of the division for the first 10^11 picks of an item, so every whole cycle
+ * ends with each item at exactly its count. An offset as close to 1 as
+ * `Math.random` can return would be rounded up to the next cycle, giving that
+ * pick to another item.
+ */
+const OFFSET_STEPS = 65536;
+
+function quantizeOffset(random: number): number {
+  const step = Math.floor(random * OFFSET_STEPS);
+  return step >= 0 ? Math.min(step, OFFSET_STEPS - 1) / OFFSET_STEPS : 0;
 }
 
 export class EdfSchedule<T> {
@@ -102,7 +119,7 @@ export class EdfSchedule<T> {
     this.deadlines = new Float64Array(n);
     this.heap = new Int32Array(n);
     for (let i = 0; i < n; i++) {
-      const offset = random();
+      const offset = quantizeOffset(random());
       this.offsets[i] = offset;
       this.deadlines[i] = offset / weights[i]!;
       this.heap[i] = i;

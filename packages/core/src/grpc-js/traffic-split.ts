@@ -18,23 +18,96 @@ import {
 } from '../traffic-split-config';
 import { SmoothWeightedRoundRobin } from '../weighted-schedule';
 import { METHOD_PICK_KEY } from './config-selector';
-import { createEndpointPolicy, type EndpointChild, type PolicyClasses } from './endpoint-policy';
+import {
+  createEndpointPolicy,
+  type EndpointChild,
+  type PolicyClasses,
+  type PolicySpec,
+} from './endpoint-policy';
 import { RoundRobinPicker, WeightedPicker } from './pickers';
 import type { Runtime } from './runtime';
 
 const enum SubsetState {
+  /** Some endpoint is in rotation with a weight above 0. */
   Ready,
-  Connecting,
+  /** None is, but one may soon be: connecting, idle, or connected with its first health answer pending. */
+  Waiting,
+  /** None is and none is on its way: no endpoint, or all failing, ejected or of weight 0. */
   Empty,
 }
 
 interface SubsetView {
   readonly config: SubsetConfig;
   readonly state: SubsetState;
+  /** Set when the subset is Ready. */
   readonly picker: experimental.Picker | undefined;
-  /** Why the subset cannot take calls, for error messages. */
+  /** Why an Empty subset cannot take calls, for error messages. */
   readonly why: string;
 }
+
+/** Subsets of a route as [index into the config's subsets, weight], weight above 0 only. */
+type Targets = readonly (readonly [number, number])[];
+
+/** Sets of available subsets a route remembers a spreading schedule for (2^subsets at most). */
+const MAX_SPREADS = 64;
+
+/**
+ * One route's schedules, kept across pickers (in the balancer's memo) so that
+ * shares stay exact through state changes.
+ *
+ * `turns` runs over every subset of the split and advances on every call the
+ * route takes, whatever state the subsets are in: it is never held back, so
+ * the route never stalls on one subset, and when a subset comes back its
+ * share is exact again at once. A turn that falls to a subset unable to take
+ * the call is handed on through a second schedule over the subsets that can
+ * (their weights, so in proportion); there is one such schedule per set of
+ * available subsets, kept, so a set that recurs resumes its cycle where it
+ * stopped instead of restarting on the heaviest subset.
+ */
+class RouteSchedule {
+  readonly turns: SmoothWeightedRoundRobin<number>;
+  private readonly spreads = new Map<string, SmoothWeightedRoundRobin<number>>();
+
+  constructor(readonly targets: Targets) {
+    this.turns = new SmoothWeightedRoundRobin(targets);
+  }
+
+  spreadOver(available: Targets): SmoothWeightedRoundRobin<number> {
+    const key = available.map(([subset]) => subset).join(',');
+    let spread = this.spreads.get(key);
+    if (!spread) {
+      if (this.spreads.size >= MAX_SPREADS) this.spreads.clear();
+      spread = new SmoothWeightedRoundRobin(available);
+      this.spreads.set(key, spread);
+    }
+    return spread;
+  }
+}
+
+/** What one picker knows of a route: its schedules and which of its subsets can take calls now. */
+interface RoutePlan {
+  readonly route: RouteConfig;
+  readonly schedule: RouteSchedule;
+  /** Over the route's Ready subsets; undefined when none is. */
+  readonly spread: SmoothWeightedRoundRobin<number> | undefined;
+  /** Some subset of the route is Waiting. */
+  readonly waiting: boolean;
+}
+
+const SCHEDULES_KEY = 'traffic_split:routes';
+
+interface StoredSchedules {
+  /** The subsets and splits the schedules were made for. */
+  readonly shape: string;
+  readonly routes: readonly RouteSchedule[];
+}
+
+/**
+ * Balancers already warned that their resolver is not grpc-lb's, by their
+ * memo: the map lives as long as its balancer (it is cleared, not replaced,
+ * on a config change), so the warning comes once per balancer.
+ */
+const warnedBalancers = new WeakSet<object>();
 
 function hasLabels(child: EndpointChild, wanted: Readonly<Record<string, string>>): boolean {
   const labels = child.info?.labels ?? {};
@@ -49,7 +122,18 @@ function describeLabels(labels: Readonly<Record<string, string>>): string {
   return pairs.length ? pairs.join(',') : 'any labels';
 }
 
-export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
+function quoted(names: readonly string[]): string {
+  return names.map((n) => `"${n}"`).join(', ');
+}
+
+function describeEndpoints(children: readonly EndpointChild[]): string {
+  const shown = children.slice(0, 3).map((c) => c.key);
+  const more = children.length - shown.length;
+  return `endpoints ${shown.join(', ')}${more > 0 ? ` and ${more} more` : ''}`;
+}
+
+/** The policy's picking rules, apart from the endpoint machinery (tests drive `makePicker` directly). */
+export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
   const { PickResultType, UnavailablePicker } = rt.grpc.experimental;
   const { Metadata } = rt.grpc;
   const UNAVAILABLE = rt.grpc.status.UNAVAILABLE;
@@ -71,6 +155,10 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
       onCallStarted: null,
       onCallEnded: null,
     };
+  }
+
+  function isWaiting(child: EndpointChild): boolean {
+    return child.state === CS.CONNECTING || child.state === CS.IDLE;
   }
 
   function viewSubset(
@@ -105,13 +193,8 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
       );
       if (weighted.size > 0) return { config, state: SubsetState.Ready, picker: weighted, why: '' };
     }
-    if (members.some((c) => c.state === CS.CONNECTING || c.state === CS.IDLE)) {
-      return {
-        config,
-        state: SubsetState.Connecting,
-        picker: undefined,
-        why: `${where} is connecting`,
-      };
+    if (members.some(isWaiting)) {
+      return { config, state: SubsetState.Waiting, picker: undefined, why: '' };
     }
     const why =
       members.length === 0
@@ -122,88 +205,178 @@ export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
     return { config, state: SubsetState.Empty, picker: undefined, why };
   }
 
+  /** The routes' schedules from the memo, made afresh when the config's subsets or splits differ. */
+  function routeSchedules(
+    config: TrafficSplitConfig,
+    memo: Map<string, unknown>,
+  ): readonly RouteSchedule[] {
+    const shape = JSON.stringify([
+      config.subsets.map((s) => s.name),
+      config.routes.map((r) => r.split),
+    ]);
+    const stored = memo.get(SCHEDULES_KEY) as StoredSchedules | undefined;
+    if (stored?.shape === shape) return stored.routes;
+    const routes = config.routes.map(
+      (route) =>
+        new RouteSchedule(
+          route.split
+            .filter((t) => t.weight > 0)
+            .map((t) => [config.subsets.findIndex((s) => s.name === t.subset), t.weight] as const),
+        ),
+    );
+    memo.set(SCHEDULES_KEY, { shape, routes } satisfies StoredSchedules);
+    return routes;
+  }
+
+  /**
+   * Our resolvers put labels on every endpoint, and our ConfigSelector puts
+   * the method in every pick; another resolver does neither, and then routes
+   * by method or prefix never match and subsets by labels stay empty. Says so
+   * once per balancer: `noLabels` / `noMethod` are what is missing.
+   */
+  function warnForeignResolver(
+    context: {
+      config: TrafficSplitConfig;
+      children: readonly EndpointChild[];
+      target: string;
+      memo: Map<string, unknown>;
+    },
+    noLabels: boolean,
+    noMethod: boolean,
+  ): void {
+    const { config, children, target, memo } = context;
+    if (warnedBalancers.has(memo)) return;
+    const methodRoutes = config.routes
+      .filter((r) => r.match.method !== undefined || r.match.prefix !== undefined)
+      .map((r) => r.name);
+    const labelSubsets = config.subsets
+      .filter((s) => Object.keys(s.labels).length > 0)
+      .map((s) => s.name);
+    const effects: string[] = [];
+    if (noMethod && methodRoutes.length > 0) {
+      effects.push(
+        methodRoutes.length === 1
+          ? `calls carry no method name (route ${quoted(methodRoutes)}, which matches by method or prefix, never matches)`
+          : `calls carry no method name (routes ${quoted(methodRoutes)}, which match by method or prefix, never match)`,
+      );
+    }
+    if (noLabels && labelSubsets.length > 0) {
+      effects.push(
+        labelSubsets.length === 1
+          ? `endpoints carry no labels (subset ${quoted(labelSubsets)}, which selects by labels, stays empty)`
+          : `endpoints carry no labels (subsets ${quoted(labelSubsets)}, which select by labels, stay empty)`,
+      );
+    }
+    if (effects.length === 0) return;
+    warnedBalancers.add(memo);
+    const where = noLabels ? `the channel to ${describeEndpoints(children)}` : target;
+    rt.logger.warn(
+      `${TRAFFIC_SPLIT_POLICY} on ${where}: its resolver is not a grpc-lb one, so ${effects.join(' and ')}; use a target whose scheme grpc-lb registered`,
+    );
+  }
+
   class TrafficSplitPicker implements experimental.Picker {
-    /** Redistribution skips subsets that cannot take calls. */
-    private readonly available: ((subset: number) => boolean) | undefined;
+    private readonly redistribute: boolean;
+    /** The first pick checks that the method reaches the picker (it does on every pick, or on none). */
+    private checkMethod: boolean;
 
     constructor(
       private readonly config: TrafficSplitConfig,
       private readonly subsets: readonly SubsetView[],
-      /** One schedule per route, indexes into `subsets`; kept across pickers so shares stay exact. */
-      private readonly schedules: readonly SmoothWeightedRoundRobin<number>[],
+      private readonly plans: readonly RoutePlan[],
       private readonly unrouted: experimental.Picker,
       private readonly target: string,
+      private readonly onNoMethod: () => void,
     ) {
-      this.available =
-        config.onEmptySubset === 'redistribute'
-          ? (s) => this.subsets[s]!.state !== SubsetState.Empty
-          : undefined;
+      this.redistribute = config.onEmptySubset === 'redistribute';
+      this.checkMethod = true;
     }
 
     pick(args: experimental.PickArgs): experimental.PickResult {
+      if (this.checkMethod) {
+        this.checkMethod = false;
+        if (!(METHOD_PICK_KEY in args.extraPickInfo)) this.onNoMethod();
+      }
       const method = args.extraPickInfo[METHOD_PICK_KEY] ?? '';
-      const routes = this.config.routes;
-      for (let i = 0; i < routes.length; i++) {
-        if (routeMatches(routes[i]!.match, method, (name) => args.metadata.get(name))) {
-          return this.pickRoute(routes[i]!, this.schedules[i]!, args);
+      const plans = this.plans;
+      for (let i = 0; i < plans.length; i++) {
+        const plan = plans[i]!;
+        if (routeMatches(plan.route.match, method, (name) => args.metadata.get(name))) {
+          return this.pickRoute(plan, args);
         }
       }
       return this.unrouted.pick(args);
     }
 
-    private pickRoute(
-      route: RouteConfig,
-      schedule: SmoothWeightedRoundRobin<number>,
-      args: experimental.PickArgs,
-    ): experimental.PickResult {
-      const available = this.available;
-      const at = schedule.choose(available);
-      if (at < 0) {
-        if (!available)
-          return fail(`grpc-lb: route "${route.name}" of ${this.target} has no weight above 0`);
-        const reasons = route.split.map(
-          (t) => this.subsets.find((v) => v.config.name === t.subset)!.why,
-        );
-        return fail(
-          `grpc-lb: route "${route.name}" of ${this.target}: no subset can take calls: ${reasons.join('; ')}`,
-        );
+    private pickRoute(plan: RoutePlan, args: experimental.PickArgs): experimental.PickResult {
+      const subsets = this.subsets;
+      if (this.redistribute) {
+        // Nothing can take the call: it waits only if a subset is on its way.
+        if (!plan.spread) return plan.waiting ? QUEUE : this.noSubset(plan);
+        let view = subsets[plan.schedule.turns.pick()!]!;
+        if (view.state !== SubsetState.Ready) view = subsets[plan.spread.pick()!]!;
+        return view.picker!.pick(args);
       }
-      const subset = this.subsets[schedule.itemAt(at)]!;
-      // A call queued while its subset connects takes its turn when it is picked again.
-      if (subset.state === SubsetState.Connecting) return QUEUE;
-      schedule.commit(at, available);
-      return subset.state === SubsetState.Ready
-        ? subset.picker!.pick(args)
-        : fail(`grpc-lb: ${subset.why} (route "${route.name}")`);
+      const at = plan.schedule.turns.pick();
+      if (at === undefined)
+        return fail(`grpc-lb: route "${plan.route.name}" of ${this.target} has no weight above 0`);
+      const view = subsets[at]!;
+      switch (view.state) {
+        case SubsetState.Ready:
+          return view.picker!.pick(args);
+        case SubsetState.Waiting:
+          // This subset's share may not go elsewhere: its calls wait for it, the others' do not.
+          return QUEUE;
+        case SubsetState.Empty:
+          return fail(`grpc-lb: ${view.why} (route "${plan.route.name}")`);
+      }
+    }
+
+    private noSubset(plan: RoutePlan): experimental.PickResult {
+      const reasons = plan.schedule.targets.map(([s]) => this.subsets[s]!.why);
+      return fail(
+        `grpc-lb: route "${plan.route.name}" of ${this.target}: no subset can take calls: ${reasons.join('; ')}`,
+      );
     }
   }
 
-  return createEndpointPolicy<TrafficSplitConfig>(rt, {
+  return {
     name: TRAFFIC_SPLIT_POLICY,
     parse: (json) => parseTrafficSplitConfig(json),
-    makePicker({ config, children, ready, target, memo, weightOf, rampOf, rampingUp }) {
+    makePicker(context) {
+      const { config, children, ready, target, memo, weightOf, rampOf, rampingUp } = context;
+      if (children.length > 0 && children.every((c) => c.info === undefined)) {
+        warnForeignResolver(context, true, true);
+      }
       const subsets = config.subsets.map((s) =>
         viewSubset(s, children, { memo, target, weightOf, rampOf, rampingUp }),
       );
-      let schedules = memo.get('route-schedules') as SmoothWeightedRoundRobin<number>[] | undefined;
-      if (!schedules) {
-        schedules = config.routes.map(
-          (route) =>
-            new SmoothWeightedRoundRobin(
-              route.split.map(
-                (t) => [config.subsets.findIndex((s) => s.name === t.subset), t.weight] as const,
-              ),
-            ),
-        );
-        memo.set('route-schedules', schedules);
-      }
-      return new TrafficSplitPicker(
-        config,
-        subsets,
-        schedules,
-        new RoundRobinPicker(ready, memo, 'all'),
-        target,
+      const schedules = routeSchedules(config, memo);
+      const plans = config.routes.map((route, i): RoutePlan => {
+        const schedule = schedules[i]!;
+        const available = schedule.targets.filter(([s]) => subsets[s]!.state === SubsetState.Ready);
+        return {
+          route,
+          schedule,
+          spread: available.length > 0 ? schedule.spreadOver(available) : undefined,
+          waiting: schedule.targets.some(([s]) => subsets[s]!.state === SubsetState.Waiting),
+        };
+      });
+      const unrouted =
+        ready.length > 0
+          ? new RoundRobinPicker(ready, memo, 'all')
+          : children.some(isWaiting)
+            ? { pick: () => QUEUE }
+            : new UnavailablePicker({
+                details: `grpc-lb: no reachable endpoint for ${target} (call matched no route)`,
+              });
+      return new TrafficSplitPicker(config, subsets, plans, unrouted, target, () =>
+        warnForeignResolver(context, false, true),
       );
     },
-  });
+  };
+}
+
+export function createTrafficSplitPolicy(rt: Runtime): PolicyClasses {
+  return createEndpointPolicy(rt, trafficSplitSpec(rt));
 }
