@@ -6,7 +6,7 @@
  */
 import type { experimental } from '@grpc/grpc-js';
 import { normalizeEndpoint } from '../../endpoint';
-import { EndpointStats } from '../../outlier-detection';
+import { EndpointStats } from '../../endpoint-stats';
 import { parseTrafficSplitConfig, type TrafficSplitConfig } from '../../traffic-split-config';
 import { METHOD_PICK_KEY } from '../config-selector';
 import type { EndpointChild, PickerContext } from '../endpoint-policy';
