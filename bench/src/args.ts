@@ -85,7 +85,7 @@ export const USAGE = `usage: npm run bench -- [options]
                           slow-10x: every policy) or failover-<fault>:<policy> (one run);
                           convergence (every resolver), convergence-dns, convergence-etcd,
                           convergence-k8s or convergence-consul;
-                          ghz-calibration
+                          ghz-calibration; startup-skew (the first 100 calls of a new channel)
   --no-proxies            skip nginx and HAProxy (and their installation)
   --no-micro              skip the in-process pick/update micro benchmarks
   --cpu-prof              V8 CPU profile of every load worker (bench/results/tmp/profiles)
