@@ -47,6 +47,8 @@ export interface BenchRun {
     failoverRounds: number;
     convergenceRounds: number;
     ghzRounds: number;
+    /** Absent in runs stored before the startup-skew group existed. */
+    startupRounds?: number;
   };
   closed: ScenarioReport[];
   open: ScenarioReport[];

@@ -7,7 +7,7 @@ import type { FailoverReport } from './failover-stats';
 import type { GhzCalibrationReport } from './ghz';
 import { type ScenarioReport, roundShares } from './results';
 import type { ShareAnalysis } from './shares';
-import { type StartupSkewReport, formatSortedShares } from './startup-skew';
+import { type StartupSkewReport, connectionsText, formatSortedShares } from './startup-skew';
 import { PERCENTILES, percentileKey } from './stats';
 
 const BAR = '∎';
@@ -334,14 +334,16 @@ export function formatGhzCalibration(report: GhzCalibrationReport): string {
 }
 
 /**
- * The startup-skew group: per client × backend set, the largest share of a new channel's first
- * calls (mean and worst over rounds) against the even split's, idle backends, failed calls, and
- * every round's shares, largest first, in %.
+ * The startup-skew group: per client × case (backend set; connections completing together or
+ * staggered), the largest share of a new channel's first calls (mean and worst over rounds)
+ * against the even split's, idle backends, failed calls, and every round's shares, largest
+ * first, in %.
  */
 export function formatStartupSkewTable(reports: readonly StartupSkewReport[]): string {
   const header = [
     'client',
     'backends',
+    'connecting',
     'rounds',
     'largest share mean',
     'worst',
@@ -353,6 +355,7 @@ export function formatStartupSkewTable(reports: readonly StartupSkewReport[]): s
   const rows = reports.map((r) => [
     r.client,
     String(r.backends),
+    connectionsText(r.staggerMs),
     String(r.rounds.length),
     formatShare(r.largestShare.mean),
     formatShare(r.largestShare.worst),

@@ -12,7 +12,9 @@ import { type ScenarioReport, otherLoad, roundShares } from './results';
 import type { BenchRun } from './bench-run';
 import {
   STARTUP_CALLS,
+  STARTUP_STAGGER_MS,
   type StartupSkewReport,
+  connectionsText,
   formatSortedShares,
   startupSkewReading,
 } from './startup-skew';
@@ -184,6 +186,7 @@ function startupTable(reports: readonly StartupSkewReport[]): string {
     [
       'client',
       'backends',
+      'connections complete',
       'rounds',
       'largest share, mean',
       'largest share, worst',
@@ -195,6 +198,7 @@ function startupTable(reports: readonly StartupSkewReport[]): string {
     reports.map((r) => [
       `\`${r.client}\``,
       String(r.backends),
+      connectionsText(r.staggerMs),
       String(r.rounds.length),
       `**${pct(r.largestShare.mean)}**`,
       pct(r.largestShare.worst),
@@ -212,10 +216,13 @@ function startupSection(reports: readonly StartupSkewReport[]): string[] {
     '',
     `Each run: a fresh client process creates a channel and at once sends ${STARTUP_CALLS} calls ` +
       'on it, without waiting for it to be READY, so they all wait in the channel while it ' +
-      'connects; the table gives which backends answered them. Every client runs once per round ' +
-      '(order alternating), on the evenness backends and on the first 3 of them. "Even split" is ' +
-      'the largest share the most even split would give. After a full restart every client ' +
-      'starts like this at the same moment.',
+      'connects; the table gives which backends answered them. On loopback every connection ' +
+      'completes within the same moment ("together"); in the staggered case each backend is ' +
+      `reached through a forwarder that holds its connections ${STARTUP_STAGGER_MS} ms longer than ` +
+      'the previous backend’s (as backends at different network distances, or a TLS handshake, ' +
+      'would). Every client runs once per case and round (order alternating), on the evenness ' +
+      'backends and on the first 3 of them. "Even split" is the largest share the most even ' +
+      'split would give. After a full restart every client starts like this at the same moment.',
     '',
     startupTable(reports),
     '',

@@ -512,6 +512,7 @@ export async function runBench(
       failoverRounds: options.failoverRounds,
       convergenceRounds: options.convergenceRounds,
       ghzRounds: options.ghzRounds,
+      startupRounds: options.startupRounds,
     },
     closed,
     open,

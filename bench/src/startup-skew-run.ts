@@ -1,11 +1,13 @@
 /**
  * The startup-skew phase: on `--evenness-backends` fresh backends (and on their first 3), each
- * round runs each client once in a fresh worker process with a fresh channel that sends
+ * round runs each client once per case in a fresh worker process with a fresh channel that sends
  * STARTUP_CALLS calls at once without waiting for READY (`LoadSpec.coldStart`); which backends
- * answered them is the measure. The two clients alternate order from round to round.
+ * answered them is the measure. Within a case the two clients alternate order from round to
+ * round. The staggered cases reach each backend through a DelayedForwarder of its own.
  */
 import { startBackends } from '@grpc-lb/test/harness';
 import type { BenchOptions } from './args';
+import { DelayedForwarder } from './delayed-forwarder';
 import type { Resources } from './resources';
 import type { ScenarioDef } from './scenarios';
 import {
@@ -13,10 +15,10 @@ import {
   type StartupSkewReport,
   type StartupSkewRound,
   aggregateStartupSkew,
+  connectionsText,
   formatSortedShares,
+  startupCases,
   startupClients,
-  startupSets,
-  startupSkewRounds,
   startupSkewWanted,
   summarizeStartupRound,
 } from './startup-skew';
@@ -39,7 +41,9 @@ export interface StartupSkewContext {
 
 interface Planned {
   def: ScenarioDef;
+  /** The set's backend addresses (what the replies name), in the target's order. */
   backends: string[];
+  staggerMs: number;
 }
 
 async function runOne(
@@ -49,7 +53,7 @@ async function runOne(
 ): Promise<StartupSkewRound> {
   const { def } = planned;
   const spec: LoadSpec = {
-    scenario: `${def.name}@${planned.backends.length}`,
+    scenario: `${def.name}@${planned.backends.length}+${planned.staggerMs}ms`,
     target: def.target,
     channelOptions: def.channelOptions,
     channels: 1,
@@ -78,7 +82,8 @@ function runLine(planned: Planned, r: StartupSkewRound): string {
   const failed = r.failed > 0 ? `, ${r.failed} failed` : '';
   const largest = r.largestShare === null ? 'n/a' : `${(r.largestShare * 100).toFixed(0)} %`;
   return (
-    `${planned.def.name} over ${planned.backends.length} backends: largest share ${largest} ` +
+    `${planned.def.name}, ${planned.backends.length} backends connecting ` +
+    `${connectionsText(planned.staggerMs)}: largest share ${largest} ` +
     `(${r.busiestBackend ?? 'none'}), shares ${formatSortedShares(r.shares)}, ` +
     `${r.idleBackends} idle${failed}, ${r.totalMs.toFixed(0)} ms`
   );
@@ -86,11 +91,15 @@ function runLine(planned: Planned, r: StartupSkewRound): string {
 
 export async function startupSkewPhase(ctx: StartupSkewContext): Promise<StartupSkewReport[]> {
   const { options, log, resources, profileDir } = ctx;
-  if (!startupSkewWanted(options.scenarios)) return [];
-  const rounds = startupSkewRounds(options);
+  const rounds = options.startupRounds;
+  if (rounds === 0 || !startupSkewWanted(options.scenarios)) return [];
   log(`starting ${options.evennessBackends} backends for the startup-skew scenarios`);
   const set = await startBackends({ count: options.evennessBackends });
-  const stop = resources.add('startup-skew backends', () => set.stopAll());
+  const forwarders: DelayedForwarder[] = [];
+  const stop = resources.add('startup-skew backends', async () => {
+    await Promise.all(forwarders.map((f) => f.close()));
+    await set.stopAll();
+  });
   try {
     const infos = set.backends.map((b) => ({
       address: b.address,
@@ -98,22 +107,38 @@ export async function startupSkewPhase(ctx: StartupSkewContext): Promise<Startup
       port: b.port,
       labels: {},
     }));
-    // Per set, its clients' indices in `plan`.
+    // Per case, its clients' indices in `plan`.
     const plan: Planned[] = [];
-    const bySet = startupSets(infos).map((backends) =>
-      startupClients(backends).map((def) => {
-        plan.push({ def, backends: backends.map((b) => b.address) });
-        return plan.length - 1;
-      }),
-    );
+    const byCase: number[][] = [];
+    for (const { backends, staggerMs } of startupCases(infos)) {
+      let reach = backends;
+      if (staggerMs > 0) {
+        reach = [];
+        for (const [i, b] of backends.entries()) {
+          const forwarder = await DelayedForwarder.start({
+            upstream: { host: b.host, port: b.port },
+            delayMs: i * staggerMs,
+          });
+          forwarders.push(forwarder);
+          // The target names the forwarder; the replies (and `address`) name the backend.
+          reach.push({ ...b, host: forwarder.host, port: forwarder.port });
+        }
+      }
+      byCase.push(
+        startupClients(reach).map((def) => {
+          plan.push({ def, backends: backends.map((b) => b.address), staggerMs });
+          return plan.length - 1;
+        }),
+      );
+    }
     log(
-      `startup-skew: ${plan.length} client × set runs × ${rounds} round(s), ${STARTUP_CALLS} ` +
+      `startup-skew: ${plan.length} client × case runs × ${rounds} round(s), ${STARTUP_CALLS} ` +
         'calls sent at once on a new channel each',
     );
     const results: StartupSkewRound[][] = plan.map(() => []);
     for (let round = 1; round <= rounds; round++) {
-      // Within a set the clients run in turn, in the reverse order in even rounds.
-      const order = bySet.flatMap((indices) =>
+      // Within a case the clients run in turn, in the reverse order in even rounds.
+      const order = byCase.flatMap((indices) =>
         round % 2 === 0 ? [...indices].reverse() : indices,
       );
       for (const i of order) {
@@ -122,7 +147,8 @@ export async function startupSkewPhase(ctx: StartupSkewContext): Promise<Startup
           ? [
               '--cpu-prof',
               `--cpu-prof-dir=${profileDir}`,
-              `--cpu-prof-name=startup-skew-${planned.def.name}-${planned.backends.length}-round${round}.cpuprofile`,
+              `--cpu-prof-name=startup-skew-${planned.def.name}-${planned.backends.length}` +
+                `-${planned.staggerMs}ms-round${round}.cpuprofile`,
             ]
           : [];
         const summary = await runOne(planned, round, profile);
@@ -136,6 +162,7 @@ export async function startupSkewPhase(ctx: StartupSkewContext): Promise<Startup
           client: planned.def.name,
           title: planned.def.title,
           backends: planned.backends.length,
+          staggerMs: planned.staggerMs,
           calls: STARTUP_CALLS,
         },
         results[i]!,

@@ -6,13 +6,14 @@ import { resultsMarkdown } from './results-md';
 import { NAMES } from './scenarios';
 import {
   STARTUP_SKEW,
+  STARTUP_STAGGER_MS,
   aggregateStartupSkew,
+  connectionsText,
   evenLargestShare,
   formatSortedShares,
+  startupCases,
   startupClients,
-  startupSets,
   startupSkewReading,
-  startupSkewRounds,
   startupSkewWanted,
   summarizeStartupRound,
 } from './startup-skew';
@@ -34,22 +35,27 @@ describe('startup-skew selection and clients', () => {
     assert.equal(startupSkewWanted(['direct', 'failover']), false);
   });
 
-  test('a full run takes at least 3 rounds, a quick run its own', () => {
-    assert.equal(startupSkewRounds({ quick: false, rounds: 1 }), 3);
-    assert.equal(startupSkewRounds({ quick: false, rounds: 5 }), 5);
-    assert.equal(startupSkewRounds({ quick: true, rounds: 2 }), 2);
-  });
-
-  test('runs the whole set and its first 3 backends, or only the set when it is that small', () => {
+  test('runs the whole set and its first 3 backends, each connecting together and staggered', () => {
+    const cases = startupCases(TEN);
     assert.deepEqual(
-      startupSets(TEN).map((set) => set.length),
-      [10, 3],
+      cases.map((c) => [c.backends.length, c.staggerMs]),
+      [
+        [10, 0],
+        [10, STARTUP_STAGGER_MS],
+        [3, 0],
+        [3, STARTUP_STAGGER_MS],
+      ],
     );
-    assert.deepEqual(startupSets(TEN)[1], TEN.slice(0, 3));
+    assert.deepEqual(cases[2]!.backends, TEN.slice(0, 3));
     assert.deepEqual(
-      startupSets(TEN.slice(0, 3)).map((set) => set.length),
-      [3],
+      startupCases(TEN.slice(0, 3)).map((c) => [c.backends.length, c.staggerMs]),
+      [
+        [3, 0],
+        [3, STARTUP_STAGGER_MS],
+      ],
     );
+    assert.equal(connectionsText(0), 'together');
+    assert.equal(connectionsText(5), '5 ms apart');
   });
 
   test("compares grpc-lb's round robin on static: with grpc-js's round_robin on ipv4:", () => {
@@ -133,7 +139,7 @@ describe('aggregateStartupSkew', () => {
 
   test('mean and worst of the largest share, the even split, idle backends, failures', () => {
     const report = aggregateStartupSkew(
-      { client: NAMES.ours, title: 't', backends: 10, calls: 100 },
+      { client: NAMES.ours, title: 't', backends: 10, staggerMs: 0, calls: 100 },
       [
         round(1, { [ADDRESSES[0]!]: 100 }),
         round(2, { [ADDRESSES[0]!]: 50, [ADDRESSES[1]!]: 50 }),
@@ -153,7 +159,7 @@ describe('aggregateStartupSkew', () => {
 
   test('with no round answered there is no largest share', () => {
     const report = aggregateStartupSkew(
-      { client: NAMES.ours, title: 't', backends: 10, calls: 100 },
+      { client: NAMES.ours, title: 't', backends: 10, staggerMs: 0, calls: 100 },
       [],
     );
     assert.deepEqual(report.largestShare, { mean: null, worst: null });
@@ -175,29 +181,35 @@ describe('startup-skew text', () => {
     assert.equal(formatSortedShares([]), '');
   });
 
-  test('the reading gives each client per set against the even split, and a verdict', () => {
-    const skewed = [
-      fakeStartupReport(NAMES.ours, 10, [1, 0.9]),
+  test('the reading gives each client per case against the even split, and a verdict', () => {
+    const reports = [
+      fakeStartupReport(NAMES.ours, 10, [0.1, 0.1]),
       fakeStartupReport(NAMES.grpcJsRoundRobin, 10, [1, 1]),
-      fakeStartupReport(NAMES.ours, 3, [1, 1]),
-      fakeStartupReport(NAMES.grpcJsRoundRobin, 3, [1, 1]),
+      fakeStartupReport(NAMES.ours, 10, [1, 0.9], 5),
+      fakeStartupReport(NAMES.grpcJsRoundRobin, 10, [1, 1], 5),
     ];
-    const text = startupSkewReading(skewed);
-    assert.match(
-      text,
-      /^Largest share of the first 100 calls of a new channel, mean over rounds: over 10 backends `grpc-lb-round_robin` 95 % \(worst 100 %\) and `grpc-js-round_robin` 100 % \(worst 100 %\), where an even split gives 10 %; over 3 backends .*, where an even split gives 34 % — each new channel sent most of its first burst to the one backend that connected first\.$/,
+    assert.equal(
+      startupSkewReading(reports),
+      'Largest share of the first 100 calls of a new channel, mean over rounds — ' +
+        '10 backends connecting together: `grpc-lb-round_robin` 10 % (worst 10 %) and ' +
+        '`grpc-js-round_robin` 100 % (worst 100 %), even split 10 %; ' +
+        '10 backends connecting 5 ms apart: `grpc-lb-round_robin` 95 % (worst 100 %) and ' +
+        '`grpc-js-round_robin` 100 % (worst 100 %), even split 10 % — so ' +
+        '`grpc-lb-round_robin` sent most of it to one backend when connecting 5 ms apart ' +
+        '(10 backends); ' +
+        '`grpc-js-round_robin` sent most of the burst to one backend in every case.',
     );
-    const even = [
-      fakeStartupReport(NAMES.ours, 10, [0.1, 0.11]),
-      fakeStartupReport(NAMES.grpcJsRoundRobin, 10, [1, 1]),
-    ];
     assert.match(
-      startupSkewReading(even),
-      /— `grpc-js-round_robin` sent most of a new channel's first burst/,
+      startupSkewReading([
+        ...reports,
+        fakeStartupReport(NAMES.ours, 3, [0.34]),
+        fakeStartupReport(NAMES.ours, 3, [1], 5),
+      ]),
+      /`grpc-lb-round_robin` sent most of it to one backend when connecting 5 ms apart \(10 and 3 backends\);/,
     );
     assert.match(
       startupSkewReading([fakeStartupReport(NAMES.ours, 10, [0.1])]),
-      /no client piled its first burst onto one backend\.$/,
+      /— so `grpc-lb-round_robin` spread it in every case\.$/,
     );
     assert.equal(startupSkewReading([]), 'Not measured.');
   });
@@ -221,10 +233,13 @@ describe('startup-skew outputs', () => {
   test('the console table has a row per client × set with its rounds', () => {
     const lines = formatStartupSkewTable(reports).split('\n');
     assert.equal(lines.length, 2 + reports.length);
-    assert.match(lines[0]!, /client\s+backends\s+rounds\s+largest share mean\s+worst\s+even split/);
+    assert.match(
+      lines[0]!,
+      /client\s+backends\s+connecting\s+rounds\s+largest share mean\s+worst\s+even split/,
+    );
     assert.match(
       lines[2]!,
-      /^grpc-lb-round_robin\s+10\s+3\s+96\.7 %\s+100\.0 %\s+10\.0 %\s+6\.0\/9\s+0\s+100 0×9 \| 90 2 1×8 \| 100 0×9$/,
+      /^grpc-lb-round_robin\s+10\s+together\s+3\s+96\.7 %\s+100\.0 %\s+10\.0 %\s+6\.0\/9\s+0\s+100 0×9 \| 90 2 1×8 \| 100 0×9$/,
     );
   });
 
@@ -235,6 +250,7 @@ describe('startup-skew outputs', () => {
     assert.deepEqual(startup[0], {
       client: NAMES.ours,
       backends: 10,
+      staggerMs: 0,
       rounds: 3,
       calls: 100,
       largestShareMean: 0.9667,
@@ -255,9 +271,12 @@ describe('startup-skew outputs', () => {
     assert.match(md, /## Startup skew: the first 100 calls of a new channel/);
     assert.match(
       md,
-      /\| `grpc-js-round_robin` \| 3 \| 3 \| \*\*100\.0 %\*\* \| 100\.0 % \| 34\.0 % \| 2\.0 \/ 2 \| 0 \| 100 0×2; 100 0×2; 100 0×2 \|/,
+      /\| `grpc-js-round_robin` \| 3 \| together \| 3 \| \*\*100\.0 %\*\* \| 100\.0 % \| 34\.0 % \| 2\.0 \/ 2 \| 0 \| 100 0×2; 100 0×2; 100 0×2 \|/,
     );
-    assert.match(md, /\nLargest share of the first 100 calls of a new channel, mean over rounds: /);
+    assert.match(
+      md,
+      /\nLargest share of the first 100 calls of a new channel, mean over rounds — /,
+    );
   });
 
   test('a run stored without the group renders without the section', () => {

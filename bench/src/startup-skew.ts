@@ -5,8 +5,12 @@
  * first burst can land on whichever backend connected first. After a full restart every client
  * starts this way at the same moment.
  *
- * Pure: the clients, the selection by `--scenarios`, the per-round summary, the aggregate over
- * rounds and its one-sentence reading; startup-skew-run.ts runs it.
+ * Each backend set is run twice: with the connections completing as they do on loopback (all
+ * within the same moment), and staggered, the i-th backend's a few ms after the one before (as
+ * at different network distances).
+ *
+ * Pure: the clients and cases, the selection by `--scenarios`, the per-round summary, the
+ * aggregate over rounds and its one-sentence reading; startup-skew-run.ts runs it.
  */
 import { statusName } from './results';
 import { type BackendInfo, NAMES, type ScenarioDef, mainScenarios } from './scenarios';
@@ -27,19 +31,37 @@ export function startupSkewWanted(scenarios: readonly string[] | null): boolean 
   return scenarios === null || scenarios.includes(STARTUP_SKEW);
 }
 
-/** Rounds of the group: at least 3 in a full run; a quick run takes its own (fewer) rounds. */
-export function startupSkewRounds(options: { quick: boolean; rounds: number }): number {
-  return options.quick ? options.rounds : Math.max(3, options.rounds);
+/**
+ * The staggered case: the i-th backend of a set (0-based, in the target's order) completes its
+ * connections i × this many ms after the first (through a DelayedForwarder). Well above the few
+ * ms by which scheduling on a busy machine shifts a connection, so that the backends connect in
+ * the target's order, one at a time.
+ */
+export const STARTUP_STAGGER_MS = 20;
+
+export interface StartupCase {
+  backends: BackendInfo[];
+  /** 0: the connections complete as they do on loopback, together; else the stagger step, ms. */
+  staggerMs: number;
 }
 
 /**
- * The backend sets: the whole evenness set, and its first STARTUP_SMALL_SET backends when that is
- * smaller (a second set is only worth running when it differs).
+ * The backend sets — the whole evenness set, and its first STARTUP_SMALL_SET backends when that
+ * is smaller (a second set is only worth running when it differs) — each with the connections
+ * completing together and STARTUP_STAGGER_MS apart.
  */
-export function startupSets(backends: readonly BackendInfo[]): BackendInfo[][] {
+export function startupCases(backends: readonly BackendInfo[]): StartupCase[] {
   const sets = [[...backends]];
   if (backends.length > STARTUP_SMALL_SET) sets.push(backends.slice(0, STARTUP_SMALL_SET));
-  return sets;
+  return sets.flatMap((set) => [
+    { backends: set, staggerMs: 0 },
+    { backends: set, staggerMs: STARTUP_STAGGER_MS },
+  ]);
+}
+
+/** "together", or "20 ms apart". */
+export function connectionsText(staggerMs: number): string {
+  return staggerMs === 0 ? 'together' : `${staggerMs} ms apart`;
 }
 
 /**
@@ -137,6 +159,8 @@ export interface StartupSkewReport {
   client: string;
   title: string;
   backends: number;
+  /** 0: connections completing together (loopback); else the i-th backend's come i × this ms later. */
+  staggerMs: number;
   /** Calls per round. */
   calls: number;
   rounds: StartupSkewRound[];
@@ -170,7 +194,7 @@ function maxOf(values: readonly number[]): number | null {
 }
 
 export function aggregateStartupSkew(
-  meta: { client: string; title: string; backends: number; calls: number },
+  meta: { client: string; title: string; backends: number; staggerMs: number; calls: number },
   rounds: readonly StartupSkewRound[],
 ): StartupSkewReport {
   const largest = rounds.flatMap((r) => (r.largestShare === null ? [] : [r.largestShare]));
@@ -215,35 +239,50 @@ export function formatSortedShares(shares: readonly number[]): string {
 }
 
 /**
- * One sentence on what the reports show: each client's largest share (mean, worst) per backend
- * count, against the even split's.
+ * One sentence on what the reports show: each client's largest share (mean, worst) per case
+ * against the even split's, and for each client whether it piled the burst onto one backend.
  */
 export function startupSkewReading(reports: readonly StartupSkewReport[]): string {
   if (reports.length === 0) return 'Not measured.';
-  const counts = [...new Set(reports.map((r) => r.backends))].sort((a, b) => b - a);
   const calls = reports[0]!.calls;
-  const perSet = counts.map((backends) => {
-    const of = reports.filter((r) => r.backends === backends);
+  const cases: { backends: number; staggerMs: number }[] = [];
+  for (const r of reports) {
+    if (!cases.some((c) => c.backends === r.backends && c.staggerMs === r.staggerMs)) {
+      cases.push({ backends: r.backends, staggerMs: r.staggerMs });
+    }
+  }
+  const perCase = cases.map(({ backends, staggerMs }) => {
+    const of = reports.filter((r) => r.backends === backends && r.staggerMs === staggerMs);
     const clients = of
       .map(
         (r) =>
           `\`${r.client}\` ${percent(r.largestShare.mean)} (worst ${percent(r.largestShare.worst)})`,
       )
       .join(' and ');
-    return `over ${backends} backends ${clients}, where an even split gives ${percent(of[0]!.evenShare)}`;
+    return (
+      `${backends} backends connecting ${connectionsText(staggerMs)}: ${clients}, ` +
+      `even split ${percent(of[0]!.evenShare)}`
+    );
   });
-  const skewed = reports.filter(
-    (r) => r.largestShare.mean !== null && r.largestShare.mean >= Math.max(0.5, 2 * r.evenShare),
-  );
-  const verdict =
-    skewed.length === reports.length
-      ? 'each new channel sent most of its first burst to the one backend that connected first'
-      : skewed.length === 0
-        ? 'no client piled its first burst onto one backend'
-        : `${[...new Set(skewed.map((r) => `\`${r.client}\``))].join(' and ')} sent most of a ` +
-          "new channel's first burst to the one backend that connected first";
+  const isSkewed = (r: StartupSkewReport): boolean =>
+    r.largestShare.mean !== null && r.largestShare.mean >= Math.max(0.5, 2 * r.evenShare);
+  const clients = [...new Set(reports.map((r) => r.client))];
+  const verdicts = clients.map((client) => {
+    const of = reports.filter((r) => r.client === client);
+    const skewed = of.filter(isSkewed);
+    if (skewed.length === of.length) {
+      return `\`${client}\` sent most of the burst to one backend in every case`;
+    }
+    if (skewed.length === 0) return `\`${client}\` spread it in every case`;
+    const staggers = [...new Set(skewed.map((r) => r.staggerMs))];
+    const when = staggers.map((staggerMs) => {
+      const sets = skewed.filter((r) => r.staggerMs === staggerMs).map((r) => r.backends);
+      return `connecting ${connectionsText(staggerMs)} (${sets.join(' and ')} backends)`;
+    });
+    return `\`${client}\` sent most of it to one backend when ${when.join(' or ')}`;
+  });
   return (
-    `Largest share of the first ${calls} calls of a new channel, mean over rounds: ` +
-    `${perSet.join('; ')} — ${verdict}.`
+    `Largest share of the first ${calls} calls of a new channel, mean over rounds — ` +
+    `${perCase.join('; ')} — so ${verdicts.join('; ')}.`
   );
 }

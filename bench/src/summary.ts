@@ -188,6 +188,8 @@ export interface SummaryStartup {
   /** `grpc-lb-round_robin` or `grpc-js-round_robin`. */
   client: string;
   backends: number;
+  /** 0: the connections completed together (loopback); else the i-th backend's i × this ms later. */
+  staggerMs: number;
   rounds: number;
   /** Calls sent at once on each new channel. */
   calls: number;
@@ -206,6 +208,7 @@ function startupSummary(report: StartupSkewReport): SummaryStartup {
   return {
     client: report.client,
     backends: report.backends,
+    staggerMs: report.staggerMs,
     rounds: report.rounds.length,
     calls: report.calls,
     largestShareMean: round(report.largestShare.mean, 4),

@@ -273,6 +273,7 @@ export function fakeStartupReport(
   client: string,
   backends: number,
   largestShares: readonly number[],
+  staggerMs = 0,
 ): StartupSkewReport {
   const addresses = Array.from({ length: backends }, (_, i) => `127.0.0.${i + 2}:5000`);
   const rounds = largestShares.map((share, i) => {
@@ -292,7 +293,7 @@ export function fakeStartupReport(
     });
   });
   return aggregateStartupSkew(
-    { client, title: `${client} title`, backends, calls: STARTUP_CALLS },
+    { client, title: `${client} title`, backends, staggerMs, calls: STARTUP_CALLS },
     rounds,
   );
 }
