@@ -68,4 +68,11 @@ describe('parseArgs', () => {
     assert.throws(() => parseArgs(['--rate']), /--rate/);
     assert.throws(() => parseArgs(['--frobnicate']), UsageError);
   });
+
+  test('startup-skew rounds: 5 in a full run, 1 in a quick one, 0 for none', () => {
+    assert.equal(parseArgs([]).startupRounds, 5);
+    assert.equal(parseArgs(['--quick']).startupRounds, 1);
+    assert.equal(parseArgs(['--startup-rounds', '0']).startupRounds, 0);
+    assert.equal(parseArgs(['--quick', '--startup-rounds=3']).startupRounds, 3);
+  });
 });

@@ -29,6 +29,8 @@ export interface BenchOptions {
   convergenceRounds: number;
   /** Rounds of the ghz calibration (ghz and our generator, `direct`); 0: none. */
   ghzRounds: number;
+  /** Rounds of the startup-skew scenarios (every client × case once per round); 0: none. */
+  startupRounds: number;
   /** Backends of the main set. */
   backends: number;
   /** Backends of the evenness set, and its call count. */
@@ -76,6 +78,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --ghz-rounds N          rounds of the ghz calibration (ghz vs our load generator on the direct
                           scenario's one backend), 0 for none (default 5; quick 2)
   --no-ghz                skip the ghz calibration (same as --ghz-rounds 0)
+  --startup-rounds N      rounds of the startup-skew scenarios (the first 100 calls of a new
+                          channel), 0 for none (default 5; quick 1)
   --backends N            backends in the main set (default 3: labelled v1, v2, v3)
   --evenness-backends N   backends in the evenness set (default 10)
   --evenness-calls N      calls of the evenness scenario (default 100000; quick 10000)
@@ -85,7 +89,7 @@ export const USAGE = `usage: npm run bench -- [options]
                           slow-10x: every policy) or failover-<fault>:<policy> (one run);
                           convergence (every resolver), convergence-dns, convergence-etcd,
                           convergence-k8s or convergence-consul;
-                          ghz-calibration
+                          ghz-calibration; startup-skew (the first 100 calls of a new channel)
   --no-proxies            skip nginx and HAProxy (and their installation)
   --no-micro              skip the in-process pick/update micro benchmarks
   --cpu-prof              V8 CPU profile of every load worker (bench/results/tmp/profiles)
@@ -104,6 +108,7 @@ const FULL_DEFAULTS = {
   failoverRounds: 3,
   convergenceRounds: 10,
   ghzRounds: 5,
+  startupRounds: 5,
 };
 const QUICK_DEFAULTS = {
   rounds: 2,
@@ -114,6 +119,7 @@ const QUICK_DEFAULTS = {
   failoverRounds: 1,
   convergenceRounds: 2,
   ghzRounds: 2,
+  startupRounds: 1,
 };
 
 function integer(flag: string, text: string | undefined, min: number): number {
@@ -151,6 +157,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     failoverRounds: defaults.failoverRounds,
     convergenceRounds: defaults.convergenceRounds,
     ghzRounds: defaults.ghzRounds,
+    startupRounds: defaults.startupRounds,
     backends: 3,
     evennessBackends: 10,
     evennessCalls: defaults.evenness,
@@ -223,6 +230,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         break;
       case '--no-ghz':
         options.ghzRounds = 0;
+        break;
+      case '--startup-rounds':
+        options.startupRounds = integer(flag, value(), 0);
         break;
       case '--backends':
         options.backends = integer(flag, value(), 1);

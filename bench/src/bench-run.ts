@@ -9,6 +9,7 @@ import type { MachineInfo } from './machine';
 import type { MicroResults } from './micro';
 import type { Ratios } from './ratios';
 import type { ScenarioReport } from './results';
+import type { StartupSkewReport } from './startup-skew';
 
 /** One target of the brief checked against a run. */
 export interface TargetCheck {
@@ -46,6 +47,8 @@ export interface BenchRun {
     failoverRounds: number;
     convergenceRounds: number;
     ghzRounds: number;
+    /** Absent in runs stored before the startup-skew group existed. */
+    startupRounds?: number;
   };
   closed: ScenarioReport[];
   open: ScenarioReport[];
@@ -54,6 +57,11 @@ export interface BenchRun {
   failover: FailoverReport[];
   /** The convergence group: one report per resolver × client (convergence-stats.ts). */
   convergence: ConvergenceReport[];
+  /**
+   * The startup-skew group: one report per client × backend set (startup-skew.ts). Results
+   * stored before the group existed have none: read them with `?? []`.
+   */
+  startup: StartupSkewReport[];
   /** The ghz calibration (ghz.ts); null when it did not run (see `skipped` and `failed`). */
   ghz: GhzCalibrationReport | null;
   skipped: { name: string; reason: string }[];

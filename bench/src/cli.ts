@@ -16,6 +16,7 @@ import {
   formatFailoverTimelines,
   formatGhzCalibration,
   formatScenarioReport,
+  formatStartupSkewTable,
   formatSummaryTable,
 } from './report';
 import { Resources } from './resources';
@@ -24,6 +25,7 @@ import { computeRatios } from './ratios';
 import { resultsMarkdown } from './results-md';
 import type { BenchRun } from './bench-run';
 import { runBench } from './run-bench';
+import { STARTUP_CALLS, startupSkewReading } from './startup-skew';
 import { chartInput, resultsJson, summaryLine } from './summary';
 import { checkTargets } from './targets';
 
@@ -42,6 +44,15 @@ function printReport(run: BenchRun): void {
   const reports = [...run.closed, ...run.evenness, ...run.open];
   if (reports.length > 0) {
     out.push('Medians per scenario:', formatSummaryTable(reports), '');
+  }
+  if (run.startup.length > 0) {
+    out.push(
+      `Startup skew: ${STARTUP_CALLS} calls sent at once on a new channel (fresh client process), ` +
+        'before any endpoint is READY; each backend’s share of them:',
+      formatStartupSkewTable(run.startup),
+      startupSkewReading(run.startup),
+      '',
+    );
   }
   if (run.ghz) {
     const g = run.ghz;
@@ -122,6 +133,7 @@ async function rerender(file: string): Promise<void> {
   // Runs stored before these groups (and the failed list) existed have none.
   run.failover ??= [];
   run.convergence ??= [];
+  run.startup ??= [];
   run.ghz ??= null;
   run.failed ??= [];
   run.ratios = computeRatios(run.closed, run.open, run.evenness);

@@ -7,6 +7,7 @@ import type { FailoverReport } from './failover-stats';
 import type { GhzCalibrationReport } from './ghz';
 import { type ScenarioReport, roundShares } from './results';
 import type { ShareAnalysis } from './shares';
+import { type StartupSkewReport, connectionsText, formatSortedShares } from './startup-skew';
 import { PERCENTILES, percentileKey } from './stats';
 
 const BAR = '∎';
@@ -330,4 +331,38 @@ export function formatGhzCalibration(report: GhzCalibrationReport): string {
   }
   lines.push(`  ghz command: ${report.ghzCommand}`);
   return lines.join('\n');
+}
+
+/**
+ * The startup-skew group: per client × case (backend set; connections completing together or
+ * staggered), the largest share of a new channel's first calls (mean and worst over rounds)
+ * against the even split's, idle backends, failed calls, and every round's shares, largest
+ * first, in %.
+ */
+export function formatStartupSkewTable(reports: readonly StartupSkewReport[]): string {
+  const header = [
+    'client',
+    'backends',
+    'connecting',
+    'rounds',
+    'largest share mean',
+    'worst',
+    'even split',
+    'idle mean/worst',
+    'failed',
+    'shares % per round (largest first)',
+  ];
+  const rows = reports.map((r) => [
+    r.client,
+    String(r.backends),
+    connectionsText(r.staggerMs),
+    String(r.rounds.length),
+    formatShare(r.largestShare.mean),
+    formatShare(r.largestShare.worst),
+    formatShare(r.evenShare),
+    `${formatNumber(r.idleBackends.mean, 1)}/${formatNumber(r.idleBackends.worst, 0)}`,
+    r.failedCalls === 0 ? '0' : `${r.failedCalls} (${formatStatusCounts(r.failedByStatus)})`,
+    r.rounds.map((round) => formatSortedShares(round.shares)).join(' | '),
+  ]);
+  return table(header, rows, 1);
 }

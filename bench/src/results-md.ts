@@ -10,6 +10,14 @@ import type { GhzCalibrationReport } from './ghz';
 import { formatMaxMin, formatRecovery, formatSpread, formatStatusCounts } from './report';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
 import type { BenchRun } from './bench-run';
+import {
+  STARTUP_CALLS,
+  STARTUP_STAGGER_MS,
+  type StartupSkewReport,
+  connectionsText,
+  formatSortedShares,
+  startupSkewReading,
+} from './startup-skew';
 import { median } from './stats';
 import { convergenceWhy } from './targets';
 
@@ -172,6 +180,56 @@ function noiseNote(run: BenchRun): string {
 }
 
 const pct = (share: number | null): string => (share === null ? 'n/a' : `${f(share * 100, 1)} %`);
+
+function startupTable(reports: readonly StartupSkewReport[]): string {
+  return table(
+    [
+      'client',
+      'backends',
+      'connections complete',
+      'rounds',
+      'largest share, mean',
+      'largest share, worst',
+      'even split',
+      'idle backends (mean / worst)',
+      'failed calls',
+      'shares per round, % (largest first)',
+    ],
+    reports.map((r) => [
+      `\`${r.client}\``,
+      String(r.backends),
+      connectionsText(r.staggerMs),
+      String(r.rounds.length),
+      `**${pct(r.largestShare.mean)}**`,
+      pct(r.largestShare.worst),
+      pct(r.evenShare),
+      `${f(r.idleBackends.mean, 1)} / ${f(r.idleBackends.worst, 0)}`,
+      r.failedCalls === 0 ? '0' : `${r.failedCalls} (${formatStatusCounts(r.failedByStatus)})`,
+      r.rounds.map((round) => formatSortedShares(round.shares)).join('; '),
+    ]),
+  );
+}
+
+function startupSection(reports: readonly StartupSkewReport[]): string[] {
+  return [
+    `## Startup skew: the first ${STARTUP_CALLS} calls of a new channel`,
+    '',
+    `Each run: a fresh client process creates a channel and at once sends ${STARTUP_CALLS} calls ` +
+      'on it, without waiting for it to be READY, so they all wait in the channel while it ' +
+      'connects; the table gives which backends answered them. On loopback every connection ' +
+      'completes within the same moment ("together"); in the staggered case each backend is ' +
+      `reached through a forwarder that holds its connections ${STARTUP_STAGGER_MS} ms longer than ` +
+      'the previous backend’s (as backends at different network distances, or a TLS handshake, ' +
+      'would). Every client runs once per case and round (order alternating), on the evenness ' +
+      'backends and on the first 3 of them. "Even split" is the largest share the most even ' +
+      'split would give. After a full restart every client starts like this at the same moment.',
+    '',
+    startupTable(reports),
+    '',
+    startupSkewReading(reports),
+    '',
+  ];
+}
 
 function failoverTable(reports: readonly FailoverReport[]): string {
   return table(
@@ -633,6 +691,7 @@ export function resultsMarkdown(run: BenchRun, chartPath: string, jsonPath: stri
   if (run.evenness.length > 0) {
     sections.push('## Evenness', '', evennessTable(run.evenness), '');
   }
+  if ((run.startup ?? []).length > 0) sections.push(...startupSection(run.startup));
   if (run.ghz) sections.push(...ghzSection(run.ghz));
   if (run.failover.length > 0) sections.push(...failoverSection(run.failover));
   if ((run.convergence ?? []).length > 0) sections.push(...convergenceSection(run.convergence));

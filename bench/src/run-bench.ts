@@ -1,6 +1,7 @@
 /**
  * One bench invocation: start the backends and proxies, run every scenario interleaved for several
- * rounds (closed loop, then open loop), the evenness cases on a larger backend set, then the
+ * rounds (closed loop, then open loop), the evenness cases on a larger backend set, the startup
+ * skew of a new channel, the ghz calibration, failover and convergence groups, then the
  * in-process micro benchmarks; stop everything; return the aggregated results.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -35,6 +36,7 @@ import {
   mainScenarios,
 } from './scenarios';
 import { type ServerProcess, freePort } from './server-process';
+import { startupSkewPhase } from './startup-skew-run';
 import { checkTargets } from './targets';
 import { type Outcome, recordUnavailable } from './unavailable';
 import type { LoadMode } from './load-generator';
@@ -456,6 +458,7 @@ export async function runBench(
   } finally {
     await removeTmp();
   }
+  const startup = await startupSkewPhase(ctx);
   const ghz = await ghzPhase(
     ctx,
     (def, backends, round) =>
@@ -509,12 +512,14 @@ export async function runBench(
       failoverRounds: options.failoverRounds,
       convergenceRounds: options.convergenceRounds,
       ghzRounds: options.ghzRounds,
+      startupRounds: options.startupRounds,
     },
     closed,
     open,
     evenness,
     failover,
     convergence,
+    startup,
     ghz,
     skipped,
     failed,

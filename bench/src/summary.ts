@@ -8,6 +8,7 @@ import type { FailoverReport } from './failover-stats';
 import type { CalibrationMedians, GhzCalibrationReport } from './ghz';
 import type { BenchRun } from './bench-run';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
+import type { StartupSkewReport } from './startup-skew';
 
 function round(value: number | null | undefined, digits: number): number | null {
   if (value === null || value === undefined || !Number.isFinite(value)) return null;
@@ -183,7 +184,44 @@ function ghzSummary(report: GhzCalibrationReport): SummaryGhz {
   };
 }
 
-/** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…,"failover":[…],"convergence":[…],"ghz":{…}|null,"failed":[…]}` */
+export interface SummaryStartup {
+  /** `grpc-lb-round_robin` or `grpc-js-round_robin`. */
+  client: string;
+  backends: number;
+  /** 0: the connections completed together (loopback); else the i-th backend's i × this ms later. */
+  staggerMs: number;
+  rounds: number;
+  /** Calls sent at once on each new channel. */
+  calls: number;
+  /** The largest share of the calls: mean and worst over rounds, and each round's. */
+  largestShareMean: number | null;
+  largestShareWorst: number | null;
+  largestShares: (number | null)[];
+  /** The largest share of the most even split. */
+  evenShare: number | null;
+  idleBackendsMean: number | null;
+  idleBackendsWorst: number | null;
+  failedCalls: number;
+}
+
+function startupSummary(report: StartupSkewReport): SummaryStartup {
+  return {
+    client: report.client,
+    backends: report.backends,
+    staggerMs: report.staggerMs,
+    rounds: report.rounds.length,
+    calls: report.calls,
+    largestShareMean: round(report.largestShare.mean, 4),
+    largestShareWorst: round(report.largestShare.worst, 4),
+    largestShares: report.rounds.map((r) => round(r.largestShare, 4)),
+    evenShare: round(report.evenShare, 4),
+    idleBackendsMean: round(report.idleBackends.mean, 2),
+    idleBackendsWorst: report.idleBackends.worst,
+    failedCalls: report.failedCalls,
+  };
+}
+
+/** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…,"failover":[…],"convergence":[…],"startup":[…],"ghz":{…}|null,"failed":[…]}` */
 export function summaryLine(run: BenchRun): Record<string, unknown> {
   const ratios: Record<string, number | null> = {};
   for (const [key, value] of Object.entries(run.ratios)) {
@@ -209,6 +247,7 @@ export function summaryLine(run: BenchRun): Record<string, unknown> {
     skipped: run.skipped,
     failover: run.failover.map(failoverSummary),
     convergence: (run.convergence ?? []).map(convergenceSummary),
+    startup: (run.startup ?? []).map(startupSummary),
     ghz: run.ghz ? ghzSummary(run.ghz) : null,
     failed: run.failed ?? [],
   };

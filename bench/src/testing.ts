@@ -15,6 +15,12 @@ import { computeRatios } from './ratios';
 import { type RunRecord, type ScenarioReport, aggregate } from './results';
 import type { BenchRun } from './bench-run';
 import type { ScenarioDef } from './scenarios';
+import {
+  STARTUP_CALLS,
+  type StartupSkewReport,
+  aggregateStartupSkew,
+  summarizeStartupRound,
+} from './startup-skew';
 import { checkTargets } from './targets';
 
 export const BACKENDS = ['127.0.0.2:5000', '127.0.0.3:5000', '127.0.0.4:5000'];
@@ -161,6 +167,10 @@ export function fakeBenchRun(overrides: Partial<BenchRun> = {}): BenchRun {
     evenness,
     failover: [],
     convergence: [],
+    startup: [
+      fakeStartupReport('grpc-lb-round_robin', 10, [1, 0.9, 1]),
+      fakeStartupReport('grpc-js-round_robin', 10, [1, 1, 1]),
+    ],
     ghz: null,
     skipped: [],
     failed: [],
@@ -252,5 +262,38 @@ export function fakeFailoverReport(
       timing,
     },
     [round],
+  );
+}
+
+/**
+ * A startup-skew report over `backends` backends (127.0.0.2…): in each round the first backend
+ * answers the given share of the 100 calls and the rest are spread evenly over the others.
+ */
+export function fakeStartupReport(
+  client: string,
+  backends: number,
+  largestShares: readonly number[],
+  staggerMs = 0,
+): StartupSkewReport {
+  const addresses = Array.from({ length: backends }, (_, i) => `127.0.0.${i + 2}:5000`);
+  const rounds = largestShares.map((share, i) => {
+    const first = Math.round(share * STARTUP_CALLS);
+    const perBackend: Record<string, number> = { [addresses[0]!]: first };
+    for (let call = 0; call < STARTUP_CALLS - first; call++) {
+      const address = addresses[1 + (call % (backends - 1))]!;
+      perBackend[address] = (perBackend[address] ?? 0) + 1;
+    }
+    return summarizeStartupRound({
+      round: i + 1,
+      calls: STARTUP_CALLS,
+      backends: addresses,
+      perBackend,
+      statusCounts: { '0': STARTUP_CALLS },
+      totalMs: 20,
+    });
+  });
+  return aggregateStartupSkew(
+    { client, title: `${client} title`, backends, staggerMs, calls: STARTUP_CALLS },
+    rounds,
   );
 }

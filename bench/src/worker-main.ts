@@ -3,8 +3,8 @@
  * generator has an event loop (and a core, when the scheduler allows) of its own, and every run
  * starts from the same state. It answers exactly one request, then exits.
  *
- * - `load`: builds the client channels for the scenario's target, drives the load, replies with
- *   the raw latencies and counts.
+ * - `load`: builds the client channels for the scenario's target, waits for them to be READY
+ *   (unless `coldStart`), drives the load, replies with the raw latencies and counts.
  * - `micro`: runs the in-process pick/update micro benchmarks (forked with --expose-gc).
  */
 import * as grpc from '@grpc/grpc-js';
@@ -81,7 +81,9 @@ async function runLoad(spec: LoadSpec): Promise<RunResult> {
     () => new Greeter(spec.target, insecure, options),
   );
   try {
-    await Promise.all(clients.map((client) => waitForReady(client, spec.readyTimeoutMs)));
+    if (!spec.coldStart) {
+      await Promise.all(clients.map((client) => waitForReady(client, spec.readyTimeoutMs)));
+    }
     const request = { name: 'bench' };
     const calls: UnaryCall[] = clients.map((client) => (done) => {
       client.SayHello(request, { deadline: Date.now() + spec.deadlineMs }, (error, reply) => {

@@ -24,6 +24,11 @@ export interface LoadSpec {
   readyTimeoutMs: number;
   /** Record every measured call's completion time, status and backend (`RunResult.trace`). */
   trace?: boolean;
+  /**
+   * Send at once on the new channels instead of waiting for them to be READY first: the calls
+   * wait in the channel while it connects (what a client does right after it starts).
+   */
+  coldStart?: boolean;
 }
 
 export interface RunResult {
