@@ -5,7 +5,13 @@
  * means "no health service: healthy". Errors back off. grpc-js has no
  * client-side health checking, and grpc-go's does not work with round_robin.
  */
-import type { experimental, ClientReadableStream, ServiceError } from '@grpc/grpc-js';
+import type {
+  Client,
+  ClientReadableStream,
+  experimental,
+  ServiceError,
+  status as Status,
+} from '@grpc/grpc-js';
 import { Backoff } from '../backoff';
 import type { EndpointHealth } from '../observer';
 import type { Runtime } from './runtime';
@@ -69,12 +75,115 @@ function toHealth(status: number): EndpointHealth {
   return status === 1 ? 'serving' : status === 2 ? 'not_serving' : 'unknown';
 }
 
+/** What a `Health/Watch` stream reports; after `onError` or `onEnd` nothing more arrives. */
+export interface HealthStreamHandlers {
+  /** One `HealthCheckResponse`: its status number (0 UNKNOWN, 1 SERVING, 2 NOT_SERVING, 3 SERVICE_UNKNOWN). */
+  onStatus(status: number): void;
+  /** The stream failed with this gRPC status code. */
+  onError(code: Status, details: string): void;
+  /** The server ended the stream with OK. */
+  onEnd(): void;
+}
+
+/**
+ * The two health RPCs on one endpoint's connection. The default speaks gRPC
+ * over the subchannel's own channel; tests give the balancer a fake
+ * (`setHealthClientFactory`) to answer without a server.
+ */
+export interface HealthClient {
+  /** Opens `Health/Watch`; `cancel()` ends it without any further callback. */
+  watch(serviceName: string, handlers: HealthStreamHandlers): { cancel(): void };
+  /** One `Health/Check` with a deadline (epoch ms); `error` is null on success. */
+  check(
+    serviceName: string,
+    deadline: number,
+    done: (error: { code: Status; details: string } | null, status: number) => void,
+  ): void;
+}
+
+export type HealthClientFactory = (subchannel: experimental.SubchannelInterface) => HealthClient;
+
+/** A health client that calls the endpoint through a channel pinned to its subchannel. */
+function grpcHealthClients(rt: Runtime): HealthClientFactory {
+  return (subchannel) => {
+    let client: Client | undefined;
+    const open = (): Client =>
+      (client ??= new rt.grpc.Client('health-check', rt.grpc.credentials.createInsecure(), {
+        channelOverride: subchannel.getChannel(),
+      }));
+    return {
+      watch(serviceName, handlers) {
+        const stream: ClientReadableStream<number> = open().makeServerStreamRequest<Buffer, number>(
+          WATCH,
+          (request) => request,
+          decodeHealthResponse,
+          encodeHealthRequest(serviceName),
+        );
+        let done = false;
+        stream.on('data', (status: number) => {
+          if (!done) handlers.onStatus(status);
+        });
+        // A failed stream emits 'error' and then 'status'; one that ended with OK only 'status'.
+        stream.on('error', (error: ServiceError) => {
+          if (done) return;
+          done = true;
+          handlers.onError(error.code, error.details);
+        });
+        stream.on('status', () => {
+          if (done) return;
+          done = true;
+          handlers.onEnd();
+        });
+        return {
+          cancel() {
+            done = true;
+            stream.cancel();
+          },
+        };
+      },
+      check(serviceName, deadline, done) {
+        open().makeUnaryRequest<Buffer, number>(
+          CHECK,
+          (request) => request,
+          decodeHealthResponse,
+          encodeHealthRequest(serviceName),
+          { deadline },
+          (error, status) =>
+            done(error ? { code: error.code, details: error.details } : null, status ?? 0),
+        );
+      },
+    };
+  };
+}
+
+const factories = new WeakMap<Runtime, HealthClientFactory>();
+
+/**
+ * Health checks of every balancer built on `rt` go through `factory`
+ * instead of gRPC calls on the endpoint's connection. For tests (the fake
+ * channel kit); a runtime made by `register()` is never given one.
+ */
+export function setHealthClientFactory(rt: Runtime, factory: HealthClientFactory): void {
+  factories.set(rt, factory);
+}
+
+function healthClientsOf(rt: Runtime): HealthClientFactory {
+  let factory = factories.get(rt);
+  if (!factory) {
+    factory = grpcHealthClients(rt);
+    factories.set(rt, factory);
+  }
+  return factory;
+}
+
 export class HealthWatcher {
   private health: EndpointHealth = 'unknown';
-  private client: import('@grpc/grpc-js').Client | undefined;
-  private stream: ClientReadableStream<number> | undefined;
+  private client: HealthClient | undefined;
+  private stream: { cancel(): void } | undefined;
   private timer: NodeJS.Timeout | undefined;
   private watchUnimplemented = false;
+  /** Tells the callbacks of a stream that was replaced or cancelled from those of the current one. */
+  private watchGeneration = 0;
   private running = false;
   private readonly backoff = new Backoff({ initialMs: 500, maxMs: 10_000 });
   private readonly listener = (
@@ -125,13 +234,7 @@ export class HealthWatcher {
   private start(): void {
     if (this.running) return;
     this.running = true;
-    this.client ??= new this.rt.grpc.Client(
-      'health-check',
-      this.rt.grpc.credentials.createInsecure(),
-      {
-        channelOverride: this.subchannel.getChannel(),
-      },
-    );
+    this.client ??= healthClientsOf(this.rt)(this.subchannel);
     if (this.watchUnimplemented) this.check();
     else this.watch();
   }
@@ -157,50 +260,43 @@ export class HealthWatcher {
   }
 
   private watch(): void {
-    const client = this.client!;
-    const stream = client.makeServerStreamRequest<Buffer, number>(
-      WATCH,
-      (request) => request,
-      decodeHealthResponse,
-      encodeHealthRequest(this.serviceName),
-    );
-    this.stream = stream;
-    stream.on('data', (status: number) => {
-      this.backoff.reset();
-      this.set(toHealth(status));
-    });
-    stream.on('error', (error: ServiceError) => {
-      if (this.stream !== stream) return;
-      this.stream = undefined;
-      if (error.code === this.rt.grpc.status.UNIMPLEMENTED) {
-        this.rt.trace(`${this.describe}: Health/Watch unimplemented; polling Health/Check`);
-        this.watchUnimplemented = true;
-        this.check();
-        return;
-      }
-      if (error.code === this.rt.grpc.status.CANCELLED && !this.running) return;
-      const delay = this.backoff.next();
-      this.rt.trace(
-        `${this.describe}: Health/Watch failed (${error.code} ${error.details}); again in ${delay} ms`,
-      );
-      this.retryLater(() => this.watch(), delay);
-    });
-    stream.on('status', () => {
-      // Ended with OK: the server closed the stream; watch again.
-      if (this.stream !== stream) return;
-      this.stream = undefined;
-      this.retryLater(() => this.watch(), this.backoff.next());
+    const generation = ++this.watchGeneration;
+    const current = () => this.watchGeneration === generation && this.stream !== undefined;
+    this.stream = this.client!.watch(this.serviceName, {
+      onStatus: (status) => {
+        if (!current()) return;
+        this.backoff.reset();
+        this.set(toHealth(status));
+      },
+      onError: (code, details) => {
+        if (!current()) return;
+        this.stream = undefined;
+        if (code === this.rt.grpc.status.UNIMPLEMENTED) {
+          this.rt.trace(`${this.describe}: Health/Watch unimplemented; polling Health/Check`);
+          this.watchUnimplemented = true;
+          this.check();
+          return;
+        }
+        if (code === this.rt.grpc.status.CANCELLED && !this.running) return;
+        const delay = this.backoff.next();
+        this.rt.trace(
+          `${this.describe}: Health/Watch failed (${code} ${details}); again in ${delay} ms`,
+        );
+        this.retryLater(() => this.watch(), delay);
+      },
+      onEnd: () => {
+        // Ended with OK: the server closed the stream; watch again.
+        if (!current()) return;
+        this.stream = undefined;
+        this.retryLater(() => this.watch(), this.backoff.next());
+      },
     });
   }
 
   private check(): void {
-    const client = this.client!;
-    client.makeUnaryRequest<Buffer, number>(
-      CHECK,
-      (request) => request,
-      decodeHealthResponse,
-      encodeHealthRequest(this.serviceName),
-      { deadline: Date.now() + Math.max(1000, this.checkIntervalMs) },
+    this.client!.check(
+      this.serviceName,
+      Date.now() + Math.max(1000, this.checkIntervalMs),
       (error, status) => {
         if (!this.running) return;
         if (error) {
@@ -214,7 +310,7 @@ export class HealthWatcher {
           return;
         }
         this.backoff.reset();
-        this.set(toHealth(status ?? 0));
+        this.set(toHealth(status));
         this.retryLater(() => this.check(), this.checkIntervalMs);
       },
     );
