@@ -22,6 +22,7 @@ import {
   type EndpointHealth,
   type EndpointSnapshot,
   type LoadBalancerObserver,
+  type PanicEvent,
 } from '../observer';
 import { EndpointStats, OutlierDetector, type OutlierSubject } from '../outlier-detection';
 import {
@@ -404,13 +405,6 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       rt.trace(
         `${spec.name} ${this.target}: ejected ${child.key} for ${until - Date.now()} ms (times ejected ${child.timesEjected}): ${reason}`,
       );
-      this.observer?.emit('eject', {
-        target: this.target,
-        address: child.key,
-        reason,
-        ejectedUntil: until,
-        timesEjected: child.timesEjected,
-      });
       if (child.returnTimer) clearTimeout(child.returnTimer);
       child.returnTimer = setTimeout(
         () => this.returnChild(child, true),
@@ -418,6 +412,13 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       );
       child.returnTimer.unref();
       this.recompute();
+      this.observer?.emit('eject', {
+        target: this.target,
+        address: child.key,
+        reason,
+        ejectedUntil: until,
+        timesEjected: child.timesEjected,
+      });
     }
 
     private returnChild(child: Child, recompute: boolean): void {
@@ -428,8 +429,8 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       child.stats.consecutiveFailures = 0;
       if (child.removed || this.destroyed) return;
       rt.trace(`${spec.name} ${this.target}: ${child.key} returns from ejection`);
-      this.observer?.emit('return', { target: this.target, address: child.key });
       if (recompute) this.recompute();
+      this.observer?.emit('return', { target: this.target, address: child.key });
     }
 
     private configureHealth(child: Child): void {
@@ -450,8 +451,8 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
         (health) => {
           child.health = health;
           if (child.removed || this.destroyed) return;
-          this.observer?.emit('health', { target: this.target, address: child.key, health });
           this.recompute();
+          this.observer?.emit('health', { target: this.target, address: child.key, health });
         },
         `${spec.name} ${this.target}: ${child.key}`,
       );
@@ -462,7 +463,7 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       if (observer === this.observer) return;
       this.observer?.detach(this);
       this.observer = observer;
-      observer?.attach(this);
+      observer?.attach(this, rt.logger);
     }
 
     private createChild(
@@ -573,18 +574,19 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
         threshold > 0 &&
         children.length > 0 &&
         healthy * 100 < threshold * children.length;
+      let panicEvent: PanicEvent | undefined;
       if (panic !== this.panic) {
         this.panic = panic;
         const healthyPercent = children.length ? Math.round((healthy * 100) / children.length) : 0;
         rt.trace(
           `${spec.name} ${this.target}: panic mode ${panic ? 'on' : 'off'}: ${healthy} of ${children.length} endpoints healthy (threshold ${threshold}%)`,
         );
-        this.observer?.emit('panic', {
+        panicEvent = {
           target: this.target,
           active: panic,
           healthyPercent,
           thresholdPercent: threshold,
-        });
+        };
       }
       const ready: Child[] = [];
       const idle: Child[] = [];
@@ -643,6 +645,7 @@ export function createEndpointPolicy<C>(rt: Runtime, spec: PolicySpec<C>): Polic
       }
       // Every endpoint stays connected: a leaf that went idle reconnects.
       for (const child of idle) child.leaf.exitIdle();
+      if (panicEvent) this.observer?.emit('panic', panicEvent);
     }
 
     private publish(
