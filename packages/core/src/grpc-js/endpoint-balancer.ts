@@ -26,7 +26,7 @@ import type { PolicySpec } from './endpoint-policy';
 import { withoutKey } from './options';
 import { ResilienceController, type ResilienceHost } from './resilience-controller';
 import type { Runtime } from './runtime';
-import { StateAggregator } from './state-aggregation';
+import { describeNoEndpoints, StateAggregator } from './state-aggregation';
 
 type ConnectivityState = ConnectivityStateEnum;
 
@@ -157,7 +157,7 @@ export class EndpointBalancer<C>
     this.children = [...next.values()];
     this.rt.trace(`${this.describe}: ${next.size} endpoints, ${added.length} new`);
     if (next.size === 0) {
-      const details = `grpc-lb: no endpoints for ${this.target}${resolutionNote ? ` (${resolutionNote})` : ''}`;
+      const details = describeNoEndpoints(this.target, resolutionNote);
       this.publish(this.CS.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
       return true;
     }
@@ -225,19 +225,14 @@ export class EndpointBalancer<C>
     args: ChannelOptions,
   ): experimental.SubchannelInterface {
     const subchannel = this.helper.createSubchannel(address, args);
-    child.subchannel = subchannel;
+    child.useSubchannel(subchannel);
     this.resilience.subchannelChanged(child);
     return subchannel;
   }
 
   /** ChildOwner: the leaf of `child` changed state. */
-  leafStateChanged(
-    child: ChildEndpoint,
-    previous: ConnectivityState,
-    errorMessage: string | null,
-  ): void {
+  leafStateChanged(child: ChildEndpoint, previous: ConnectivityState): void {
     if (this.destroyed) return;
-    if (errorMessage) this.aggregator.lastError = errorMessage;
     const READY = this.CS.READY;
     if (previous === READY && child.connectivity !== READY) {
       this.rt.trace(`${this.describe}: ${child.key} left READY`);
@@ -262,11 +257,14 @@ export class EndpointBalancer<C>
     const children = this.children;
     const resilience = this.resilience;
     const { panic, event } = resilience.evaluatePanic();
-    const aggregate = this.aggregator.aggregate(
-      children,
-      { panic, healthOk: (child) => resilience.healthOk(child) },
-      this.target,
-    );
+    const aggregate = this.aggregator.aggregate(children, {
+      panic,
+      healthOk: (child) => resilience.healthOk(child),
+      healthDetail: (child) => resilience.healthDetail(child),
+      healthService: resilience.current?.healthCheck?.serviceName,
+      target: this.target,
+      note: this.note,
+    });
     const now = Date.now();
     const ready = aggregate.ready;
     const rampingUp = resilience.rampingUp(ready, now);

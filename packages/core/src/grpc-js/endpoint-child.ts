@@ -21,6 +21,9 @@ import type { Runtime } from './runtime';
 
 type ConnectivityState = ConnectivityStateEnum;
 
+/** Orders the errors of all endpoints, so the most recent one can be named. */
+let errorSequence = 0;
+
 /** What a child asks of the balancer that owns it. */
 export interface ChildOwner {
   /** The helper methods every leaf shares as they are (re-resolution, channelz). */
@@ -35,11 +38,7 @@ export interface ChildOwner {
     args: ChannelOptions,
   ): experimental.SubchannelInterface;
   /** The leaf published a state (already recorded on the child). */
-  leafStateChanged(
-    child: ChildEndpoint,
-    previous: ConnectivityState,
-    errorMessage: string | null,
-  ): void;
+  leafStateChanged(child: ChildEndpoint, previous: ConnectivityState): void;
 }
 
 export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndpoint {
@@ -52,6 +51,10 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
   readonly picker: experimental.Picker;
   readonly stats = new EndpointStats();
   subchannel: experimental.SubchannelInterface | undefined;
+  /** The connection's most recent error; cleared when it is READY again. */
+  lastError: string | undefined;
+  /** When `lastError` came, relative to the errors of other endpoints. */
+  lastErrorSequence = 0;
   watcher: HealthWatcher | undefined;
   health: EndpointHealth = 'not_checked';
   /** Epoch ms the current ejection ends; 0 when not ejected. */
@@ -63,6 +66,11 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
   removed = false;
   readonly countStart: () => void;
   readonly countEnd: (code: number) => void;
+  /**
+   * The subchannel's own error, not the leaf's: pick_first wraps it in
+   * sentences of its own ("No connection established. Last error: …").
+   */
+  private readonly errorListener: experimental.ConnectivityStateListener;
 
   constructor(
     rt: Runtime,
@@ -78,6 +86,14 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
     const CS = rt.grpc.connectivityState;
     this.state = CS.IDLE;
     this.connectivity = CS.IDLE;
+    this.errorListener = (_subchannel, _previous, state, _keepalive, errorMessage) => {
+      if (state === CS.READY) {
+        this.lastError = undefined;
+      } else if (state === CS.TRANSIENT_FAILURE && errorMessage) {
+        this.lastError = errorMessage;
+        this.lastErrorSequence = ++errorSequence;
+      }
+    };
     this.picker = { pick: (args) => this.tracker.track(this, this.leafPicker.pick(args)) };
     const counters = tracker.counters(this);
     this.countStart = counters.countStart;
@@ -86,22 +102,30 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
     const helper: experimental.ChannelControlHelper = {
       ...owner.sharedHelper,
       createSubchannel: (address, args) => owner.createSubchannel(this, address, args),
-      updateState: (state, picker, errorMessage) => {
+      updateState: (state, picker) => {
         if (this.removed) return;
         const previous = this.connectivity;
         this.connectivity = state;
         this.leafPicker = picker;
         if (state === CS.READY && previous !== CS.READY) this.readySince = Date.now();
-        owner.leafStateChanged(this, previous, errorMessage);
+        owner.leafStateChanged(this, previous);
       },
     };
     this.leaf = new LeafLoadBalancer(endpoint, helper, options, resolutionNote);
     this.leafPicker = new QueuePicker(this.leaf as unknown as experimental.LoadBalancer);
   }
 
+  /** The leaf made (or remade) its subchannel. */
+  useSubchannel(subchannel: experimental.SubchannelInterface): void {
+    this.subchannel?.removeConnectivityStateListener(this.errorListener);
+    this.subchannel = subchannel;
+    subchannel.addConnectivityStateListener(this.errorListener);
+  }
+
   /** The leaf and its connection go; nothing it reports afterwards is heard. */
   destroy(): void {
     this.removed = true;
+    this.subchannel?.removeConnectivityStateListener(this.errorListener);
     this.leaf.destroy();
   }
 }

@@ -108,6 +108,11 @@ export class ResilienceController {
     );
   }
 
+  /** What the health check answered `child`, for failure messages. */
+  healthDetail(child: ChildEndpoint): string {
+    return child.health === 'not_serving' ? 'NOT_SERVING' : child.health;
+  }
+
   /**
    * Whether the balancer is in panic mode now, and the event to emit when
    * that changed (after the new state is published).

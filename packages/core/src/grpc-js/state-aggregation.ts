@@ -11,11 +11,18 @@ import type { Runtime } from './runtime';
 
 type ConnectivityState = ConnectivityStateEnum;
 
-/** What the resilience controller decided for this aggregation. */
+/** What the resilience controller decided for this aggregation, and what failure messages name. */
 export interface Verdicts {
   /** Panic mode: every connected endpoint is in rotation, whatever its health or ejection. */
   readonly panic: boolean;
   healthOk(child: ChildEndpoint): boolean;
+  /** The health check's answer for an endpoint that failed it (`NOT_SERVING`, …). */
+  healthDetail(child: ChildEndpoint): string;
+  /** The health-checked service name; undefined when health checks are off. */
+  readonly healthService: string | undefined;
+  readonly target: string;
+  /** The resolver's note on its last update ('' for none). */
+  readonly note: string;
 }
 
 export interface Aggregate {
@@ -47,7 +54,7 @@ export class StateAggregator {
   }
 
   /** Sets each child's `state` as policies see it, and says what the channel shows. */
-  aggregate(children: readonly ChildEndpoint[], verdicts: Verdicts, target: string): Aggregate {
+  aggregate(children: readonly ChildEndpoint[], verdicts: Verdicts): Aggregate {
     const CS = this.CS;
     const ready: ChildEndpoint[] = [];
     const idle: ChildEndpoint[] = [];
@@ -70,7 +77,7 @@ export class StateAggregator {
       state: CS.TRANSIENT_FAILURE,
       ready,
       idle,
-      failure: this.describeFailure(children, target),
+      failure: this.describeFailure(children, verdicts),
     };
   }
 
@@ -89,14 +96,61 @@ export class StateAggregator {
     return new UnavailablePicker({ details: aggregate.failure ?? '' });
   }
 
-  private describeFailure(children: readonly ChildEndpoint[], target: string): string {
-    const connected = children.filter((c) => c.connectivity === this.CS.READY).length;
-    return connected > 0
-      ? `grpc-lb: no usable endpoint for ${target}: ${connected} of ${children.length} connected, all ejected or unhealthy`
-      : `grpc-lb: no reachable endpoint for ${target}: all ${children.length} failing` +
-          (this.lastError ? ` (last error: ${this.lastError})` : '');
+  /**
+   * One sentence: which target, how many endpoints in which state, and the
+   * most recent relevant error — a connection error of an endpoint still
+   * failing, the health check's answers — then the resolver's note if any.
+   */
+  private describeFailure(children: readonly ChildEndpoint[], verdicts: Verdicts): string {
+    const READY = this.CS.READY;
+    let unreachable = 0;
+    let connected = 0;
+    let ejected = 0;
+    let unhealthy = 0;
+    const answers = new Set<string>();
+    let lastError: ChildEndpoint | undefined;
+    for (const child of children) {
+      if (child.connectivity !== READY) {
+        unreachable++;
+        if (
+          child.lastError !== undefined &&
+          (!lastError || child.lastErrorSequence > lastError.lastErrorSequence)
+        ) {
+          lastError = child;
+        }
+        continue;
+      }
+      connected++;
+      if (child.ejectedUntil !== 0) {
+        ejected++;
+      } else if (!verdicts.healthOk(child)) {
+        unhealthy++;
+        answers.add(verdicts.healthDetail(child));
+      }
+    }
+    const parts: string[] = [];
+    if (unreachable > 0) {
+      parts.push(
+        `${unreachable} of ${children.length} endpoints in TRANSIENT_FAILURE` +
+          (lastError ? ` (last error: ${lastError.lastError})` : ''),
+      );
+    }
+    if (unhealthy > 0) {
+      parts.push(
+        `${unhealthy} of ${connected} connected endpoints failed their health check ` +
+          `(service ${JSON.stringify(verdicts.healthService ?? '')}: ${[...answers].join(', ')})`,
+      );
+    }
+    if (ejected > 0)
+      parts.push(`${ejected} of ${connected} connected endpoints ejected as outliers`);
+    return (
+      `grpc-lb: no endpoint of ${verdicts.target} can take calls: ${parts.join('; ')}` +
+      (verdicts.note ? `; resolver: ${verdicts.note}` : '')
+    );
   }
+}
 
-  /** The most recent error a leaf reported (kept as before; see the balancer). */
-  lastError: string | null = null;
+/** The failure of a balancer whose resolver gave it no endpoints. */
+export function describeNoEndpoints(target: string, note: string): string {
+  return `grpc-lb: no endpoints for ${target}` + (note ? ` (resolver: ${note})` : '');
 }
