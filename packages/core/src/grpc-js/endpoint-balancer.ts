@@ -260,6 +260,7 @@ export class EndpointBalancer<C>
     const aggregate = this.aggregator.aggregate(children, {
       panic,
       healthOk: (child) => resilience.healthOk(child),
+      awaitingHealth: (child) => resilience.awaitingHealth(child),
       healthDetail: (child) => resilience.healthDetail(child),
       healthService: resilience.current?.healthCheck?.serviceName,
       target: this.target,

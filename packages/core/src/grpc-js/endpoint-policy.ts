@@ -24,7 +24,13 @@ export interface EndpointChild {
   readonly key: string;
   /** Weight, labels and zone from the resolver; absent for endpoints of non-grpc-lb resolvers. */
   readonly info: NormalizedEndpoint | undefined;
-  /** READY when the endpoint is in rotation (connected, healthy, not ejected — or any connected one, in panic). */
+  /**
+   * READY when the endpoint is in rotation (connected, healthy, not ejected
+   * — or any connected one, in panic); CONNECTING while it may still come
+   * (connecting, or connected with its first health answer pending);
+   * TRANSIENT_FAILURE when it cannot take calls (unreachable, not serving,
+   * no health answer in time, ejected); IDLE while it reconnects from idle.
+   */
   readonly state: ConnectivityState;
   readonly picker: experimental.Picker;
   readonly stats: EndpointStats;

@@ -110,7 +110,12 @@ export class ResilienceController {
 
   /** What the health check answered `child`, for failure messages. */
   healthDetail(child: ChildEndpoint): string {
-    return child.health === 'not_serving' ? 'NOT_SERVING' : child.health;
+    return child.watcher?.detail ?? child.health;
+  }
+
+  /** Connected with its first health answer pending, within the wait: neither in nor out yet. */
+  awaitingHealth(child: ChildEndpoint): boolean {
+    return child.health === 'unknown' && !(child.watcher?.overdue ?? false);
   }
 
   /**
@@ -123,10 +128,10 @@ export class ResilienceController {
     const guarded =
       config !== undefined &&
       (config.outlierDetection !== undefined || config.healthCheck !== undefined);
-    // An endpoint whose health is not known yet is not counted against the threshold.
+    // An endpoint whose first health answer is still awaited is not counted against the threshold.
     let healthy = 0;
     for (const child of children) {
-      if (child.ejectedUntil === 0 && (child.health === 'unknown' || this.healthOk(child)))
+      if (child.ejectedUntil === 0 && (this.awaitingHealth(child) || this.healthOk(child)))
         healthy++;
     }
     const threshold = config?.panicThresholdPercent ?? 0;
@@ -246,24 +251,36 @@ export class ResilienceController {
       child.health = 'not_checked';
       return;
     }
-    if (child.watcher || !child.subchannel) return;
-    child.health = 'unknown';
-    child.watcher = new HealthWatcher(
+    if (!child.subchannel) return;
+    if (child.watcher) {
+      // Same connection, new settings: no reconnect.
+      child.watcher.reconfigure(healthCheck.serviceName, healthCheck.checkIntervalMs);
+      child.health = child.watcher.current;
+      return;
+    }
+    const watcher = new HealthWatcher(
       this.rt,
       child.subchannel,
       healthCheck.serviceName,
       healthCheck.checkIntervalMs,
-      (health) => {
-        child.health = health;
-        if (child.removed || this.host.destroyed) return;
-        this.host.recompute();
-        this.host.observer?.emit('health', {
-          target: this.host.target,
-          address: child.key,
-          health,
-        });
-      },
+      () => this.healthChanged(child, watcher),
       `${this.host.describe}: ${child.key}`,
     );
+    child.watcher = watcher;
+    child.health = watcher.current;
+  }
+
+  private healthChanged(child: ChildEndpoint, watcher: HealthWatcher): void {
+    if (child.watcher !== watcher || child.removed || this.host.destroyed) return;
+    const previous = child.health;
+    child.health = watcher.current;
+    this.host.recompute();
+    if (child.health !== previous) {
+      this.host.observer?.emit('health', {
+        target: this.host.target,
+        address: child.key,
+        health: child.health,
+      });
+    }
   }
 }

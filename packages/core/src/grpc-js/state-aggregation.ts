@@ -16,6 +16,8 @@ export interface Verdicts {
   /** Panic mode: every connected endpoint is in rotation, whatever its health or ejection. */
   readonly panic: boolean;
   healthOk(child: ChildEndpoint): boolean;
+  /** Connected, its first health answer pending within the bounded wait. */
+  awaitingHealth(child: ChildEndpoint): boolean;
   /** The health check's answer for an endpoint that failed it (`NOT_SERVING`, …). */
   healthDetail(child: ChildEndpoint): string;
   /** The health-checked service name; undefined when health checks are off. */
@@ -63,10 +65,18 @@ export class StateAggregator {
       const connected = child.connectivity === CS.READY;
       const usable =
         connected && (verdicts.panic || (child.ejectedUntil === 0 && verdicts.healthOk(child)));
-      child.state = usable ? CS.READY : connected ? CS.TRANSIENT_FAILURE : child.connectivity;
+      // Connected, first health answer pending: it may still come, like a connection being made.
+      const pending =
+        connected && !usable && child.ejectedUntil === 0 && verdicts.awaitingHealth(child);
+      child.state = usable
+        ? CS.READY
+        : pending
+          ? CS.CONNECTING
+          : connected
+            ? CS.TRANSIENT_FAILURE
+            : child.connectivity;
       if (usable) ready.push(child);
-      else if (child.connectivity === CS.CONNECTING || (connected && child.health === 'unknown'))
-        waiting++;
+      else if (pending || child.connectivity === CS.CONNECTING) waiting++;
       else if (child.connectivity === CS.IDLE) idle.push(child);
     }
     if (ready.length > 0) return { state: CS.READY, ready, idle, failure: undefined };
