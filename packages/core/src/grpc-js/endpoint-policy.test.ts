@@ -328,12 +328,12 @@ for (const policy of POLICIES) {
           },
           endpoints: [A, B, C],
         });
-        await h.ready(A, B);
+        await h.ready(A, B, C);
         await h.setHealth(A, 'SERVING');
-        await h.setHealth(B, 'SERVING');
+        await h.setHealth(B, 'SERVING'); // C's first answer pending: its wait timer runs
         const call = h.call();
         if (call.kind === 'complete') call.end({ code: Status.UNAVAILABLE }); // an ejection timer
-        h.subchannel(C).setState('CONNECTING'); // a batched state change pending
+        h.subchannel(B).setState('IDLE'); // B reconnects: a batched state change is pending
         h.destroy();
         assert.deepEqual(h.leakedSubchannels(), []);
         assert.deepEqual(
