@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { LoadBalancerObserver, type PanicEvent } from '../observer';
 import { ROUND_ROBIN_POLICY } from '../service-config';
+import { HEALTH_ANSWER_WAIT_MS } from './health-watcher';
 import { PolicyHarness, type ServingStatusName } from './testing/fake-channel';
 
 const A = '10.0.0.1:80';
@@ -120,6 +121,30 @@ describe('panic threshold', () => {
       await h.setHealth(A, 'SERVING');
       assert.deepEqual(h.pickMany(4).counts, { [A]: 4 });
       assert.deepEqual(events, [true, false]);
+    } finally {
+      h.destroy();
+    }
+  });
+
+  test('endpoints waiting for their first health answer count as healthy until the wait is over', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const observer = new LoadBalancerObserver();
+    const events: boolean[] = [];
+    observer.on('panic', (e) => events.push(e.active));
+    const h = PolicyHarness.create({
+      policy: ROUND_ROBIN_POLICY,
+      config: { healthCheck: {}, panicThreshold: 50 },
+      endpoints: [A, B],
+      observer,
+    });
+    try {
+      await h.ready();
+      assert.equal(h.stateName, 'CONNECTING', 'no panic while the answers are awaited');
+      assert.deepEqual(events, []);
+      t.mock.timers.tick(HEALTH_ANSWER_WAIT_MS);
+      await h.settle();
+      assert.deepEqual(events, [true], 'no answer in time: not healthy, so panic');
+      assert.deepEqual(h.pickMany(4).counts, { [A]: 2, [B]: 2 });
     } finally {
       h.destroy();
     }
