@@ -129,9 +129,8 @@ describe('decodeHealthResponse (HealthCheckResponse { ServingStatus status = 1; 
     });
   }
 
-  // BUG: `i += varint()` reads `i` before varint() moves it past the length,
-  // so a length-delimited field is skipped one length-byte short: its last
-  // byte is parsed as the next tag. Here the skipped bytes yield status 8.
+  // A skip computed from the position before the length varint was read
+  // would stop one byte short and parse the field's last byte as a tag.
   test('the content of a skipped length-delimited field is not parsed as fields', () => {
     // field 3 = [08]; status = 1 (SERVING); field 3 = 8 zero bytes
     assert.equal(decodeHealthResponse(hex('1a 01 08  08 01  1a 08 0000000000000000')), 1);
