@@ -8,6 +8,7 @@
  *     observer.endpoints(); // [{ address, state, health, ejected, calls, failures, latencyEwmaMs, … }]
  */
 import { EventEmitter } from 'node:events';
+import { consoleLogger, type Logger } from './logger';
 
 export const OBSERVER_OPTION = 'grpc-lb.observer';
 
@@ -76,8 +77,18 @@ export interface ObservedBalancer {
   snapshot(): EndpointSnapshot[];
 }
 
+/**
+ * Listeners are the application's code, called from inside grpc-js (a pick,
+ * a call's end, a timer): `emit` calls each in turn and contains what it
+ * throws — the other listeners still run, the balancer's state is already
+ * updated, and the failure is reported once per listener through the
+ * logger of the balancer that emitted — so a bug in a listener can neither
+ * change balancing nor crash the process.
+ */
 export class LoadBalancerObserver extends EventEmitter<LoadBalancerObserverEvents> {
   private readonly balancers = new Set<ObservedBalancer>();
+  private logger: Logger = consoleLogger;
+  private readonly reported = new WeakSet<object>();
 
   /** Every endpoint of every balancer (channel) using this observer. */
   endpoints(): EndpointSnapshot[] {
@@ -94,14 +105,44 @@ export class LoadBalancerObserver extends EventEmitter<LoadBalancerObserverEvent
     return `LoadBalancerObserver(${this.balancers.size} balancers)`;
   }
 
-  /** @internal */
-  attach(balancer: ObservedBalancer): void {
+  override emit<K extends keyof LoadBalancerObserverEvents>(
+    event: K,
+    ...args: LoadBalancerObserverEvents[K]
+  ): boolean {
+    // rawListeners: a once() listener is its wrapper, which removes itself when called.
+    const listeners = this.rawListeners(event) as ((...a: unknown[]) => unknown)[];
+    for (const listener of listeners) {
+      try {
+        listener.apply(this, args);
+      } catch (error) {
+        this.report(event, listener, error);
+      }
+    }
+    return listeners.length > 0;
+  }
+
+  /** @internal `logger` receives listener failures (the last balancer attached wins). */
+  attach(balancer: ObservedBalancer, logger?: Logger): void {
     this.balancers.add(balancer);
+    if (logger) this.logger = logger;
   }
 
   /** @internal */
   detach(balancer: ObservedBalancer): void {
     this.balancers.delete(balancer);
+  }
+
+  private report(event: string, listener: object, error: unknown): void {
+    if (this.reported.has(listener)) return;
+    this.reported.add(listener);
+    const what = error instanceof Error ? error.message : String(error);
+    try {
+      this.logger.warn(
+        `LoadBalancerObserver: a "${event}" listener threw: ${what} (ignored; further failures of this listener are not reported)`,
+      );
+    } catch {
+      // A logger that throws has nowhere left to report to.
+    }
   }
 }
 

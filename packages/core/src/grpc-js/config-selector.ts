@@ -9,11 +9,13 @@ const MAX_CACHED_METHODS = 1000;
 const NO_CONFIG: MethodConfig = Object.freeze({ name: [] });
 
 /**
- * One instance per resolver, reused across updates (gotcha 3: a new
- * selector object changes the subchannel key and reconnects everything).
- * Replacing grpc-js's default selector means applying `methodConfig` here
- * (gotcha 5), with the gRPC precedence: service+method, then service, then
- * the empty name.
+ * One instance per resolver, reused across updates: grpc-js passes the
+ * resolver's attributes (this selector among them) into every subchannel's
+ * arguments, and a new selector object would make every subchannel look new
+ * and reconnect all backends on each update. Installing a selector replaces
+ * grpc-js's default one, so `methodConfig` (timeouts, retries,
+ * waitForReady) is applied here, with gRPC's precedence: service and
+ * method, then service, then the empty name. See INTERNALS.md.
  */
 export class StableConfigSelector implements experimental.ConfigSelector {
   private methodConfigs: readonly MethodConfig[] = [];

@@ -1,6 +1,23 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { decodeHealthResponse, encodeHealthRequest } from './health-watcher';
+import * as grpc from '@grpc/grpc-js';
+import type { EndpointHealth } from '../observer';
+import {
+  decodeHealthResponse,
+  encodeHealthRequest,
+  HEALTH_ANSWER_WAIT_MS,
+  HealthWatcher,
+  setHealthClientFactory,
+} from './health-watcher';
+import { createRuntime } from './runtime';
+import {
+  FakeHealthServers,
+  FakeSubchannel,
+  settle,
+  Status,
+  type FakeHealthServer,
+  type ServingStatusName,
+} from './testing/fake-channel';
 
 const hex = (text: string): Buffer => Buffer.from(text.replace(/\s+/g, ''), 'hex');
 
@@ -112,9 +129,8 @@ describe('decodeHealthResponse (HealthCheckResponse { ServingStatus status = 1; 
     });
   }
 
-  // BUG: `i += varint()` reads `i` before varint() moves it past the length,
-  // so a length-delimited field is skipped one length-byte short: its last
-  // byte is parsed as the next tag. Here the skipped bytes yield status 8.
+  // A skip computed from the position before the length varint was read
+  // would stop one byte short and parse the field's last byte as a tag.
   test('the content of a skipped length-delimited field is not parsed as fields', () => {
     // field 3 = [08]; status = 1 (SERVING); field 3 = 8 zero bytes
     assert.equal(decodeHealthResponse(hex('1a 01 08  08 01  1a 08 0000000000000000')), 1);
@@ -122,5 +138,164 @@ describe('decodeHealthResponse (HealthCheckResponse { ServingStatus status = 1; 
 
   test('decoding the request encoder’s output finds no status (different message)', () => {
     assert.equal(decodeHealthResponse(encodeHealthRequest('svc')), 0);
+  });
+});
+
+describe('HealthWatcher over a fake health server', () => {
+  interface Watched {
+    watcher: HealthWatcher;
+    subchannel: FakeSubchannel;
+    server: FakeHealthServer;
+    changes: EndpointHealth[];
+  }
+
+  function watch(serviceName = 'svc', checkIntervalMs = 5_000): Watched {
+    const rt = createRuntime(grpc, { warn: () => {} });
+    const servers = new FakeHealthServers();
+    setHealthClientFactory(rt, servers.factory);
+    const subchannel = new FakeSubchannel('10.0.0.1:80', {});
+    const changes: EndpointHealth[] = [];
+    const box: { watcher?: HealthWatcher } = {};
+    const watcher = new HealthWatcher(
+      rt,
+      subchannel,
+      serviceName,
+      checkIntervalMs,
+      () => changes.push(box.watcher!.current),
+      'test',
+    );
+    box.watcher = watcher;
+    return { watcher, subchannel, server: servers.server('10.0.0.1:80'), changes };
+  }
+
+  const answered: [ServingStatusName, EndpointHealth, string][] = [
+    ['SERVING', 'serving', 'SERVING'],
+    ['NOT_SERVING', 'not_serving', 'NOT_SERVING'],
+    ['SERVICE_UNKNOWN', 'not_serving', 'SERVICE_UNKNOWN'],
+    ['UNKNOWN', 'not_serving', 'UNKNOWN'],
+  ];
+  for (const [status, health, detail] of answered) {
+    test(`Watch answering ${status} means ${health}`, async () => {
+      const w = watch();
+      w.server.setStatus(status);
+      w.subchannel.setState('READY');
+      await settle();
+      assert.equal(w.watcher.current, health);
+      assert.equal(w.watcher.detail, detail);
+      w.watcher.destroy();
+    });
+  }
+
+  test('Check answering NOT_FOUND (unknown service) means not_serving', async () => {
+    const w = watch();
+    w.server.watchUnimplemented = true;
+    w.server.setStatus('SERVING', 'another-service');
+    w.subchannel.setState('READY');
+    await settle();
+    assert.equal(w.watcher.current, 'not_serving');
+    assert.equal(w.watcher.detail, 'NOT_FOUND');
+    w.watcher.destroy();
+  });
+
+  test('no answer: unknown, and overdue once the answer wait has passed', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+    const w = watch();
+    w.subchannel.setState('READY');
+    await settle();
+    assert.equal(w.watcher.current, 'unknown');
+    assert.equal(w.watcher.overdue, false);
+    t.mock.timers.tick(HEALTH_ANSWER_WAIT_MS - 1);
+    assert.equal(w.watcher.overdue, false);
+    t.mock.timers.tick(1);
+    assert.equal(w.watcher.overdue, true);
+    assert.equal(w.watcher.detail, `no answer within ${HEALTH_ANSWER_WAIT_MS / 1000} s`);
+    assert.deepEqual(w.changes, ['unknown']);
+    w.server.setStatus('SERVING');
+    await settle();
+    assert.equal(w.watcher.current, 'serving');
+    assert.equal(w.watcher.overdue, false);
+    w.watcher.destroy();
+  });
+
+  test('a stream that keeps failing before any answer is overdue, and the error is named', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+    const w = watch();
+    w.subchannel.setState('READY');
+    await settle();
+    w.server.failWatches(Status.UNAVAILABLE, 'connection reset');
+    await settle();
+    t.mock.timers.tick(HEALTH_ANSWER_WAIT_MS);
+    assert.equal(w.watcher.overdue, true);
+    assert.equal(
+      w.watcher.detail,
+      `no answer within ${HEALTH_ANSWER_WAIT_MS / 1000} s (Health/Watch failed: UNAVAILABLE: connection reset)`,
+    );
+    w.watcher.destroy();
+  });
+
+  test('a new connection waits again for its first answer', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+    const w = watch();
+    w.subchannel.setState('READY');
+    await settle();
+    t.mock.timers.tick(HEALTH_ANSWER_WAIT_MS);
+    assert.equal(w.watcher.overdue, true);
+    w.subchannel.setState('IDLE');
+    assert.equal(w.watcher.overdue, false, 'not connected: not waiting');
+    w.subchannel.setState('READY');
+    await settle();
+    assert.equal(w.watcher.overdue, false);
+    t.mock.timers.tick(HEALTH_ANSWER_WAIT_MS);
+    assert.equal(w.watcher.overdue, true);
+    w.watcher.destroy();
+  });
+
+  test('a new service name reopens the watch on the same connection; the old answer no longer counts', async () => {
+    const w = watch('a');
+    w.server.setStatus('SERVING', 'a');
+    w.subchannel.setState('READY');
+    await settle();
+    assert.equal(w.watcher.current, 'serving');
+    w.watcher.reconfigure('b', 5_000);
+    assert.equal(w.watcher.current, 'unknown');
+    await settle();
+    assert.deepEqual(
+      w.server.openWatches().map((c) => c.service),
+      ['b'],
+    );
+    assert.equal(w.watcher.current, 'not_serving');
+    assert.equal(w.watcher.detail, 'SERVICE_UNKNOWN');
+    w.server.setStatus('SERVING', 'b');
+    await settle();
+    assert.equal(w.watcher.current, 'serving');
+    assert.equal(w.subchannel.startConnectingCalls, 0, 'no reconnect');
+    w.watcher.destroy();
+  });
+
+  test('a new check interval applies to the polling of Check', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 1_000_000 });
+    const w = watch('svc', 10_000);
+    w.server.watchUnimplemented = true;
+    w.server.setStatus('SERVING');
+    w.subchannel.setState('READY');
+    await settle();
+    assert.equal(w.server.checks.length, 1);
+    w.watcher.reconfigure('svc', 1_000);
+    assert.equal(w.watcher.current, 'serving', 'same service: the answer stands');
+    for (let i = 0; i < 3; i++) {
+      t.mock.timers.tick(1_000);
+      await settle();
+    }
+    assert.equal(w.server.checks.length, 4);
+    w.watcher.destroy();
+  });
+
+  test('destroy cancels the stream and removes its listener', async () => {
+    const w = watch();
+    w.subchannel.setState('READY');
+    await settle();
+    w.watcher.destroy();
+    assert.equal(w.subchannel.listenerCount, 0);
+    assert.deepEqual(w.server.openWatches(), []);
   });
 });

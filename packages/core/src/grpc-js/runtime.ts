@@ -1,7 +1,9 @@
 /**
  * The one place that touches grpc-js's `experimental` surface at run time.
  * Everything is taken from the copy of grpc-js the application registered
- * with (gotcha 2: registries belong to one copy).
+ * with: resolver and policy registries are module-level maps of one copy,
+ * and classes or constants from another copy would not be recognised by
+ * it. See INTERNALS.md.
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';

@@ -1,0 +1,335 @@
+/**
+ * The LoadBalancer grpc-js drives for every grpc-lb policy: it keeps one
+ * child per endpoint across resolver updates (`endpoint-child.ts`), batches
+ * their state changes, asks for re-resolution when a READY endpoint drops,
+ * and on every change asks the resilience controller which endpoints may
+ * take calls, the aggregator what the channel shows, and the policy for a
+ * picker over the endpoints in rotation.
+ */
+import type {
+  ChannelOptions,
+  connectivityState as ConnectivityStateEnum,
+  experimental,
+} from '@grpc/grpc-js';
+import {
+  isObserver,
+  OBSERVER_OPTION,
+  type EndpointSnapshot,
+  type LoadBalancerObserver,
+  type ObservedBalancer,
+} from '../observer';
+import type { ResilienceConfig } from '../resilience-config';
+import { CallTracker, Tracking } from './call-tracking';
+import { ChildEndpoint, type ChildOwner } from './endpoint-child';
+import { endpointKey, TARGET_ATTRIBUTE, type GrpcLbEndpoint } from './endpoint-info';
+import type { PolicySpec } from './endpoint-policy';
+import { withoutKey } from './options';
+import { ResilienceController, type ResilienceHost } from './resilience-controller';
+import type { Runtime } from './runtime';
+import { describeNoEndpoints, StateAggregator } from './state-aggregation';
+
+type ConnectivityState = ConnectivityStateEnum;
+
+/** A policy's parsed config: its own fields and the shared resilience options. */
+export class EndpointPolicyConfig<C> implements experimental.TypedLoadBalancingConfig {
+  constructor(
+    private readonly name: string,
+    readonly parsed: C,
+    readonly resilience: ResilienceConfig,
+    private readonly json: unknown,
+  ) {}
+  getLoadBalancerName(): string {
+    return this.name;
+  }
+  toJsonObject(): object {
+    return { [this.name]: this.json ?? {} };
+  }
+}
+
+export class EndpointBalancer<C>
+  implements experimental.LoadBalancer, ObservedBalancer, ChildOwner, ResilienceHost
+{
+  private childMap = new Map<string, ChildEndpoint>();
+  children: ChildEndpoint[] = [];
+  private state: ConnectivityState;
+  private config: C | undefined;
+  private configText = '';
+  private readonly memo = new Map<string, unknown>();
+  private recomputeImmediate: NodeJS.Immediate | undefined;
+  observer: LoadBalancerObserver | undefined;
+  private updatesPaused = false;
+  target = 'target';
+  private note = '';
+  destroyed = false;
+  readonly sharedHelper: ChildOwner['sharedHelper'];
+  private readonly tracker: CallTracker<ChildEndpoint>;
+  private readonly resilience: ResilienceController;
+  private readonly aggregator: StateAggregator;
+  private readonly CS: typeof import('@grpc/grpc-js').connectivityState;
+
+  constructor(
+    private readonly rt: Runtime,
+    private readonly spec: PolicySpec<C>,
+    private readonly Config: abstract new (...args: never[]) => EndpointPolicyConfig<C>,
+    private readonly helper: experimental.ChannelControlHelper,
+  ) {
+    this.CS = rt.grpc.connectivityState;
+    this.state = this.CS.IDLE;
+    this.sharedHelper = {
+      requestReresolution: helper.requestReresolution.bind(helper),
+      addChannelzChild: helper.addChannelzChild.bind(helper),
+      removeChannelzChild: helper.removeChannelzChild.bind(helper),
+    };
+    this.resilience = new ResilienceController(rt, this);
+    this.tracker = new CallTracker(rt.grpc.experimental.PickResultType.COMPLETE, this.resilience);
+    this.aggregator = new StateAggregator(rt);
+  }
+
+  get describe(): string {
+    return `${this.spec.name} ${this.target}`;
+  }
+
+  updateAddressList(
+    endpoints: experimental.StatusOr<experimental.Endpoint[]>,
+    config: experimental.TypedLoadBalancingConfig,
+    options: ChannelOptions,
+    resolutionNote: string,
+  ): boolean {
+    if (!(config instanceof this.Config)) return false;
+    const configText = JSON.stringify(config.toJsonObject());
+    if (configText !== this.configText) {
+      this.memo.clear();
+      this.configText = configText;
+      this.resilience.apply(config.resilience);
+    }
+    this.config = config.parsed;
+    const target: unknown = options[TARGET_ATTRIBUTE];
+    if (typeof target === 'string') this.target = target;
+    this.note = resolutionNote;
+    this.attachObserver(options[OBSERVER_OPTION]);
+    this.updateTracking();
+    const { UnavailablePicker } = this.rt.grpc.experimental;
+    if (!endpoints.ok) {
+      if (this.childMap.size === 0) {
+        this.publish(
+          this.CS.TRANSIENT_FAILURE,
+          new UnavailablePicker(endpoints.error),
+          endpoints.error.details,
+        );
+      } else {
+        this.recompute();
+      }
+      return true;
+    }
+    const leafOptions = withoutKey(
+      withoutKey(options, this.rt.grpc.experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY),
+      OBSERVER_OPTION,
+    );
+    const next = new Map<string, ChildEndpoint>();
+    const added: ChildEndpoint[] = [];
+    for (const endpoint of endpoints.value) {
+      const key = endpointKey(endpoint);
+      if (next.has(key)) continue;
+      const info = (endpoint as Partial<GrpcLbEndpoint>).grpcLb;
+      const existing = this.childMap.get(key);
+      if (existing) {
+        existing.info = info;
+        next.set(key, existing);
+      } else {
+        const child = new ChildEndpoint(
+          this.rt,
+          key,
+          info,
+          endpoint,
+          leafOptions,
+          this.note,
+          this,
+          this.tracker,
+        );
+        next.set(key, child);
+        added.push(child);
+      }
+    }
+    for (const [key, child] of this.childMap) {
+      if (!next.has(key)) this.removeChild(child);
+    }
+    this.childMap = next;
+    this.children = [...next.values()];
+    this.rt.trace(`${this.describe}: ${next.size} endpoints, ${added.length} new`);
+    if (next.size === 0) {
+      const details = describeNoEndpoints(this.target, resolutionNote);
+      this.publish(this.CS.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
+      return true;
+    }
+    this.updatesPaused = true;
+    for (const child of added) child.leaf.startConnecting();
+    this.updatesPaused = false;
+    this.recompute();
+    return true;
+  }
+
+  exitIdle(): void {
+    for (const child of this.children) {
+      if (child.connectivity === this.CS.IDLE) child.leaf.exitIdle();
+    }
+  }
+
+  resetBackoff(): void {
+    // The leaves' subchannels own their reconnect backoff.
+  }
+
+  destroy(): void {
+    this.destroyed = true;
+    for (const child of this.children) this.removeChild(child);
+    this.childMap.clear();
+    this.children = [];
+    this.memo.clear();
+    this.configText = '';
+    this.resilience.destroy();
+    if (this.recomputeImmediate) clearImmediate(this.recomputeImmediate);
+    this.recomputeImmediate = undefined;
+    this.observer?.detach(this);
+    this.observer = undefined;
+  }
+
+  getTypeName(): string {
+    return this.spec.name;
+  }
+
+  snapshot(): EndpointSnapshot[] {
+    const now = Date.now();
+    return this.children.map((child) => ({
+      target: this.target,
+      policy: this.spec.name,
+      address: child.key,
+      state: this.CS[child.connectivity],
+      health: child.health,
+      inRotation: child.state === this.CS.READY,
+      ejected: child.ejectedUntil !== 0,
+      ejectedUntil: child.ejectedUntil,
+      timesEjected: child.timesEjected,
+      calls: child.stats.calls,
+      failures: child.stats.failures,
+      outstanding: child.stats.outstanding,
+      latencyEwmaMs: child.stats.latencyEwmaMs,
+      weight: child.info?.weight ?? 1,
+      effectiveWeight: this.resilience.weightOf(child, now),
+      labels: child.info?.labels ?? {},
+    }));
+  }
+
+  /** ChildOwner: the leaf of `child` wants a subchannel. */
+  createSubchannel(
+    child: ChildEndpoint,
+    address: experimental.SubchannelAddress,
+    args: ChannelOptions,
+  ): experimental.SubchannelInterface {
+    const subchannel = this.helper.createSubchannel(address, args);
+    child.useSubchannel(subchannel);
+    this.resilience.subchannelChanged(child);
+    return subchannel;
+  }
+
+  /** ChildOwner: the leaf of `child` changed state. */
+  leafStateChanged(child: ChildEndpoint, previous: ConnectivityState): void {
+    if (this.destroyed) return;
+    const READY = this.CS.READY;
+    if (previous === READY && child.connectivity !== READY) {
+      this.rt.trace(`${this.describe}: ${child.key} left READY`);
+      this.helper.requestReresolution();
+      // Out of rotation at once: no call may be picked onto a dead connection.
+      this.recompute();
+    } else {
+      // Joining (or still connecting): batched, so 10,000 endpoints connecting in one turn
+      // of the event loop rebuild the picker once, not 10,000 times.
+      this.scheduleRecompute();
+    }
+  }
+
+  /** Rebuilds the channel state and picker from the endpoints' states now. */
+  recompute(): void {
+    if (this.recomputeImmediate) {
+      clearImmediate(this.recomputeImmediate);
+      this.recomputeImmediate = undefined;
+    }
+    const config = this.config;
+    if (this.updatesPaused || this.destroyed || config === undefined) return;
+    const children = this.children;
+    const resilience = this.resilience;
+    const { panic, event } = resilience.evaluatePanic();
+    const aggregate = this.aggregator.aggregate(children, {
+      panic,
+      healthOk: (child) => resilience.healthOk(child),
+      awaitingHealth: (child) => resilience.awaitingHealth(child),
+      healthDetail: (child) => resilience.healthDetail(child),
+      healthService: resilience.current?.healthCheck?.serviceName,
+      target: this.target,
+      note: this.note,
+    });
+    const now = Date.now();
+    const ready = aggregate.ready;
+    const rampingUp = resilience.rampingUp(ready, now);
+    const picker = this.aggregator.pickerFor(
+      aggregate,
+      () =>
+        this.spec.makePicker({
+          config,
+          children,
+          ready,
+          target: this.target,
+          memo: this.memo,
+          weightOf: (child) => resilience.weightOf(child, now),
+          rampOf: (child) => resilience.rampOf(child, now),
+          rampingUp,
+        }),
+      this,
+    );
+    this.publish(aggregate.state, picker, aggregate.failure ?? null);
+    if (rampingUp) resilience.scheduleRamp();
+    // Every endpoint stays connected: a leaf that went idle reconnects.
+    for (const child of aggregate.idle) child.leaf.exitIdle();
+    if (event) this.observer?.emit('panic', event);
+  }
+
+  private scheduleRecompute(): void {
+    if (this.recomputeImmediate || this.updatesPaused) return;
+    this.recomputeImmediate = setImmediate(() => {
+      this.recomputeImmediate = undefined;
+      this.recompute();
+    });
+  }
+
+  /** What each call must report: nothing, counts (outlier detection), or counts and latency. */
+  private updateTracking(): void {
+    this.tracker.mode =
+      this.spec.needsLatency || this.observer
+        ? Tracking.Latency
+        : this.resilience.countsCalls
+          ? Tracking.Count
+          : Tracking.None;
+  }
+
+  private attachObserver(value: unknown): void {
+    const observer = isObserver(value) ? value : undefined;
+    if (observer === this.observer) return;
+    this.observer?.detach(this);
+    this.observer = observer;
+    observer?.attach(this, this.rt.logger);
+  }
+
+  private removeChild(child: ChildEndpoint): void {
+    this.resilience.release(child);
+    child.destroy();
+  }
+
+  private publish(
+    state: ConnectivityState,
+    picker: experimental.Picker,
+    errorMessage: string | null,
+  ): void {
+    if (state !== this.state)
+      this.rt.trace(`${this.describe}: ${this.CS[this.state]} -> ${this.CS[state]}`);
+    this.state = state;
+    this.helper.updateState(state, picker, errorMessage);
+  }
+}
