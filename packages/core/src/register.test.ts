@@ -9,8 +9,9 @@ import { isSupportedGrpcJsVersion, SUPPORTED_GRPC_JS_RANGE } from './grpc-js/run
 import { register } from './register';
 import type { ResolverFactory } from './resolver-contract';
 import { LEAST_REQUEST_POLICY } from './least-request-config';
-import { ROUND_ROBIN_POLICY } from './service-config';
-import { TRAFFIC_SPLIT_POLICY, WEIGHTED_ROUND_ROBIN_POLICY } from './traffic-split-config';
+import { ROUND_ROBIN_POLICY } from './round-robin-config';
+import { TRAFFIC_SPLIT_POLICY } from './traffic-split-config';
+import { WEIGHTED_ROUND_ROBIN_POLICY } from './weighted-round-robin-config';
 
 describe('register()', () => {
   test('installs static:, manual: and our policies, and is idempotent', () => {

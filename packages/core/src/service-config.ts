@@ -1,33 +1,21 @@
 import { ConfigError, describe } from './errors';
-import { splitPolicyJson } from './resilience-config';
+import { STRICT, type Json, type ParseContext } from './json-fields';
 import { LEAST_REQUEST_POLICY, parseLeastRequestConfig } from './least-request-config';
-import {
-  parseTrafficSplitConfig,
-  parseWeightedRoundRobinConfig,
-  TRAFFIC_SPLIT_POLICY,
-  WEIGHTED_ROUND_ROBIN_POLICY,
-} from './traffic-split-config';
+import { splitPolicyJson } from './resilience-config';
 import type { ServiceConfigJson } from './resolver-contract';
+import { parseRoundRobinConfig, ROUND_ROBIN_POLICY } from './round-robin-config';
+import { parseTrafficSplitConfig, TRAFFIC_SPLIT_POLICY } from './traffic-split-config';
+import {
+  parseWeightedRoundRobinConfig,
+  WEIGHTED_ROUND_ROBIN_POLICY,
+} from './weighted-round-robin-config';
 
-/** Our policy names live under `grpc-lb.` so they never clash with grpc-js built-ins. */
-export const ROUND_ROBIN_POLICY = 'grpc-lb.round_robin';
+export { ROUND_ROBIN_POLICY } from './round-robin-config';
 
-export type RoundRobinConfig = Record<string, never>;
-
-/** Parses the JSON body of a `grpc-lb.round_robin` entry (`{}`; no options yet). */
-export function parseRoundRobinConfig(json: unknown, field = ROUND_ROBIN_POLICY): RoundRobinConfig {
-  if (json === undefined || json === null) return {};
-  if (typeof json !== 'object' || Array.isArray(json)) {
-    throw new ConfigError(field, `expected an object, got ${describe(json)}`);
-  }
-  for (const key of Object.keys(json)) {
-    throw new ConfigError(`${field}.${key}`, 'unknown field');
-  }
-  return {};
-}
+type PolicyParser = (json: unknown, field: string, ctx: ParseContext) => unknown;
 
 /** Parsers of each of our policies' own fields, by policy name (the shared resilience fields apart). */
-export const POLICY_PARSERS: Readonly<Record<string, (json: unknown, field: string) => unknown>> = {
+export const POLICY_PARSERS: Readonly<Record<string, PolicyParser>> = {
   [ROUND_ROBIN_POLICY]: parseRoundRobinConfig,
   [WEIGHTED_ROUND_ROBIN_POLICY]: parseWeightedRoundRobinConfig,
   [TRAFFIC_SPLIT_POLICY]: parseTrafficSplitConfig,
@@ -35,11 +23,25 @@ export const POLICY_PARSERS: Readonly<Record<string, (json: unknown, field: stri
 };
 
 /** Parses the body of one of our `loadBalancingConfig` entries: its own fields and the resilience options. */
-export function parseOurPolicy(name: string, json: unknown, field = name): unknown {
+export function parseOurPolicy(
+  name: string,
+  json: unknown,
+  field = name,
+  ctx: ParseContext = STRICT,
+): unknown {
   const parse = Object.hasOwn(POLICY_PARSERS, name) ? POLICY_PARSERS[name] : undefined;
   if (!parse) throw new ConfigError(field, `unknown grpc-lb policy "${name}"`);
-  const { own, resilience } = splitPolicyJson(json, field);
-  return { own: parse(own, field), resilience };
+  const { own, resilience } = splitPolicyJson(json, field, ctx);
+  // The policy reads a copy without the shared fields: an unknown field it skips is in the original body.
+  const ownCtx: ParseContext =
+    ctx.unknownFields === 'ignore'
+      ? {
+          unknownFields: 'ignore',
+          onIgnored: (path, container, key) =>
+            ctx.onIgnored(path, container === own ? (json as Json) : container, key),
+        }
+      : ctx;
+  return { own: parse(own, field, ownCtx), resilience };
 }
 
 export const DEFAULT_LOAD_BALANCING_CONFIG: readonly Record<string, unknown>[] = Object.freeze([

@@ -4,7 +4,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { experimental } from '@grpc/grpc-js';
 import { register } from '../register';
 import type { EndpointResolver, ResolutionSink, ResolverFactory } from '../resolver-contract';
-import { ROUND_ROBIN_POLICY } from '../service-config';
+import { ROUND_ROBIN_POLICY } from '../round-robin-config';
 import { OPTION_MIN_REFRESH_INTERVAL_MS } from './resolver-adapter';
 import type { GrpcLbEndpoint } from './endpoint-info';
 
