@@ -9,7 +9,7 @@
  *       "outlierDetection": { "interval": "10s", "consecutiveFailures": 5,
  *                             "failurePercentageEjection": { "threshold": 50, "minimumHosts": 3 } },
  *       "healthCheck": { "serviceName": "" },
- *       "panicThreshold": 50,
+ *       "panicThreshold": 50,   // default 0: off
  *       "slowStart": { "window": "30s" } }
  */
 import { ConfigError, describe } from './errors';
@@ -73,7 +73,11 @@ export interface SlowStartConfig {
 export interface ResilienceConfig {
   readonly outlierDetection: OutlierDetectionConfig | undefined;
   readonly healthCheck: HealthCheckConfig | undefined;
-  /** Below this percentage of usable endpoints, health and ejection are ignored (Envoy: 50). 0 turns it off. */
+  /**
+   * Below this percentage of usable endpoints, health and ejection are
+   * ignored. Default 0 (off): an endpoint that says NOT_SERVING gets no
+   * calls, as in gRPC and Istio; Envoy's 50 must be asked for.
+   */
   readonly panicThresholdPercent: number;
   readonly slowStart: SlowStartConfig | undefined;
 }
@@ -265,7 +269,7 @@ export function parseResilience(
   return {
     outlierDetection: f.read('outlierDetection', (v, at) => parseOutlierDetection(v, at, ctx)),
     healthCheck: f.read('healthCheck', (v, at) => parseHealthCheck(v, at, ctx)),
-    panicThresholdPercent: f.read('panicThreshold', percentage) ?? 50,
+    panicThresholdPercent: f.read('panicThreshold', percentage) ?? 0,
     slowStart: f.read('slowStart', (v, at) => parseSlowStart(v, at, ctx)),
   };
 }
@@ -273,7 +277,7 @@ export function parseResilience(
 export const NO_RESILIENCE: ResilienceConfig = {
   outlierDetection: undefined,
   healthCheck: undefined,
-  panicThresholdPercent: 50,
+  panicThresholdPercent: 0,
   slowStart: undefined,
 };
 

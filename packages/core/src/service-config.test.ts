@@ -1,12 +1,21 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError } from './errors';
+import type { ResilienceConfig } from './resilience-config';
+import { ROUND_ROBIN_POLICY } from './round-robin-config';
 import {
   checkServiceConfig,
+  parseOurPolicy,
   parseServiceConfigText,
-  ROUND_ROBIN_POLICY,
+  POLICY_PARSERS,
   withDefaultPolicy,
 } from './service-config';
+import { TRAFFIC_SPLIT_POLICY } from './traffic-split-config';
+
+const TRAFFIC_SPLIT_BODY = {
+  subsets: [{ name: 'all' }],
+  routes: [{ split: [{ subset: 'all', weight: 1 }] }],
+};
 
 function rejects(fn: () => unknown, field: string, problem: RegExp): void {
   assert.throws(fn, (e: unknown) => {
@@ -37,6 +46,18 @@ describe('service config checks', () => {
       `loadBalancingConfig[0].${ROUND_ROBIN_POLICY}.colour`,
       /^static:\/\/\/x: invalid loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.colour: unknown field \(grpc-lb\.round_robin takes only the shared options outlierDetection, healthCheck, panicThreshold, slowStart\)$/,
     );
+  });
+
+  test('every policy of ours defaults to no panic threshold (0), and takes one when given', () => {
+    for (const name of Object.keys(POLICY_PARSERS)) {
+      const body = name === TRAFFIC_SPLIT_POLICY ? TRAFFIC_SPLIT_BODY : {};
+      const parsed = parseOurPolicy(name, body) as { resilience: ResilienceConfig };
+      assert.equal(parsed.resilience.panicThresholdPercent, 0, name);
+      const envoy = parseOurPolicy(name, { ...body, panicThreshold: 50 }) as {
+        resilience: ResilienceConfig;
+      };
+      assert.equal(envoy.resilience.panicThresholdPercent, 50, name);
+    }
   });
 
   test('rejects an entry with two policy names', () => {
