@@ -60,6 +60,21 @@ describe('register()', () => {
     }
   });
 
+  test('refuses a copy of an older grpc-js module whose version cannot be read, naming what it lacks', () => {
+    // A spread copy is not found in the module cache, so its package.json cannot be read: only
+    // what the object can do tells that it is older than 1.14 (1.13 has no statusOrFromValue).
+    const { statusOrFromValue: _, ...experimental113 } = grpc.experimental;
+    const copy = { ...grpc, experimental: experimental113 } as unknown as typeof grpc;
+    assert.throws(
+      () => register({ grpc: copy }),
+      (e: unknown) =>
+        e instanceof UnsupportedGrpcJsError &&
+        e.code === 'UNSUPPORTED_GRPC_JS' &&
+        e.message.includes('experimental.statusOrFromValue') &&
+        e.message.includes(SUPPORTED_GRPC_JS_RANGE),
+    );
+  });
+
   test('replacing a grpc-js built-in scheme is an explicit opt-in', () => {
     const dns: ResolverFactory<string> = {
       scheme: 'dns',
