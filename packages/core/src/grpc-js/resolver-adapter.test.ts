@@ -63,10 +63,12 @@ function open(options: grpc.ChannelOptions = {}) {
   const name = `svc-${nextName++}`;
   const deliveries: Delivery[] = [];
   let waiter: (() => void) | undefined;
+  /** What the fake listener answers: false is the channel rejecting the update. */
+  const verdict = { accept: true };
   const listener: experimental.ResolverListener = (endpoints, attributes, serviceConfig, note) => {
     deliveries.push({ endpoints, attributes, serviceConfig, note });
     waiter?.();
-    return true;
+    return verdict.accept;
   };
   const resolver = grpc.experimental.createResolver(
     { scheme: 'scripted-test', path: name },
@@ -78,6 +80,7 @@ function open(options: grpc.ChannelOptions = {}) {
     resolver,
     inner,
     deliveries,
+    verdict,
     /** Resolves at the next delivery, or rejects after a deadline. */
     nextDelivery(timeoutMs = 2000): Promise<Delivery> {
       const count = deliveries.length;
@@ -188,6 +191,37 @@ describe('resolver adapter', () => {
     const deadline = Date.now() + 2000;
     while (r.inner.refreshes === 0 && Date.now() < deadline) await settle();
     assert.equal(r.inner.refreshes, 1);
+    r.resolver.destroy();
+  });
+
+  test('a rejected update is retried with backoff, and delivered again even if unchanged', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate', 'Date'], now: 1_000_000 });
+    const r = open({ [OPTION_MIN_REFRESH_INTERVAL_MS]: 100 });
+    r.verdict.accept = false;
+    r.resolver.updateResolution();
+    const set = { endpoints: [{ host: '127.0.0.2', port: 1 }] };
+    r.inner.sink!.update(set);
+    t.mock.timers.tick(0);
+    assert.equal(r.deliveries.length, 1);
+    assert.equal(r.inner.refreshes, 0);
+    t.mock.timers.tick(130); // the first backoff step: 100 ms ± 20%
+    assert.equal(r.inner.refreshes, 1, 'the rejected update is retried without being asked');
+    r.inner.sink!.update(set);
+    t.mock.timers.tick(0);
+    assert.equal(r.deliveries.length, 2, 'the same set is offered again after a rejection');
+    t.mock.timers.tick(120); // under the second step's minimum (160 ms − 20%)
+    assert.equal(r.inner.refreshes, 1, 'the backoff grows while updates are rejected');
+    t.mock.timers.tick(80);
+    assert.equal(r.inner.refreshes, 2);
+    r.verdict.accept = true;
+    r.inner.sink!.update(set);
+    t.mock.timers.tick(0);
+    assert.equal(r.deliveries.length, 3);
+    t.mock.timers.tick(600_000);
+    assert.equal(r.inner.refreshes, 2, 'an accepted update ends the retries');
+    r.inner.sink!.update(set);
+    t.mock.timers.tick(0);
+    assert.equal(r.deliveries.length, 3, 'an identical update is skipped once accepted');
     r.resolver.destroy();
   });
 

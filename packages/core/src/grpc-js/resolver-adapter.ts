@@ -132,6 +132,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     private lastGood: PendingUpdate | undefined;
     private lastServiceConfig: { text: string; validated: ServiceConfig } | undefined;
     private warnedErrorStreak = false;
+    /** The channel refused the last update: fresh data must not reset the retry backoff. */
+    private rejected = false;
 
     constructor(
       target: GrpcUri,
@@ -183,6 +185,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       this.clearTimers();
       this.pending = undefined;
       this.deliveredFingerprint = undefined;
+      this.rejected = false;
       try {
         this.inner.stop();
       } catch (error) {
@@ -274,7 +277,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         this.onError(`all ${resolution.endpoints.length} endpoints from the resolver were invalid`);
         return;
       }
-      this.backoff.reset();
+      if (!this.rejected) this.backoff.reset();
       this.warnedErrorStreak = false;
       if (this.refreshTimer) {
         // Fresh data answers any pending backoff retry or requested refresh.
@@ -334,6 +337,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         if (fingerprint === this.deliveredFingerprint) return;
         this.deliveredFingerprint = fingerprint;
         const config = this.serviceConfigFor(undefined);
+        // The channel's answer to an error is not news: onError has already scheduled the retry.
         this.listener(
           statusOrFromError({
             code: UNAVAILABLE,
@@ -355,7 +359,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       this.deliveredFingerprint = fingerprint;
       if (config.ok) this.configSelector.setServiceConfig(config.value);
       rt.trace(`${this.target}: delivering ${endpoints.length} endpoints (${note})`);
-      this.listener(
+      const accepted = this.listener(
         statusOrFromValue(endpoints.map(toGrpcEndpoint)),
         this.attributes,
         config.ok
@@ -363,6 +367,26 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
           : statusOrFromError({ code: UNAVAILABLE, details: config.error }),
         note,
       );
+      if (accepted) {
+        if (this.rejected) this.backoff.reset();
+        this.rejected = false;
+      } else {
+        this.onRejected();
+      }
+    }
+
+    /**
+     * The channel refused an update (its balancer could not use it, or the
+     * service config was unusable). As grpc-js's own resolvers do, treat it
+     * as a failed resolution: resolve again after the backoff, and offer the
+     * result even if it is the same as the one refused.
+     */
+    private onRejected(): void {
+      this.rejected = true;
+      this.deliveredFingerprint = undefined;
+      const delay = this.backoff.next();
+      rt.trace(`${this.target}: update rejected by the channel; resolving again in ${delay} ms`);
+      if (this.running) this.scheduleRefresh(delay);
     }
 
     /**
