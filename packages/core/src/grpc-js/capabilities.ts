@@ -23,6 +23,7 @@ export const GRPC_CAPABILITIES: Readonly<Record<string, Kind>> = {
   'experimental.registerLoadBalancerType': 'function',
   'experimental.isLoadBalancerNameRegistered': 'function',
   'experimental.createResolver': 'function',
+  'experimental.parseLoadBalancingConfig': 'function',
   'experimental.statusOrFromValue': 'function',
   'experimental.statusOrFromError': 'function',
   'experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY': 'string',

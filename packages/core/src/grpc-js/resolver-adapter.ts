@@ -20,7 +20,12 @@ import type {
   ServiceConfigJson,
   TargetUri,
 } from '../resolver-contract';
-import { checkServiceConfig, parseServiceConfigText, withDefaultPolicy } from '../service-config';
+import {
+  parseServiceConfigText,
+  readServiceConfig,
+  withDefaultPolicy,
+  type ServiceConfigCheck,
+} from '../service-config';
 import { targetUriToString } from '../target-uri';
 import { StableConfigSelector } from './config-selector';
 import { TARGET_ATTRIBUTE, toGrpcEndpoint } from './endpoint-info';
@@ -93,9 +98,20 @@ export interface AdaptedResolverClass {
 }
 
 export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedResolverClass {
-  const { statusOrFromValue, statusOrFromError, CHANNEL_ARGS_CONFIG_SELECTOR_KEY } =
-    rt.grpc.experimental;
+  const {
+    statusOrFromValue,
+    statusOrFromError,
+    CHANNEL_ARGS_CONFIG_SELECTOR_KEY,
+    isLoadBalancerNameRegistered,
+    parseLoadBalancingConfig,
+  } = rt.grpc.experimental;
   const UNAVAILABLE = rt.grpc.status.UNAVAILABLE;
+  /** A policy that is not ours is usable when this grpc-js has it and accepts its config (throws if not). */
+  const foreignPolicy: NonNullable<ServiceConfigCheck['foreignPolicy']> = (name, config) => {
+    if (!isLoadBalancerNameRegistered(name)) return false;
+    parseLoadBalancingConfig({ [name]: config as object });
+    return true;
+  };
 
   class GrpcLbResolver implements experimental.Resolver {
     static readonly factory = factory;
@@ -131,6 +147,13 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     /** The last good set, kept across errors and restarts. */
     private lastGood: PendingUpdate | undefined;
     private lastServiceConfig: { text: string; validated: ServiceConfig } | undefined;
+    /** The resolver's last service config as it sent it, and what reading it gave (read once). */
+    private lastResolverConfig:
+      | {
+          raw: string;
+          result: { ok: true; config: ServiceConfigJson } | { ok: false; error: string };
+        }
+      | undefined;
     private warnedErrorStreak = false;
     /** The channel refused the last update: fresh data must not reset the retry backoff. */
     private rejected = false;
@@ -163,7 +186,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       });
       const text: unknown = options['grpc.service_config'];
       if (text !== undefined) {
-        this.channelServiceConfig = parseServiceConfigText(text, this.target);
+        // Thrown from here, the error reaches the caller of `new Client(…)`.
+        this.channelServiceConfig = parseServiceConfigText(text, this.target, { foreignPolicy });
       }
       this.inner = factory.create(parsed, { target: this.target, channelOptions: options });
     }
@@ -399,22 +423,19 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     ): { ok: true; value: ServiceConfig; text: string } | { ok: false; error: string } {
       let chosen: ServiceConfigJson | undefined = this.channelServiceConfig;
       if (fromResolver !== undefined) {
-        try {
-          chosen = checkServiceConfig(
-            fromResolver,
-            `${this.target}: service config from the resolver`,
-          );
-        } catch (error) {
+        const read = this.readResolverConfig(fromResolver);
+        if (!read.ok) {
           if (this.lastServiceConfig) {
-            rt.logger.warn(`${errorMessage(error)}; keeping the previous service config`);
+            rt.logger.warn(`${read.error}; keeping the previous service config`);
             return {
               ok: true,
               value: this.lastServiceConfig.validated,
               text: this.lastServiceConfig.text,
             };
           }
-          return { ok: false, error: errorMessage(error) };
+          return { ok: false, error: read.error };
         }
+        chosen = read.config;
       }
       const effective = withDefaultPolicy(chosen);
       const text = JSON.stringify(effective);
@@ -432,6 +453,36 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
           error: `${this.target}: invalid service config: ${errorMessage(error)}`,
         };
       }
+    }
+
+    /**
+     * Reads a config the resolver supplied. A registry's config is read by
+     * clients of several versions, so a field this version does not know is
+     * dropped (once, with one warning naming each) rather than refusing the
+     * whole config; anything else wrong is an error.
+     */
+    private readResolverConfig(
+      config: ServiceConfigJson,
+    ): { ok: true; config: ServiceConfigJson } | { ok: false; error: string } {
+      const raw = JSON.stringify(config);
+      if (this.lastResolverConfig?.raw === raw) return this.lastResolverConfig.result;
+      let result: { ok: true; config: ServiceConfigJson } | { ok: false; error: string };
+      try {
+        const read = readServiceConfig(config, `${this.target}: service config from the resolver`, {
+          origin: 'resolver',
+          foreignPolicy,
+        });
+        if (read.ignoredFields.length > 0) {
+          rt.logger.warn(
+            `${this.target}: service config from the resolver: ignoring fields this version of @grpc-lb/core does not know: ${read.ignoredFields.join(', ')}`,
+          );
+        }
+        result = { ok: true, config: read.config };
+      } catch (error) {
+        result = { ok: false, error: errorMessage(error) };
+      }
+      this.lastResolverConfig = { raw, result };
+      return result;
     }
 
     private clearTimers(): void {
