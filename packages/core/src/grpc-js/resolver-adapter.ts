@@ -1,11 +1,34 @@
 /**
- * Turns a grpc-free `EndpointResolver` into a grpc-js resolver, and owns
- * every grpc-js gotcha on that boundary (../../../shared/GRPC-JS.md):
- * asynchronous delivery (10), rate-limited refresh with backoff (4), the last
- * good set kept on error, identical updates skipped, restart after
- * `destroy()` (9), one stable ConfigSelector and attribute set (3, 5), a
- * valid default authority, and no silent fallback to pick_first on a bad
- * config (2).
+ * Turns a grpc-free `EndpointResolver` into a grpc-js 1.14 resolver, so that
+ * resolver packages need to know none of the rules grpc-js sets on that
+ * boundary (packages/core/INTERNALS.md describes the integration as a whole):
+ *
+ * - The listener is never called from the constructor or from
+ *   `updateResolution()`: grpc-js is not ready to be re-entered there, so
+ *   every result is delivered on a later turn (`setImmediate`).
+ * - Refreshes are rate-limited (`grpc-lb.min_refresh_interval_ms`): grpc-js
+ *   asks again as soon as a connection to a dead backend fails, which with a
+ *   resolver that answers at once becomes thousands of resolutions a second.
+ * - After an error the last good endpoints are kept, and the resolver is
+ *   retried with backoff without waiting to be asked; an update the channel
+ *   rejects (the listener returns false) is retried the same way.
+ * - An update identical to the one delivered (same endpoints in any order,
+ *   same service config) is not delivered again.
+ * - An idle channel destroys its resolver and later calls
+ *   `updateResolution()` on the same object: `destroy()` stops the inner
+ *   resolver and the next `updateResolution()` starts it again.
+ * - One ConfigSelector object and one attributes object serve every update:
+ *   grpc-js compares subchannel arguments by identity, and a new object per
+ *   update made round robin reconnect to every backend on each one. The
+ *   selector applies `methodConfig` itself, because it replaces grpc-js's
+ *   default selector.
+ * - The default authority is always one `host[:port]`: anything else makes
+ *   every call fail in grpc-js's URL parsing.
+ * - A service config grpc-js would quietly replace by pick_first (an unknown
+ *   policy name, a policy config it cannot parse) is an error here: thrown
+ *   from `new Client(...)` for the channel option, which is read in the
+ *   constructor, and delivered as an UNAVAILABLE status — failing calls with
+ *   a message naming it — for one that comes from the resolver later.
  */
 import type { ChannelOptions, experimental } from '@grpc/grpc-js';
 import type { ServiceConfig } from '@grpc/grpc-js/build/src/service-config';
@@ -109,7 +132,12 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
   /** A policy that is not ours is usable when this grpc-js has it and accepts its config (throws if not). */
   const foreignPolicy: NonNullable<ServiceConfigCheck['foreignPolicy']> = (name, config) => {
     if (!isLoadBalancerNameRegistered(name)) return false;
-    parseLoadBalancingConfig({ [name]: config as object });
+    try {
+      parseLoadBalancingConfig({ [name]: config as object });
+    } catch (error) {
+      // grpc-js prefixes the policy name, which the field path already gives.
+      throw new Error(errorMessage(error).replace(`${name}: `, ''));
+    }
     return true;
   };
 
