@@ -18,12 +18,14 @@
  *   `updateResolution()` on the same object: `destroy()` stops the inner
  *   resolver and the next `updateResolution()` starts it again.
  * - One ConfigSelector object and one attributes object serve every update:
- *   grpc-js compares subchannel arguments by identity, and a new object per
- *   update made round robin reconnect to every backend on each one. The
+ *   the attributes become subchannel arguments, which grpc-js compares by
+ *   identity, so a new object per update made round robin reconnect to
+ *   every backend on each one. The
  *   selector applies `methodConfig` itself, because it replaces grpc-js's
  *   default selector.
- * - The default authority is always one `host[:port]`: anything else makes
- *   every call fail in grpc-js's URL parsing.
+ * - The default authority is the factory's, and must be one `host[:port]`
+ *   (a list makes every call fail in grpc-js's URL parsing); a registration
+ *   probe target (`PROBE_PATH`) answers without parsing anything.
  * - A service config grpc-js would quietly replace by pick_first (an unknown
  *   policy name, a policy config it cannot parse) is an error here: thrown
  *   from `new Client(...)` for the channel option, which is read in the
