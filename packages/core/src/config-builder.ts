@@ -53,6 +53,7 @@ export interface ResilienceOptions {
     };
   };
   readonly healthCheck?: { readonly serviceName?: string; readonly checkInterval?: string };
+  /** Percentage of healthy endpoints under which health and ejection are ignored; default 0 (off). */
   readonly panicThreshold?: number;
   readonly slowStart?: {
     readonly window: string;

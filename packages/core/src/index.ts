@@ -100,5 +100,11 @@ export { parseStaticTarget, staticResolverFactory, type StaticTarget } from './s
 export { manualResolverFactory } from './manual-target';
 export { normalizeEndpoint, formatHostPort, type NormalizedEndpoint } from './endpoint';
 export { Backoff, type BackoffOptions } from './backoff';
+/** Reads a service config as the client reads one a resolver delivers (unknown fields dropped). */
+export {
+  readServiceConfig,
+  type ServiceConfigCheck,
+  type ServiceConfigOrigin,
+} from './service-config';
 /** The pick-info key under which our ConfigSelector hands the call's method to pickers. */
 export { METHOD_PICK_KEY } from './grpc-js/config-selector';
