@@ -411,7 +411,8 @@ describe('grpc-lb.round_robin with real backends', () => {
     const set = await startBackends({ count: 1 });
     const manual = new ManualEndpoints({
       endpoints: endpointsOf(set.backends),
-      serviceConfig: { loadBalancingConfig: [{ [ROUND_ROBIN_POLICY]: { mode: 'x' } }] },
+      // A bad value (an unknown field from a resolver would be ignored with a warning).
+      serviceConfig: { loadBalancingConfig: [{ [ROUND_ROBIN_POLICY]: { panicThreshold: 'x' } }] },
     });
     const client = new Greeter(manual.target, insecure);
     try {
@@ -419,7 +420,7 @@ describe('grpc-lb.round_robin with real backends', () => {
       assert.equal(error.code, grpc.status.UNAVAILABLE);
       assert.match(
         error.details,
-        /loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.mode: unknown field/,
+        /loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.panicThreshold: expected an integer 0-100/,
       );
     } finally {
       client.close();

@@ -13,13 +13,10 @@
  *     new GreeterClient(target, creds, { 'grpc.service_config': JSON.stringify(config) });
  */
 import { LEAST_REQUEST_POLICY } from './least-request-config';
-import { checkServiceConfig, parseOurPolicy, ROUND_ROBIN_POLICY } from './service-config';
-import {
-  TRAFFIC_SPLIT_POLICY,
-  WEIGHTED_ROUND_ROBIN_POLICY,
-  type HeaderMatch,
-  type SubsetPolicy,
-} from './traffic-split-config';
+import { ROUND_ROBIN_POLICY } from './round-robin-config';
+import { checkServiceConfig, parseOurPolicy } from './service-config';
+import { TRAFFIC_SPLIT_POLICY, type HeaderMatch, type SubsetPolicy } from './traffic-split-config';
+import { WEIGHTED_ROUND_ROBIN_POLICY } from './weighted-round-robin-config';
 
 /** One `loadBalancingConfig` entry: `{ "<policy>": { … } }`. */
 export type LoadBalancingConfigJson = Readonly<Record<string, unknown>>;
@@ -56,6 +53,7 @@ export interface ResilienceOptions {
     };
   };
   readonly healthCheck?: { readonly serviceName?: string; readonly checkInterval?: string };
+  /** Percentage of healthy endpoints under which health and ejection are ignored; default 0 (off). */
   readonly panicThreshold?: number;
   readonly slowStart?: {
     readonly window: string;

@@ -75,17 +75,27 @@ export class EndpointError extends GrpcLbError {
   }
 }
 
+/**
+ * A grpc-js that core cannot work with: a version outside the supported
+ * range, or a module object lacking what core uses (`missing`, as dotted
+ * paths such as `experimental.statusOrFromValue`).
+ */
 export class UnsupportedGrpcJsError extends GrpcLbError {
   readonly version: string;
   readonly supportedRange: string;
-  constructor(version: string, supportedRange: string) {
+  readonly missing: readonly string[];
+  constructor(version: string, supportedRange: string, missing: readonly string[] = []) {
     super(
       'UNSUPPORTED_GRPC_JS',
-      `@grpc/grpc-js ${version} is not supported: @grpc-lb/core needs @grpc/grpc-js ${supportedRange}`,
+      missing.length === 0
+        ? `@grpc/grpc-js ${version} is not supported: @grpc-lb/core needs @grpc/grpc-js ${supportedRange}`
+        : `the @grpc/grpc-js module given to register() lacks ${missing.join(', ')}: ` +
+            `@grpc-lb/core needs @grpc/grpc-js ${supportedRange} (pass the module itself, not a copy of another version)`,
     );
     this.name = 'UnsupportedGrpcJsError';
     this.version = version;
     this.supportedRange = supportedRange;
+    this.missing = missing;
   }
 }
 

@@ -1,14 +1,11 @@
+// ---------------------------------------------------------------------------
+// For applications: registering, choosing and configuring policies, errors.
+// ---------------------------------------------------------------------------
 export { register, type RegisterOptions, type Registration } from './register';
-export type {
-  EndpointResolver,
-  Resolution,
-  ResolutionSink,
-  ResolvedEndpoint,
-  ResolverContext,
-  ResolverFactory,
-  ServiceConfigJson,
-  TargetUri,
-} from './resolver-contract';
+export { SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
+export type { Logger } from './logger';
+export { ManualEndpoints } from './manual-target';
+export { validateTarget } from './validate';
 export {
   GrpcLbError,
   TargetError,
@@ -18,22 +15,20 @@ export {
   RegistrationError,
   type GrpcLbErrorCode,
 } from './errors';
-export { parseTargetUri, parseHostPort, type HostPort } from './target-uri';
-export { parseStaticTarget, staticResolverFactory, type StaticTarget } from './static-target';
-export { ManualEndpoints, manualResolverFactory } from './manual-target';
-export { normalizeEndpoint, formatHostPort, type NormalizedEndpoint } from './endpoint';
 export {
-  ROUND_ROBIN_POLICY,
-  checkServiceConfig,
-  parseServiceConfigText,
-  withDefaultPolicy,
-} from './service-config';
-export { validateTarget } from './validate';
+  OPTION_MIN_REFRESH_INTERVAL_MS,
+  OPTION_MAX_REFRESH_BACKOFF_MS,
+} from './grpc-js/resolver-adapter';
+
+// Policies: names, builders, and the parsers the clients run (to check a config ahead of time).
+export { ROUND_ROBIN_POLICY, parseRoundRobinConfig } from './round-robin-config';
 export {
   WEIGHTED_ROUND_ROBIN_POLICY,
+  parseWeightedRoundRobinConfig,
+} from './weighted-round-robin-config';
+export {
   TRAFFIC_SPLIT_POLICY,
   parseTrafficSplitConfig,
-  parseWeightedRoundRobinConfig,
   type TrafficSplitConfig,
   type SubsetConfig,
   type RouteConfig,
@@ -42,25 +37,6 @@ export {
   type SplitTarget,
   type SubsetPolicy,
 } from './traffic-split-config';
-export {
-  roundRobin,
-  weightedRoundRobin,
-  leastRequest,
-  type ResilienceOptions,
-  trafficSplit,
-  serviceConfig,
-  TrafficSplitBuilder,
-  type LoadBalancingConfigJson,
-  type RouteMatchInput,
-} from './config-builder';
-export { Backoff, type BackoffOptions } from './backoff';
-export type { Logger } from './logger';
-export { SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
-export {
-  OPTION_MIN_REFRESH_INTERVAL_MS,
-  OPTION_MAX_REFRESH_BACKOFF_MS,
-} from './grpc-js/resolver-adapter';
-export { METHOD_PICK_KEY } from './grpc-js/config-selector';
 export {
   LEAST_REQUEST_POLICY,
   parseLeastRequestConfig,
@@ -80,6 +56,20 @@ export {
   type SlowStartConfig,
 } from './resilience-config';
 export {
+  roundRobin,
+  weightedRoundRobin,
+  leastRequest,
+  type ResilienceOptions,
+  trafficSplit,
+  serviceConfig,
+  TrafficSplitBuilder,
+  type LoadBalancingConfigJson,
+  type RouteMatchInput,
+} from './config-builder';
+export { checkServiceConfig, parseServiceConfigText, withDefaultPolicy } from './service-config';
+
+// Observing the balancers.
+export {
   LoadBalancerObserver,
   OBSERVER_OPTION,
   type EndpointSnapshot,
@@ -90,3 +80,31 @@ export {
   type PanicEvent,
   type LoadBalancerObserverEvents,
 } from './observer';
+
+// ---------------------------------------------------------------------------
+// For resolver authors (`@grpc-lb/resolver-*`): the grpc-free resolver
+// contract, target parsing, endpoint normalisation, and retry backoff.
+// ---------------------------------------------------------------------------
+export type {
+  EndpointResolver,
+  Resolution,
+  ResolutionSink,
+  ResolvedEndpoint,
+  ResolverContext,
+  ResolverFactory,
+  ServiceConfigJson,
+  TargetUri,
+} from './resolver-contract';
+export { parseTargetUri, parseHostPort, type HostPort } from './target-uri';
+export { parseStaticTarget, staticResolverFactory, type StaticTarget } from './static-target';
+export { manualResolverFactory } from './manual-target';
+export { normalizeEndpoint, formatHostPort, type NormalizedEndpoint } from './endpoint';
+export { Backoff, type BackoffOptions } from './backoff';
+/** Reads a service config as the client reads one a resolver delivers (unknown fields dropped). */
+export {
+  readServiceConfig,
+  type ServiceConfigCheck,
+  type ServiceConfigOrigin,
+} from './service-config';
+/** The pick-info key under which our ConfigSelector hands the call's method to pickers. */
+export { METHOD_PICK_KEY } from './grpc-js/config-selector';

@@ -1,5 +1,4 @@
-import { ConfigError, describe } from './errors';
-import { parseDurationMs } from './resilience-config';
+import { Fields, integer, parseDurationMs, STRICT, type ParseContext } from './json-fields';
 
 /**
  * `grpc-lb.least_request`: two random choices (P2C), the one with the lower
@@ -23,40 +22,12 @@ export interface LeastRequestConfig {
 export function parseLeastRequestConfig(
   json: unknown,
   field = LEAST_REQUEST_POLICY,
+  ctx: ParseContext = STRICT,
 ): LeastRequestConfig {
-  if (json === undefined || json === null) json = {};
-  if (typeof json !== 'object' || Array.isArray(json)) {
-    throw new ConfigError(field, `expected an object, got ${describe(json)}`);
-  }
-  const obj = json as Record<string, unknown>;
-  for (const key of Object.keys(obj)) {
-    if (
-      key !== 'choiceCount' &&
-      key !== 'choice_count' &&
-      key !== 'defaultLatency' &&
-      key !== 'default_latency'
-    ) {
-      throw new ConfigError(
-        `${field}.${key}`,
-        'unknown field (expected choiceCount, defaultLatency)',
-      );
-    }
-  }
-  const given = (camel: string, snake: string): [unknown, string] => {
-    if (camel in obj && snake in obj)
-      throw new ConfigError(`${field}.${camel}`, `given twice (also as ${snake})`);
-    return snake in obj ? [obj[snake], `${field}.${snake}`] : [obj[camel], `${field}.${camel}`];
-  };
-  const [count, countField] = given('choiceCount', 'choice_count');
-  if (
-    count !== undefined &&
-    (typeof count !== 'number' || !Number.isInteger(count) || count < 2 || count > 10)
-  ) {
-    throw new ConfigError(countField, `expected an integer 2-10, got ${describe(count)}`);
-  }
-  const [latency, latencyField] = given('defaultLatency', 'default_latency');
+  const f = Fields.of(json ?? {}, field, ctx);
+  f.only(['choiceCount', 'defaultLatency']);
   return {
-    choiceCount: count ?? 2,
-    defaultLatencyMs: latency === undefined ? 10 : parseDurationMs(latency, latencyField),
+    choiceCount: f.read('choiceCount', (v, at) => integer(v, at, 2, 10)) ?? 2,
+    defaultLatencyMs: f.read('defaultLatency', (v, at) => parseDurationMs(v, at, ctx)) ?? 10,
   };
 }

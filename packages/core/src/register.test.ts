@@ -9,8 +9,9 @@ import { isSupportedGrpcJsVersion, SUPPORTED_GRPC_JS_RANGE } from './grpc-js/run
 import { register } from './register';
 import type { ResolverFactory } from './resolver-contract';
 import { LEAST_REQUEST_POLICY } from './least-request-config';
-import { ROUND_ROBIN_POLICY } from './service-config';
-import { TRAFFIC_SPLIT_POLICY, WEIGHTED_ROUND_ROBIN_POLICY } from './traffic-split-config';
+import { ROUND_ROBIN_POLICY } from './round-robin-config';
+import { TRAFFIC_SPLIT_POLICY } from './traffic-split-config';
+import { WEIGHTED_ROUND_ROBIN_POLICY } from './weighted-round-robin-config';
 
 describe('register()', () => {
   test('installs static:, manual: and our policies, and is idempotent', () => {
@@ -57,6 +58,21 @@ describe('register()', () => {
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('refuses a copy of an older grpc-js module whose version cannot be read, naming what it lacks', () => {
+    // A spread copy is not found in the module cache, so its package.json cannot be read: only
+    // what the object can do tells that it is older than 1.14 (1.13 has no statusOrFromValue).
+    const { statusOrFromValue: _, ...experimental113 } = grpc.experimental;
+    const copy = { ...grpc, experimental: experimental113 } as unknown as typeof grpc;
+    assert.throws(
+      () => register({ grpc: copy }),
+      (e: unknown) =>
+        e instanceof UnsupportedGrpcJsError &&
+        e.code === 'UNSUPPORTED_GRPC_JS' &&
+        e.message.includes('experimental.statusOrFromValue') &&
+        e.message.includes(SUPPORTED_GRPC_JS_RANGE),
+    );
   });
 
   test('replacing a grpc-js built-in scheme is an explicit opt-in', () => {

@@ -1,11 +1,18 @@
-import { RegistrationError } from './errors';
+import { RegistrationError, UnsupportedGrpcJsError } from './errors';
+import { missingCapabilities } from './grpc-js/capabilities';
 import { adaptResolver, PROBE_PATH, type AdaptedResolverClass } from './grpc-js/resolver-adapter';
 import type { PolicyClasses } from './grpc-js/endpoint-policy';
 import { createLeastRequestPolicy } from './grpc-js/least-request';
 import { createRoundRobinPolicy } from './grpc-js/round-robin';
 import { createTrafficSplitPolicy } from './grpc-js/traffic-split';
 import { createWeightedRoundRobinPolicy } from './grpc-js/weighted-round-robin';
-import { createRuntime, requirePeerGrpc, type Grpc, type Runtime } from './grpc-js/runtime';
+import {
+  createRuntime,
+  requirePeerGrpc,
+  SUPPORTED_GRPC_JS_RANGE,
+  type Grpc,
+  type Runtime,
+} from './grpc-js/runtime';
 import { consoleLogger, type Logger } from './logger';
 import { manualResolverFactory } from './manual-target';
 import type { ResolverFactory } from './resolver-contract';
@@ -47,17 +54,25 @@ const states = new WeakMap<object, State>();
 /**
  * Installs grpc-lb's schemes and policies into a copy of grpc-js. Nothing is
  * registered at import; calling this again is harmless. Throws
- * `UnsupportedGrpcJsError` for a grpc-js outside the supported range and
- * `RegistrationError` if, after registering, grpc-js does not see them.
+ * `UnsupportedGrpcJsError` for a grpc-js outside the supported range or a
+ * module object lacking any function core uses (checked before anything is
+ * registered), and `RegistrationError` if, after registering, grpc-js does
+ * not see them.
  */
 export function register(options: RegisterOptions = {}): Registration {
   const grpc = options.grpc ?? requirePeerGrpc();
+  const missing = missingCapabilities(grpc);
   let state = states.get(grpc.experimental);
   if (!state) {
     const logger = { current: options.logger ?? consoleLogger };
-    const runtime = createRuntime(grpc, { warn: (message) => logger.current.warn(message) });
+    const runtime = createCheckedRuntime(grpc, missing, {
+      warn: (message) => logger.current.warn(message),
+    });
     state = { runtime, logger, schemes: new Map(), policies: new Map() };
     states.set(grpc.experimental, state);
+  } else if (missing.length > 0) {
+    // The same registries reached through an object missing something core calls.
+    throw new UnsupportedGrpcJsError(state.runtime.version, SUPPORTED_GRPC_JS_RANGE, missing);
   } else if (options.logger) {
     state.logger.current = options.logger;
   }
@@ -104,7 +119,26 @@ export function register(options: RegisterOptions = {}): Registration {
   };
 }
 
-/** Gotcha 2: registration into the wrong copy goes nowhere silently, so look it up again. */
+/**
+ * The runtime for `grpc`, after checking both its version (when its
+ * package.json can be found) and that it has everything core uses.
+ */
+function createCheckedRuntime(grpc: Grpc, missing: readonly string[], logger: Logger): Runtime {
+  if (missing.length === 0) return createRuntime(grpc, logger);
+  try {
+    createRuntime(grpc, logger);
+  } catch (error) {
+    // A module whose version is known to be wrong says so: the clearest message.
+    if (error instanceof UnsupportedGrpcJsError) throw error;
+  }
+  throw new UnsupportedGrpcJsError('unknown', SUPPORTED_GRPC_JS_RANGE, missing);
+}
+
+/**
+ * Registering into another copy of grpc-js than the one the channels use goes
+ * nowhere, silently (each copy has its own registries): look every name up
+ * again through the module we were given.
+ */
 function verify(grpc: Grpc, state: State): void {
   const { experimental } = grpc;
   for (const policy of state.policies.values()) {

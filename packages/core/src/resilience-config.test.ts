@@ -199,19 +199,21 @@ describe('defaults', () => {
     });
   });
 
-  test('no resilience fields: nothing on, panic threshold 50', () => {
+  test('no resilience fields: nothing on, the panic threshold off (0, as gRPC and Istio)', () => {
     const expected: ResilienceConfig = {
       outlierDetection: undefined,
       healthCheck: undefined,
-      panicThresholdPercent: 50,
+      panicThresholdPercent: 0,
       slowStart: undefined,
     };
     assert.deepEqual(parseResilience({}, 'x'), expected);
     assert.deepEqual(NO_RESILIENCE, expected);
   });
 
-  test('panicThreshold 0 turns the panic mode off rather than falling back to 50', () => {
+  test("panicThreshold 0 turns the panic mode off; Envoy's 50 is there for the asking", () => {
     assert.equal(parseResilience({ panicThreshold: 0 }, 'x').panicThresholdPercent, 0);
+    assert.equal(parseResilience({ panicThreshold: 50 }, 'x').panicThresholdPercent, 50);
+    assert.equal(parseResilience({ panic_threshold: 50 }, 'x').panicThresholdPercent, 50);
   });
 });
 

@@ -1,11 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ConfigError } from './errors';
-import {
-  parseTrafficSplitConfig,
-  parseWeightedRoundRobinConfig,
-  type TrafficSplitConfig,
-} from './traffic-split-config';
+import { parseTrafficSplitConfig, type TrafficSplitConfig } from './traffic-split-config';
 
 const SUBSETS = [
   { name: 'v1', labels: { version: 'v1' } },
@@ -84,6 +80,19 @@ const P = 'grpc-lb.traffic_split';
 const R0 = `${P}.routes[0]`;
 
 describe('parseTrafficSplitConfig', () => {
+  test('reads snake_case options like every other policy option, and refuses both spellings at once', () => {
+    const camel = { ...valid(), subsetPolicy: 'weighted_round_robin', onEmptySubset: 'fail' };
+    const snake = { ...valid(), subset_policy: 'weighted_round_robin', on_empty_subset: 'fail' };
+    assert.deepEqual(parseTrafficSplitConfig(snake), parseTrafficSplitConfig(camel));
+    assert.equal(parseTrafficSplitConfig(snake).onEmptySubset, 'fail');
+    rejects({ ...snake, subsetPolicy: 'round_robin' }, `${P}.subsetPolicy`, /given twice/);
+    rejects(
+      { ...valid(), on_empty_subset: 'drop' },
+      `${P}.on_empty_subset`,
+      /"redistribute", "fail"/,
+    );
+  });
+
   test('parses a full config into the typed shape, with defaults filled in', () => {
     const expected: TrafficSplitConfig = {
       subsets: [
@@ -439,31 +448,4 @@ describe('parseTrafficSplitConfig', () => {
     (json['routes'] as Record<string, unknown>[])[2]!['split'] = [{ subset: 'v4', weight: 1 }];
     rejects(json, `${P}.routes[2].split[0].subset`, /no subset named "v4"/);
   });
-});
-
-describe('parseWeightedRoundRobinConfig', () => {
-  for (const json of [{}, undefined, null]) {
-    test(`accepts ${JSON.stringify(json) ?? 'undefined'} as no options`, () => {
-      assert.deepEqual(parseWeightedRoundRobinConfig(json), {});
-    });
-  }
-
-  const invalid: [unknown, string, RegExp][] = [
-    [{ x: 1 }, 'grpc-lb.weighted_round_robin.x', /unknown field/],
-    [[], 'grpc-lb.weighted_round_robin', /expected an object, got an array/],
-    ['fast', 'grpc-lb.weighted_round_robin', /expected an object, got the string "fast"/],
-  ];
-  for (const [json, field, reason] of invalid) {
-    test(`rejects ${JSON.stringify(json)}, naming ${field}`, () => {
-      assert.throws(
-        () => parseWeightedRoundRobinConfig(json),
-        (e: unknown) =>
-          e instanceof ConfigError &&
-          e.code === 'BAD_CONFIG' &&
-          e.field === field &&
-          reason.test(e.message) &&
-          e.message.includes(field),
-      );
-    });
-  }
 });

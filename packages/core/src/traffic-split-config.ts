@@ -1,7 +1,8 @@
 /**
- * `grpc-lb.traffic_split` and `grpc-lb.weighted_round_robin` configuration:
- * parsed from service config JSON by pure functions into typed objects;
- * every rejection names the field path.
+ * `grpc-lb.traffic_split` configuration, parsed from service config JSON by
+ * pure functions into typed objects; every rejection names the field path.
+ * Field names are read in camelCase or snake_case (`subsetPolicy` or
+ * `subset_policy`), like every other option of our policies.
  *
  *     { "grpc-lb.traffic_split": {
  *         "subsets": [ { "name": "v1", "labels": { "version": "v1" } }, … ],
@@ -17,8 +18,16 @@
  */
 import { MAX_WEIGHT } from './endpoint';
 import { ConfigError, describe } from './errors';
+import {
+  array,
+  Fields,
+  integer,
+  nonEmptyString,
+  oneOf,
+  STRICT,
+  type ParseContext,
+} from './json-fields';
 
-export const WEIGHTED_ROUND_ROBIN_POLICY = 'grpc-lb.weighted_round_robin';
 export const TRAFFIC_SPLIT_POLICY = 'grpc-lb.traffic_split';
 
 /** How endpoints inside a subset are picked. */
@@ -71,61 +80,9 @@ export interface TrafficSplitConfig {
 
 const SUBSET_POLICIES: readonly SubsetPolicy[] = ['round_robin', 'weighted_round_robin'];
 
-type Json = Record<string, unknown>;
-
-function object(value: unknown, field: string): Json {
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ConfigError(field, `expected an object, got ${describe(value)}`);
-  }
-  return value as Json;
-}
-
-function only(obj: Json, field: string, allowed: readonly string[]): void {
-  for (const key of Object.keys(obj)) {
-    if (!allowed.includes(key))
-      throw new ConfigError(
-        `${field}.${key}`,
-        `unknown field (expected one of ${allowed.join(', ')})`,
-      );
-  }
-}
-
-function string(value: unknown, field: string): string {
-  if (typeof value !== 'string' || value.length === 0) {
-    throw new ConfigError(field, `expected a non-empty string, got ${describe(value)}`);
-  }
-  return value;
-}
-
-function array(value: unknown, field: string): unknown[] {
-  if (!Array.isArray(value))
-    throw new ConfigError(field, `expected an array, got ${describe(value)}`);
-  return value;
-}
-
-function oneOf<T extends string>(value: unknown, field: string, allowed: readonly T[]): T {
-  if (typeof value !== 'string' || !allowed.includes(value as T)) {
-    throw new ConfigError(
-      field,
-      `expected one of ${allowed.map((a) => `"${a}"`).join(', ')}, got ${describe(value)}`,
-    );
-  }
-  return value as T;
-}
-
-/** `grpc-lb.weighted_round_robin` takes no options yet. */
-export function parseWeightedRoundRobinConfig(
-  json: unknown,
-  field = WEIGHTED_ROUND_ROBIN_POLICY,
-): Record<string, never> {
-  if (json === undefined || json === null) return {};
-  only(object(json, field), field, []);
-  return {};
-}
-
 function parseLabels(value: unknown, field: string): Record<string, string> {
   const labels: Record<string, string> = {};
-  for (const [key, v] of Object.entries(object(value, field))) {
+  for (const [key, v] of Object.entries(Fields.of(value, field).json)) {
     if (key === '__proto__') throw new ConfigError(`${field}.${key}`, 'is not a usable label name');
     if (typeof v !== 'string')
       throw new ConfigError(`${field}.${key}`, `expected a string, got ${describe(v)}`);
@@ -137,63 +94,56 @@ function parseLabels(value: unknown, field: string): Record<string, string> {
 const METHOD = /^\/[^/\s]+\/[^/\s]+$/;
 const PREFIX = /^\/\S*$/;
 
-function parseHeader(value: unknown, field: string): HeaderMatch {
-  const obj = object(value, field);
-  only(obj, field, ['name', 'exact', 'prefix', 'present']);
-  const name = string(obj['name'], `${field}.name`);
+function parseHeader(value: unknown, field: string, ctx: ParseContext): HeaderMatch {
+  const f = Fields.of(value, field, ctx);
+  f.only(['name', 'exact', 'prefix', 'present']);
+  const name = nonEmptyString(f.get('name'), `${field}.name`);
   if (name !== name.toLowerCase())
     throw new ConfigError(`${field}.name`, `header names are lower-case ("${name.toLowerCase()}")`);
-  const kinds = ['exact', 'prefix', 'present'].filter((k) => k in obj);
+  const kinds = (['exact', 'prefix', 'present'] as const).filter((k) => f.has(k));
   if (kinds.length !== 1) {
     throw new ConfigError(
       field,
       `expected exactly one of exact, prefix, present; got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`,
     );
   }
-  if ('present' in obj) {
-    if (typeof obj['present'] !== 'boolean')
-      throw new ConfigError(
-        `${field}.present`,
-        `expected true or false, got ${describe(obj['present'])}`,
-      );
-    return { name, present: obj['present'] };
+  const kind = kinds[0]!;
+  const given = f.get(kind);
+  if (kind === 'present') {
+    if (typeof given !== 'boolean')
+      throw new ConfigError(`${field}.present`, `expected true or false, got ${describe(given)}`);
+    return { name, present: given };
   }
-  const kind = kinds[0] as 'exact' | 'prefix';
-  if (typeof obj[kind] !== 'string')
-    throw new ConfigError(`${field}.${kind}`, `expected a string, got ${describe(obj[kind])}`);
-  return kind === 'exact' ? { name, exact: obj[kind] } : { name, prefix: obj[kind] };
+  if (typeof given !== 'string')
+    throw new ConfigError(`${field}.${kind}`, `expected a string, got ${describe(given)}`);
+  return kind === 'exact' ? { name, exact: given } : { name, prefix: given };
 }
 
-function parseMatch(value: unknown, field: string): RouteMatch {
+function parseMatch(value: unknown, field: string, ctx: ParseContext): RouteMatch {
   if (value === undefined) return { headers: [] };
-  const obj = object(value, field);
-  only(obj, field, ['method', 'prefix', 'headers']);
-  if ('method' in obj && 'prefix' in obj)
+  const f = Fields.of(value, field, ctx);
+  f.only(['method', 'prefix', 'headers']);
+  if (f.has('method') && f.has('prefix'))
     throw new ConfigError(field, 'give method or prefix, not both');
-  let method: string | undefined;
-  let prefix: string | undefined;
-  if ('method' in obj) {
-    method = string(obj['method'], `${field}.method`);
-    if (!METHOD.test(method))
+  const method = f.read('method', (v, at) => {
+    const text = nonEmptyString(v, at);
+    if (!METHOD.test(text))
+      throw new ConfigError(at, `expected "/package.Service/Method", got "${text}"`);
+    return text;
+  });
+  const prefix = f.read('prefix', (v, at) => {
+    const text = nonEmptyString(v, at);
+    if (!PREFIX.test(text))
       throw new ConfigError(
-        `${field}.method`,
-        `expected "/package.Service/Method", got "${method}"`,
+        at,
+        `expected a prefix starting with "/", e.g. "/package.Service/", got "${text}"`,
       );
-  }
-  if ('prefix' in obj) {
-    prefix = string(obj['prefix'], `${field}.prefix`);
-    if (!PREFIX.test(prefix))
-      throw new ConfigError(
-        `${field}.prefix`,
-        `expected a prefix starting with "/", e.g. "/package.Service/", got "${prefix}"`,
-      );
-  }
+    return text;
+  });
   const headers =
-    obj['headers'] === undefined
-      ? []
-      : array(obj['headers'], `${field}.headers`).map((h, i) =>
-          parseHeader(h, `${field}.headers[${i}]`),
-        );
+    f.read('headers', (list, at) =>
+      array(list, at).map((h, i) => parseHeader(h, `${at}[${i}]`, ctx)),
+    ) ?? [];
   return {
     ...(method === undefined ? {} : { method }),
     ...(prefix === undefined ? {} : { prefix }),
@@ -201,79 +151,77 @@ function parseMatch(value: unknown, field: string): RouteMatch {
   };
 }
 
+function parseSubsets(
+  value: unknown,
+  field: string,
+  defaultPolicy: SubsetPolicy,
+  ctx: ParseContext,
+): SubsetConfig[] {
+  const subsets: SubsetConfig[] = [];
+  const list = array(value, field);
+  if (list.length === 0) throw new ConfigError(field, 'needs at least one subset');
+  list.forEach((raw, i) => {
+    const s = Fields.of(raw, `${field}[${i}]`, ctx);
+    s.only(['name', 'labels', 'policy']);
+    const name = nonEmptyString(s.get('name'), s.at('name'));
+    if (subsets.some((other) => other.name === name))
+      throw new ConfigError(s.at('name'), `subset "${name}" is defined twice`);
+    const labels = s.read('labels', parseLabels) ?? {};
+    const policy = s.read('policy', (v, at) => oneOf(v, at, SUBSET_POLICIES)) ?? defaultPolicy;
+    subsets.push({ name, labels, policy });
+  });
+  return subsets;
+}
+
+function parseSplit(
+  value: unknown,
+  field: string,
+  subsets: readonly SubsetConfig[],
+  ctx: ParseContext,
+): SplitTarget[] {
+  const list = array(value, field);
+  if (list.length === 0) throw new ConfigError(field, 'needs at least one subset');
+  const seen = new Set<string>();
+  const split = list.map((raw, j): SplitTarget => {
+    const t = Fields.of(raw, `${field}[${j}]`, ctx);
+    t.only(['subset', 'weight']);
+    const subset = nonEmptyString(t.get('subset'), t.at('subset'));
+    if (!subsets.some((s) => s.name === subset)) {
+      throw new ConfigError(
+        t.at('subset'),
+        `no subset named "${subset}" (defined: ${subsets.map((s) => s.name).join(', ')})`,
+      );
+    }
+    if (seen.has(subset))
+      throw new ConfigError(t.at('subset'), `subset "${subset}" appears twice in this split`);
+    seen.add(subset);
+    const weight = integer(t.get('weight'), t.at('weight'), 0, MAX_WEIGHT);
+    return { subset, weight };
+  });
+  if (split.every((t) => t.weight === 0))
+    throw new ConfigError(field, 'every weight is 0: the route could send no call');
+  return split;
+}
+
 export function parseTrafficSplitConfig(
   json: unknown,
   field = TRAFFIC_SPLIT_POLICY,
+  ctx: ParseContext = STRICT,
 ): TrafficSplitConfig {
-  const obj = object(json, field);
-  only(obj, field, ['subsets', 'routes', 'subsetPolicy', 'onEmptySubset']);
+  const f = Fields.of(json, field, ctx);
+  f.only(['subsets', 'routes', 'subsetPolicy', 'onEmptySubset']);
   const subsetPolicy =
-    obj['subsetPolicy'] === undefined
-      ? 'round_robin'
-      : oneOf(obj['subsetPolicy'], `${field}.subsetPolicy`, SUBSET_POLICIES);
+    f.read('subsetPolicy', (v, at) => oneOf(v, at, SUBSET_POLICIES)) ?? 'round_robin';
   const onEmptySubset =
-    obj['onEmptySubset'] === undefined
-      ? 'redistribute'
-      : oneOf(obj['onEmptySubset'], `${field}.onEmptySubset`, ['redistribute', 'fail'] as const);
-
-  const subsets: SubsetConfig[] = [];
-  const subsetList = array(obj['subsets'], `${field}.subsets`);
-  if (subsetList.length === 0)
-    throw new ConfigError(`${field}.subsets`, 'needs at least one subset');
-  subsetList.forEach((raw, i) => {
-    const at = `${field}.subsets[${i}]`;
-    const s = object(raw, at);
-    only(s, at, ['name', 'labels', 'policy']);
-    const name = string(s['name'], `${at}.name`);
-    if (subsets.some((other) => other.name === name))
-      throw new ConfigError(`${at}.name`, `subset "${name}" is defined twice`);
-    const labels = s['labels'] === undefined ? {} : parseLabels(s['labels'], `${at}.labels`);
-    const policy =
-      s['policy'] === undefined
-        ? subsetPolicy
-        : oneOf(s['policy'], `${at}.policy`, SUBSET_POLICIES);
-    subsets.push({ name, labels, policy });
-  });
-
-  const routes = array(obj['routes'], `${field}.routes`).map((raw, i): RouteConfig => {
-    const at = `${field}.routes[${i}]`;
-    const r = object(raw, at);
-    only(r, at, ['name', 'match', 'split']);
-    const name = r['name'] === undefined ? `routes[${i}]` : string(r['name'], `${at}.name`);
-    const match = parseMatch(r['match'], `${at}.match`);
-    const splitList = array(r['split'], `${at}.split`);
-    if (splitList.length === 0) throw new ConfigError(`${at}.split`, 'needs at least one subset');
-    const seen = new Set<string>();
-    const split = splitList.map((rawTarget, j): SplitTarget => {
-      const st = `${at}.split[${j}]`;
-      const t = object(rawTarget, st);
-      only(t, st, ['subset', 'weight']);
-      const subset = string(t['subset'], `${st}.subset`);
-      if (!subsets.some((s) => s.name === subset)) {
-        throw new ConfigError(
-          `${st}.subset`,
-          `no subset named "${subset}" (defined: ${subsets.map((s) => s.name).join(', ')})`,
-        );
-      }
-      if (seen.has(subset))
-        throw new ConfigError(`${st}.subset`, `subset "${subset}" appears twice in this split`);
-      seen.add(subset);
-      const weight = t['weight'];
-      if (
-        typeof weight !== 'number' ||
-        !Number.isInteger(weight) ||
-        weight < 0 ||
-        weight > MAX_WEIGHT
-      ) {
-        throw new ConfigError(
-          `${st}.weight`,
-          `expected an integer 0-${MAX_WEIGHT}, got ${describe(weight)}${typeof weight === 'number' ? ` ${weight}` : ''}`,
-        );
-      }
-      return { subset, weight };
-    });
-    if (split.every((t) => t.weight === 0))
-      throw new ConfigError(`${at}.split`, 'every weight is 0: the route could send no call');
+    f.read('onEmptySubset', (v, at) => oneOf(v, at, ['redistribute', 'fail'] as const)) ??
+    'redistribute';
+  const subsets = parseSubsets(f.get('subsets'), f.at('subsets'), subsetPolicy, ctx);
+  const routes = array(f.get('routes'), f.at('routes')).map((raw, i): RouteConfig => {
+    const r = Fields.of(raw, `${f.at('routes')}[${i}]`, ctx);
+    r.only(['name', 'match', 'split']);
+    const name = r.read('name', nonEmptyString) ?? `routes[${i}]`;
+    const match = parseMatch(r.get('match'), r.at('match'), ctx);
+    const split = parseSplit(r.get('split'), r.at('split'), subsets, ctx);
     return { name, match, split };
   });
   return { subsets, routes, subsetPolicy, onEmptySubset };

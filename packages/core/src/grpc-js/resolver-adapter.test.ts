@@ -2,9 +2,10 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { experimental } from '@grpc/grpc-js';
+import { ConfigError } from '../errors';
 import { register } from '../register';
 import type { EndpointResolver, ResolutionSink, ResolverFactory } from '../resolver-contract';
-import { ROUND_ROBIN_POLICY } from '../service-config';
+import { ROUND_ROBIN_POLICY } from '../round-robin-config';
 import { OPTION_MIN_REFRESH_INTERVAL_MS } from './resolver-adapter';
 import type { GrpcLbEndpoint } from './endpoint-info';
 
@@ -63,10 +64,12 @@ function open(options: grpc.ChannelOptions = {}) {
   const name = `svc-${nextName++}`;
   const deliveries: Delivery[] = [];
   let waiter: (() => void) | undefined;
+  /** What the fake listener answers: false is the channel rejecting the update. */
+  const verdict = { accept: true };
   const listener: experimental.ResolverListener = (endpoints, attributes, serviceConfig, note) => {
     deliveries.push({ endpoints, attributes, serviceConfig, note });
     waiter?.();
-    return true;
+    return verdict.accept;
   };
   const resolver = grpc.experimental.createResolver(
     { scheme: 'scripted-test', path: name },
@@ -78,6 +81,7 @@ function open(options: grpc.ChannelOptions = {}) {
     resolver,
     inner,
     deliveries,
+    verdict,
     /** Resolves at the next delivery, or rejects after a deadline. */
     nextDelivery(timeoutMs = 2000): Promise<Delivery> {
       const count = deliveries.length;
@@ -191,6 +195,37 @@ describe('resolver adapter', () => {
     r.resolver.destroy();
   });
 
+  test('a rejected update is retried with backoff, and delivered again even if unchanged', (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate', 'Date'], now: 1_000_000 });
+    const r = open({ [OPTION_MIN_REFRESH_INTERVAL_MS]: 100 });
+    r.verdict.accept = false;
+    r.resolver.updateResolution();
+    const set = { endpoints: [{ host: '127.0.0.2', port: 1 }] };
+    r.inner.sink!.update(set);
+    t.mock.timers.tick(0);
+    assert.equal(r.deliveries.length, 1);
+    assert.equal(r.inner.refreshes, 0);
+    t.mock.timers.tick(130); // the first backoff step: 100 ms ± 20%
+    assert.equal(r.inner.refreshes, 1, 'the rejected update is retried without being asked');
+    r.inner.sink!.update(set);
+    t.mock.timers.tick(0);
+    assert.equal(r.deliveries.length, 2, 'the same set is offered again after a rejection');
+    t.mock.timers.tick(120); // under the second step's minimum (160 ms − 20%)
+    assert.equal(r.inner.refreshes, 1, 'the backoff grows while updates are rejected');
+    t.mock.timers.tick(80);
+    assert.equal(r.inner.refreshes, 2);
+    r.verdict.accept = true;
+    r.inner.sink!.update(set);
+    t.mock.timers.tick(0);
+    assert.equal(r.deliveries.length, 3);
+    t.mock.timers.tick(600_000);
+    assert.equal(r.inner.refreshes, 2, 'an accepted update ends the retries');
+    r.inner.sink!.update(set);
+    t.mock.timers.tick(0);
+    assert.equal(r.deliveries.length, 3, 'an identical update is skipped once accepted');
+    r.resolver.destroy();
+  });
+
   test('rate-limits refresh requests to one per interval', async () => {
     const r = open({ [OPTION_MIN_REFRESH_INTERVAL_MS]: 60_000 });
     r.resolver.updateResolution();
@@ -282,15 +317,132 @@ describe('resolver adapter', () => {
     bad.resolver.updateResolution();
     bad.inner.sink!.update({
       endpoints: [{ host: '127.0.0.2', port: 1 }],
-      serviceConfig: { loadBalancingConfig: [{ [ROUND_ROBIN_POLICY]: { speed: 1 } }] },
+      serviceConfig: { loadBalancingConfig: [{ [ROUND_ROBIN_POLICY]: { panicThreshold: 101 } }] },
     });
     const rejected = await bad.nextDelivery();
     assert.ok(rejected.serviceConfig && !rejected.serviceConfig.ok);
     assert.match(
       rejected.serviceConfig.error.details,
-      /loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.speed: unknown field/,
+      /loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.panicThreshold: expected an integer 0-100/,
     );
     bad.resolver.destroy();
+  });
+
+  test('an unknown policy in the channel option fails the client constructor, naming it', () => {
+    const cases: [string, unknown[], RegExp][] = [
+      [
+        'static:///127.0.0.1:1',
+        [{ 'grpc-lb.round_robbin': {} }],
+        /loadBalancingConfig\[0\]: unknown grpc-lb policy "grpc-lb\.round_robbin" \(did you mean grpc-lb\.round_robin\?/,
+      ],
+      [
+        `scripted-test:svc-${nextName++}`,
+        [{ no_such_policy: {} }],
+        /no policy listed is available here: "no_such_policy"/,
+      ],
+      [
+        'static:///127.0.0.1:1',
+        [{ 'grpc-lb.future_policy': {} }, { round_robin: {} }],
+        /unknown grpc-lb policy "grpc-lb\.future_policy"/,
+      ],
+    ];
+    for (const [target, loadBalancingConfig, message] of cases) {
+      assert.throws(
+        () =>
+          new grpc.Client(target, grpc.credentials.createInsecure(), {
+            'grpc.service_config': JSON.stringify({ loadBalancingConfig }),
+          }),
+        (e: unknown) => e instanceof ConfigError && message.test(e.message),
+        target,
+      );
+    }
+  });
+
+  test('a foreign unknown policy before a known one is the usual fallback list', () => {
+    const lb = [{ future_policy: {} }, { round_robin: {} }];
+    const client = new grpc.Client('static:///127.0.0.1:1', grpc.credentials.createInsecure(), {
+      'grpc.service_config': JSON.stringify({ loadBalancingConfig: lb }),
+    });
+    client.close();
+  });
+
+  test('an unknown policy from the resolver fails every call with UNAVAILABLE naming it', async () => {
+    const name = `svc-${nextName++}`;
+    const client = new grpc.Client(`scripted-test:${name}`, grpc.credentials.createInsecure());
+    try {
+      const call = new Promise<grpc.ServiceError | null>((resolve) => {
+        client.makeUnaryRequest(
+          '/a.B/C',
+          (x: Buffer) => x,
+          (x: Buffer) => x,
+          Buffer.alloc(0),
+          { deadline: Date.now() + 5_000 },
+          (error) => resolve(error),
+        );
+      });
+      const deadline = Date.now() + 2_000;
+      while (!instances.get(name)?.sink && Date.now() < deadline) await settle();
+      instances.get(name)!.sink!.update({
+        endpoints: [{ host: '127.0.0.2', port: 1 }],
+        serviceConfig: { loadBalancingConfig: [{ 'grpc-lb.round_robbin': {} }] },
+      });
+      const error = await call;
+      assert.equal(error?.code, grpc.status.UNAVAILABLE);
+      assert.match(error.details, /unknown grpc-lb policy "grpc-lb\.round_robbin"/);
+    } finally {
+      client.close();
+    }
+  });
+
+  test('an unknown policy from the resolver after a good config keeps the good one, with a warning', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    const endpoints = [{ host: '127.0.0.2', port: 1 }];
+    const good = { loadBalancingConfig: [{ round_robin: {} }] };
+    r.inner.sink!.update({ endpoints, serviceConfig: good });
+    await r.nextDelivery();
+    r.inner.sink!.update({
+      endpoints: [...endpoints, { host: '127.0.0.3', port: 1 }],
+      serviceConfig: { loadBalancingConfig: [{ no_such_policy: {} }] },
+    });
+    const kept = await r.nextDelivery();
+    assert.ok(kept.serviceConfig?.ok);
+    assert.deepEqual(
+      (kept.serviceConfig.value as { loadBalancingConfig: unknown }).loadBalancingConfig,
+      [{ round_robin: {} }],
+    );
+    assert.ok(
+      warnings.some((w) => /"no_such_policy".*keeping the previous service config/.test(w)),
+      warnings.join('\n'),
+    );
+    r.resolver.destroy();
+  });
+
+  test('unknown fields in a resolver config are dropped with one warning naming them', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    const serviceConfig = {
+      loadBalancingConfig: [
+        { [ROUND_ROBIN_POLICY]: { slowStart: { window: '1s', curve: 'x' }, zoneAware: true } },
+      ],
+    };
+    const before = warnings.length;
+    r.inner.sink!.update({ endpoints: [{ host: '127.0.0.2', port: 1 }], serviceConfig });
+    const delivery = await r.nextDelivery();
+    assert.ok(delivery.serviceConfig?.ok);
+    assert.deepEqual(
+      (delivery.serviceConfig.value as { loadBalancingConfig: unknown }).loadBalancingConfig,
+      [{ [ROUND_ROBIN_POLICY]: { slowStart: { window: '1s' } } }],
+    );
+    r.inner.sink!.update({ endpoints: [{ host: '127.0.0.3', port: 1 }], serviceConfig });
+    await r.nextDelivery();
+    const mine = warnings.slice(before).filter((w) => /ignor/.test(w));
+    assert.equal(mine.length, 1, mine.join('\n'));
+    assert.match(
+      mine[0]!,
+      /loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.slowStart\.curve, loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.zoneAware/,
+    );
+    r.resolver.destroy();
   });
 
   test('reads fractional method timeouts correctly (grpc-js alone reads "0.3s" as 3 ns)', async () => {

@@ -1,11 +1,36 @@
 /**
- * Turns a grpc-free `EndpointResolver` into a grpc-js resolver, and owns
- * every grpc-js gotcha on that boundary (../../../shared/GRPC-JS.md):
- * asynchronous delivery (10), rate-limited refresh with backoff (4), the last
- * good set kept on error, identical updates skipped, restart after
- * `destroy()` (9), one stable ConfigSelector and attribute set (3, 5), a
- * valid default authority, and no silent fallback to pick_first on a bad
- * config (2).
+ * Turns a grpc-free `EndpointResolver` into a grpc-js 1.14 resolver, so that
+ * resolver packages need to know none of the rules grpc-js sets on that
+ * boundary (packages/core/INTERNALS.md describes the integration as a whole):
+ *
+ * - The listener is never called from the constructor or from
+ *   `updateResolution()`: grpc-js is not ready to be re-entered there, so
+ *   every result is delivered on a later turn (`setImmediate`).
+ * - Refreshes are rate-limited (`grpc-lb.min_refresh_interval_ms`): grpc-js
+ *   asks again as soon as a connection to a dead backend fails, which with a
+ *   resolver that answers at once becomes thousands of resolutions a second.
+ * - After an error the last good endpoints are kept, and the resolver is
+ *   retried with backoff without waiting to be asked; an update the channel
+ *   rejects (the listener returns false) is retried the same way.
+ * - An update identical to the one delivered (same endpoints in any order,
+ *   same service config) is not delivered again.
+ * - An idle channel destroys its resolver and later calls
+ *   `updateResolution()` on the same object: `destroy()` stops the inner
+ *   resolver and the next `updateResolution()` starts it again.
+ * - One ConfigSelector object and one attributes object serve every update:
+ *   the attributes become subchannel arguments, which grpc-js compares by
+ *   identity, so a new object per update made round robin reconnect to
+ *   every backend on each one. The
+ *   selector applies `methodConfig` itself, because it replaces grpc-js's
+ *   default selector.
+ * - The default authority is the factory's, and must be one `host[:port]`
+ *   (a list makes every call fail in grpc-js's URL parsing); a registration
+ *   probe target (`PROBE_PATH`) answers without parsing anything.
+ * - A service config grpc-js would quietly replace by pick_first (an unknown
+ *   policy name, a policy config it cannot parse) is an error here: thrown
+ *   from `new Client(...)` for the channel option, which is read in the
+ *   constructor, and delivered as an UNAVAILABLE status — failing calls with
+ *   a message naming it — for one that comes from the resolver later.
  */
 import type { ChannelOptions, experimental } from '@grpc/grpc-js';
 import type { ServiceConfig } from '@grpc/grpc-js/build/src/service-config';
@@ -20,7 +45,12 @@ import type {
   ServiceConfigJson,
   TargetUri,
 } from '../resolver-contract';
-import { checkServiceConfig, parseServiceConfigText, withDefaultPolicy } from '../service-config';
+import {
+  parseServiceConfigText,
+  readServiceConfig,
+  withDefaultPolicy,
+  type ServiceConfigCheck,
+} from '../service-config';
 import { targetUriToString } from '../target-uri';
 import { StableConfigSelector } from './config-selector';
 import { TARGET_ATTRIBUTE, toGrpcEndpoint } from './endpoint-info';
@@ -93,9 +123,25 @@ export interface AdaptedResolverClass {
 }
 
 export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedResolverClass {
-  const { statusOrFromValue, statusOrFromError, CHANNEL_ARGS_CONFIG_SELECTOR_KEY } =
-    rt.grpc.experimental;
+  const {
+    statusOrFromValue,
+    statusOrFromError,
+    CHANNEL_ARGS_CONFIG_SELECTOR_KEY,
+    isLoadBalancerNameRegistered,
+    parseLoadBalancingConfig,
+  } = rt.grpc.experimental;
   const UNAVAILABLE = rt.grpc.status.UNAVAILABLE;
+  /** A policy that is not ours is usable when this grpc-js has it and accepts its config (throws if not). */
+  const foreignPolicy: NonNullable<ServiceConfigCheck['foreignPolicy']> = (name, config) => {
+    if (!isLoadBalancerNameRegistered(name)) return false;
+    try {
+      parseLoadBalancingConfig({ [name]: config as object });
+    } catch (error) {
+      // grpc-js prefixes the policy name, which the field path already gives.
+      throw new Error(errorMessage(error).replace(`${name}: `, ''));
+    }
+    return true;
+  };
 
   class GrpcLbResolver implements experimental.Resolver {
     static readonly factory = factory;
@@ -131,7 +177,16 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     /** The last good set, kept across errors and restarts. */
     private lastGood: PendingUpdate | undefined;
     private lastServiceConfig: { text: string; validated: ServiceConfig } | undefined;
+    /** The resolver's last service config as it sent it, and what reading it gave (read once). */
+    private lastResolverConfig:
+      | {
+          raw: string;
+          result: { ok: true; config: ServiceConfigJson } | { ok: false; error: string };
+        }
+      | undefined;
     private warnedErrorStreak = false;
+    /** The channel refused the last update: fresh data must not reset the retry backoff. */
+    private rejected = false;
 
     constructor(
       target: GrpcUri,
@@ -161,7 +216,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       });
       const text: unknown = options['grpc.service_config'];
       if (text !== undefined) {
-        this.channelServiceConfig = parseServiceConfigText(text, this.target);
+        // Thrown from here, the error reaches the caller of `new Client(…)`.
+        this.channelServiceConfig = parseServiceConfigText(text, this.target, { foreignPolicy });
       }
       this.inner = factory.create(parsed, { target: this.target, channelOptions: options });
     }
@@ -183,6 +239,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       this.clearTimers();
       this.pending = undefined;
       this.deliveredFingerprint = undefined;
+      this.rejected = false;
       try {
         this.inner.stop();
       } catch (error) {
@@ -274,7 +331,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         this.onError(`all ${resolution.endpoints.length} endpoints from the resolver were invalid`);
         return;
       }
-      this.backoff.reset();
+      if (!this.rejected) this.backoff.reset();
       this.warnedErrorStreak = false;
       if (this.refreshTimer) {
         // Fresh data answers any pending backoff retry or requested refresh.
@@ -334,6 +391,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         if (fingerprint === this.deliveredFingerprint) return;
         this.deliveredFingerprint = fingerprint;
         const config = this.serviceConfigFor(undefined);
+        // The channel's answer to an error is not news: onError has already scheduled the retry.
         this.listener(
           statusOrFromError({
             code: UNAVAILABLE,
@@ -355,7 +413,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       this.deliveredFingerprint = fingerprint;
       if (config.ok) this.configSelector.setServiceConfig(config.value);
       rt.trace(`${this.target}: delivering ${endpoints.length} endpoints (${note})`);
-      this.listener(
+      const accepted = this.listener(
         statusOrFromValue(endpoints.map(toGrpcEndpoint)),
         this.attributes,
         config.ok
@@ -363,6 +421,26 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
           : statusOrFromError({ code: UNAVAILABLE, details: config.error }),
         note,
       );
+      if (accepted) {
+        if (this.rejected) this.backoff.reset();
+        this.rejected = false;
+      } else {
+        this.onRejected();
+      }
+    }
+
+    /**
+     * The channel refused an update (its balancer could not use it, or the
+     * service config was unusable). As grpc-js's own resolvers do, treat it
+     * as a failed resolution: resolve again after the backoff, and offer the
+     * result even if it is the same as the one refused.
+     */
+    private onRejected(): void {
+      this.rejected = true;
+      this.deliveredFingerprint = undefined;
+      const delay = this.backoff.next();
+      rt.trace(`${this.target}: update rejected by the channel; resolving again in ${delay} ms`);
+      if (this.running) this.scheduleRefresh(delay);
     }
 
     /**
@@ -375,22 +453,19 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     ): { ok: true; value: ServiceConfig; text: string } | { ok: false; error: string } {
       let chosen: ServiceConfigJson | undefined = this.channelServiceConfig;
       if (fromResolver !== undefined) {
-        try {
-          chosen = checkServiceConfig(
-            fromResolver,
-            `${this.target}: service config from the resolver`,
-          );
-        } catch (error) {
+        const read = this.readResolverConfig(fromResolver);
+        if (!read.ok) {
           if (this.lastServiceConfig) {
-            rt.logger.warn(`${errorMessage(error)}; keeping the previous service config`);
+            rt.logger.warn(`${read.error}; keeping the previous service config`);
             return {
               ok: true,
               value: this.lastServiceConfig.validated,
               text: this.lastServiceConfig.text,
             };
           }
-          return { ok: false, error: errorMessage(error) };
+          return { ok: false, error: read.error };
         }
+        chosen = read.config;
       }
       const effective = withDefaultPolicy(chosen);
       const text = JSON.stringify(effective);
@@ -408,6 +483,36 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
           error: `${this.target}: invalid service config: ${errorMessage(error)}`,
         };
       }
+    }
+
+    /**
+     * Reads a config the resolver supplied. A registry's config is read by
+     * clients of several versions, so a field this version does not know is
+     * dropped (once, with one warning naming each) rather than refusing the
+     * whole config; anything else wrong is an error.
+     */
+    private readResolverConfig(
+      config: ServiceConfigJson,
+    ): { ok: true; config: ServiceConfigJson } | { ok: false; error: string } {
+      const raw = JSON.stringify(config);
+      if (this.lastResolverConfig?.raw === raw) return this.lastResolverConfig.result;
+      let result: { ok: true; config: ServiceConfigJson } | { ok: false; error: string };
+      try {
+        const read = readServiceConfig(config, `${this.target}: service config from the resolver`, {
+          origin: 'resolver',
+          foreignPolicy,
+        });
+        if (read.ignoredFields.length > 0) {
+          rt.logger.warn(
+            `${this.target}: service config from the resolver: ignoring fields this version of @grpc-lb/core does not know: ${read.ignoredFields.join(', ')}`,
+          );
+        }
+        result = { ok: true, config: read.config };
+      } catch (error) {
+        result = { ok: false, error: errorMessage(error) };
+      }
+      this.lastResolverConfig = { raw, result };
+      return result;
     }
 
     private clearTimers(): void {

@@ -4,7 +4,7 @@
  * `grpc-lb.weighted_round_robin`); during slow start, new endpoints get a
  * growing share.
  */
-import { ROUND_ROBIN_POLICY, parseRoundRobinConfig } from '../service-config';
+import { parseRoundRobinConfig, ROUND_ROBIN_POLICY } from '../round-robin-config';
 import { createEndpointPolicy, type PolicyClasses } from './endpoint-policy';
 import { RoundRobinPicker, WeightedPicker } from './pickers';
 import type { Runtime } from './runtime';

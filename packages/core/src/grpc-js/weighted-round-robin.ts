@@ -7,7 +7,7 @@
 import {
   parseWeightedRoundRobinConfig,
   WEIGHTED_ROUND_ROBIN_POLICY,
-} from '../traffic-split-config';
+} from '../weighted-round-robin-config';
 import { createEndpointPolicy, type PolicyClasses } from './endpoint-policy';
 import { WeightedPicker } from './pickers';
 import type { Runtime } from './runtime';
