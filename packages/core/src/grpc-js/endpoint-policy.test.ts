@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { ROUND_ROBIN_POLICY } from '../service-config';
-import { WEIGHTED_ROUND_ROBIN_POLICY } from '../traffic-split-config';
+import { WEIGHTED_ROUND_ROBIN_POLICY } from '../weighted-round-robin-config';
 import {
   PolicyHarness,
   Status,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { WEIGHTED_ROUND_ROBIN_POLICY } from '../traffic-split-config';
+import { WEIGHTED_ROUND_ROBIN_POLICY } from '../weighted-round-robin-config';
 import { PolicyHarness } from './testing/fake-channel';
 
 const A = '10.0.0.1:80';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { LoadBalancerObserver } from '../../observer';
 import { ROUND_ROBIN_POLICY } from '../../service-config';
-import { WEIGHTED_ROUND_ROBIN_POLICY } from '../../traffic-split-config';
+import { WEIGHTED_ROUND_ROBIN_POLICY } from '../../weighted-round-robin-config';
 import { PolicyHarness, Status, TimerTracker } from './fake-channel';
 
 const A = '10.0.0.1:80';
