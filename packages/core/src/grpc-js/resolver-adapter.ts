@@ -341,8 +341,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       const update: PendingUpdate = {
         endpoints,
         serviceConfig: resolution.serviceConfig,
-        note:
-          typeof resolution.note === 'string' ? resolution.note : `${endpoints.length} endpoints`,
+        // Only the resolver's own words: failure messages append a non-empty note.
+        note: typeof resolution.note === 'string' ? resolution.note : '',
       };
       this.lastGood = update;
       this.pending = { update };
