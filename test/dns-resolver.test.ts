@@ -38,6 +38,19 @@ const RECORDS = [
   'a 1 IN A 127.0.0.2',
   'b 1 IN A 127.0.0.3',
   'c 1 IN A 127.0.0.4',
+  '_grpc._tcp.fallback 1 IN SRV 0 10 6001 dead.svc.test.',
+  '_grpc._tcp.fallback 1 IN SRV 0 10 6002 sinkhole.svc.test.',
+  '_grpc._tcp.fallback 1 IN SRV 1 10 6003 c.svc.test.',
+  '_grpc._tcp.fallback 1 IN SRV 2 10 6004 a.svc.test.',
+  'sinkhole 1 IN A 0.0.0.0',
+  'sinkhole 1 IN AAAA ::',
+  'mixed 1 IN A 0.0.0.0',
+  'mixed 1 IN A 127.0.0.2',
+  'mixed 1 IN A 224.0.0.1',
+  'mixed 1 IN A 255.255.255.255',
+  'mixed 1 IN AAAA ::1',
+  'mixed 1 IN AAAA ff02::1',
+  'mixed 1 IN AAAA fe80::1',
   'short 0 IN A 127.0.0.2',
   'mid 2 IN A 127.0.0.2',
   'long 3600 IN A 127.0.0.2',
@@ -140,6 +153,48 @@ async function malformedResponder(): Promise<{ port: number; queries: number; cl
     reply(good({ questions: [{ name: 'evil.example', type: 'A', class: 'IN' }] }));
     const cut = good({});
     reply(cut.subarray(0, cut.length - 3));
+  });
+  await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
+  state.port = socket.address().port;
+  return state;
+}
+
+/**
+ * A forwarder in front of bind9 that answers every query of `failing` type with SERVFAIL and
+ * relays the others to bind9 unchanged.
+ */
+async function failingTypeForwarder(
+  upstreamPort: number,
+  failing: string,
+): Promise<{ port: number; failed: number; close(): void }> {
+  const socket = dgram.createSocket('udp4');
+  const state = { port: 0, failed: 0, close: () => socket.close() };
+  socket.on('message', (message, rinfo) => {
+    let query: dnsPacket.DecodedPacket;
+    try {
+      query = dnsPacket.decode(message);
+    } catch {
+      return;
+    }
+    if (query.questions?.[0]?.type === failing) {
+      state.failed++;
+      const reply = dnsPacket.encode({
+        type: 'response',
+        id: query.id ?? 0,
+        flags: 2, // RCODE SERVFAIL
+        questions: query.questions,
+      });
+      socket.send(reply, rinfo.port, rinfo.address);
+      return;
+    }
+    const upstream = dgram.createSocket('udp4');
+    const timer = setTimeout(() => upstream.close(), 2_000);
+    upstream.on('message', (answer) => {
+      clearTimeout(timer);
+      upstream.close();
+      socket.send(answer, rinfo.port, rinfo.address);
+    });
+    upstream.send(message, upstreamPort, '127.0.0.1');
   });
   await new Promise<void>((resolve) => socket.bind(0, '127.0.0.1', resolve));
   state.port = socket.address().port;
@@ -250,6 +305,156 @@ describe('DNS resolver against bind9', () => {
           /target\(s\) nowhere.svc.test have no A(\/AAAA)? records; skipped/,
         );
       }
+    });
+  });
+
+  test('SRV: no target of the best priority resolves (no address, only 0.0.0.0): the next priority is used (RFC 2782)', async (t) => {
+    const dns = await bind9(t);
+    if (!dns) return;
+    await printBind9LogsOnFailure(dns, async () => {
+      using r = open(`dns+lb://${dns.address}/_grpc._tcp.fallback.svc.test`);
+      const update = await r.sink.nextUpdate(() => true, 'the SRV answer');
+      assert.deepEqual(hostsOf(update.resolution), ['127.0.0.4:6003']);
+      assert.match(update.resolution.note ?? '', /\(1 record, priority 1\)/);
+      const warnings = r.sink.events.flatMap((e) => (e.kind === 'warn' ? [e.message] : []));
+      const fallback = warnings.find((w) => w.includes('no target of priority 0 resolved'));
+      assert.ok(fallback, JSON.stringify(warnings));
+      assert.match(fallback, /; using priority 1$/);
+      assert.match(fallback, /dead.svc.test \(no A\/AAAA records\)/);
+      assert.match(
+        fallback,
+        /sinkhole.svc.test \(only unusable addresses: 0.0.0.0 \(unspecified\), :: \(unspecified\)\)/,
+      );
+    });
+  });
+
+  test('family=any: AAAA answered SERVFAIL while A answered: the A records are used, with one warning', async (t) => {
+    const dns = await bind9(t);
+    if (!dns) return;
+    const forwarder = await failingTypeForwarder(dns.port, 'AAAA');
+    try {
+      await printBind9LogsOnFailure(dns, async () => {
+        using r = open(
+          `dns+lb://127.0.0.1:${forwarder.port}/both.svc.test:1?interval=200ms&min_interval=100ms&attempts=1`,
+        );
+        await waitFor(() => r.sink.updates().length >= 3, {
+          timeoutMs: 10_000,
+          message: '3 answers through the forwarder',
+        });
+        for (const update of r.sink.updates()) {
+          assert.deepEqual(hostsOf(update.resolution), ['127.0.0.2:1']);
+        }
+        assert.equal(r.sink.errors().length, 0);
+        const warnings = r.sink.events.filter((e) => e.kind === 'warn');
+        assert.equal(warnings.length, 1, JSON.stringify(warnings));
+        assert.match(
+          warnings[0]?.kind === 'warn' ? warnings[0].message : '',
+          /DNS AAAA both.svc.test failed; using the A records alone: .*SERVFAIL/,
+        );
+        assert.ok(forwarder.failed >= 3);
+      });
+    } finally {
+      forwarder.close();
+    }
+  });
+
+  test('unusable answers (0.0.0.0, ::, broadcast, multicast, link-local) never become endpoints; each is warned about once', async (t) => {
+    const dns = await bind9(t);
+    if (!dns) return;
+    await printBind9LogsOnFailure(dns, async () => {
+      using r = open(`dns+lb://${dns.address}/mixed.svc.test:1?interval=200ms&min_interval=100ms`);
+      await waitFor(() => r.sink.updates().length >= 3, {
+        timeoutMs: 10_000,
+        message: '3 answers for mixed.svc.test',
+      });
+      // What the resolver hands the channel is all it will ever connect to.
+      for (const update of r.sink.updates()) {
+        assert.deepEqual(hostsOf(update.resolution), ['127.0.0.2:1', '[::1]:1']);
+      }
+      const warnings = r.sink.events.flatMap((e) => (e.kind === 'warn' ? [e.message] : []));
+      assert.deepEqual(
+        warnings.map((w) => /unusable address (\S+) \((.*)\)$/.exec(w)?.slice(1).join(' ')).sort(),
+        [
+          '0.0.0.0 unspecified',
+          '224.0.0.1 multicast',
+          '255.255.255.255 broadcast',
+          'fe80::1 link-local, no interface',
+          'ff02::1 multicast',
+        ],
+        'one warning per skipped address, not one per lookup',
+      );
+
+      // A name answering only unusable addresses: an error, never an endpoint.
+      using only = open(`dns+lb://${dns.address}/sinkhole.svc.test:1`);
+      const error = await waitFor(() => only.sink.errors()[0], {
+        timeoutMs: 10_000,
+        message: 'an error for sinkhole.svc.test',
+      });
+      assert.match(
+        error.error.message,
+        /DNS A\/AAAA sinkhole.svc.test answered only unusable addresses: 0.0.0.0 \(unspecified\), :: \(unspecified\)/,
+      );
+      assert.equal(only.sink.updates().length, 0);
+    });
+  });
+
+  test('a name whose records turn into 0.0.0.0 keeps its last good set (errors, no update)', async (t) => {
+    const dns = await bind9(t);
+    if (!dns) return;
+    await printBind9LogsOnFailure(dns, async () => {
+      await dns.update('add turns.svc.test. 1 A 127.0.0.2');
+      using r = open(`dns+lb://${dns.address}/turns.svc.test:1?interval=200ms&min_interval=100ms`);
+      await r.sink.nextUpdate((h) => h.length === 1, 'the first answer');
+      const turned = performance.now();
+      await dns.update('delete turns.svc.test. A', 'add turns.svc.test. 1 A 0.0.0.0');
+      await waitFor(() => r.sink.errors(turned).length >= 3, {
+        timeoutMs: 10_000,
+        message: '3 errors once the record is 0.0.0.0',
+      });
+      const after = r.sink.updates(turned).map((e) => hostsOf(e.resolution));
+      assert.ok(
+        after.every((h) => h.length === 1 && h[0] === '127.0.0.2:1'),
+        `only the last good set, never 0.0.0.0 or an empty set: ${JSON.stringify(after)}`,
+      );
+      assert.match(r.sink.errors(turned).at(-1)!.error.message, /only unusable addresses: 0.0.0.0/);
+    });
+  });
+
+  test('a deleted name is held down: the set is kept (errors) for 5 s of negative answers, then emptied', async (t) => {
+    const dns = await bind9(t);
+    if (!dns) return;
+    await printBind9LogsOnFailure(dns, async () => {
+      await dns.update('add leaving.svc.test. 1 A 127.0.0.7');
+      using r = open(
+        `dns+lb://${dns.address}/leaving.svc.test:1?interval=300ms&min_interval=100ms`,
+      );
+      await r.sink.nextUpdate((h) => h.length === 1, 'the first answer');
+      const deleted = performance.now();
+      await dns.update('delete leaving.svc.test. A');
+      const empty = await r.sink.nextUpdate(
+        (h) => h.length === 0,
+        'the empty set',
+        deleted,
+        15_000,
+      );
+      const held = r.sink.errors(deleted).filter((e) => e.at < empty.at);
+      assert.ok(held.length >= 2, `errors while held down: ${held.length}`);
+      assert.match(
+        held[0]!.error.message,
+        /leaving.svc.test: NXDOMAIN via .*; the last endpoints are kept until the name has been missing for 2 answers and 5s \(1 so far/,
+      );
+      const heldFor = empty.at - held[0]!.at;
+      assert.ok(
+        heldFor >= 4_900 && heldFor < 5_000 + 2_000,
+        `emptied ${Math.round(heldFor)} ms after the first NXDOMAIN`,
+      );
+      assert.ok(
+        r.sink
+          .updates(deleted)
+          .filter((e) => e.at < empty.at)
+          .every((e) => e.resolution.endpoints.length === 1),
+        'nothing but the last set before that',
+      );
     });
   });
 

@@ -6,9 +6,10 @@
 import { isIP } from 'node:net';
 import type { ResolvedEndpoint } from '@grpc-lb/core';
 import type { AddressFamily } from './dns-options';
-import { queryDns } from './dns-client';
+import { QueryAbortedError, queryDns, type QueryOptions, type QueryResult } from './dns-client';
 import {
   addressAnswer,
+  type DnsQuestion,
   negativeTtl,
   srvAnswer,
   type DnsResponse,
@@ -21,6 +22,7 @@ import type { DnsServerAddress, DnsTarget } from './dns-target';
 import { formatServer } from './dns-transport';
 import { DnsResolutionError } from './errors';
 import { searchCandidates } from './resolv-conf';
+import { unusableReason } from './unusable-address';
 
 export interface LookupEnvironment {
   readonly servers: readonly DnsServerAddress[];
@@ -35,6 +37,8 @@ export interface LookupEnvironment {
   readonly firstServer: number;
   readonly signal: AbortSignal;
   readonly unref: boolean;
+  /** Sends one question to the servers (default `queryDns`); replaceable in tests. */
+  readonly query?: (question: DnsQuestion, options: QueryOptions) => Promise<QueryResult>;
 }
 
 export interface LookupOutcome {
@@ -115,7 +119,7 @@ class Lookup {
   ): Promise<Records<T>> {
     let current = name;
     for (let hop = 0; ; hop++) {
-      const result = await queryDns(
+      const result = await (this.env.query ?? queryDns)(
         { name: current, type },
         {
           servers: this.env.servers,
@@ -147,37 +151,80 @@ class Lookup {
     }
   }
 
-  /** A and/or AAAA for `name`, asked together. */
-  async addresses(
-    name: string,
-    signal: AbortSignal,
-    from?: DnsResponse,
-  ): Promise<{ addresses: string[]; ttl: number | undefined; negative: NotFound[] }> {
+  /**
+   * A and/or AAAA for `name`, asked together. Unusable addresses are set aside (with a warning
+   * each). With both families asked, one that fails while the other found usable addresses is
+   * left out with a warning; otherwise a failure is thrown, since the name may still be there.
+   */
+  async addresses(name: string, signal: AbortSignal, from?: DnsResponse): Promise<Addresses> {
     const types = familyTypes(this.env.family);
-    const results = await all(
-      signal,
-      types.map((type) => async (child: AbortSignal): Promise<Records<AddressRecord>> => {
+    const settled = await Promise.allSettled(
+      types.map(async (type): Promise<Records<AddressRecord>> => {
         // SRV answers usually carry their targets' addresses: use them rather than ask again.
         if (from) {
           const extra = addressAnswer(from, name, type, 'additionals');
           if (extra.records.length > 0) return { found: true, answer: extra, response: from };
         }
-        return this.records(name, type, child, (response, n) => addressAnswer(response, n, type));
+        return this.records(name, type, signal, (response, n) => addressAnswer(response, n, type));
       }),
     );
     const addresses: string[] = [];
+    const unusable: string[] = [];
+    const skipped: string[] = [];
+    const failed: { type: string; error: unknown }[] = [];
+    const answered: string[] = [];
     let ttl: number | undefined;
     const negative: NotFound[] = [];
-    for (const result of results) {
-      if (!result.found) {
-        negative.push(result);
+    for (const [i, result] of settled.entries()) {
+      const type = types[i]!;
+      if (result.status === 'rejected') {
+        if (result.reason instanceof QueryAbortedError) throw result.reason;
+        failed.push({ type, error: result.reason });
         continue;
       }
-      for (const record of result.answer.records) addresses.push(record.address);
-      ttl = Math.min(ttl ?? Infinity, result.answer.ttl ?? Infinity);
+      const records = result.value;
+      if (!records.found) {
+        negative.push(records);
+        continue;
+      }
+      let usableHere = 0;
+      for (const record of records.answer.records) {
+        const reason = unusableReason(record.address);
+        if (reason === undefined) {
+          addresses.push(record.address);
+          usableHere++;
+          continue;
+        }
+        unusable.push(`${record.address} (${reason})`);
+        skipped.push(`DNS ${type} ${name}: skipped unusable address ${record.address} (${reason})`);
+      }
+      if (usableHere > 0) {
+        answered.push(type);
+        ttl = Math.min(ttl ?? Infinity, records.answer.ttl ?? Infinity);
+      }
     }
-    return { addresses, ttl: ttl === Infinity ? undefined : ttl, negative };
+    if (failed.length > 0 && addresses.length === 0) throw failed[0]!.error;
+    for (const { type, error } of failed) {
+      this.warnings.push(
+        `DNS ${type} ${name} failed; using the ${answered.join('/')} records alone: ${messageOf(error)}`,
+      );
+    }
+    if (addresses.length > 0) this.warnings.push(...skipped);
+    return { addresses, unusable, ttl: ttl === Infinity ? undefined : ttl, negative };
   }
+}
+
+interface Addresses {
+  /** Usable addresses. */
+  readonly addresses: string[];
+  /** Addresses set aside, each with its reason: `0.0.0.0 (unspecified)`. */
+  readonly unusable: string[];
+  readonly ttl: number | undefined;
+  readonly negative: NotFound[];
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }
 
 function emptyReason(results: readonly { rcode: string }[]): string {
@@ -206,11 +253,24 @@ function fromStatic(
     return family === 'any' || (family === 'ipv4' ? v === 4 : v === 6);
   });
   if (wanted.length === 0) return undefined;
+  const usable: string[] = [];
+  const unusable: string[] = [];
+  for (const address of wanted) {
+    const reason = unusableReason(address);
+    if (reason === undefined) usable.push(address);
+    else unusable.push(`${address} (${reason})`);
+  }
+  if (usable.length === 0) {
+    throw new DnsResolutionError(
+      target.name,
+      `${target.name} in ${source} has only unusable addresses: ${unusable.join(', ')}`,
+    );
+  }
   return {
-    endpoints: wanted.map((host) => ({ host, port: target.port! })),
+    endpoints: usable.map((host) => ({ host, port: target.port! })),
     ttl: undefined,
-    note: `${plural(wanted.length, 'endpoint')} for ${target.name} from ${source}`,
-    warnings: [],
+    note: `${plural(usable.length, 'endpoint')} for ${target.name} from ${source}`,
+    warnings: unusable.map((a) => `${target.name} in ${source}: skipped unusable address ${a}`),
   };
 }
 
@@ -245,6 +305,13 @@ async function lookupAddresses(target: DnsTarget, env: LookupEnvironment): Promi
         note: `${plural(result.addresses.length, 'endpoint')} from DNS ${typesLabel(env.family)} ${name} via ${lookup.via}`,
         warnings: lookup.warnings,
       };
+    }
+    if (result.unusable.length > 0) {
+      // Records exist, so the search stops here; but none can be called: keep the last good set.
+      throw new DnsResolutionError(
+        name,
+        `DNS ${typesLabel(env.family)} ${name} answered only unusable addresses: ${result.unusable.join(', ')} (via ${lookup.via})`,
+      );
     }
     negative.push(...result.negative);
   }
@@ -299,6 +366,17 @@ async function lookupSrv(target: DnsTarget, env: LookupEnvironment): Promise<Loo
   };
 }
 
+type TargetResult =
+  | { readonly ok: true; readonly value: Addresses }
+  | { readonly ok: false; readonly error: unknown };
+
+/**
+ * RFC 2782: the records of the lowest priority value are used; only when none of their targets
+ * resolves to a usable address are the next priority's tried, and so on. A target whose lookup
+ * failed, or whose addresses are all unusable, is skipped like one with no address; if no target
+ * of any priority resolves and one of them failed that way, the lookup fails (the channel keeps
+ * what it has) rather than report an empty set.
+ */
 async function srvEndpoints(
   name: string,
   answer: FollowedAnswer<SrvRecord>,
@@ -322,47 +400,106 @@ async function srvEndpoints(
       warnings: lookup.warnings,
     };
   }
-  // Lower priority values are preferred; the others are backups that round robin cannot express.
-  const best = Math.min(...withPort.map((r) => r.priority));
-  const group = withPort.filter((r) => r.priority === best);
-  const allZero = group.every((r) => r.weight === 0);
-  const targets = [...new Set(group.map((r) => r.target.toLowerCase()))];
-  const resolved = await pooled(env.signal, targets, SRV_TARGET_CONCURRENCY, (t, signal) =>
-    lookup.addresses(t, signal, response),
-  );
-  const byTarget = new Map(targets.map((t, i) => [t, resolved[i]!]));
-  const endpoints = new Map<string, { host: string; port: number; weight: number }>();
-  let ttl = answer.ttl;
+  const priorities = [...new Set(withPort.map((r) => r.priority))].sort((a, b) => a - b);
+  /** Per priority tried without success: why each of its targets gave nothing. */
+  const unresolved: { priority: number; reasons: string[] }[] = [];
+  let failures = false;
   const missing: string[] = [];
-  for (const record of group) {
-    const target = byTarget.get(record.target.toLowerCase())!;
-    if (target.addresses.length === 0) {
-      if (!missing.includes(record.target)) missing.push(record.target);
+  for (const priority of priorities) {
+    const group = withPort.filter((r) => r.priority === priority);
+    const allZero = group.every((r) => r.weight === 0);
+    const targets = [...new Set(group.map((r) => r.target.toLowerCase()))];
+    const resolved = await pooled(
+      env.signal,
+      targets,
+      SRV_TARGET_CONCURRENCY,
+      async (t, signal): Promise<TargetResult> => {
+        try {
+          return { ok: true, value: await lookup.addresses(t, signal, response) };
+        } catch (error) {
+          if (error instanceof QueryAbortedError) throw error;
+          return { ok: false, error };
+        }
+      },
+    );
+    const byTarget = new Map(targets.map((t, i) => [t, resolved[i]!]));
+    const reasons: string[] = [];
+    const skipped: string[] = [];
+    const groupMissing: string[] = [];
+    for (const [target, result] of byTarget) {
+      if (!result.ok) {
+        failures = true;
+        reasons.push(`${target} (${messageOf(result.error)})`);
+        skipped.push(
+          `SRV ${name}: target ${target} could not be resolved; skipped: ${messageOf(result.error)}`,
+        );
+      } else if (result.value.addresses.length > 0) {
+        continue;
+      } else if (result.value.unusable.length > 0) {
+        failures = true;
+        const list = result.value.unusable.join(', ');
+        reasons.push(`${target} (only unusable addresses: ${list})`);
+        skipped.push(
+          `SRV ${name}: target ${target} has only unusable addresses (${list}); skipped`,
+        );
+      } else {
+        reasons.push(`${target} (no ${typesLabel(env.family)} records)`);
+        groupMissing.push(target);
+      }
+    }
+    const endpoints = new Map<string, { host: string; port: number; weight: number }>();
+    let ttl = answer.ttl;
+    for (const record of group) {
+      const result = byTarget.get(record.target.toLowerCase())!;
+      if (!result.ok || result.value.addresses.length === 0) continue;
+      ttl = Math.min(ttl ?? Infinity, result.value.ttl ?? Infinity);
+      const weight = allZero ? 1 : record.weight;
+      for (const host of result.value.addresses) {
+        const key = `${host.includes(':') ? `[${host}]` : host}:${record.port}`;
+        const existing = endpoints.get(key);
+        // Two records reaching one address add up, as two entries in a weighted list would.
+        if (existing) existing.weight += weight;
+        else endpoints.set(key, { host, port: record.port, weight });
+      }
+    }
+    if (endpoints.size === 0) {
+      unresolved.push({ priority, reasons });
+      missing.push(...groupMissing.filter((t) => !missing.includes(t)));
       continue;
     }
-    ttl = Math.min(ttl ?? Infinity, target.ttl ?? Infinity);
-    const weight = allZero ? 1 : record.weight;
-    for (const host of target.addresses) {
-      const key = `${host.includes(':') ? `[${host}]` : host}:${record.port}`;
-      const existing = endpoints.get(key);
-      // Two records reaching one address add up, as two entries in a weighted list would.
-      if (existing) existing.weight += weight;
-      else endpoints.set(key, { host, port: record.port, weight });
+    for (const { priority: p, reasons: why } of unresolved) {
+      lookup.warnings.push(
+        `SRV ${name}: no target of priority ${p} resolved (${why.join(', ')}); using priority ${priority}`,
+      );
     }
+    if (groupMissing.length > 0) {
+      lookup.warnings.push(
+        `SRV ${name}: target(s) ${groupMissing.join(', ')} have no ${typesLabel(env.family)} records; skipped`,
+      );
+    }
+    lookup.warnings.push(...skipped);
+    const list = [...endpoints.values()];
+    return {
+      endpoints: list,
+      ttl: ttl === Infinity ? undefined : ttl,
+      note: `${plural(list.length, 'endpoint')} from DNS SRV ${name} (${plural(group.length, 'record')}, priority ${priority}) via ${lookup.via}`,
+      warnings: lookup.warnings,
+    };
   }
-  if (missing.length > 0) {
-    lookup.warnings.push(
-      `SRV ${name}: target(s) ${missing.join(', ')} have no ${typesLabel(env.family)} records; skipped`,
+  const why = unresolved.map((u) => `priority ${u.priority}: ${u.reasons.join(', ')}`).join('; ');
+  if (failures) {
+    throw new DnsResolutionError(
+      name,
+      `DNS SRV ${name}: no target could be resolved (${why}) via ${lookup.via}`,
     );
   }
-  const list = [...endpoints.values()];
+  lookup.warnings.push(
+    `SRV ${name}: target(s) ${missing.join(', ')} have no ${typesLabel(env.family)} records; skipped`,
+  );
   return {
-    endpoints: list,
-    ttl: ttl === Infinity ? undefined : ttl,
-    note:
-      list.length > 0
-        ? `${plural(list.length, 'endpoint')} from DNS SRV ${name} (${plural(group.length, 'record')}, priority ${best}) via ${lookup.via}`
-        : `DNS SRV ${name}: no usable target via ${lookup.via}`,
+    endpoints: [],
+    ttl: answer.ttl,
+    note: `DNS SRV ${name}: no usable target (${why}) via ${lookup.via}`,
     warnings: lookup.warnings,
   };
 }

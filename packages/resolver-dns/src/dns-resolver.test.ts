@@ -10,6 +10,7 @@ import type { LookupOutcome } from './dns-lookup';
 import { DnsEndpointResolver } from './dns-resolver';
 import type { DnsTarget } from './dns-target';
 import { DnsResolutionError } from './errors';
+import type { HoldDownSettings } from './hold-down';
 
 const TARGET: DnsTarget = {
   original: 'dns+lb://127.0.0.1:53/api.svc.test:50051',
@@ -60,10 +61,16 @@ interface Harness {
   signals: AbortSignal[];
 }
 
-function setup(script: Script, options: DnsOptions = {}, target: DnsTarget = TARGET): Harness {
+function setup(
+  script: Script,
+  options: DnsOptions = {},
+  target: DnsTarget = TARGET,
+  extraSettings: Partial<HoldDownSettings> = {},
+): Harness {
   const calls: number[] = [];
   const signals: AbortSignal[] = [];
-  const resolver = new DnsEndpointResolver(target, mergeSettings(options), {
+  const settings = { ...mergeSettings(options), ...extraSettings };
+  const resolver = new DnsEndpointResolver(target, settings, {
     resolvConfPath: '/nonexistent',
     hostsPath: undefined,
     now: () => Date.now(),
@@ -266,6 +273,160 @@ describe('DnsEndpointResolver scheduling', () => {
     await tick(1_000);
     await tick(1_000);
     assert.equal(h.sink.events.filter((e) => 'warn' in e).length, 1);
+    h.resolver.stop();
+  });
+});
+
+/** `update:N` for an update of N endpoints, `error` for an error (warnings left out). */
+function kinds(sink: RecordingSink): string[] {
+  return sink.events.flatMap((e) =>
+    'update' in e ? [`update:${e.update.endpoints.length}`] : 'error' in e ? ['error'] : [],
+  );
+}
+
+describe('negative answers: the hold-down before a name counts as gone', () => {
+  beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'Date'], now: 0 }));
+  afterEach(() => mock.timers.reset());
+
+  test('one transient NXDOMAIN does not empty the set: the last set is kept and an error says why', async () => {
+    const h = setup((n) => (n === 2 ? outcome([]) : outcome(['127.0.0.2'])), {
+      intervalMs: 1_000,
+    });
+    h.resolver.start(h.sink);
+    await settle();
+    await tick(1_000);
+    await tick(1_000);
+    assert.deepEqual(kinds(h.sink), ['update:1', 'error', 'update:1']);
+    const [error] = h.sink.errors;
+    assert.ok(error instanceof DnsResolutionError);
+    assert.match(
+      error.message,
+      /0 endpoints; the last endpoints are kept until the name has been missing for 2 answers and 5s \(1 so far, over 0ms\)/,
+    );
+    h.resolver.stop();
+  });
+
+  test('defaults: gone after 2 negative answers and 5 s, whichever is later; looked up again 5 s after the first', async () => {
+    const h = setup((n) => (n === 1 ? outcome(['127.0.0.2']) : outcome([])));
+    h.resolver.start(h.sink);
+    await settle();
+    await tick(30_000);
+    assert.deepEqual(kinds(h.sink), ['update:1', 'error']);
+    await tick(4_999);
+    assert.equal(h.calls.length, 2);
+    await tick(1);
+    assert.deepEqual(kinds(h.sink), ['update:1', 'error', 'update:0']);
+    await tick(30_000);
+    assert.deepEqual(h.calls, [0, 30_000, 35_000, 65_000], 'then the interval again');
+    assert.deepEqual(kinds(h.sink), ['update:1', 'error', 'update:0', 'update:0']);
+    h.resolver.stop();
+  });
+
+  test('with a short interval, many negative answers are not enough: 5 s must pass too', async () => {
+    const h = setup((n) => (n === 1 ? outcome(['127.0.0.2']) : outcome([])), {
+      intervalMs: 1_000,
+    });
+    h.resolver.start(h.sink);
+    await settle();
+    for (let i = 0; i < 5; i++) await tick(1_000);
+    assert.deepEqual(kinds(h.sink), ['update:1', 'error', 'error', 'error', 'error', 'error']);
+    await tick(1_000);
+    assert.deepEqual(kinds(h.sink).slice(-1), ['update:0'], 'at 6 s: 5 s after the first');
+    h.resolver.stop();
+  });
+
+  test('an answer with endpoints ends the run: the next negative answer starts counting again', async () => {
+    const answers = [['a'], [], ['a'], [], [], [], [], [], [], []];
+    const h = setup((n) => outcome((answers[n - 1] ?? []).map(() => '127.0.0.2')), {
+      intervalMs: 1_000,
+    });
+    h.resolver.start(h.sink);
+    await settle();
+    for (let i = 0; i < 8; i++) await tick(1_000);
+    // 1 s: negative (held); 2 s: positive; 3 s..7 s: held; 8 s: 5 s after 3 s → gone.
+    assert.deepEqual(kinds(h.sink), [
+      'update:1',
+      'error',
+      'update:1',
+      'error',
+      'error',
+      'error',
+      'error',
+      'error',
+      'update:0',
+    ]);
+    h.resolver.stop();
+  });
+
+  test('errors between negative answers do not end the run', async () => {
+    const h = setup(
+      (n) =>
+        n === 1
+          ? outcome(['127.0.0.2'])
+          : n % 2 === 0
+            ? outcome([])
+            : new DnsResolutionError('api', 'timed out'),
+      { intervalMs: 1_000 },
+    );
+    h.resolver.start(h.sink);
+    await settle();
+    for (let i = 0; i < 6; i++) await tick(1_000);
+    // Negative answers at 1, 3 and 5 s, errors at 2, 4 and 6 s: at 6 s the run has lasted 4 s.
+    assert.ok(!kinds(h.sink).includes('update:0'), 'held at 6 s (4 s of negative answers)');
+    await tick(1_000);
+    assert.deepEqual(kinds(h.sink).slice(-1), ['update:0'], 'gone at 7 s (6 s after the first)');
+    h.resolver.stop();
+  });
+
+  test('a channel that wakes up (stop, start) still holds its set: a negative answer then is held down', async () => {
+    const h = setup((n) => (n === 1 ? outcome(['127.0.0.2']) : outcome([])), {
+      intervalMs: 1_000,
+    });
+    h.resolver.start(h.sink);
+    await settle();
+    h.resolver.stop();
+    const woken = new RecordingSink();
+    h.resolver.start(woken);
+    await settle();
+    assert.deepEqual(kinds(woken), ['error']);
+    h.resolver.stop();
+  });
+
+  test('an empty answer before any endpoints is delivered at once (there is no set to keep)', async () => {
+    const h = setup(() => outcome([]), { intervalMs: 1_000 });
+    h.resolver.start(h.sink);
+    await settle();
+    assert.deepEqual(kinds(h.sink), ['update:0']);
+    await tick(1_000);
+    assert.deepEqual(kinds(h.sink), ['update:0', 'update:0']);
+    h.resolver.stop();
+  });
+
+  test('holdDownAnswers 1 and holdDownMs 0 in the settings turn the hold-down off', async () => {
+    const h = setup(
+      (n) => (n === 1 ? outcome(['127.0.0.2']) : outcome([])),
+      { intervalMs: 1_000 },
+      TARGET,
+      { holdDownAnswers: 1, holdDownMs: 0 },
+    );
+    h.resolver.start(h.sink);
+    await settle();
+    await tick(1_000);
+    assert.deepEqual(kinds(h.sink), ['update:1', 'update:0']);
+    h.resolver.stop();
+  });
+
+  test('holdDownAnswers 3 and holdDownMs 0: gone at the third negative answer', async () => {
+    const h = setup(
+      (n) => (n === 1 ? outcome(['127.0.0.2']) : outcome([])),
+      { intervalMs: 1_000 },
+      TARGET,
+      { holdDownAnswers: 3, holdDownMs: 0 },
+    );
+    h.resolver.start(h.sink);
+    await settle();
+    for (let i = 0; i < 3; i++) await tick(1_000);
+    assert.deepEqual(kinds(h.sink), ['update:1', 'error', 'error', 'update:0']);
     h.resolver.stop();
   });
 });

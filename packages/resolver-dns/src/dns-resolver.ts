@@ -5,6 +5,7 @@ import { lookupTarget, type LookupEnvironment, type LookupOutcome } from './dns-
 import type { DnsTarget } from './dns-target';
 import { formatDuration } from './duration';
 import { DnsResolutionError } from './errors';
+import { holdDownOf, NegativeStreak } from './hold-down';
 import { readHosts } from './hosts-file';
 import { readResolvConf } from './resolv-conf';
 
@@ -21,8 +22,10 @@ export interface DnsResolverEnvironment {
  * One channel's DNS resolver. It decides when to look again — `intervalMs` after each answer, or
  * when the records' TTL runs out (`useTtl`), never sooner than `minIntervalMs` after the last
  * look, and when the channel asks (a connection failed; the core adapter already rate-limits
- * that) — and reports what it found. Delivery, backoff after errors and keeping the last good
- * set belong to the core adapter.
+ * that) — and reports what it found. Once the name has had endpoints, negative answers (NXDOMAIN,
+ * no records) are held down (see `hold-down.ts`): reported as errors, so the channel keeps its
+ * set, until the name has been missing long enough. Delivery, backoff after errors and keeping
+ * the last good set belong to the core adapter.
  */
 export class DnsEndpointResolver implements EndpointResolver {
   private sink: ResolutionSink | undefined;
@@ -36,6 +39,12 @@ export class DnsEndpointResolver implements EndpointResolver {
   private expired = false;
   private rotation = 0;
   private readonly warned = new Set<string>();
+  /**
+   * Whether the last set delivered had endpoints. Kept across stop and start: the core adapter
+   * keeps that set for a channel that wakes up.
+   */
+  private holdsEndpoints = false;
+  private readonly negatives: NegativeStreak;
   private readonly now: () => number;
   private readonly lookup: NonNullable<DnsResolverEnvironment['lookup']>;
 
@@ -46,6 +55,7 @@ export class DnsEndpointResolver implements EndpointResolver {
   ) {
     this.now = env.now ?? (() => performance.now());
     this.lookup = env.lookup ?? lookupTarget;
+    this.negatives = new NegativeStreak(holdDownOf(settings));
   }
 
   start(sink: ResolutionSink): void {
@@ -54,6 +64,7 @@ export class DnsEndpointResolver implements EndpointResolver {
     this.warned.clear();
     this.lastSuccessAt = undefined;
     this.expired = false;
+    this.negatives.reset();
     this.resolve();
   }
 
@@ -167,9 +178,22 @@ export class DnsEndpointResolver implements EndpointResolver {
     for (const warning of outcome.warnings) this.warn(warning);
     this.lastSuccessAt = this.now();
     this.expired = false;
+    const { settings } = this;
+    if (outcome.endpoints.length === 0 && this.holdsEndpoints) {
+      const verdict = this.negatives.negative(this.now());
+      if (!verdict.gone) {
+        sink.error(new DnsResolutionError(this.target.name, `${outcome.note}; ${verdict.reason}`));
+        // Look again when the hold-down can end, not a whole interval later.
+        this.schedule(
+          Math.min(settings.intervalMs, Math.max(settings.minIntervalMs, verdict.remainingMs)),
+        );
+        return;
+      }
+    }
+    this.negatives.reset();
+    this.holdsEndpoints = outcome.endpoints.length > 0;
     sink.update({ endpoints: outcome.endpoints, note: outcome.note });
     if (this.target.kind === 'ip') return;
-    const { settings } = this;
     const delay =
       settings.useTtl && outcome.ttl !== undefined
         ? Math.min(settings.maxIntervalMs, Math.max(settings.minIntervalMs, outcome.ttl * 1000))
@@ -192,6 +216,7 @@ export class DnsEndpointResolver implements EndpointResolver {
     const staleFor = this.lastSuccessAt === undefined ? 0 : this.now() - this.lastSuccessAt;
     if (!this.expired && this.lastSuccessAt !== undefined && staleFor >= maxStaleMs) {
       this.expired = true;
+      this.holdsEndpoints = false;
       sink.update({
         endpoints: [],
         note: `DNS has failed for ${formatDuration(Math.round(staleFor))}, longer than max_stale ${formatDuration(maxStaleMs)}: ${failure.message}`,
