@@ -60,6 +60,8 @@ export interface ResilienceOptions {
     readonly aggression?: number;
     readonly minWeightPercent?: number;
   };
+  /** Ms a new channel holds its first calls for endpoints still connecting (0-10000); default 0 (off). */
+  readonly startupGraceMs?: number;
 }
 
 function policy(name: string, body: object): LoadBalancingConfigJson {
@@ -101,7 +103,7 @@ export class TrafficSplitBuilder {
   private emptySubset: 'redistribute' | 'fail' | undefined;
   private resilienceOptions: ResilienceOptions = {};
 
-  /** Outlier detection, health checks, panic threshold, slow start over all the endpoints. */
+  /** Outlier detection, health checks, panic threshold, slow start, startup grace over all the endpoints. */
   resilience(options: ResilienceOptions): this {
     this.resilienceOptions = options;
     return this;
