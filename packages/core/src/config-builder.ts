@@ -152,7 +152,12 @@ export class TrafficSplitBuilder {
     return this;
   }
 
-  /** A subset with no reachable endpoint: give its share to the others (default) or fail its calls. */
+  /**
+   * A subset that cannot take calls now: `redistribute` (default) gives its share to the route's
+   * ready subsets; `fail` queues it while the subset is waiting (connecting, or awaiting its first
+   * health answer) and fails it while the subset is empty (no endpoint in rotation or on its
+   * way).
+   */
   onEmptySubset(mode: 'redistribute' | 'fail'): this {
     this.emptySubset = mode;
     return this;
