@@ -36,6 +36,7 @@ const OPTIONS: ResilienceOptions = {
   healthCheck: { serviceName: 'helloworld.Greeter', checkInterval: '2s' },
   panicThreshold: 40,
   slowStart: { window: '30s', aggression: 2, minWeightPercent: 20 },
+  startupGraceMs: 100,
 };
 
 const LB0 = 'loadBalancingConfig[0]';

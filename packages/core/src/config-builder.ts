@@ -60,6 +60,8 @@ export interface ResilienceOptions {
     readonly aggression?: number;
     readonly minWeightPercent?: number;
   };
+  /** Ms a new channel holds its first calls for endpoints still connecting (0-10000); default 0 (off). */
+  readonly startupGraceMs?: number;
 }
 
 function policy(name: string, body: object): LoadBalancingConfigJson {
@@ -101,7 +103,7 @@ export class TrafficSplitBuilder {
   private emptySubset: 'redistribute' | 'fail' | undefined;
   private resilienceOptions: ResilienceOptions = {};
 
-  /** Outlier detection, health checks, panic threshold, slow start over all the endpoints. */
+  /** Outlier detection, health checks, panic threshold, slow start, startup grace over all the endpoints. */
   resilience(options: ResilienceOptions): this {
     this.resilienceOptions = options;
     return this;
@@ -150,7 +152,12 @@ export class TrafficSplitBuilder {
     return this;
   }
 
-  /** A subset with no reachable endpoint: give its share to the others (default) or fail its calls. */
+  /**
+   * A subset that cannot take calls now: `redistribute` (default) gives its share to the route's
+   * ready subsets; `fail` queues it while the subset is waiting (connecting, or awaiting its first
+   * health answer) and fails it while the subset is empty (no endpoint in rotation or on its
+   * way).
+   */
   onEmptySubset(mode: 'redistribute' | 'fail'): this {
     this.emptySubset = mode;
     return this;

@@ -199,12 +199,13 @@ describe('defaults', () => {
     });
   });
 
-  test('no resilience fields: nothing on, the panic threshold off (0, as gRPC and Istio)', () => {
+  test('no resilience fields: nothing on, the panic threshold and startup grace off (0)', () => {
     const expected: ResilienceConfig = {
       outlierDetection: undefined,
       healthCheck: undefined,
       panicThresholdPercent: 0,
       slowStart: undefined,
+      startupGraceMs: 0,
     };
     assert.deepEqual(parseResilience({}, 'x'), expected);
     assert.deepEqual(NO_RESILIENCE, expected);
@@ -214,6 +215,12 @@ describe('defaults', () => {
     assert.equal(parseResilience({ panicThreshold: 0 }, 'x').panicThresholdPercent, 0);
     assert.equal(parseResilience({ panicThreshold: 50 }, 'x').panicThresholdPercent, 50);
     assert.equal(parseResilience({ panic_threshold: 50 }, 'x').panicThresholdPercent, 50);
+  });
+
+  test('startupGraceMs in ms, 0 to 10000, in either spelling', () => {
+    assert.equal(parseResilience({ startupGraceMs: 0 }, 'x').startupGraceMs, 0);
+    assert.equal(parseResilience({ startupGraceMs: 100 }, 'x').startupGraceMs, 100);
+    assert.equal(parseResilience({ startup_grace_ms: 10_000 }, 'x').startupGraceMs, 10_000);
   });
 });
 
@@ -737,6 +744,22 @@ describe('invalid resilience options name the exact field', () => {
       'x.panicThreshold',
       /integer 0-100, got null/,
     ],
+    // Startup grace.
+    [
+      'startupGraceMs 10001',
+      { startupGraceMs: 10_001 },
+      'x.startupGraceMs',
+      /integer 0-10000.*10001/,
+    ],
+    ['startup_grace_ms -1', { startup_grace_ms: -1 }, 'x.startup_grace_ms', /integer 0-10000/],
+    ['startupGraceMs 2.5', { startupGraceMs: 2.5 }, 'x.startupGraceMs', /integer 0-10000/],
+    ['startupGraceMs "100ms"', { startupGraceMs: '100ms' }, 'x.startupGraceMs', /integer 0-10000/],
+    [
+      'startupGraceMs in both spellings',
+      { startupGraceMs: 1, startup_grace_ms: 2 },
+      'x.startupGraceMs',
+      /given twice/,
+    ],
   ];
   for (const [name, json, field, reason] of invalid) {
     test(`${name} → ${field}`, () => {
@@ -783,6 +806,7 @@ describe('parseResilience', () => {
         healthCheck: { serviceName: 'grpc.health.v1.Health' },
         panicThreshold: 30,
         slowStart: { window: '45s', aggression: 2 },
+        startupGraceMs: 50,
       },
       'x',
     );
@@ -791,6 +815,7 @@ describe('parseResilience', () => {
       healthCheck: { serviceName: 'grpc.health.v1.Health', checkIntervalMs: 5000 },
       panicThresholdPercent: 30,
       slowStart: { windowMs: 45_000, aggression: 2, minWeightPercent: 10 },
+      startupGraceMs: 50,
     });
   });
 
@@ -809,6 +834,7 @@ describe('splitPolicyJson', () => {
         healthCheck: {},
         panicThreshold: 0,
         slowStart: { window: '10s' },
+        startup_grace_ms: 200,
       },
       'x',
     );
@@ -818,6 +844,7 @@ describe('splitPolicyJson', () => {
       healthCheck: { serviceName: '', checkIntervalMs: 5000 },
       panicThresholdPercent: 0,
       slowStart: { windowMs: 10_000, aggression: 1, minWeightPercent: 10 },
+      startupGraceMs: 200,
     });
     for (const field of RESILIENCE_FIELDS) assert.ok(!(field in own), field);
   });

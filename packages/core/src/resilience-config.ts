@@ -1,6 +1,7 @@
 /**
  * Options every grpc-lb policy accepts beside its own: passive outlier
- * detection, active health checks, the panic threshold and slow start.
+ * detection, active health checks, the panic threshold, slow start and the
+ * startup grace.
  * Field names and defaults are the ones operators know from gRPC A50,
  * Envoy and Istio; both grpc-go's form (camelCase, "10s") and grpc-js's
  * (snake_case, {seconds, nanos}) parse.
@@ -10,7 +11,8 @@
  *                             "failurePercentageEjection": { "threshold": 50, "minimumHosts": 3 } },
  *       "healthCheck": { "serviceName": "" },
  *       "panicThreshold": 50,   // default 0: off
- *       "slowStart": { "window": "30s" } }
+ *       "slowStart": { "window": "30s" },
+ *       "startupGraceMs": 100 }  // default 0: off
  */
 import { ConfigError, describe } from './errors';
 import {
@@ -80,7 +82,17 @@ export interface ResilienceConfig {
    */
   readonly panicThresholdPercent: number;
   readonly slowStart: SlowStartConfig | undefined;
+  /**
+   * How long a balancer with no endpoint in rotation yet (a new channel, or
+   * after a full outage) holds its calls once the first endpoint is ready,
+   * waiting for the others still connecting, so that the first calls spread
+   * over more than one endpoint. 0 (the default) turns it off.
+   */
+  readonly startupGraceMs: number;
 }
+
+/** The longest startup grace: calls of a new channel never wait longer than this for it. */
+export const MAX_STARTUP_GRACE_MS = 10_000;
 
 /** The shared option names (each also read in snake_case). */
 export const RESILIENCE_OPTIONS = [
@@ -88,6 +100,7 @@ export const RESILIENCE_OPTIONS = [
   'healthCheck',
   'panicThreshold',
   'slowStart',
+  'startupGraceMs',
 ] as const;
 
 /** The shared option names in both spellings: every policy accepts these beside its own fields. */
@@ -271,6 +284,8 @@ export function parseResilience(
     healthCheck: f.read('healthCheck', (v, at) => parseHealthCheck(v, at, ctx)),
     panicThresholdPercent: f.read('panicThreshold', percentage) ?? 0,
     slowStart: f.read('slowStart', (v, at) => parseSlowStart(v, at, ctx)),
+    startupGraceMs:
+      f.read('startupGraceMs', (v, at) => integer(v, at, 0, MAX_STARTUP_GRACE_MS)) ?? 0,
   };
 }
 
@@ -279,6 +294,7 @@ export const NO_RESILIENCE: ResilienceConfig = {
   healthCheck: undefined,
   panicThresholdPercent: 0,
   slowStart: undefined,
+  startupGraceMs: 0,
 };
 
 /** Splits a policy's JSON into its own fields (for the policy's parser) and the shared options (parsed). */

@@ -71,9 +71,14 @@ export interface TrafficSplitConfig {
   readonly routes: readonly RouteConfig[];
   readonly subsetPolicy: SubsetPolicy;
   /**
-   * `redistribute` (default): a subset with no reachable endpoint gives its share to the route's
-   * other subsets, in proportion to their weights. `fail`: its share of calls fails with
-   * UNAVAILABLE naming the subset.
+   * What a route does with the share of a subset that cannot take calls now. A subset is ready
+   * when one of its endpoints is in rotation; waiting while none is but one is on its way
+   * (connecting, or connected with its first health answer pending); empty when none is on its
+   * way (no endpoint; all failing, not serving or ejected; or only endpoints of weight 0 ready).
+   * `redistribute` (default): a waiting or empty subset's share goes to the route's ready subsets,
+   * in proportion to their weights; calls queue only when no subset is ready and one is waiting,
+   * and fail only when every subset is empty. `fail`: a waiting subset's share queues until it is
+   * ready; an empty subset's share fails at once with UNAVAILABLE naming the subset.
    */
   readonly onEmptySubset: 'redistribute' | 'fail';
 }

@@ -240,6 +240,52 @@ describe('EdfSchedule properties (weights w_i above 0, offsets o_i in [0, 1))', 
     );
   });
 
+  test('over any run of m consecutive picks, item i has m·p_i picks within 1 + (k − 2)·p_i (p_i = w_i/W, k items)', () => {
+    fc.assert(
+      fc.property(
+        edfItems(positiveWeight, gridOffset),
+        fc.integer({ min: 1, max: 200 }),
+        (items, n) => {
+          const weights = items.map((x) => x.weight);
+          const W = sum(weights);
+          const k = weights.length;
+          const { sequence } = edfPicks(
+            weights,
+            items.map((x) => x.offset),
+            n,
+          );
+          const prefix = prefixCounts(k, sequence);
+          weights.forEach((w, i) => {
+            const p = w / W;
+            const bound = 1 + (k - 2) * p + 1e-9;
+            const counts = prefix[i]!;
+            for (let start = 0; start < n; start++) {
+              for (let end = start + 1; end <= n; end++) {
+                const off = counts[end]! - counts[start]! - (end - start) * p;
+                if (Math.abs(off) > bound) {
+                  assert.fail(
+                    `item ${i} (share ${p}) is ${off} picks off its share in picks ${start}-${end - 1}`,
+                  );
+                }
+              }
+            }
+          });
+        },
+      ),
+      { numRuns: 150 },
+    );
+  });
+
+  test('the bound is nearly reached: a weight 10 among ten of weight 1 can go 10 picks without one (5 short of its share)', () => {
+    const weights = [10, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1];
+    const { sequence } = edfPicks(
+      weights,
+      weights.map(() => 0),
+      11,
+    );
+    assert.deepEqual(sequence, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+  });
+
   test('pick cost: at most 1 + 2·⌊log2 n⌋ deadline reads per pick among n items', () => {
     fc.assert(
       fc.property(

@@ -24,7 +24,16 @@
  * - between two picks of item i (or before its first) there are at most
  *   Σ over j ≠ i of (⌊weight_j / weight_i⌋ + 1) picks of others;
  * - with integer weights summing to W, after every m·W picks item i has
- *   exactly m·weight_i.
+ *   exactly m·weight_i;
+ * - over any run of m consecutive picks, item i of share p_i = weight_i / W
+ *   (among k items) has m·p_i picks within 1 + (k − 2)·p_i. After a pick
+ *   whose deadline is T (at the start, T = 0), every count lies in
+ *   [weight_j·T − o_j, weight_j·T − o_j + 1], as picks come in deadline
+ *   order; so over a run item j gets weight_j·ΔT + e_j picks with
+ *   |e_j| ≤ 1, and with m = W·ΔT + Σ e_j, item i is off its share by
+ *   e_i·(1 − p_i) − p_i·Σ_{j≠i} e_j.
+ *   With two items that is ±1, but a heavy item among many light ones can
+ *   fall nearly k − 1 picks behind when the light ones come due together.
  */
 
 export class SmoothWeightedRoundRobin<T> {

@@ -3,8 +3,9 @@
  * child per endpoint across resolver updates (`endpoint-child.ts`), batches
  * their state changes, asks for re-resolution when a READY endpoint drops,
  * and on every change asks the resilience controller which endpoints may
- * take calls, the aggregator what the channel shows, and the policy for a
- * picker over the endpoints in rotation.
+ * take calls, the aggregator what the channel shows, the startup grace
+ * whether to hold READY back a little longer, and the policy for a picker
+ * over the endpoints in rotation.
  */
 import type {
   ChannelOptions,
@@ -26,7 +27,8 @@ import type { PolicySpec } from './endpoint-policy';
 import { withoutKey } from './options';
 import { ResilienceController, type ResilienceHost } from './resilience-controller';
 import type { Runtime } from './runtime';
-import { describeNoEndpoints, StateAggregator } from './state-aggregation';
+import { StartupGrace } from './startup-grace';
+import { describeNoEndpoints, StateAggregator, type Aggregate } from './state-aggregation';
 
 type ConnectivityState = ConnectivityStateEnum;
 
@@ -65,6 +67,7 @@ export class EndpointBalancer<C>
   private readonly tracker: CallTracker<ChildEndpoint>;
   private readonly resilience: ResilienceController;
   private readonly aggregator: StateAggregator;
+  private readonly grace: StartupGrace;
   private readonly CS: typeof import('@grpc/grpc-js').connectivityState;
 
   constructor(
@@ -83,6 +86,7 @@ export class EndpointBalancer<C>
     this.resilience = new ResilienceController(rt, this);
     this.tracker = new CallTracker(rt.grpc.experimental.PickResultType.COMPLETE, this.resilience);
     this.aggregator = new StateAggregator(rt);
+    this.grace = new StartupGrace(() => this.recompute());
   }
 
   get describe(): string {
@@ -101,6 +105,7 @@ export class EndpointBalancer<C>
       this.memo.clear();
       this.configText = configText;
       this.resilience.apply(config.resilience);
+      this.grace.configChanged();
     }
     this.config = config.parsed;
     const target: unknown = options[TARGET_ATTRIBUTE];
@@ -111,6 +116,7 @@ export class EndpointBalancer<C>
     const { UnavailablePicker } = this.rt.grpc.experimental;
     if (!endpoints.ok) {
       if (this.childMap.size === 0) {
+        this.grace.noneReady();
         this.publish(
           this.CS.TRANSIENT_FAILURE,
           new UnavailablePicker(endpoints.error),
@@ -158,6 +164,7 @@ export class EndpointBalancer<C>
     this.rt.trace(`${this.describe}: ${next.size} endpoints, ${added.length} new`);
     if (next.size === 0) {
       const details = describeNoEndpoints(this.target, resolutionNote);
+      this.grace.noneReady();
       this.publish(this.CS.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
       return true;
     }
@@ -186,6 +193,7 @@ export class EndpointBalancer<C>
     this.memo.clear();
     this.configText = '';
     this.resilience.destroy();
+    this.grace.destroy();
     if (this.recomputeImmediate) clearImmediate(this.recomputeImmediate);
     this.recomputeImmediate = undefined;
     this.observer?.detach(this);
@@ -267,6 +275,23 @@ export class EndpointBalancer<C>
       note: this.note,
     });
     const now = Date.now();
+    if (aggregate.state !== this.CS.READY) {
+      this.grace.noneReady();
+    } else if (
+      this.grace.hold(
+        () => this.someUnsettled(aggregate),
+        resilience.current?.startupGraceMs ?? 0,
+        now,
+      )
+    ) {
+      this.rt.trace(
+        `${this.describe}: startup grace: ${aggregate.ready.length} of ${children.length} endpoints ready, waiting for the others to connect or fail`,
+      );
+      this.publish(this.CS.CONNECTING, new this.rt.grpc.experimental.QueuePicker(this), null);
+      for (const child of aggregate.idle) child.leaf.exitIdle();
+      if (event) this.observer?.emit('panic', event);
+      return;
+    }
     const ready = aggregate.ready;
     const rampingUp = resilience.rampingUp(ready, now);
     const picker = this.aggregator.pickerFor(
@@ -289,6 +314,21 @@ export class EndpointBalancer<C>
     // Every endpoint stays connected: a leaf that went idle reconnects.
     for (const child of aggregate.idle) child.leaf.exitIdle();
     if (event) this.observer?.emit('panic', event);
+  }
+
+  /**
+   * Whether some endpoint is still on its way: connecting, idle (it is told
+   * to reconnect), awaiting its first health answer, or failed before and
+   * trying to connect again right now (pick_first keeps reporting
+   * TRANSIENT_FAILURE meanwhile). One waiting out its reconnect backoff is
+   * settled.
+   */
+  private someUnsettled(aggregate: Aggregate): boolean {
+    if (aggregate.waiting > 0 || aggregate.idle.length > 0) return true;
+    const { TRANSIENT_FAILURE, CONNECTING } = this.CS;
+    return this.children.some(
+      (c) => c.connectivity === TRANSIENT_FAILURE && c.subchannelState === CONNECTING,
+    );
   }
 
   private scheduleRecompute(): void {

@@ -45,8 +45,14 @@ export interface ChildOwner {
 export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndpoint {
   /** As policies see it: READY only when in rotation (see `EndpointChild.state`). */
   state: ConnectivityState;
-  /** The leaf's own state: the connection's. */
+  /** The leaf's own state: the connection's, as pick_first reports it. */
   connectivity: ConnectivityState;
+  /**
+   * The subchannel's state now. It differs from `connectivity` while the
+   * leaf stays in TRANSIENT_FAILURE after a failed connection (pick_first's
+   * sticky failure) and the subchannel is trying again (CONNECTING).
+   */
+  subchannelState: ConnectivityState;
   leafPicker: experimental.Picker;
   readonly leaf: experimental.LeafLoadBalancer;
   readonly picker: experimental.Picker;
@@ -68,10 +74,11 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
   readonly countStart: () => void;
   readonly countEnd: (code: number) => void;
   /**
-   * The subchannel's own error, not the leaf's: pick_first wraps it in
-   * sentences of its own ("No connection established. Last error: …").
+   * The subchannel's own state and error, not the leaf's: pick_first wraps
+   * the error in sentences of its own ("No connection established. Last
+   * error: …").
    */
-  private readonly errorListener: experimental.ConnectivityStateListener;
+  private readonly subchannelListener: experimental.ConnectivityStateListener;
 
   constructor(
     rt: Runtime,
@@ -87,7 +94,9 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
     const CS = rt.grpc.connectivityState;
     this.state = CS.IDLE;
     this.connectivity = CS.IDLE;
-    this.errorListener = (_subchannel, _previous, state, _keepalive, errorMessage) => {
+    this.subchannelState = CS.IDLE;
+    this.subchannelListener = (_subchannel, _previous, state, _keepalive, errorMessage) => {
+      this.subchannelState = state;
       if (state === CS.READY) {
         this.lastError = undefined;
       } else if (state === CS.TRANSIENT_FAILURE && errorMessage) {
@@ -118,15 +127,16 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
 
   /** The leaf made (or remade) its subchannel. */
   useSubchannel(subchannel: experimental.SubchannelInterface): void {
-    this.subchannel?.removeConnectivityStateListener(this.errorListener);
+    this.subchannel?.removeConnectivityStateListener(this.subchannelListener);
     this.subchannel = subchannel;
-    subchannel.addConnectivityStateListener(this.errorListener);
+    this.subchannelState = subchannel.getConnectivityState();
+    subchannel.addConnectivityStateListener(this.subchannelListener);
   }
 
   /** The leaf and its connection go; nothing it reports afterwards is heard. */
   destroy(): void {
     this.removed = true;
-    this.subchannel?.removeConnectivityStateListener(this.errorListener);
+    this.subchannel?.removeConnectivityStateListener(this.subchannelListener);
     this.leaf.destroy();
   }
 }

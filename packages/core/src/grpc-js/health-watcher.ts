@@ -2,8 +2,8 @@
  * Active health checking of one endpoint over its own connection:
  * `grpc.health.v1.Health/Watch` while the subchannel is READY, falling back
  * to periodic `Check` when Watch is UNIMPLEMENTED; UNIMPLEMENTED on both
- * means "no health service: healthy". Errors back off. grpc-js has no
- * client-side health checking, and grpc-go's does not work with round_robin.
+ * means "no health service: healthy". Errors back off. grpc-js, unlike
+ * grpc-go, has no client-side health checking of its own.
  *
  * As in grpc-go, only an answered SERVING is healthy: NOT_SERVING,
  * SERVICE_UNKNOWN (a service name the server does not know), UNKNOWN and

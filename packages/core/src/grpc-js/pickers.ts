@@ -38,9 +38,9 @@ export class RoundRobinPicker implements experimental.Picker {
 }
 
 /**
- * Smooth weighted picks (earliest deadline first): over any stretch of calls
- * each child's share is within one call of weight / total weight. Weight 0
- * children get nothing. `size` 0 means no ready child has a positive weight.
+ * Smooth weighted picks (earliest deadline first; the bounds on its shares
+ * are in weighted-schedule.ts). Weight 0 children get nothing. `size` 0
+ * means no ready child has a positive weight.
  */
 export class WeightedPicker implements experimental.Picker {
   private readonly schedule: EdfSchedule<EndpointChild>;

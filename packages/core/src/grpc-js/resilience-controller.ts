@@ -66,9 +66,17 @@ export class ResilienceController {
       });
       this.intervalTimer = setInterval(() => this.tick(), outlier.intervalMs);
       this.intervalTimer.unref();
-    } else {
+    } else if (this.detector) {
+      // A50: with outlier detection off, every endpoint returns and starts
+      // again from nothing: a later ejection is a first one.
       this.detector = undefined;
-      for (const child of children) this.returnChild(child, false);
+      for (const child of children) {
+        this.returnChild(child, false);
+        child.timesEjected = 0;
+        child.stats.consecutiveFailures = 0;
+        child.stats.intervalSuccesses = 0;
+        child.stats.intervalFailures = 0;
+      }
     }
     for (const child of children) this.configureHealth(child);
   }

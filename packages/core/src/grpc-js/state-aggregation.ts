@@ -33,6 +33,8 @@ export interface Aggregate {
   readonly ready: readonly ChildEndpoint[];
   /** Endpoints whose leaf went IDLE: the balancer reconnects them (every endpoint stays connected). */
   readonly idle: readonly ChildEndpoint[];
+  /** How many endpoints are connecting, or connected with their first health answer pending. */
+  readonly waiting: number;
   /** Why no call can be taken (TRANSIENT_FAILURE only). */
   readonly failure: string | undefined;
 }
@@ -79,14 +81,15 @@ export class StateAggregator {
       else if (pending || child.connectivity === CS.CONNECTING) waiting++;
       else if (child.connectivity === CS.IDLE) idle.push(child);
     }
-    if (ready.length > 0) return { state: CS.READY, ready, idle, failure: undefined };
+    if (ready.length > 0) return { state: CS.READY, ready, idle, waiting, failure: undefined };
     if (waiting > 0 || idle.length > 0) {
-      return { state: CS.CONNECTING, ready, idle, failure: undefined };
+      return { state: CS.CONNECTING, ready, idle, waiting, failure: undefined };
     }
     return {
       state: CS.TRANSIENT_FAILURE,
       ready,
       idle,
+      waiting,
       failure: this.describeFailure(children, verdicts),
     };
   }
