@@ -79,6 +79,21 @@ async function versions(
   return { counts, errors };
 }
 
+/**
+ * Calls until every version in `wanted` has answered. While a subset of a new channel is still
+ * connecting, its share goes to the others (so nothing waits on it); shares are exact from the
+ * moment every subset is READY, which is what the exact-share assertions measure.
+ */
+async function untilAnswered(client: GreeterClient, wanted: readonly string[]): Promise<void> {
+  await waitFor(
+    async () => {
+      const { counts } = await versions(client, 20);
+      return wanted.every((version) => (counts[version] ?? 0) > 0);
+    },
+    { timeoutMs: 10_000, message: `${wanted.join(', ')} to answer` },
+  );
+}
+
 function assertShares(
   counts: Record<string, number>,
   expected: Record<string, number>,
@@ -114,6 +129,7 @@ describe('traffic split with real backends', () => {
       'grpc.service_config': JSON.stringify(serviceConfig(split301060())),
     });
     try {
+      await untilAnswered(client, ['v1', 'v2', 'v3']);
       const hello = await versions(client, 10_000);
       assert.equal(hello.errors.length, 0);
       assertShares(hello.counts, { v1: 0.3, v2: 0.6, v3: 0.1 }, 10_000);
@@ -159,6 +175,7 @@ describe('traffic split with real backends', () => {
     });
     const client = new Greeter(manual.target, insecure);
     try {
+      await untilAnswered(client, ['v1', 'v2', 'v3']);
       assertShares((await versions(client, 2000)).counts, { v1: 0.3, v2: 0.6, v3: 0.1 }, 2000);
       const shifted = trafficSplit()
         .subset('v1', { version: 'v1' })
@@ -189,6 +206,7 @@ describe('traffic split with real backends', () => {
       'grpc.service_config': JSON.stringify(serviceConfig(split301060())),
     });
     try {
+      await untilAnswered(client, ['v1', 'v2']);
       const { counts, errors } = await versions(client, 3000);
       assert.equal(errors.length, 0);
       assertShares(counts, { v1: 1 / 3, v2: 2 / 3, v3: 0 }, 3000);
@@ -204,6 +222,7 @@ describe('traffic split with real backends', () => {
       'grpc.service_config': JSON.stringify(serviceConfig(split301060().onEmptySubset('fail'))),
     });
     try {
+      await untilAnswered(client, ['v1', 'v2']);
       const { counts, errors } = await versions(client, 2000);
       assert.ok(
         Math.abs(errors.length / 2000 - 0.1) <= 0.005,
