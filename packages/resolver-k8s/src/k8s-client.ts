@@ -136,7 +136,7 @@ function loadConfig(k8s: ClientNodeModule, options: K8sConnectionOptions): Clien
     try {
       kc.loadFromCluster(prefix);
     } catch (error) {
-      throw kubeconfigError(error, `(in-cluster, ${prefix}${SERVICE_ACCOUNT_DIR})`);
+      throw kubeconfigError(error, `the service account at ${prefix}${SERVICE_ACCOUNT_DIR}`);
     }
   } else if (existsSync(join(homedir(), '.kube', 'config'))) {
     loadFile(kc, join(homedir(), '.kube', 'config'));

@@ -38,22 +38,22 @@ describe('a kubeconfig that cannot be loaded is named without its content', () =
     [
       'bad-indent.yaml',
       valid('https://127.0.0.1:6443', `${SECRET}\n      bad: [indent`),
-      /kubeconfig .*bad-indent\.yaml is not valid YAML at line 11, column \d+: bad indentation/,
+      /invalid kubeconfig: .*bad-indent\.yaml is not valid YAML at line 11, column \d+: bad indentation/,
     ],
     [
       'unclosed.yaml',
       valid('https://127.0.0.1:6443', `"${SECRET}`),
-      /kubeconfig .*unclosed\.yaml is not valid YAML at line \d+/,
+      /invalid kubeconfig: .*unclosed\.yaml is not valid YAML at line \d+/,
     ],
     [
       'tab.yaml',
       `users:\n- name: u\n  user:\n\ttoken: ${SECRET}\n`,
-      /kubeconfig .*tab\.yaml is not valid YAML at line 4/,
+      /invalid kubeconfig: .*tab\.yaml is not valid YAML at line 4/,
     ],
     [
       'no-name.yaml',
       `clusters:\n- cluster: {server: "https://127.0.0.1"}\nusers:\n- name: u\n  user: {token: ${SECRET}}\n`,
-      /kubeconfig .*no-name\.yaml is not a usable kubeconfig: clusters\[0\]\.name is missing/,
+      /invalid kubeconfig: .*no-name\.yaml is not a usable kubeconfig: clusters\[0\]\.name is missing/,
     ],
   ];
   for (const [name, text, message] of cases) {
@@ -73,7 +73,7 @@ describe('a kubeconfig that cannot be loaded is named without its content', () =
     const error = kubeconfigError(new Error(`token: ${SECRET}`), '/k');
     assert.equal(
       error.message,
-      'k8s resolver: invalid kubeconfig: kubeconfig /k is not a usable kubeconfig (its content is not shown, since it may hold credentials)',
+      'k8s resolver: invalid kubeconfig: /k is not a usable kubeconfig (its content is not shown, since it may hold credentials)',
     );
   });
 

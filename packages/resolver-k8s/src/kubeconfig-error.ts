@@ -8,11 +8,7 @@ import { ConfigError } from '@grpc-lb/core';
  * (`clusters[0].name is missing`), which name no value.
  */
 export function kubeconfigError(error: unknown, file: string): ConfigError {
-  return new ConfigError(
-    'kubeconfig',
-    `kubeconfig ${file} ${describeLoadFailure(error)}`,
-    'k8s resolver',
-  );
+  return new ConfigError('kubeconfig', `${file} ${describeLoadFailure(error)}`, 'k8s resolver');
 }
 
 const SAFE_REASON = /^[a-z][a-z ,()-]{0,80}$/i;
