@@ -109,8 +109,3 @@ export function redactSecrets(text: string): string {
         bearer !== undefined ? `${bearer}${space1}${MASK}` : `${basic}${space2}${MASK}`,
     );
 }
-
-/** Whether `text` holds anything `redactSecrets` would hide. */
-export function hasSecrets(text: string): boolean {
-  return redactSecrets(text) !== text;
-}
