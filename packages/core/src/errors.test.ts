@@ -26,3 +26,22 @@ test('instanceof matches errors from another copy of the package', () => {
   assert.ok(!(foreign instanceof ConfigError));
   assert.ok(new ConfigError('f', 'p') instanceof other.GrpcLbError);
 });
+
+test('a TargetError never shows a secret of its target or problem', () => {
+  const error = new TargetError(
+    'dns+lb://u:S3CRET@127.0.0.1:x/api:1?token=T0KEN',
+    'DNS server "u:S3CRET@127.0.0.1:x" has an invalid port "x"',
+  );
+  assert.doesNotMatch(error.message, /S3CRET|T0KEN/);
+  assert.doesNotMatch(error.target, /S3CRET|T0KEN/);
+  assert.equal(
+    error.message,
+    'invalid target "dns+lb://***@127.0.0.1:x/api:1?token=***": DNS server "***@127.0.0.1:x" has an invalid port "x"',
+  );
+});
+
+test('a ConfigError never shows userinfo of an address setting', () => {
+  const error = new ConfigError('CONSUL_HTTP_ADDR', '"user:S3CRET@consul:8500" is not host:port');
+  assert.doesNotMatch(error.message, /S3CRET/);
+  assert.doesNotMatch(error.problem, /S3CRET/);
+});

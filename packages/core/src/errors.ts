@@ -4,6 +4,8 @@
  * ends up with two copies of this package.
  */
 
+import { redactSecrets } from './redact';
+
 const KINDS = Symbol.for('@grpc-lb/core.GrpcLbError.kinds');
 
 /** Class names from `ctor` up to GrpcLbError: what `instanceof` checks against. */
@@ -45,25 +47,36 @@ export class GrpcLbError extends Error {
   }
 }
 
-/** A target URI that cannot be used: names the target and the part that is wrong. */
+/**
+ * A target URI that cannot be used: names the target and the part that is wrong. Both go through
+ * `redactSecrets`, so userinfo, `token=`-like values and Bearer tokens never appear in the message
+ * or in `target`, whichever parser throws it.
+ */
 export class TargetError extends GrpcLbError {
+  /** The target as written, with its secrets replaced by `***`. */
   readonly target: string;
   constructor(target: string, problem: string) {
-    super('BAD_TARGET', `invalid target "${target}": ${problem}`);
+    const shown = redactSecrets(String(target));
+    super('BAD_TARGET', `invalid target "${shown}": ${redactSecrets(String(problem))}`);
     this.name = 'TargetError';
-    this.target = target;
+    this.target = shown;
   }
 }
 
-/** A configuration that cannot be used: names the field path, e.g. `loadBalancingConfig[0].grpc-lb.round_robin`. */
+/**
+ * A configuration that cannot be used: names the field path, e.g.
+ * `loadBalancingConfig[0].grpc-lb.round_robin`. The problem goes through `redactSecrets`, since it
+ * may quote an address setting (`CONSUL_HTTP_ADDR=user:pass@host`).
+ */
 export class ConfigError extends GrpcLbError {
   readonly field: string;
   readonly problem: string;
   constructor(field: string, problem: string, context?: string) {
-    super('BAD_CONFIG', `${context ? `${context}: ` : ''}invalid ${field}: ${problem}`);
+    const shown = redactSecrets(String(problem));
+    super('BAD_CONFIG', `${context ? `${context}: ` : ''}invalid ${field}: ${shown}`);
     this.name = 'ConfigError';
     this.field = field;
-    this.problem = problem;
+    this.problem = shown;
   }
 }
 

@@ -100,6 +100,7 @@ export { parseStaticTarget, staticResolverFactory, type StaticTarget } from './s
 export { manualResolverFactory } from './manual-target';
 export { normalizeEndpoint, formatHostPort, type NormalizedEndpoint } from './endpoint';
 export { Backoff, type BackoffOptions } from './backoff';
+export { redactSecrets, isSecretName, SECRET_WORDS } from './redact';
 /** Reads a service config as the client reads one a resolver delivers (unknown fields dropped). */
 export {
   readServiceConfig,

@@ -57,12 +57,13 @@ describe('static: targets', () => {
     ['static:///127.0.0.1:1;weight=-1', /weight "-1" is not a number/],
     ['static:///127.0.0.1:1;weight=abc', /weight "abc"/],
     ['static:///127.0.0.1:1;weight=2000000', /weight "2000000"/],
-    ['static:///127.0.0.1:1;version', /attribute "version" is not key=value/],
-    ['static:///127.0.0.1:1;=v1', /attribute "=v1" is not key=value/],
+    ['static:///127.0.0.1:1;version', /attribute "version" is not name=value/],
+    ['static:///127.0.0.1:1;=v1', /attribute "=v1" is not name=value/],
     ['static:///127.0.0.1:1;a=1;a=2', /label "a" is set twice/],
-    ['static:///127.0.0.1:1;bad key=1', /"bad key" is not a valid label name/],
+    ['static:///127.0.0.1:1;bad label=1', /"bad label" is not a valid label name/],
     ['static:///127.0.0.1:1;v=%zz', /malformed percent-escape/],
     ['static:///127.0.0.1:99999', /invalid port "99999"/],
+    ['static://name/127.0.0.1:1;role=%zz', /malformed percent-escape/],
   ];
   for (const [target, message] of bad) {
     test(`rejects ${target}`, () => {
@@ -73,4 +74,41 @@ describe('static: targets', () => {
       );
     });
   }
+});
+
+describe('static: targets never carry credentials', () => {
+  const refused: [string, RegExp][] = [
+    ['static://u:S3CRET@hello.prod/127.0.0.1:1', /userinfo .* not allowed .*call credentials/],
+    ['static://S3CRET@hello.prod/127.0.0.1:1', /userinfo .* not allowed/],
+    ['static:///127.0.0.1:1;token=S3CRET', /label named "token" would hold a secret/],
+    ['static:///127.0.0.1:1;version=v1;api_key=S3CRET', /label named "api_key"/],
+    ['static:///127.0.0.1:1,127.0.0.2:1;Password=S3CRET', /endpoint 2 .*label named "Password"/],
+    ['static:///127.0.0.1:1;secret=S3CRET%zz', /label named "secret"/],
+  ];
+  for (const [target, message] of refused) {
+    test(`refuses ${target.replace('S3CRET', '…')} without repeating the secret`, () => {
+      assert.throws(
+        () => parse(target),
+        (e: unknown) => {
+          assert.ok(e instanceof TargetError);
+          assert.match(e.message, message);
+          assert.doesNotMatch(e.message, /S3CRET/);
+          assert.doesNotMatch(e.target, /S3CRET/);
+          return true;
+        },
+      );
+    });
+  }
+
+  test('any other error of a target holding a secret label does not repeat it', () => {
+    assert.throws(
+      () => parse('static:///127.0.0.1:1;token=S3CRET,127.0.0.1:1'),
+      (e: unknown) => e instanceof TargetError && !e.message.includes('S3CRET'),
+    );
+  });
+
+  test('labels that only look alike are kept', () => {
+    const parsed = parse('static:///127.0.0.1:1;monkey=1;keyboard=2;author=x');
+    assert.deepEqual(parsed.endpoints[0]!.labels, { monkey: '1', keyboard: '2', author: 'x' });
+  });
 });

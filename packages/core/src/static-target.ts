@@ -6,6 +6,7 @@ import type {
   ResolverFactory,
   TargetUri,
 } from './resolver-contract';
+import { isSecretName } from './redact';
 import { parseHostPort } from './target-uri';
 
 /**
@@ -18,6 +19,11 @@ import { parseHostPort } from './target-uri';
  * Each endpoint is `host:port` followed by `;key=value` attributes: `weight`
  * (a number 0–1000000, default 1; 0 = known but sent no traffic), `zone`, and
  * any other key is a label. Values are percent-decoded.
+ *
+ * Credentials are refused, since a target is logged and its authority becomes the `:authority`
+ * header: userinfo in the authority (`static://user:token@name/…`), and labels whose name announces
+ * a secret (`token`, `password`, `secret`, `api_key`, … — see `isSecretName`). Send credentials as
+ * call credentials (`grpc.credentials.createFromMetadataGenerator`) instead.
  */
 export interface StaticTarget {
   readonly authority: string | undefined;
@@ -35,6 +41,12 @@ function decode(value: string, target: string, what: string): string {
 }
 
 export function parseStaticTarget(uri: TargetUri, original: string): StaticTarget {
+  if (uri.authority?.includes('@')) {
+    throw new TargetError(
+      original,
+      'userinfo ("user:password@") is not allowed in a target authority: it would be sent as the :authority header and logged; send credentials as call credentials instead',
+    );
+  }
   const parts = uri.path.split(',');
   // `static:///` and `static://name/` leave "///" and "//name/" as the path:
   // an authority with nothing after it does not split off.
@@ -60,10 +72,17 @@ export function parseStaticTarget(uri: TargetUri, original: string): StaticTarge
       if (eq <= 0) {
         throw new TargetError(
           original,
-          `${what} "${key}": attribute "${attribute}" is not key=value`,
+          `${what} "${key}": attribute "${attribute}" is not name=value`,
         );
       }
       const name = attribute.slice(0, eq);
+      // Before the value is decoded: a decoding error would quote it.
+      if (LABEL_KEY.test(name) && isSecretName(name)) {
+        throw new TargetError(
+          original,
+          `${what} "${key}": a label named "${name}" would hold a secret, and labels are logged and reported: send credentials as call credentials instead, or rename the label`,
+        );
+      }
       const value = decode(attribute.slice(eq + 1), original, `${what} "${key}" attribute ${name}`);
       if (name === 'weight') {
         const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;

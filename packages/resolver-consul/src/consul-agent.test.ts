@@ -37,6 +37,25 @@ test('parseAgentAddress rejects a malformed address naming the field, without cr
   }
 });
 
+test('CONSUL_HTTP_ADDR or the address option with user:pass@ is refused without echoing it', () => {
+  for (const [env, options] of [
+    [{ CONSUL_HTTP_ADDR: 'alice:hunter2@consul.internal:8500' }, {}],
+    [{ CONSUL_HTTP_ADDR: 'https://alice:hunter2@consul.internal:8501' }, {}],
+    [{}, { address: 'http://hunter2@10.0.0.5:8500' }],
+  ] as const) {
+    assert.throws(
+      () => resolveAgentSettings(undefined, options, env),
+      (error: unknown) => {
+        assert.ok(error instanceof ConfigError);
+        assert.match(error.message, /invalid (CONSUL_HTTP_ADDR|address): ".*\*\*\*@/);
+        assert.match(error.message, /`token` option or CONSUL_HTTP_TOKEN/);
+        assert.doesNotMatch(error.message, /hunter2|alice/);
+        return true;
+      },
+    );
+  }
+});
+
 test('agent: target authority, else option, else CONSUL_HTTP_ADDR, else 127.0.0.1:8500', () => {
   const env = { CONSUL_HTTP_ADDR: 'https://env:8501' };
   assert.equal(resolveAgentSettings('t:1', { address: 'o:2' }, env).agent.url, 'http://t:1');

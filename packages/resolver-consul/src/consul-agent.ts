@@ -22,11 +22,18 @@ export interface AgentAddress {
  * https without one). Throws `ConfigError` naming `field`.
  */
 export function parseAgentAddress(text: string, field: string, defaultHttps = false): AgentAddress {
+  if (/^[^/?#]*(?:\/\/[^/?#]*)?@/.test(text.trim())) {
+    // ConfigError redacts the value too; this says what to do instead.
+    throw new ConfigError(
+      field,
+      `"${text}" holds credentials ("user:password@"), which the agent address does not take: give an ACL token with the \`token\` option or CONSUL_HTTP_TOKEN instead`,
+    );
+  }
   const match = /^(?:(https?):\/\/)?([^/?#@]+)\/?$/.exec(text.trim());
   if (!match) {
     throw new ConfigError(
       field,
-      `"${text.replace(/\/\/[^/]*@/, '//***@')}" is not http://host:port, https://host:port or host:port`,
+      `"${text}" is not http://host:port, https://host:port or host:port`,
     );
   }
   const https = match[1] !== undefined ? match[1] === 'https' : defaultHttps;

@@ -85,7 +85,9 @@ describe('parseConsulTarget rejects, naming the part', () => {
     ['consul:///hello?wait=0s', /wait="0s" is not a duration/],
     ['consul:///hello?limit=3', /parameter limit \(grpc-consul-resolver\) is not supported/],
     ['consul:///hello?insecure=true', /https:\/\/ `address` option/],
-    ['consul:///hello?max-backoff=1s', /max-backoff/],
+    ['consul:///hello?max-backoff=1s', /max-backoff .*grpc-lb\.max_refresh_backoff_ms/],
+    ['consul:///hello?timeout=1s', /timeout .*requestTimeoutMs option/],
+    ['consul:///hello?limit=3', /narrow the set with tag, filter or dc/],
     ['consul:///hello?passing=true', /unknown parameter "passing"/],
     ['consul:///hello?allow-stale=true&require-consistent=true', /exclude each other/],
   ];
@@ -127,6 +129,23 @@ describe('parseConsulTarget rejects, naming the part', () => {
       },
     );
   });
+});
+
+test('any secret-named parameter is refused, saying where the token goes, without echoing it', () => {
+  for (const target of [
+    'consul:///hello?password=hunter2',
+    'consul:///hello?X-Consul-Token=hunter2',
+    'consul:///hello?tag=a&access_token=hunter2',
+  ]) {
+    assert.throws(
+      () => parse(target),
+      (error: unknown) =>
+        error instanceof TargetError &&
+        /does not belong in a target .*`token` option or CONSUL_HTTP_TOKEN/.test(error.message) &&
+        !error.message.includes('hunter2'),
+      target,
+    );
+  }
 });
 
 test('redactTarget hides user:pass and every token value', () => {

@@ -1,4 +1,10 @@
-import { TargetError, parseHostPort, type TargetUri } from '@grpc-lb/core';
+import {
+  TargetError,
+  isSecretName,
+  parseHostPort,
+  redactSecrets,
+  type TargetUri,
+} from '@grpc-lb/core';
 import { formatDuration, parseGoDuration } from './duration';
 
 /** Consul's longest blocking wait; a longer `wait` is capped by the server anyway. */
@@ -14,7 +20,12 @@ export const DEFAULT_WAIT_MS = 5 * 60_000;
  *     consul:///hello?healthy=false                every instance, whatever its checks say
  *     consul:///hello?near=_agent&filter=Service.Meta.version%3D%3Dv2&wait=30s
  *
- * Credentials never go in a target (targets are logged): `token` and `user:pass@` are rejected.
+ * Credentials never go in a target (targets are logged): `token` (or any secret-named parameter)
+ * and `user:pass@` are rejected.
+ *
+ * grpc-consul-resolver's parameters: `wait`, `tag`, `healthy`, `dc`, `near`, `allow-stale` and
+ * `require-consistent` are honoured (`tag` may repeat; `healthy` defaults to true here); `limit`,
+ * `timeout`, `max-backoff`, `insecure` and `token` are refused, each with what to use instead.
  */
 export interface ConsulTarget {
   /** The target as written. */
@@ -40,11 +51,36 @@ export interface ConsulTarget {
 
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
 const DATACENTER = /^[A-Za-z0-9_-]{1,64}$/;
-const UNSUPPORTED = new Set(['limit', 'timeout', 'max-backoff', 'insecure']);
+/** grpc-consul-resolver parameters refused on purpose, and what to use instead. */
+const REFUSED: ReadonlyMap<string, string> = new Map([
+  ['limit', 'every matching instance gets calls; narrow the set with tag, filter or dc instead'],
+  [
+    'timeout',
+    'each request to the agent is bounded by the requestTimeoutMs option of the resolver factory (a blocking query by wait plus it); use that option, or wait, instead',
+  ],
+  [
+    'max-backoff',
+    "retries follow the channel's refresh backoff; set the grpc-lb.max_refresh_backoff_ms channel option instead",
+  ],
+  [
+    'insecure',
+    'certificate checks are not switched off from a target; give the agent as an https:// `address` option or CONSUL_HTTP_ADDR, with its CA trusted, instead',
+  ],
+]);
+const KNOWN = [
+  'healthy',
+  'tag',
+  'dc',
+  'near',
+  'filter',
+  'wait',
+  'allow-stale',
+  'require-consistent',
+];
 
-/** The target with any `user:pass@` and `token=` value hidden, for error messages. */
+/** The target with any `user:pass@` and `token=`-like value hidden, for error messages. */
 export function redactTarget(target: string): string {
-  return target.replace(/^([^:]*:\/\/)[^/@]*@/, '$1***@').replace(/([?&]token=)[^&#]*/gi, '$1***');
+  return redactSecrets(target);
 }
 
 function parseBoolean(name: string, value: string, original: string): boolean {
@@ -65,7 +101,7 @@ export function parseConsulTarget(uri: TargetUri, original: string): ConsulTarge
   if (uri.authority?.includes('@')) {
     throw new TargetError(
       shown,
-      'credentials do not belong in a target (targets are logged): give the ACL token with the `token` option or CONSUL_HTTP_TOKEN',
+      "credentials do not belong in a target (targets are logged), and the agent's HTTP basic auth is not used: give an ACL token with the `token` option or CONSUL_HTTP_TOKEN instead",
     );
   }
   const hash = uri.path.indexOf('#');
@@ -73,11 +109,13 @@ export function parseConsulTarget(uri: TargetUri, original: string): ConsulTarge
   const question = uri.path.indexOf('?');
   const path = (question >= 0 ? uri.path.slice(0, question) : uri.path).replace(/^\//, '');
   const params = new URLSearchParams(question >= 0 ? uri.path.slice(question + 1) : '');
-  if (params.has('token')) {
-    throw new TargetError(
-      shown,
-      'token does not belong in a target (targets are logged): use the `token` option or CONSUL_HTTP_TOKEN',
-    );
+  for (const name of new Set(params.keys())) {
+    if (isSecretName(name)) {
+      throw new TargetError(
+        shown,
+        `${name} does not belong in a target (targets are logged): give the ACL token with the \`token\` option or CONSUL_HTTP_TOKEN instead`,
+      );
+    }
   }
   let service: string;
   try {
@@ -103,32 +141,15 @@ export function parseConsulTarget(uri: TargetUri, original: string): ConsulTarge
     agent = `${host.includes(':') ? `[${host}]` : host}:${port ?? 8500}`;
   }
   for (const name of new Set(params.keys())) {
-    if (UNSUPPORTED.has(name)) {
+    const instead = REFUSED.get(name);
+    if (instead !== undefined) {
       throw new TargetError(
         shown,
-        `parameter ${name} (grpc-consul-resolver) is not supported: ${
-          name === 'insecure'
-            ? 'give the agent as an https:// `address` option or CONSUL_HTTP_ADDR instead'
-            : 'the resolver times and backs off its queries itself'
-        }`,
+        `parameter ${name} (grpc-consul-resolver) is not supported: ${instead}`,
       );
     }
-    if (
-      ![
-        'healthy',
-        'tag',
-        'dc',
-        'near',
-        'filter',
-        'wait',
-        'allow-stale',
-        'require-consistent',
-      ].includes(name)
-    ) {
-      throw new TargetError(
-        shown,
-        `unknown parameter "${name}" (known: healthy, tag, dc, near, filter, wait, allow-stale, require-consistent)`,
-      );
+    if (!KNOWN.includes(name)) {
+      throw new TargetError(shown, `unknown parameter "${name}" (known: ${KNOWN.join(', ')})`);
     }
   }
   const healthy = single(params, 'healthy', shown);

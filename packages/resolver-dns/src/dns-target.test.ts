@@ -150,3 +150,29 @@ describe('parseDnsTarget: bad targets are TargetErrors naming the part', () => {
     });
   }
 });
+
+describe('parseDnsTarget: credentials are refused and never repeated', () => {
+  const refused: [string, RegExp][] = [
+    ['dns+lb://u:S3CRET@127.0.0.1/api.prod:1', /userinfo .* not allowed in a DNS target/],
+    ['dns+lb://u:S3CRET@127.0.0.1:x/api.prod:1', /userinfo .* not allowed/],
+    ['dns:///u:S3CRET@api.prod:1', /userinfo .* not allowed/],
+    ['dns:u:S3CRET@api.prod:1', /userinfo .* not allowed/],
+    ['dns+lb:///api.prod:1?token=S3CRET', /parameter "token": credentials do not belong/],
+    ['dns+lb:///api.prod:1?interval=5s&password=S3CRET', /parameter "password"/],
+    ['dns+lb:///api.prod:1?token=S3CRET%zz', /malformed percent-escape/],
+  ];
+  for (const [target, message] of refused) {
+    test(target.replace(/S3CRET/g, '…'), () => {
+      assert.throws(
+        () => parse(target),
+        (error: unknown) => {
+          assert.ok(error instanceof TargetError);
+          assert.match(error.message, message);
+          assert.ok(!error.message.includes('S3CRET@'), error.message);
+          assert.ok(!/token=S3CRET|password=S3CRET|u:S3CRET/.test(error.message), error.message);
+          return true;
+        },
+      );
+    });
+  }
+});

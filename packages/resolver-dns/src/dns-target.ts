@@ -1,5 +1,12 @@
 import { isIP } from 'node:net';
-import { formatHostPort, parseHostPort, TargetError, type TargetUri } from '@grpc-lb/core';
+import {
+  formatHostPort,
+  isSecretName,
+  parseHostPort,
+  redactSecrets,
+  TargetError,
+  type TargetUri,
+} from '@grpc-lb/core';
 import { OPTION_PARAMS, optionsFromParams, type DnsOptions } from './dns-options';
 
 /** The gRPC default port, used when a target names none (gRPC naming spec). */
@@ -23,7 +30,7 @@ export interface DnsServerAddress {
  *     dns+lb:///api.prod:50051?interval=5s&ttl=true  options as query parameters
  */
 export interface DnsTarget {
-  /** The target as written. */
+  /** The target as written, with any secret in it replaced by `***` (for messages). */
   readonly original: string;
   /** `ip`: an IP literal, nothing to look up; `address`: A/AAAA records; `srv`: SRV records. */
   readonly kind: 'ip' | 'address' | 'srv';
@@ -68,6 +75,12 @@ function parseParams(query: string, original: string): Map<string, string> {
     } catch {
       throw new TargetError(original, `parameter "${pair}" has a malformed percent-escape`);
     }
+    if (isSecretName(name)) {
+      throw new TargetError(
+        original,
+        `parameter "${name}": credentials do not belong in a target (targets are logged), and DNS takes none`,
+      );
+    }
     if (!KNOWN_PARAMS.includes(name)) {
       throw new TargetError(
         original,
@@ -92,7 +105,14 @@ function parseServer(authority: string, original: string): DnsServerAddress {
 }
 
 /** Parses `scheme:[//dns-server/]host[:port][?params]`; throws `TargetError` naming the part. */
-export function parseDnsTarget(uri: TargetUri, original: string): DnsTarget {
+export function parseDnsTarget(uri: TargetUri, written: string): DnsTarget {
+  const original = redactSecrets(written);
+  if (uri.authority?.includes('@') || /^[^?]*@/.test(uri.path)) {
+    throw new TargetError(
+      original,
+      'userinfo ("user:password@") is not allowed in a DNS target: DNS takes no credentials, and targets are logged; send call credentials to the backends instead',
+    );
+  }
   const at = uri.path.indexOf('?');
   const hostPart = at < 0 ? uri.path : uri.path.slice(0, at);
   const params = parseParams(at < 0 ? '' : uri.path.slice(at + 1), original);

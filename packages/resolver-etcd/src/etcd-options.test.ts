@@ -43,6 +43,8 @@ test('bad connection options are ConfigErrors naming the field, never echoing a 
     [{ endpoints: 'http://a:1', tls: true }, /use https/],
     [{ endpoints: 'https://a:1', tls: false }, /tls: is false/],
     [{ endpoints: 'u:hunter2@a:1' }, /credentials go in the auth option/],
+    [{ endpoints: 'https://u:hunter2@a:1' }, /credentials go in the auth option/],
+    [{ endpoints: 'https://a:1/?password=hunter2' }, /is not host:port/],
     [{ endpoints: 'a:0' }, /invalid port/],
     [{ tls: { caFile: '/nonexistent/ca.pem' } }, /tls.caFile: cannot read/],
     [{ tls: { ca: 'x', caFile: '/x' } }, /give tls.ca or tls.caFile/],
@@ -62,6 +64,19 @@ test('bad connection options are ConfigErrors naming the field, never echoing a 
       JSON.stringify(options),
     );
   }
+});
+
+test('ETCD_ENDPOINTS with userinfo is refused without echoing it', () => {
+  assert.throws(
+    () =>
+      resolveConnection({}, 'x', undefined, {
+        ETCD_ENDPOINTS: 'http://root:hunter2@10.0.0.9:2379',
+      }),
+    (error: unknown) =>
+      error instanceof ConfigError &&
+      /invalid ETCD_ENDPOINTS: "http:\/\/\*\*\*@10\.0\.0\.9:2379"/.test(error.message) &&
+      !error.message.includes('hunter2'),
+  );
 });
 
 test('the description of a connection names the user, not the password', () => {

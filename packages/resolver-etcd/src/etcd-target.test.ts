@@ -83,6 +83,9 @@ describe('parseEtcdTarget', () => {
     ['etcd://user:secret@127.0.0.1:2379/services/hello', /credentials do not belong in a target/],
     ['etcd://127.0.0.1:2379,/services/hello', /etcd endpoint 2 is empty/],
     ['etcd://127.0.0.1:99999/services/hello', /invalid port "99999"/],
+    ['etcd://secret@127.0.0.1:2379/services/hello', /give them as the auth option/],
+    ['etcd:///services/hello?token=secret', /no query/],
+    ['etcd:///services/hello?password=secret&x', /no query/],
   ];
   for (const [target, message] of errors) {
     test(`rejects ${target}`, () => {

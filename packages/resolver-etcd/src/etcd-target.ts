@@ -1,4 +1,4 @@
-import { parseHostPort, TargetError, type TargetUri } from '@grpc-lb/core';
+import { parseHostPort, redactSecrets, TargetError, type TargetUri } from '@grpc-lb/core';
 
 /** etcd's client port, used when an endpoint in a target names none. */
 export const DEFAULT_ETCD_PORT = 2379;
@@ -14,7 +14,7 @@ export const DEFAULT_ETCD_PORT = 2379;
  * percent-decoded, without the one leading slash of `///`); keys are `<service>/<id>`.
  */
 export interface EtcdTarget {
-  /** The target as written. */
+  /** The target as written, with any secret in it replaced by `***` (for messages). */
   readonly original: string;
   /** The service name: the decoded path (`services/hello`). */
   readonly service: string;
@@ -47,7 +47,8 @@ export function authorityOf(service: string): string {
 }
 
 /** Parses `etcd://[endpoints]/<service>`; throws `TargetError` naming the part that is wrong. */
-export function parseEtcdTarget(uri: TargetUri, original: string): EtcdTarget {
+export function parseEtcdTarget(uri: TargetUri, written: string): EtcdTarget {
+  const original = redactSecrets(written);
   const raw = uri.path;
   if (/[?#]/.test(raw)) {
     throw new TargetError(
@@ -71,7 +72,7 @@ export function parseEtcdTarget(uri: TargetUri, original: string): EtcdTarget {
   if (uri.authority !== undefined && uri.authority !== '') {
     if (uri.authority.includes('@')) {
       throw new TargetError(
-        original.replace(/\/\/[^/]*@/, '//***@'),
+        original,
         'credentials do not belong in a target (targets are logged): give them as the auth option of the etcd resolver factory',
       );
     }

@@ -1,8 +1,9 @@
 import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { ConfigError } from '@grpc-lb/core';
+import { ConfigError, redactSecrets } from '@grpc-lb/core';
 import type * as ClientNode from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
+import { kubeconfigError } from './kubeconfig-error';
 import type { ServiceLike, SliceLike } from './slices';
 
 /** Where the pod's service account is mounted (token, ca.crt, namespace). */
@@ -105,6 +106,15 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
   });
 }
 
+/** Never lets client-node's error through: it can quote the file's lines, tokens included. */
+function loadFile(kc: ClientNode.KubeConfig, file: string): void {
+  try {
+    kc.loadFromFile(file);
+  } catch (error) {
+    throw kubeconfigError(error, file);
+  }
+}
+
 function loadConfig(k8s: ClientNodeModule, options: K8sConnectionOptions): ClientNode.KubeConfig {
   const kc = new k8s.KubeConfig();
   const env = process.env;
@@ -114,7 +124,7 @@ function loadConfig(k8s: ClientNodeModule, options: K8sConnectionOptions): Clien
     if (!existsSync(file)) {
       throw new ConfigError('kubeconfig', `kubeconfig ${file} does not exist`, 'k8s resolver');
     }
-    kc.loadFromFile(file);
+    loadFile(kc, file);
   } else if (env['KUBERNETES_SERVICE_HOST'] && env['KUBERNETES_SERVICE_PORT']) {
     if (!existsSync(`${prefix}${SERVICE_ACCOUNT_DIR}/token`)) {
       throw new ConfigError(
@@ -123,9 +133,13 @@ function loadConfig(k8s: ClientNodeModule, options: K8sConnectionOptions): Clien
         'k8s resolver',
       );
     }
-    kc.loadFromCluster(prefix);
+    try {
+      kc.loadFromCluster(prefix);
+    } catch (error) {
+      throw kubeconfigError(error, `the service account at ${prefix}${SERVICE_ACCOUNT_DIR}`);
+    }
   } else if (existsSync(join(homedir(), '.kube', 'config'))) {
-    kc.loadFromFile(join(homedir(), '.kube', 'config'));
+    loadFile(kc, join(homedir(), '.kube', 'config'));
   } else {
     throw new ConfigError(
       'kubeconfig',
@@ -157,7 +171,8 @@ function loadConfig(k8s: ClientNodeModule, options: K8sConnectionOptions): Clien
 export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sApi> {
   const k8s = await loadClientNode();
   const kc = loadConfig(k8s, options);
-  const server = kc.getCurrentCluster()!.server;
+  // Quoted in every failure message: a server URL with userinfo would show it.
+  const server = redactSecrets(kc.getCurrentCluster()!.server);
   const contextNamespace = kc.getContextObject(kc.getCurrentContext())?.namespace?.trim();
   const defaultNamespace = options.namespace ?? (contextNamespace || 'default');
   const timeoutMs = options.requestTimeoutMs ?? 10_000;

@@ -168,6 +168,113 @@ describe('parseK8sTarget accepts', () => {
   });
 });
 
+describe("parseK8sTarget accepts every form kuberesolver's README documents", () => {
+  const n = (value: number): K8sPortSelector => ({ kind: 'number', value });
+  const name = (value: string): K8sPortSelector => ({ kind: 'name', value });
+  const only: K8sPortSelector = { kind: 'only' };
+  const table: [string, string, string | undefined, K8sPortSelector, string][] = [
+    // target, service, namespace, port, default authority
+    ['kubernetes:///service-name:8080', 'service-name', undefined, n(8080), 'service-name:8080'],
+    [
+      'kubernetes:///service-name:portname',
+      'service-name',
+      undefined,
+      name('portname'),
+      'service-name',
+    ],
+    [
+      'kubernetes:///service-name.namespace:8080',
+      'service-name',
+      'namespace',
+      n(8080),
+      'service-name.namespace:8080',
+    ],
+    [
+      'kubernetes:///service-name.namespace.svc.cluster_name',
+      'service-name',
+      'namespace',
+      only,
+      'service-name.namespace.svc.cluster_name',
+    ],
+    [
+      'kubernetes:///service-name.namespace.svc.cluster_name:8080',
+      'service-name',
+      'namespace',
+      n(8080),
+      'service-name.namespace.svc.cluster_name:8080',
+    ],
+    [
+      'kubernetes://namespace/service-name:8080',
+      'service-name',
+      'namespace',
+      n(8080),
+      'service-name.namespace:8080',
+    ],
+    ['kubernetes://service-name:8080/', 'service-name', undefined, n(8080), 'service-name:8080'],
+    [
+      'kubernetes://service-name.namespace:8080/',
+      'service-name',
+      'namespace',
+      n(8080),
+      'service-name.namespace:8080',
+    ],
+    [
+      'kubernetes://service-name.namespace.svc.cluster_name',
+      'service-name',
+      'namespace',
+      only,
+      'service-name.namespace.svc.cluster_name',
+    ],
+    [
+      'kubernetes://service-name.namespace.svc.cluster_name:8080',
+      'service-name',
+      'namespace',
+      n(8080),
+      'service-name.namespace.svc.cluster_name:8080',
+    ],
+    // kuberesolver's own parser tests.
+    ['kubernetes://a:30', 'a', undefined, n(30), 'a:30'],
+    ['kubernetes://a/', 'a', undefined, only, 'a'],
+    ['kubernetes:///a', 'a', undefined, only, 'a'],
+    ['kubernetes://a/b', 'b', 'a', only, 'b.a'],
+    ['kubernetes://a.b/', 'a', 'b', only, 'a.b'],
+    ['kubernetes:///a.b:80', 'a', 'b', n(80), 'a.b:80'],
+    ['kubernetes:///a.b:port', 'a', 'b', name('port'), 'a.b'],
+    ['kubernetes:///a:port', 'a', undefined, name('port'), 'a'],
+    ['kubernetes://x/a:port', 'a', 'x', name('port'), 'a.x'],
+    ['kubernetes://a.x:30/', 'a', 'x', n(30), 'a.x:30'],
+    ['kubernetes://a.b.svc.cluster.local', 'a', 'b', only, 'a.b.svc.cluster.local'],
+    ['kubernetes://a.b.svc.cluster.local:80', 'a', 'b', n(80), 'a.b.svc.cluster.local:80'],
+    ['kubernetes:///a.b.svc.cluster.local', 'a', 'b', only, 'a.b.svc.cluster.local'],
+    ['kubernetes:///a.b.svc.cluster.local:80', 'a', 'b', n(80), 'a.b.svc.cluster.local:80'],
+    ['kubernetes:///a.b.svc.cluster.local:port', 'a', 'b', name('port'), 'a.b.svc.cluster.local'],
+    ['kubernetes:a.b', 'a', 'b', only, 'a.b'],
+  ];
+  for (const [target, service, namespace, port, authority] of table) {
+    test(target, () => {
+      assert.deepEqual(parse(target), { original: target, service, namespace, port, authority });
+    });
+  }
+
+  for (const [target, message] of [
+    ['kubernetes:///', /expected k8s:\/\/\/<service>/],
+    ['kubernetes://', /expected|scheme/],
+    ['kubernetes://a.b:80/extra/', /expected k8s:\/\/\/<service>/],
+    ['kubernetes://u:s3cr3t@a.b:80/', /credentials do not belong/],
+    ['kubernetes://s3cr3t@a.b.svc.cluster.local', /credentials do not belong/],
+  ] as const) {
+    test(`rejects ${target.replace('s3cr3t', '…')}`, () => {
+      assert.throws(
+        () => parse(target),
+        (error: unknown) =>
+          error instanceof TargetError &&
+          message.test(error.message) &&
+          !error.message.includes('s3cr3t'),
+      );
+    });
+  }
+});
+
 describe('parseK8sTarget rejects', () => {
   const errors: [string, RegExp][] = [
     ['k8s:///Hello:grpc', /"Hello" is not a Service name/],

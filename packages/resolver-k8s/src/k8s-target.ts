@@ -1,4 +1,4 @@
-import { TargetError, type TargetUri } from '@grpc-lb/core';
+import { redactSecrets, TargetError, type TargetUri } from '@grpc-lb/core';
 
 /** The port a target asks for: a Service port number, a port name, or the Service's only port. */
 export type K8sPortSelector =
@@ -14,11 +14,17 @@ export type K8sPortSelector =
  *     k8s:///hello.prod.svc.cluster.local:grpc the cluster DNS name
  *     k8s://prod/hello:grpc                    namespace as the authority (go-zero's k8s://ns/svc:port)
  *     kubernetes:///hello.prod                 the Service's only port
+ *     kubernetes://hello.prod:8080/            kuberesolver's host-as-authority forms, with or
+ *     kubernetes://hello.prod.svc.cluster.local without the trailing slash
+ *
+ * Credentials are refused (`k8s://user:token@…`): the API server is reached with the kubeconfig's
+ * or the pod's service-account credentials, never the target's.
  *
  * The default namespace is the resolver's `namespace` option, else the kubeconfig context's, else
  * the pod's service-account namespace, else `default`.
  */
 export interface K8sTarget {
+  /** The target as written, with any secret in it replaced by `***` (for messages). */
   readonly original: string;
   readonly service: string;
   /** Undefined: the resolver's default namespace. */
@@ -31,6 +37,9 @@ export interface K8sTarget {
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const SERVICE_NAME = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const PORT_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const CLUSTER_LABEL = /^[A-Za-z0-9_]([-A-Za-z0-9_]*[A-Za-z0-9_])?$/;
+const FORMS =
+  'expected k8s:///<service>[.<namespace>][:<port or port name>] (e.g. k8s:///hello.prod:grpc), k8s://<namespace>/<service>[:<port>] or kubernetes://<service>.<namespace>[:<port>]/';
 
 function checkNamespace(namespace: string, original: string): string {
   if (namespace.length > 63 || !DNS_LABEL.test(namespace)) {
@@ -70,23 +79,29 @@ function parsePort(raw: string, original: string): K8sPortSelector {
 }
 
 /** Parses `k8s:` / `kubernetes:` targets; throws `TargetError` naming the part that is wrong. */
-export function parseK8sTarget(uri: TargetUri, original: string): K8sTarget {
+export function parseK8sTarget(uri: TargetUri, written: string): K8sTarget {
+  const original = redactSecrets(written);
   if (/[?#]/.test(uri.path)) {
     throw new TargetError(original, 'a Kubernetes target takes no query or fragment');
   }
-  if (uri.authority !== undefined && uri.authority.includes('@')) {
+  if (uri.authority?.includes('@') || uri.path.includes('@')) {
     throw new TargetError(
-      original.replace(/\/\/[^/]*@/, '//***@'),
+      original,
       'credentials do not belong in a target (targets are logged): use a kubeconfig or the pod service account',
     );
   }
-  const path = uri.path.replace(/^\//, '');
-  if (path === '' || path.includes('/')) {
-    throw new TargetError(
-      original,
-      'expected k8s:///<service>[.<namespace>][:<port or port name>], e.g. k8s:///hello.prod:grpc',
-    );
+  let path: string;
+  let authority = uri.authority;
+  if (authority === undefined && uri.path.startsWith('//')) {
+    // kuberesolver's `kubernetes://hello.prod:8080/` and `kubernetes://hello.prod.svc.cluster.local`:
+    // grpc's split takes an authority only when a path follows it, so the host (and port) written
+    // as the authority is left in the path as `//host[:port][/]`.
+    path = uri.path.slice(2).replace(/\/$/, '');
+    authority = undefined;
+  } else {
+    path = uri.path.replace(/^\//, '');
   }
+  if (path === '' || path.includes('/')) throw new TargetError(original, FORMS);
   const colon = path.lastIndexOf(':');
   const host = colon >= 0 ? path.slice(0, colon) : path;
   if (colon >= 0 && path.slice(colon + 1) === '') {
@@ -103,14 +118,14 @@ export function parseK8sTarget(uri: TargetUri, original: string): K8sTarget {
     );
   }
   for (const label of labels.slice(3)) {
-    if (label.length > 63 || !DNS_LABEL.test(label)) {
+    // Not used to resolve; kuberesolver's README writes it as `cluster_name`, so "_" is allowed.
+    if (label.length > 63 || !CLUSTER_LABEL.test(label)) {
       throw new TargetError(original, `"${host}" has an invalid cluster domain label "${label}"`);
     }
   }
   const service = checkService(labels[0] ?? '', original);
   let namespace = labels[1] !== undefined ? checkNamespace(labels[1], original) : undefined;
-  const authorityNamespace =
-    uri.authority !== undefined && uri.authority !== '' ? uri.authority : undefined;
+  const authorityNamespace = authority !== undefined && authority !== '' ? authority : undefined;
   if (authorityNamespace !== undefined) {
     checkNamespace(authorityNamespace, original);
     if (namespace !== undefined && namespace !== authorityNamespace) {
