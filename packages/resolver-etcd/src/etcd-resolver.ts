@@ -361,7 +361,15 @@ export class EtcdEndpointResolver implements EndpointResolver {
     const value = kv.value.toString('utf8');
     const parsed = parseEndpointValue(value);
     if (parsed.ok) {
-      this.warned.delete(key);
+      if (!parsed.problems) {
+        this.warned.delete(key);
+      } else if (this.warned.get(key) !== value) {
+        // The address is good: use it, leave the bad fields out, say so once per value.
+        this.warned.set(key, value);
+        this.sink?.warn(
+          `etcd key "${key}": ${parsed.problems.join('; ')}; ${parsed.problems.length === 1 ? 'that field is' : 'those fields are'} ignored and the address is used`,
+        );
+      }
       return { endpoint: parsed.endpoint, modRevision: BigInt(kv.mod_revision) };
     }
     if (this.warned.get(key) !== value) {
