@@ -344,6 +344,10 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
     this.stopKeyWatch();
     const watcher = client.watch().key(this.key).startRevision(from.toString()).watcher();
     this.keyWatcher = watcher;
+    // Accepted by etcd (a member without a leader refuses it): the key can be watched again.
+    watcher.on('connected', () => {
+      if (watcher === this.keyWatcher) this.repairBackoff.reset();
+    });
     watcher.on('data', (response: IWatchResponse) => {
       if (watcher !== this.keyWatcher) return;
       const last = response.events[response.events.length - 1];
@@ -353,8 +357,23 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
     watcher.on('error', () => {
       if (watcher === this.keyWatcher) this.repair(client, 'check');
     });
-    // A broken stream is resumed by the etcd client from the last revision seen; nothing to do.
-    watcher.on('disconnected', () => undefined);
+    // A broken stream (etcd down, or a member without a leader refusing it): rather than let the
+    // etcd client reopen it every 100 ms, drop it and check the key again after a backoff.
+    watcher.on('disconnected', () => {
+      if (watcher !== this.keyWatcher) return;
+      this.stopKeyWatch();
+      this.scheduleCheck(client);
+    });
+  }
+
+  /** Checks the key (and watches it again) after the repair backoff; an unref()'d timer. */
+  private scheduleCheck(client: Etcd3): void {
+    if (this.closed || this.repairTimer) return;
+    this.repairTimer = setTimeout(() => {
+      this.repairTimer = undefined;
+      this.repair(client, 'check');
+    }, this.repairBackoff.next());
+    this.repairTimer.unref();
   }
 
   private stopKeyWatch(): void {
@@ -377,6 +396,7 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
     const lease = this.lease;
     const leaseId = this.leaseIdValue;
     if (this.closed || !lease || leaseId === undefined || this.repairTimer) return;
+    if (client !== this.client) return;
     if (why === 'deleted') {
       this.logger.warn(
         `etcd key ${this.key} was deleted by someone else; writing it again under lease ${leaseId} (call deregister() to take the server out)`,
@@ -390,23 +410,20 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
         if (kv && kv.value.toString('utf8') === this.value && kv.lease === leaseId) {
           return this.watchKeyIfCurrent(client, lease, BigInt(found.header.revision) + 1n);
         }
+        this.logger.warn(
+          `etcd key ${this.key} was ${kv ? 'changed' : 'deleted'} while it was not watched; writing it again under lease ${leaseId}`,
+        );
       }
       const put = await lease.put(this.key).value(this.value).exec();
       this.watchKeyIfCurrent(client, lease, BigInt(put.header.revision) + 1n);
-      this.repairBackoff.reset();
       this.notify('restored', { key: this.key, leaseId });
     };
     attempt().catch((error: unknown) => {
       if (this.closed || lease !== this.lease) return;
-      const delay = this.repairBackoff.next();
-      if (this.repairBackoff.failures === 1) {
+      if (this.repairBackoff.failures === 0) {
         this.logger.warn(`${this.asError(error, 'register').message}; retrying`);
       }
-      this.repairTimer = setTimeout(() => {
-        this.repairTimer = undefined;
-        this.repair(client, 'check');
-      }, delay);
-      this.repairTimer.unref();
+      this.scheduleCheck(client);
     });
   }
 
