@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, mock, test } from 'node:test';
-import type { Resolution, ResolutionSink } from '@grpc-lb/core';
+import { ConfigError, parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/core';
+import { createEtcdResolverFactory } from './etcd-resolver-factory';
 import type { EtcdConnectionSettings } from './etcd-options';
 import { EtcdEndpointResolver, type EtcdResolverEnvironment } from './etcd-resolver';
 import { parseEtcdTarget } from './etcd-target';
-import { parseTargetUri } from '@grpc-lb/core';
 import { FakeEtcd } from './testing/fake-etcd';
 
 const A = '10.9.0.1:2379';
@@ -262,4 +262,18 @@ describe('etcd resolver: Metadata of an unexpected shape (fake etcd)', () => {
     assert.equal(sink.warnings.length, 2);
     resolver.stop();
   });
+});
+
+test('watchProgressIntervalMs out of range is a ConfigError when the factory is made', () => {
+  for (const bad of [0, -1, Number.NaN, 5, 86_400_001]) {
+    assert.throws(
+      () => createEtcdResolverFactory({}, { watchProgressIntervalMs: bad }),
+      (error: unknown) =>
+        error instanceof ConfigError &&
+        /watchProgressIntervalMs.*expected milliseconds between 10 and 86400000/.test(
+          error.message,
+        ),
+    );
+  }
+  assert.doesNotThrow(() => createEtcdResolverFactory({}, { watchProgressIntervalMs: 500 }));
 });

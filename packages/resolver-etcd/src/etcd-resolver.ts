@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   formatHostPort,
   type EndpointResolver,
   type ResolutionSink,
@@ -28,6 +29,26 @@ const MAX_SHOWN_VALUE = 120;
 export const DEFAULT_WATCH_PROGRESS_INTERVAL_MS = 600_000;
 /** A watch that brings neither an event nor a progress notification for this many intervals is dead. */
 export const SILENT_PROGRESS_INTERVALS = 3;
+/** The longest progress interval accepted: a day (3 of them still fit a timer). */
+const MAX_WATCH_PROGRESS_INTERVAL_MS = 86_400_000;
+
+/** Checks the environment's settings; throws `ConfigError`. */
+export function checkResolverEnvironment(env: EtcdResolverEnvironment, context: string): void {
+  const interval = env.watchProgressIntervalMs;
+  if (
+    interval !== undefined &&
+    (typeof interval !== 'number' ||
+      !Number.isFinite(interval) ||
+      interval < 10 ||
+      interval > MAX_WATCH_PROGRESS_INTERVAL_MS)
+  ) {
+    throw new ConfigError(
+      'watchProgressIntervalMs',
+      `expected milliseconds between 10 and ${MAX_WATCH_PROGRESS_INTERVAL_MS}, got ${String(interval)}`,
+      context,
+    );
+  }
+}
 
 interface Entry {
   /** Undefined for a key whose value never parsed. */
@@ -113,6 +134,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
     private readonly settings: EtcdConnectionSettings,
     env: EtcdResolverEnvironment = {},
   ) {
+    checkResolverEnvironment(env, 'EtcdEndpointResolver');
     this.createClient = env.createClient ?? createEtcdClient;
     this.now = env.now ?? (() => performance.now());
     this.silenceMs =
