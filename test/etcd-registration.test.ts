@@ -162,6 +162,121 @@ describe('etcd registration helper (real etcd)', () => {
     }
   });
 
+  test('a key deleted by someone else is written again at once, under the same lease, with one warning; a listener that throws is reported', async (t) => {
+    const etcd = await etcdFor(t);
+    if (!etcd) return;
+    await printEtcdLogsOnFailure(etcd, async () => {
+      const svc = service('deleted');
+      const warnings: string[] = [];
+      const registration = await registerEndpoint({
+        endpoints: etcd.endpoint,
+        service: svc,
+        host: '127.0.0.5',
+        port: 5000,
+        ttlSeconds: 5,
+        logger: { warn: (m) => warnings.push(m) },
+      });
+      try {
+        const leaseId = registration.leaseId!;
+        const restored: string[] = [];
+        registration.on('restored', (e) => restored.push(e.leaseId));
+        registration.on('restored', () => {
+          throw new Error('listener bug');
+        });
+        for (let round = 1; round <= 2; round++) {
+          await etcd.etcdctl('del', registration.key);
+          await waitFor(() => restored.length === round, {
+            timeoutMs: 5_000,
+            message: `restored ${round}`,
+          });
+          assert.equal(await get(etcd, registration.key), registration.value);
+        }
+        assert.deepEqual(restored, [leaseId, leaseId]);
+        assert.equal(registration.leaseId, leaseId);
+        assert.deepEqual((await leaseInfo(etcd, leaseId)).keys, [registration.key]);
+        const deleted = warnings.filter((w) => /was deleted by someone else/.test(w));
+        assert.equal(deleted.length, 2, warnings.join('\n'));
+        assert.match(
+          deleted[0]!,
+          new RegExp(
+            `etcd key ${svc}/127\\.0\\.0\\.5:5000 was deleted by someone else; writing it again under lease ${leaseId}`,
+          ),
+        );
+        assert.match(warnings.join('\n'), /a 'restored' listener .* threw: listener bug/);
+      } finally {
+        await registration.deregister();
+      }
+      // deregister() deletes the key for good: not written again.
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      assert.equal(await get(etcd, registration.key), undefined);
+    });
+  });
+
+  test('etcd frozen for longer than the TTL: the lease is reported lost after one TTL without keepalive (not two), and the key is written again once etcd answers', async (t) => {
+    if (!requireEtcd(t)) return;
+    const etcd = await startEtcd();
+    try {
+      await printEtcdLogsOnFailure(etcd, async () => {
+        const svc = service('frozen');
+        const warnings: string[] = [];
+        const lostErrors: Error[] = [];
+        const ttlSeconds = 2;
+        const registration = await registerEndpoint({
+          endpoints: etcd.endpoint,
+          service: svc,
+          host: '127.0.0.6',
+          port: 5000,
+          ttlSeconds,
+          timeoutMs: 1_000,
+          logger: { warn: (m) => warnings.push(m) },
+          onLost: (error) => lostErrors.push(error),
+        });
+        try {
+          const first = registration.leaseId!;
+          const lost = new Promise<number>((resolve) =>
+            registration.once('lost', () => resolve(performance.now())),
+          );
+          // Wait for a keepalive to be answered, then freeze etcd right after it.
+          await new Promise<void>((resolve) => setTimeout(resolve, 800));
+          const frozenAt = performance.now();
+          etcd.freeze();
+          const lostAt = await lost;
+          const afterMs = lostAt - frozenAt;
+          process.stdout.write(
+            `# lease reported lost ${Math.round(afterMs)} ms after etcd froze (TTL ${ttlSeconds * 1000} ms)\n`,
+          );
+          assert.ok(afterMs < ttlSeconds * 1000 * 1.5, `lost after ${afterMs} ms`);
+          assert.equal(lostErrors.length, 1);
+          assert.match(lostErrors[0]!.message, /no keepalive answered for 2000 ms/);
+          assert.match(
+            warnings.join('\n'),
+            new RegExp(`etcd lease of ${svc}/127\\.0\\.0\\.6:5000 lost`),
+          );
+          assert.equal(registration.registered, false);
+          etcd.thaw();
+          await waitFor(() => registration.registered, {
+            timeoutMs: 15_000,
+            message: 'registered again',
+          });
+          assert.notEqual(registration.leaseId, first);
+          await waitFor(async () => (await get(etcd, registration.key)) === registration.value, {
+            timeoutMs: 5_000,
+            message: 'the key',
+          });
+          // The old lease expires or was revoked; the key, now on the new lease, stays.
+          await new Promise((resolve) => setTimeout(resolve, ttlSeconds * 1000 + 1_000));
+          assert.equal(await get(etcd, registration.key), registration.value);
+          assert.deepEqual((await leaseInfo(etcd, registration.leaseId!)).keys, [registration.key]);
+        } finally {
+          etcd.thaw();
+          await registration.deregister();
+        }
+      });
+    } finally {
+      await etcd.dispose();
+    }
+  });
+
   test('registerEndpoint() with etcd unreachable gives up after startTimeoutMs with a clear error', async () => {
     const started = performance.now();
     await assert.rejects(

@@ -154,7 +154,7 @@ describe('etcd resolver (real etcd)', () => {
     });
   });
 
-  test('skips malformed values with one warning each, and never lets one drop a good address', async (t) => {
+  test('skips malformed values with one warning each, keeps the address of bad Metadata, and never lets one drop a good address', async (t) => {
     const etcd = await etcdFor(t);
     if (!etcd) return;
     await printEtcdLogsOnFailure(etcd, async () => {
@@ -165,28 +165,40 @@ describe('etcd resolver (real etcd)', () => {
       await etcd.etcdctl('put', `${svc}/weight`, naming('127.0.0.4:1', { weight: -2 }));
       const { resolver, sink } = startResolver(etcd, svc);
       try {
-        await waitForSet(sink, ['127.0.0.2:5000']);
+        // A bad Metadata field only loses that field: the address is used, as Go's resolver would.
+        await waitForSet(sink, ['127.0.0.2:5000', '127.0.0.4:1']);
         assert.equal(sink.warnings().length, 3, sink.warnings().join('\n'));
         assert.match(
           sink.warnings().join('\n'),
           new RegExp(`etcd key "${svc}/json" skipped: the value is not valid JSON`),
         );
         assert.match(sink.warnings().join('\n'), /no port/);
-        assert.match(sink.warnings().join('\n'), /weight -2/);
+        assert.match(
+          sink.warnings().join('\n'),
+          new RegExp(
+            `etcd key "${svc}/weight": Metadata weight -2 is not an integer .*; that field is ignored and the address is used`,
+          ),
+        );
 
         // The same bad value again: no new warning. A good key turned bad keeps its address.
         await etcd.etcdctl('put', `${svc}/json`, '{"Op":0,"Addr":');
+        await etcd.etcdctl('put', `${svc}/weight`, naming('127.0.0.4:1', { weight: -2 }));
         await etcd.etcdctl('put', `${svc}/good`, 'garbage');
         await etcd.etcdctl('put', `${svc}/later`, naming('127.0.0.5:5000'));
-        await waitForSet(sink, ['127.0.0.2:5000', '127.0.0.5:5000']);
+        await waitForSet(sink, ['127.0.0.2:5000', '127.0.0.4:1', '127.0.0.5:5000']);
         const warnings = sink.warnings();
         assert.equal(warnings.length, 4, warnings.join('\n'));
         assert.match(warnings[3]!, /keeping its previous address 127\.0\.0\.2:5000/);
         // Fixed, then deleted: the key's endpoint follows.
         await etcd.etcdctl('put', `${svc}/noport`, naming('127.0.0.3:5000'));
-        await waitForSet(sink, ['127.0.0.2:5000', '127.0.0.3:5000', '127.0.0.5:5000']);
+        await waitForSet(sink, [
+          '127.0.0.2:5000',
+          '127.0.0.3:5000',
+          '127.0.0.4:1',
+          '127.0.0.5:5000',
+        ]);
         await etcd.etcdctl('del', `${svc}/good`);
-        await waitForSet(sink, ['127.0.0.3:5000', '127.0.0.5:5000']);
+        await waitForSet(sink, ['127.0.0.3:5000', '127.0.0.4:1', '127.0.0.5:5000']);
         assert.equal(sink.warnings().length, 4);
         assert.deepEqual(sink.errors(), []);
       } finally {

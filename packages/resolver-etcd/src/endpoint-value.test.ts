@@ -83,10 +83,6 @@ describe('parseEndpointValue', () => {
     ['a port out of range', '{"Addr":"10.0.0.1:70000"}', /invalid port/],
     ['a scheme in Addr', '{"Addr":"dns:///x:1"}', /Addr/],
     ['Op 1 (Delete)', '{"Op":1,"Addr":"10.0.0.1:1"}', /Op 1 is not 0/],
-    ['a negative weight', '{"Addr":"10.0.0.1:1","Metadata":{"weight":-1}}', /weight -1/],
-    ['a fractional weight', '{"Addr":"10.0.0.1:1","Metadata":{"weight":1.5}}', /weight 1.5/],
-    ['a huge weight', '{"Addr":"10.0.0.1:1","Metadata":{"weight":1000001}}', /weight 1000001/],
-    ['a zone that is not a string', '{"Addr":"10.0.0.1:1","Metadata":{"zone":3}}', /zone 3/],
     ['plain garbage', 'not an address', /not etcd naming JSON and not host:port/],
   ];
   for (const [name, value, problem] of bad) {
@@ -96,6 +92,76 @@ describe('parseEndpointValue', () => {
       assert.match((parsed as { problem: string }).problem, problem);
     });
   }
+});
+
+describe('parseEndpointValue with Metadata of an unexpected shape', () => {
+  // etcd's Go resolver only reads Addr, so such an entry is still a working endpoint: the address
+  // is kept, the bad field is left out, and each bad field is named (for one warning).
+  const cases: [string, string, unknown, RegExp[]][] = [
+    [
+      'a weight that is a word',
+      '{"Op":0,"Addr":"10.0.0.1:1","Metadata":{"weight":"high","zone":"a"}}',
+      { host: '10.0.0.1', port: 1, zone: 'a' },
+      [/Metadata weight "high" is not an integer 0-1000000/],
+    ],
+    [
+      'a negative weight',
+      '{"Addr":"10.0.0.1:1","Metadata":{"weight":-1}}',
+      { host: '10.0.0.1', port: 1 },
+      [/weight -1/],
+    ],
+    [
+      'a fractional weight',
+      '{"Addr":"10.0.0.1:1","Metadata":{"weight":1.5}}',
+      { host: '10.0.0.1', port: 1 },
+      [/weight 1.5/],
+    ],
+    [
+      'a huge weight',
+      '{"Addr":"10.0.0.1:1","Metadata":{"weight":1000001}}',
+      { host: '10.0.0.1', port: 1 },
+      [/weight 1000001/],
+    ],
+    [
+      'a zone that is not a string',
+      '{"Addr":"10.0.0.1:1","Metadata":{"zone":3,"weight":2}}',
+      { host: '10.0.0.1', port: 1, weight: 2 },
+      [/Metadata zone 3 is not a string/],
+    ],
+    [
+      'labels that are not an object',
+      '{"Addr":"10.0.0.1:1","Metadata":{"labels":"v2","version":"v1"}}',
+      { host: '10.0.0.1', port: 1, labels: { version: 'v1' } },
+      [/Metadata labels "v2" is not an object/],
+    ],
+    [
+      'label values that are not strings',
+      '{"Addr":"10.0.0.1:1","Metadata":{"labels":{"version":"v2","team":{"a":1},"list":[1],"none":null}}}',
+      { host: '10.0.0.1', port: 1, labels: { version: 'v2' } },
+      [/Metadata labels\.team is not a string/, /labels\.list/, /labels\.none/],
+    ],
+    [
+      'everything wrong at once',
+      '{"Addr":"10.0.0.1:1","Metadata":{"Weight":true,"Zone":["a"],"Labels":[1]}}',
+      { host: '10.0.0.1', port: 1 },
+      [/Metadata Weight true/, /Metadata Zone \["a"\]/, /Metadata Labels \[1\]/],
+    ],
+  ];
+  for (const [name, value, endpoint, problems] of cases) {
+    test(`keeps the address of ${name}, names the field`, () => {
+      const parsed = parseEndpointValue(value);
+      assert.ok(parsed.ok, JSON.stringify(parsed));
+      assert.deepEqual(parsed.endpoint, endpoint);
+      assert.equal(parsed.problems?.length, problems.length, JSON.stringify(parsed.problems));
+      problems.forEach((problem, i) => assert.match(parsed.problems![i]!, problem));
+    });
+  }
+
+  test('a well-formed value has no problems', () => {
+    const parsed = parseEndpointValue('{"Addr":"10.0.0.1:1","Metadata":{"weight":3}}');
+    assert.ok(parsed.ok);
+    assert.equal(parsed.problems, undefined);
+  });
 });
 
 test('formatEndpointValue writes what Go writes, and reads back', () => {

@@ -10,7 +10,12 @@ import { formatHostPort, parseHostPort, TargetError, type ResolvedEndpoint } fro
  * expiring), never a value.
  */
 export type ParsedValue =
-  | { readonly ok: true; readonly endpoint: ResolvedEndpoint }
+  | {
+      readonly ok: true;
+      readonly endpoint: ResolvedEndpoint;
+      /** Metadata fields left out because of their shape, each named (the address is still used). */
+      readonly problems?: readonly string[];
+    }
   | { readonly ok: false; readonly problem: string };
 
 /** What a registration writes beside the address. */
@@ -22,15 +27,19 @@ export interface EndpointMetadata {
   readonly zone?: string;
 }
 
-/** Weight, zone and labels read from `Metadata`, or why the entry cannot be used. */
-export type MetadataFields =
-  | {
-      readonly ok: true;
-      readonly weight?: number;
-      readonly zone?: string;
-      readonly labels?: Readonly<Record<string, string>>;
-    }
-  | { readonly ok: false; readonly problem: string };
+/**
+ * Weight, zone and labels read from `Metadata`. A field of an unexpected shape is left out and
+ * named in `problems`: the entry's address is used all the same, as etcd's Go resolver (which
+ * reads only `Addr`) would.
+ */
+export interface MetadataFields {
+  readonly ok: true;
+  readonly weight?: number;
+  readonly zone?: string;
+  readonly labels?: Readonly<Record<string, string>>;
+  /** One sentence per field left out, naming it (`Metadata weight "high" is not …`). */
+  readonly problems?: readonly string[];
+}
 
 const MAX_WEIGHT = 1_000_000;
 
@@ -60,6 +69,20 @@ function labelValue(value: unknown): string | undefined {
 
 const RESERVED = new Set(['weight', 'zone', 'labels']);
 
+/** The name `name` has in `object` (its own spelling, as matched by `field`). */
+function spelling(object: Record<string, unknown>, name: string): string {
+  if (Object.prototype.hasOwnProperty.call(object, name)) return name;
+  const lower = name.toLowerCase();
+  return Object.keys(object).find((key) => key.toLowerCase() === lower) ?? name;
+}
+
+const MAX_SHOWN_FIELD = 60;
+
+function shown(value: unknown): string {
+  const text = JSON.stringify(value) ?? String(value);
+  return text.length > MAX_SHOWN_FIELD ? `${text.slice(0, MAX_SHOWN_FIELD)}…` : text;
+}
+
 /**
  * Metadata → weight, zone and labels (see the README for the mapping):
  * - `weight` (a number or a numeric string, integer 0–1,000,000) and `zone` (a string);
@@ -67,13 +90,21 @@ const RESERVED = new Set(['weight', 'zone', 'labels']);
  * - every other top-level string, number or boolean is a label too (a flat map such as
  *   `{"version":"v2"}`); `labels` wins over a flat key of the same name;
  * - names are matched ignoring case (`Weight` from a Go struct); nested objects, arrays and null
- *   are ignored, and so is metadata that is not an object (Go's `Metadata` is free-form).
+ *   at the top level are ignored, and so is metadata that is not an object (Go's `Metadata` is
+ *   free-form).
+ * A `weight`, `zone`, `labels` or label value of another shape is left out and named in
+ * `problems`; the rest is still read.
  */
 export function metadataToEndpointFields(metadata: unknown): MetadataFields {
   if (!isObject(metadata)) return { ok: true };
-  const result: { ok: true; weight?: number; zone?: string; labels?: Record<string, string> } = {
-    ok: true,
-  };
+  const result: {
+    ok: true;
+    weight?: number;
+    zone?: string;
+    labels?: Record<string, string>;
+    problems?: string[];
+  } = { ok: true };
+  const problems: string[] = [];
   const weight = field(metadata, 'weight');
   if (weight !== undefined && weight !== null) {
     const number =
@@ -84,36 +115,45 @@ export function metadataToEndpointFields(metadata: unknown): MetadataFields {
       number < 0 ||
       number > MAX_WEIGHT
     ) {
-      return {
-        ok: false,
-        problem: `Metadata weight ${JSON.stringify(weight)} is not an integer 0-${MAX_WEIGHT}`,
-      };
+      problems.push(
+        `Metadata ${spelling(metadata, 'weight')} ${shown(weight)} is not an integer 0-${MAX_WEIGHT}`,
+      );
+    } else {
+      result.weight = number;
     }
-    result.weight = number;
   }
   const zone = field(metadata, 'zone');
   if (zone !== undefined && zone !== null) {
     if (typeof zone !== 'string') {
-      return { ok: false, problem: `Metadata zone ${JSON.stringify(zone)} is not a string` };
+      problems.push(`Metadata ${spelling(metadata, 'zone')} ${shown(zone)} is not a string`);
+    } else if (zone !== '') {
+      result.zone = zone;
     }
-    if (zone !== '') result.zone = zone;
   }
   const labels: Record<string, string> = {};
   let count = 0;
-  const add = (name: string, value: unknown): void => {
+  const add = (name: string, value: unknown): boolean => {
     const text = labelValue(value);
-    if (text === undefined || name === '' || name === '__proto__') return;
+    if (text === undefined) return false;
+    if (name === '' || name === '__proto__') return true;
     labels[name] = text;
     count++;
+    return true;
   };
   for (const [name, value] of Object.entries(metadata)) {
     if (!RESERVED.has(name.toLowerCase())) add(name, value);
   }
   const nested = field(metadata, 'labels');
   if (isObject(nested)) {
-    for (const [name, value] of Object.entries(nested)) add(name, value);
+    const name = spelling(metadata, 'labels');
+    for (const [label, value] of Object.entries(nested)) {
+      if (!add(label, value)) problems.push(`Metadata ${name}.${label} is not a string`);
+    }
+  } else if (nested !== undefined && nested !== null) {
+    problems.push(`Metadata ${spelling(metadata, 'labels')} ${shown(nested)} is not an object`);
   }
   if (count > 0) result.labels = labels;
+  if (problems.length > 0) result.problems = problems;
   return result;
 }
 
@@ -167,7 +207,6 @@ export function parseEndpointValue(value: string): ParsedValue {
   const address = parseAddress(addr);
   if (typeof address === 'string') return fail(`Addr: ${address}`);
   const fields = metadataToEndpointFields(field(json, 'Metadata'));
-  if (!fields.ok) return fields;
   const endpoint: {
     host: string;
     port: number;
@@ -178,7 +217,9 @@ export function parseEndpointValue(value: string): ParsedValue {
   if (fields.weight !== undefined) endpoint.weight = fields.weight;
   if (fields.zone !== undefined) endpoint.zone = fields.zone;
   if (fields.labels !== undefined) endpoint.labels = fields.labels;
-  return { ok: true, endpoint };
+  return fields.problems
+    ? { ok: true, endpoint, problems: fields.problems }
+    : { ok: true, endpoint };
 }
 
 /**

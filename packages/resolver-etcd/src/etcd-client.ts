@@ -1,5 +1,25 @@
+import { createRequire } from 'node:module';
 import { Etcd3, type IOptions } from 'etcd3';
 import type { EtcdConnectionSettings } from './etcd-options';
+
+/** etcd3's own copy of grpc-js, so call credentials made here are the kind its channels use. */
+const grpc = createRequire(require.resolve('etcd3'))(
+  '@grpc/grpc-js',
+) as typeof import('@grpc/grpc-js');
+
+/** The gRPC metadata etcd reads as "this stream requires a leader" (Go's `WithRequireLeader`). */
+export const REQUIRE_LEADER_METADATA: Readonly<Record<string, string>> = { hasleader: 'true' };
+
+/**
+ * Sent on every stream (watch, lease keepalive): a member cut off from the quorum refuses such a
+ * stream, and cancels an open one with "no leader" after a few election timeouts without a
+ * leader, instead of serving its stale data silently.
+ */
+const requireLeader = grpc.credentials.createFromMetadataGenerator((_params, callback) => {
+  const metadata = new grpc.Metadata();
+  for (const [name, value] of Object.entries(REQUIRE_LEADER_METADATA)) metadata.set(name, value);
+  callback(null, metadata);
+});
 
 type WatchBackoff = NonNullable<NonNullable<IOptions['faultHandling']>['watchBackoff']>;
 
@@ -19,7 +39,7 @@ const watchBackoff: WatchBackoff = {
 /**
  * A new etcd3 client for `settings`. Every unary call gets the settings' deadline (etcd3 has
  * none by default, so a call to an unreachable member could wait forever); streams (watch, lease
- * keepalive) get none. Each client has its own subchannels with a short reconnect backoff, so a
+ * keepalive) get none, and require a leader. Each client has its own subchannels with a short reconnect backoff, so a
  * restarted etcd is reached again within seconds rather than after grpc-js's 2 minutes, and
  * keepalive pings notice a member that stopped answering.
  */
@@ -29,7 +49,8 @@ export function createEtcdClient(settings: EtcdConnectionSettings): Etcd3 {
   const options: IOptions = {
     hosts: settings.endpoints.map((e) => `${scheme}://${e}`),
     dialTimeout: timeoutMs,
-    defaultCallOptions: (context) => (context.isStream ? {} : { deadline: Date.now() + timeoutMs }),
+    defaultCallOptions: (context) =>
+      context.isStream ? { credentials: requireLeader } : { deadline: Date.now() + timeoutMs },
     grpcOptions: {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.initial_reconnect_backoff_ms': 100,

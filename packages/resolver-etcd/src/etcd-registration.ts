@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { Backoff, ConfigError, formatHostPort, parseHostPort, type Logger } from '@grpc-lb/core';
-import type { Etcd3, Lease } from 'etcd3';
+import type { Etcd3, IWatchResponse, Lease, Watcher } from 'etcd3';
 import { formatEndpointValue, metadataOf, type EndpointMetadata } from './endpoint-value';
 import { createEtcdClient, describeEtcdFailure } from './etcd-client';
 import {
@@ -40,15 +40,25 @@ export interface EtcdRegistrationOptions extends EtcdConnectionOptions, Endpoint
   readonly format?: 'etcd-naming' | 'plain';
   /** How long `registerEndpoint()` keeps trying before it rejects (default 30000 ms). */
   readonly startTimeoutMs?: number;
-  /** Where warnings go (a lost lease, a failed retry). Default `console.warn`. */
+  /** Where warnings go (a lost lease, a deleted key, a failed retry). Default `console.warn`. */
   readonly logger?: Logger;
+  /**
+   * Called when the lease is lost (also the `lost` event), before registering again. An error
+   * it throws is reported through the logger.
+   */
+  readonly onLost?: (error: Error) => void;
 }
 
 export interface EtcdRegistrationEvents {
   /** The key was written under a new lease (first time, and after each lost lease). */
   registered: [{ key: string; leaseId: string }];
-  /** The lease was lost (expired during an etcd outage, or revoked); re-registering follows. */
+  /**
+   * The lease was lost: revoked, or no keepalive answered for a whole TTL (so etcd has expired it
+   * or is about to). Registering again under a new lease follows at once.
+   */
   lost: [Error];
+  /** Someone else deleted the key; it has just been written again under the same lease. */
+  restored: [{ key: string; leaseId: string }];
   /** An attempt to register failed; another follows after a backoff. */
   retry: [{ error: EtcdRegistrationError; delayMs: number }];
 }
@@ -62,7 +72,10 @@ const defaultLogger: Logger = {
 /**
  * One endpoint registered under a lease with keepalive. Create it with `registerEndpoint()`.
  * If the lease is lost (etcd was unreachable for longer than the TTL, or the lease was revoked)
- * the key is written again under a new lease, with backoff, until `deregister()`.
+ * the key is written again under a new lease, with backoff, until `deregister()`. The lease
+ * counts as lost as soon as no keepalive has been answered for a whole TTL (the etcd client
+ * alone would wait for two). The helper watches its own key: if someone else deletes it, it is
+ * written again at once (to take a server out of rotation, call `deregister()`).
  */
 export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
   /** `<service>/<id>`. */
@@ -80,6 +93,13 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
   private lease: Lease | undefined;
   private leaseIdValue: string | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Fires when no keepalive has been answered for a whole TTL. */
+  private keepaliveTimer: NodeJS.Timeout | undefined;
+  /** Watches our own key, to write it again when someone else deletes it. */
+  private keyWatcher: Watcher | undefined;
+  private repairTimer: NodeJS.Timeout | undefined;
+  private readonly repairBackoff = new Backoff({ initialMs: 250, maxMs: 10_000 });
+  private readonly onLostCallback: ((error: Error) => void) | undefined;
   private closed = false;
   private attempt: Promise<void> | undefined;
 
@@ -140,6 +160,21 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
         : formatEndpointValue(bare, port, options.metadata ?? fromFields);
     this.ttlSeconds = ttlSeconds;
     this.logger = options.logger ?? defaultLogger;
+    this.onLostCallback = options.onLost;
+  }
+
+  /** Emits to the listeners; one that throws is reported through the logger, never thrown here. */
+  private notify<K extends keyof EtcdRegistrationEvents>(
+    event: K,
+    ...args: EtcdRegistrationEvents[K]
+  ): void {
+    try {
+      (this.emit as (name: K, ...rest: EtcdRegistrationEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      this.logger.warn(
+        `a '${event}' listener of the etcd registration of ${this.key} threw: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
   }
 
   /** The current lease's ID (decimal), or undefined while not registered. */
@@ -165,7 +200,8 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
       }
       const delay = this.backoff.next();
       if (Date.now() + delay >= deadline) break;
-      this.emit('retry', { error: lastError, delayMs: delay });
+      this.notify('retry', { error: lastError, delayMs: delay });
+      // Not unref()'d: the caller is waiting for this, so the process must not exit meanwhile.
       await new Promise((resolve) => setTimeout(resolve, delay));
     }
     await this.deregister().catch(() => undefined);
@@ -185,7 +221,13 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
     this.closed = true;
     if (this.retryTimer) clearTimeout(this.retryTimer);
     this.retryTimer = undefined;
+    if (this.repairTimer) clearTimeout(this.repairTimer);
+    this.repairTimer = undefined;
+    this.stopKeepaliveWatch();
+    this.stopKeyWatch();
     await this.attempt?.catch(() => undefined);
+    this.stopKeepaliveWatch();
+    this.stopKeyWatch();
     const client = this.client;
     const lease = this.lease;
     this.lease = undefined;
@@ -225,17 +267,22 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
     const client = this.client;
     const lease = client.lease(this.ttlSeconds);
     lease.on('lost', (error) => this.onLost(lease, error));
+    lease.on('keepaliveSucceeded', () => {
+      if (lease === this.lease) this.armKeepaliveWatch(lease);
+    });
     try {
-      await lease.put(this.key).value(this.value).exec();
+      const put = await lease.put(this.key).value(this.value).exec();
       const id = await lease.grant();
       if (this.closed) throw new Error('deregistered');
       const previous = this.lease;
       this.lease = lease;
       this.leaseIdValue = id;
       this.backoff.reset();
+      this.armKeepaliveWatch(lease);
+      this.watchKey(client, BigInt(put.header.revision) + 1n);
       // A lease we gave up on may still be alive in etcd: our key now belongs to the new one.
       previous?.revoke().catch(() => undefined);
-      this.emit('registered', { key: this.key, leaseId: id });
+      this.notify('registered', { key: this.key, leaseId: id });
     } catch (error) {
       lease.revoke().catch(() => undefined);
       if (this.client === client) {
@@ -251,11 +298,138 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
     if (lease !== this.lease || this.closed) return;
     this.lease = undefined;
     this.leaseIdValue = undefined;
+    this.stopKeepaliveWatch();
+    this.stopKeyWatch();
+    if (this.repairTimer) clearTimeout(this.repairTimer);
+    this.repairTimer = undefined;
+    // Stops its keepalives; if etcd still has it, revoking frees it now rather than after its TTL.
+    lease.revoke().catch(() => undefined);
     this.logger.warn(
       `etcd lease of ${this.key} lost (${error.message}); registering again at ${this.where}`,
     );
-    this.emit('lost', error);
+    if (this.onLostCallback) {
+      try {
+        this.onLostCallback(error);
+      } catch (thrown) {
+        this.logger.warn(
+          `the onLost callback of the etcd registration of ${this.key} threw: ${thrown instanceof Error ? thrown.message : String(thrown)}`,
+        );
+      }
+    }
+    this.notify('lost', error);
     this.retry(0);
+  }
+
+  /** (Re)starts the wait for the next answered keepalive: a whole TTL without one = lost. */
+  private armKeepaliveWatch(lease: Lease): void {
+    this.stopKeepaliveWatch();
+    const ttlMs = this.ttlSeconds * 1000;
+    this.keepaliveTimer = setTimeout(() => {
+      this.keepaliveTimer = undefined;
+      this.onLost(
+        lease,
+        new Error(`no keepalive answered for ${ttlMs} ms (the lease's TTL), so etcd expires it`),
+      );
+    }, ttlMs);
+    this.keepaliveTimer.unref();
+  }
+
+  private stopKeepaliveWatch(): void {
+    if (this.keepaliveTimer) clearTimeout(this.keepaliveTimer);
+    this.keepaliveTimer = undefined;
+  }
+
+  /** Watches our key from `from`; a deletion by anyone but us is repaired. */
+  private watchKey(client: Etcd3, from: bigint): void {
+    this.stopKeyWatch();
+    const watcher = client.watch().key(this.key).startRevision(from.toString()).watcher();
+    this.keyWatcher = watcher;
+    // Accepted by etcd (a member without a leader refuses it): the key can be watched again.
+    watcher.on('connected', () => {
+      if (watcher === this.keyWatcher) this.repairBackoff.reset();
+    });
+    watcher.on('data', (response: IWatchResponse) => {
+      if (watcher !== this.keyWatcher) return;
+      const last = response.events[response.events.length - 1];
+      if (last?.type === 'Delete') this.repair(client, 'deleted');
+    });
+    // etcd cancelled the watch (its revision was compacted): check the key, then watch again.
+    watcher.on('error', () => {
+      if (watcher === this.keyWatcher) this.repair(client, 'check');
+    });
+    // A broken stream (etcd down, or a member without a leader refusing it): rather than let the
+    // etcd client reopen it every 100 ms, drop it and check the key again after a backoff.
+    watcher.on('disconnected', () => {
+      if (watcher !== this.keyWatcher) return;
+      this.stopKeyWatch();
+      this.scheduleCheck(client);
+    });
+  }
+
+  /** Checks the key (and watches it again) after the repair backoff; an unref()'d timer. */
+  private scheduleCheck(client: Etcd3): void {
+    if (this.closed || this.repairTimer) return;
+    this.repairTimer = setTimeout(() => {
+      this.repairTimer = undefined;
+      this.repair(client, 'check');
+    }, this.repairBackoff.next());
+    this.repairTimer.unref();
+  }
+
+  private stopKeyWatch(): void {
+    const watcher = this.keyWatcher;
+    this.keyWatcher = undefined;
+    if (!watcher) return;
+    try {
+      watcher.cancel().catch(() => undefined);
+    } catch {
+      // The stream may already be gone, which is what we wanted.
+    }
+  }
+
+  /**
+   * Writes the key again under the current lease: after someone deleted it (`deleted`), or when
+   * the watch was cancelled and the key may be gone (`check`, which writes only a missing key).
+   * A lease etcd no longer knows makes the put fail and the lease count as lost.
+   */
+  private repair(client: Etcd3, why: 'deleted' | 'check'): void {
+    const lease = this.lease;
+    const leaseId = this.leaseIdValue;
+    if (this.closed || !lease || leaseId === undefined || this.repairTimer) return;
+    if (client !== this.client) return;
+    if (why === 'deleted') {
+      this.logger.warn(
+        `etcd key ${this.key} was deleted by someone else; writing it again under lease ${leaseId} (call deregister() to take the server out)`,
+      );
+    }
+    this.stopKeyWatch();
+    const attempt = async (): Promise<void> => {
+      if (why === 'check') {
+        const found = await client.get(this.key).exec();
+        const kv = found.kvs[0];
+        if (kv && kv.value.toString('utf8') === this.value && kv.lease === leaseId) {
+          return this.watchKeyIfCurrent(client, lease, BigInt(found.header.revision) + 1n);
+        }
+        this.logger.warn(
+          `etcd key ${this.key} was ${kv ? 'changed' : 'deleted'} while it was not watched; writing it again under lease ${leaseId}`,
+        );
+      }
+      const put = await lease.put(this.key).value(this.value).exec();
+      this.watchKeyIfCurrent(client, lease, BigInt(put.header.revision) + 1n);
+      this.notify('restored', { key: this.key, leaseId });
+    };
+    attempt().catch((error: unknown) => {
+      if (this.closed || lease !== this.lease) return;
+      if (this.repairBackoff.failures === 0) {
+        this.logger.warn(`${this.asError(error, 'register').message}; retrying`);
+      }
+      this.scheduleCheck(client);
+    });
+  }
+
+  private watchKeyIfCurrent(client: Etcd3, lease: Lease, from: bigint): void {
+    if (this.closed || lease !== this.lease || client !== this.client) return;
+    this.watchKey(client, from);
   }
 
   private retry(delayMs: number): void {
@@ -267,10 +441,11 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
         const failure = this.asError(error, 'register');
         const delay = this.backoff.next();
         if (this.backoff.failures === 1) this.logger.warn(`${failure.message}; retrying`);
-        this.emit('retry', { error: failure, delayMs: delay });
+        this.notify('retry', { error: failure, delayMs: delay });
         this.retry(delay);
       });
     }, delayMs);
+    this.retryTimer.unref();
   }
 }
 

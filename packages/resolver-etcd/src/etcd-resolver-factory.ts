@@ -5,7 +5,11 @@ import {
   type ResolverFactory,
 } from '@grpc-lb/core';
 import { resolveConnection, type EtcdConnectionOptions } from './etcd-options';
-import { EtcdEndpointResolver, type EtcdResolverEnvironment } from './etcd-resolver';
+import {
+  checkResolverEnvironment,
+  EtcdEndpointResolver,
+  type EtcdResolverEnvironment,
+} from './etcd-resolver';
 import { parseEtcdTarget, type EtcdTarget } from './etcd-target';
 
 /** The factory of an etcd scheme, ready for core's `register({ resolvers })` and `validateTarget()`. */
@@ -31,6 +35,7 @@ export function createEtcdResolverFactory(
   const { scheme = ETCD_SCHEME, ...connection } = options;
   const context = 'createEtcdResolverFactory';
   resolveConnection(connection, context);
+  checkResolverEnvironment(env, context);
   return {
     scheme,
     parseTarget: parseEtcdTarget,

@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   formatHostPort,
   type EndpointResolver,
   type ResolutionSink,
@@ -20,6 +21,34 @@ export const LIST_PAGE_SIZE = 1_000;
  */
 const RELIST_GUARD_MS = 1_000;
 const MAX_SHOWN_VALUE = 120;
+/**
+ * etcd's default progress notification interval (`--experimental-watch-progress-notify-interval`,
+ * 10 minutes). Our watches ask for progress notifications, so a member sends one at least this
+ * often when nothing changes.
+ */
+export const DEFAULT_WATCH_PROGRESS_INTERVAL_MS = 600_000;
+/** A watch that brings neither an event nor a progress notification for this many intervals is dead. */
+export const SILENT_PROGRESS_INTERVALS = 3;
+/** The longest progress interval accepted: a day (3 of them still fit a timer). */
+const MAX_WATCH_PROGRESS_INTERVAL_MS = 86_400_000;
+
+/** Checks the environment's settings; throws `ConfigError`. */
+export function checkResolverEnvironment(env: EtcdResolverEnvironment, context: string): void {
+  const interval = env.watchProgressIntervalMs;
+  if (
+    interval !== undefined &&
+    (typeof interval !== 'number' ||
+      !Number.isFinite(interval) ||
+      interval < 10 ||
+      interval > MAX_WATCH_PROGRESS_INTERVAL_MS)
+  ) {
+    throw new ConfigError(
+      'watchProgressIntervalMs',
+      `expected milliseconds between 10 and ${MAX_WATCH_PROGRESS_INTERVAL_MS}, got ${String(interval)}`,
+      context,
+    );
+  }
+}
 
 interface Entry {
   /** Undefined for a key whose value never parsed. */
@@ -30,6 +59,16 @@ interface Entry {
 export interface EtcdResolverEnvironment {
   /** Builds the etcd client; replaceable in tests. */
   readonly createClient?: (settings: EtcdConnectionSettings) => Etcd3;
+  /**
+   * The members' progress notification interval, in milliseconds (default 600000, etcd's default;
+   * set it to the value of etcd's `--experimental-watch-progress-notify-interval`). A watch with
+   * no event and no progress notification for 3 intervals is taken for dead and replaced.
+   */
+  readonly watchProgressIntervalMs?: number;
+  /** Which of several members to use first (default: one at random, to spread clients). */
+  readonly firstMember?: (count: number) => number;
+  /** A monotonic clock in milliseconds (default `performance.now`); replaceable in tests. */
+  readonly now?: () => number;
 }
 
 /** What the resolver is doing, for tests and debugging. */
@@ -43,6 +82,8 @@ export interface EtcdResolverState {
   readonly lists: number;
   /** How many watches were opened since `start()`. */
   readonly watches: number;
+  /** The etcd member (`host:port`) this resolver reads from now. */
+  readonly member: string | undefined;
 }
 
 type WatchOutcome = { readonly kind: 'connected' } | { readonly kind: 'cancelled'; reason: string };
@@ -52,6 +93,15 @@ type WatchOutcome = { readonly kind: 'connected' } | { readonly kind: 'cancelled
  * that revision + 1, so no change is missed. A broken watch is reported as an error (the channel
  * keeps its endpoints) and resumed from the last applied revision when the channel asks again;
  * a watch etcd cancels (its revision was compacted away) is replaced by a fresh list and watch.
+ *
+ * A member cut off from the quorum would serve its stale data silently: our streams require a
+ * leader, so such a member cancels the watch ("no leader"), and a watch that brings neither an
+ * event nor a progress notification for 3 progress intervals counts as dead too. Either way the
+ * resolver moves to the next configured member and resumes there from its last revision (etcd's
+ * revisions are cluster-wide, so the new member replays every change missed; a compacted
+ * revision means a fresh list). With several members, the resolver talks to one at a time and
+ * moves to the next after any failure.
+ *
  * Each resolver has its own etcd client, closed on `stop()` and replaced after a failure.
  */
 export class EtcdEndpointResolver implements EndpointResolver {
@@ -69,9 +119,14 @@ export class EtcdEndpointResolver implements EndpointResolver {
   private lists = 0;
   private watches = 0;
   private flushImmediate: NodeJS.Immediate | undefined;
+  /** Fires when the watch has been silent for too long (re-armed by every response). */
+  private silenceTimer: NodeJS.Timeout | undefined;
+  /** Index into the settings' endpoints of the member used now. */
+  private member = 0;
+  private readonly silenceMs: number;
+  private readonly now: () => number;
   /** Key → the value last warned about, so each bad value is reported once. */
   private readonly warned = new Map<string, string>();
-  private readonly where: string;
   private readonly createClient: (settings: EtcdConnectionSettings) => Etcd3;
 
   constructor(
@@ -79,8 +134,15 @@ export class EtcdEndpointResolver implements EndpointResolver {
     private readonly settings: EtcdConnectionSettings,
     env: EtcdResolverEnvironment = {},
   ) {
-    this.where = describeConnection(settings);
+    checkResolverEnvironment(env, 'EtcdEndpointResolver');
     this.createClient = env.createClient ?? createEtcdClient;
+    this.now = env.now ?? (() => performance.now());
+    this.silenceMs =
+      SILENT_PROGRESS_INTERVALS *
+      (env.watchProgressIntervalMs ?? DEFAULT_WATCH_PROGRESS_INTERVAL_MS);
+    const count = settings.endpoints.length;
+    const first = env.firstMember?.(count) ?? Math.floor(Math.random() * count);
+    this.member = Number.isInteger(first) && first >= 0 && first < count ? first : 0;
   }
 
   start(sink: ResolutionSink): void {
@@ -117,7 +179,26 @@ export class EtcdEndpointResolver implements EndpointResolver {
       keys: this.entries.size,
       lists: this.lists,
       watches: this.watches,
+      member: this.settings.endpoints[this.member],
     };
+  }
+
+  /** The settings of the member used now: with several members, one at a time. */
+  private memberSettings(): EtcdConnectionSettings {
+    const { endpoints } = this.settings;
+    if (endpoints.length <= 1) return this.settings;
+    return { ...this.settings, endpoints: [endpoints[this.member]!] };
+  }
+
+  /** The member used now, for messages: `http://10.0.0.5:2379 as user "app"`. */
+  private whereNow(): string {
+    return describeConnection(this.memberSettings());
+  }
+
+  /** Moves to the next member (if there are several); the next client connects there. */
+  private nextMember(): void {
+    const count = this.settings.endpoints.length;
+    if (count > 1) this.member = (this.member + 1) % count;
   }
 
   private sync(): void {
@@ -155,7 +236,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
   }
 
   private ensureClient(): Etcd3 {
-    this.client ??= this.createClient(this.settings);
+    this.client ??= this.createClient(this.memberSettings());
     return this.client;
   }
 
@@ -166,6 +247,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
   }
 
   private dropWatcher(): void {
+    this.clearSilence();
     const watcher = this.watcher;
     this.watcher = undefined;
     if (!watcher) return;
@@ -207,7 +289,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
           error,
           `etcd list of "${this.target.keyPrefix}"`,
           this.settings,
-          this.where,
+          this.whereNow(),
         ),
       );
     }
@@ -228,7 +310,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
       .watcher();
     this.watcher = watcher;
     this.watches++;
-    this.watchOpenedAt = performance.now();
+    this.watchOpenedAt = this.now();
     const describe = (error: unknown): EtcdResolutionError =>
       new EtcdResolutionError(
         this.target.keyPrefix,
@@ -236,7 +318,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
           error,
           `etcd watch of "${this.target.keyPrefix}" from revision ${from}`,
           this.settings,
-          this.where,
+          this.whereNow(),
         ),
       );
     return new Promise<WatchOutcome>((resolve, reject) => {
@@ -253,7 +335,10 @@ export class EtcdEndpointResolver implements EndpointResolver {
         return true;
       };
       watcher.on('connected', () => {
-        if (settle()) resolve({ kind: 'connected' });
+        if (settle()) {
+          this.armSilence(watcher);
+          resolve({ kind: 'connected' });
+        }
       });
       watcher.on('data', (response: IWatchResponse) => this.onWatchData(watcher, response));
       watcher.on('disconnected', (error: Error) => {
@@ -268,7 +353,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
                 error,
                 `etcd watch of "${this.target.keyPrefix}" (at revision ${String(this.revision)})`,
                 this.settings,
-                this.where,
+                this.whereNow(),
               ),
             ),
           );
@@ -286,6 +371,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
 
   private onWatchData(watcher: Watcher, response: IWatchResponse): void {
     if (watcher !== this.watcher || !this.sink) return;
+    this.armSilence(watcher);
     const events = response.events;
     for (const event of events) {
       const key = event.kv.key.toString('utf8');
@@ -309,7 +395,59 @@ export class EtcdEndpointResolver implements EndpointResolver {
 
   private onWatchLost(watcher: Watcher, error: EtcdResolutionError): void {
     if (watcher !== this.watcher || !this.sink) return;
+    if (/\bno leader\b/i.test(error.message)) {
+      this.onWatchDead(watcher, 'lost its leader (etcd cancelled the watch: no leader)', error);
+      return;
+    }
     this.fail(error);
+  }
+
+  private armSilence(watcher: Watcher): void {
+    this.clearSilence();
+    this.silenceTimer = setTimeout(() => {
+      this.silenceTimer = undefined;
+      this.onWatchDead(
+        watcher,
+        `sent neither an event nor a progress notification for ${this.silenceMs} ms`,
+      );
+    }, this.silenceMs);
+    this.silenceTimer.unref();
+  }
+
+  private clearSilence(): void {
+    if (this.silenceTimer) clearTimeout(this.silenceTimer);
+    this.silenceTimer = undefined;
+  }
+
+  /**
+   * The member behind the watch stopped following the cluster (no leader) or went silent. With
+   * another member to go to, resume there at once from the last applied revision (unless this
+   * watch was opened less than RELIST_GUARD_MS ago: then it is an error, retried with the
+   * channel's backoff, so two bad members never make a loop); otherwise report the error.
+   */
+  private onWatchDead(watcher: Watcher, what: string, cause?: unknown): void {
+    if (watcher !== this.watcher || !this.sink) return;
+    const from = this.settings.endpoints[this.member];
+    const error = new EtcdResolutionError(
+      this.target.keyPrefix,
+      scrub(
+        `etcd watch of "${this.target.keyPrefix}" on member ${String(from)} (at revision ${String(this.revision)}) ${what}`,
+        this.settings,
+      ),
+      { cause },
+    );
+    const young = this.now() - this.watchOpenedAt < RELIST_GUARD_MS;
+    if (this.settings.endpoints.length <= 1 || young) {
+      this.fail(error);
+      return;
+    }
+    this.nextMember();
+    this.sink.warn(
+      `${error.message}; resuming from member ${this.settings.endpoints[this.member]}`,
+    );
+    this.dropWatcher();
+    this.closeClient();
+    this.sync();
   }
 
   private onWatchCancelled(watcher: Watcher, reason: string): void {
@@ -328,7 +466,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
    * user may not read: re-list once, but not in a loop.
    */
   private relistAfterCancel(): boolean {
-    if (performance.now() - this.watchOpenedAt >= RELIST_GUARD_MS) this.quickCancels = 0;
+    if (this.now() - this.watchOpenedAt >= RELIST_GUARD_MS) this.quickCancels = 0;
     this.quickCancels++;
     return this.quickCancels <= 1;
   }
@@ -339,9 +477,10 @@ export class EtcdEndpointResolver implements EndpointResolver {
     this.epoch++;
     this.phase = 'broken';
     this.dropWatcher();
-    // A fresh client next time: new connections, a new auth token, no stuck stream.
+    // A fresh client next time, on the next member if there are several: new connections, a new
+    // auth token, no stuck stream, and no member that lost the cluster asked again first.
     this.closeClient();
-    sink.error(
+    const reported =
       error instanceof EtcdResolutionError
         ? error
         : new EtcdResolutionError(
@@ -350,10 +489,11 @@ export class EtcdEndpointResolver implements EndpointResolver {
               error,
               `etcd watch of "${this.target.keyPrefix}"`,
               this.settings,
-              this.where,
+              this.whereNow(),
             ),
-          ),
-    );
+          );
+    this.nextMember();
+    sink.error(reported);
   }
 
   /** Parses one key's value; a bad value keeps the key's previous address, if it had one. */
@@ -361,7 +501,15 @@ export class EtcdEndpointResolver implements EndpointResolver {
     const value = kv.value.toString('utf8');
     const parsed = parseEndpointValue(value);
     if (parsed.ok) {
-      this.warned.delete(key);
+      if (!parsed.problems) {
+        this.warned.delete(key);
+      } else if (this.warned.get(key) !== value) {
+        // The address is good: use it, leave the bad fields out, say so once per value.
+        this.warned.set(key, value);
+        this.sink?.warn(
+          `etcd key "${key}": ${parsed.problems.join('; ')}; ${parsed.problems.length === 1 ? 'that field is' : 'those fields are'} ignored and the address is used`,
+        );
+      }
       return { endpoint: parsed.endpoint, modRevision: BigInt(kv.mod_revision) };
     }
     if (this.warned.get(key) !== value) {

@@ -16,7 +16,14 @@ export {
   type EtcdTlsOptions,
   type EtcdAuthOptions,
 } from './etcd-options';
-export { EtcdEndpointResolver, LIST_PAGE_SIZE, type EtcdResolverState } from './etcd-resolver';
+export {
+  EtcdEndpointResolver,
+  LIST_PAGE_SIZE,
+  DEFAULT_WATCH_PROGRESS_INTERVAL_MS,
+  SILENT_PROGRESS_INTERVALS,
+  type EtcdResolverState,
+  type EtcdResolverEnvironment,
+} from './etcd-resolver';
 export {
   parseEndpointValue,
   formatEndpointValue,
