@@ -103,7 +103,8 @@ describe('etcd registration helper (fake etcd, mocked timers)', () => {
     assert.equal(etcd.store.has(registration.key), false);
     assert.match(warnings.join('\n'), /request timed out; retrying/);
     etcd.failPuts = undefined;
-    mock.timers.tick(250);
+    // The first retry comes after 250 ms ± 20% jitter.
+    mock.timers.tick(300);
     await settle();
     assert.equal(etcd.store.get(registration.key)?.lease, registration.leaseId);
     assert.match(warnings.join('\n'), /a 'restored' listener .* threw: listener bug/);
