@@ -67,6 +67,12 @@ class FakeK8sApi implements K8sApi {
   service: ServiceLike | undefined;
   readonly listCalls: string[] = [];
   readonly serviceCalls: string[] = [];
+  /** The AbortSignal each list, get and watch was given (undefined: none). */
+  readonly signals: (AbortSignal | undefined)[] = [];
+  /** While set, reading the Service fails with it (a 403, say). */
+  serviceError: Error | undefined;
+  /** While set, reads of the Service wait for it. */
+  serviceGate: Promise<void> | undefined;
   readonly watches: FakeWatch[] = [];
   /** Mimic client-node: an aborted watch's `done` is called with an AbortError. */
   doneOnAbort = false;
@@ -95,8 +101,10 @@ class FakeK8sApi implements K8sApi {
   async listSlices(
     namespace: string,
     service: string,
+    signal?: AbortSignal,
   ): Promise<{ items: SliceLike[]; resourceVersion: string }> {
     this.listCalls.push(`${namespace}/${service}`);
+    this.signals.push(signal);
     const answer = this.listAnswers.length > 1 ? this.listAnswers.shift() : this.listAnswers[0];
     await this.listGate;
     assert.ok(answer, 'FakeK8sApi has no list answer');
@@ -104,9 +112,16 @@ class FakeK8sApi implements K8sApi {
     return { items: [...answer.items], resourceVersion: answer.resourceVersion };
   }
 
-  readService(namespace: string, service: string): Promise<ServiceLike | undefined> {
+  async readService(
+    namespace: string,
+    service: string,
+    signal?: AbortSignal,
+  ): Promise<ServiceLike | undefined> {
     this.serviceCalls.push(`${namespace}/${service}`);
-    return Promise.resolve(this.service);
+    this.signals.push(signal);
+    await this.serviceGate;
+    if (this.serviceError !== undefined) throw this.serviceError;
+    return this.service;
   }
 
   async watchSlices(
@@ -115,7 +130,9 @@ class FakeK8sApi implements K8sApi {
     resourceVersion: string,
     onEvent: (type: WatchEventType, object: unknown) => void,
     done: (error: unknown) => void,
+    signal?: AbortSignal,
   ): Promise<{ abort(): void }> {
+    this.signals.push(signal);
     const watch = new FakeWatch(
       namespace,
       service,
@@ -151,6 +168,9 @@ class RecordingSink implements ResolutionSink {
   }
   get errors(): Error[] {
     return this.events.flatMap((e) => ('error' in e ? [e.error] : []));
+  }
+  get warnings(): string[] {
+    return this.events.flatMap((e) => ('warn' in e ? [e.warn] : []));
   }
   /** `host:port` of each endpoint of the last update. */
   lastHosts(): string[] {
@@ -497,7 +517,8 @@ describe('K8sEndpointResolver: watches that keep ending at once', () => {
     );
     await until('the re-list and the fourth watch', () => api.watches.length === 4, 1_600);
     const pausedMs = Date.now() - startedAt;
-    assert.ok(pausedMs >= 900, `re-listed after ${pausedMs} ms`);
+    // The first pause is 1 s ±20%.
+    assert.ok(pausedMs >= 750, `re-listed after ${pausedMs} ms`);
     assert.equal(api.listCalls.length, 2);
     assert.equal(api.lastWatch.resourceVersion, '200');
     await until('watching', () => h.resolver.state().phase === 'watching');
@@ -519,7 +540,9 @@ describe('K8sEndpointResolver: watches that keep ending at once', () => {
     h.resolver.stop();
   });
 
-  test('with mocked timers: a watch silent for WATCH_IDLE_TIMEOUT_MS is replaced by a re-list; any event resets the clock', async () => {
+  test('with mocked timers: a watch silent for 60 s (no event, bookmark or end) is replaced by a re-list; any event resets the clock', async () => {
+    // A dead connection must be noticed within about a minute (client-go: ~45 s), not 5 minutes.
+    assert.ok(WATCH_IDLE_TIMEOUT_MS <= 60_000, `idle timeout ${WATCH_IDLE_TIMEOUT_MS} ms`);
     mock.timers.enable({ apis: ['setTimeout'] });
     try {
       const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1'])), list('200')]);
@@ -538,14 +561,16 @@ describe('K8sEndpointResolver: watches that keep ending at once', () => {
       await until('the re-list', () => api.listCalls.length === 2);
       await until('a new watch', () => api.watches.length === 2);
       assert.equal(api.watches[0]!.aborted, true, 'the silent watch is aborted');
-      assert.ok(h.sink.events.some((e) => 'warn' in e && /no watch event for 300 s/.test(e.warn)));
+      assert.deepEqual(h.sink.warnings, [
+        `k8s default/hello: no watch event, bookmark or end for 60 s from ${SERVER}: the connection is presumed dead; re-listing`,
+      ]);
       h.resolver.stop();
     } finally {
       mock.timers.reset();
     }
   });
 
-  test('with mocked timers: the pause is 1 s exactly, and stop() during it cancels the re-list', async () => {
+  test('with mocked timers: the first pause is 1 s ±20%, and stop() during a pause cancels the re-list', async () => {
     // Only setTimeout is mocked: Date stays real, so every watch still counts as short.
     mock.timers.enable({ apis: ['setTimeout'] });
     try {
@@ -555,22 +580,25 @@ describe('K8sEndpointResolver: watches that keep ending at once', () => {
       h.resolver.start(h.sink);
       await until('three watches', () => api.watches.length === 3 && api.lastWatch.ended);
       await settle();
-      mock.timers.tick(999);
+      mock.timers.tick(799);
       await settle();
       assert.equal(api.listCalls.length, 1);
-      mock.timers.tick(1);
+      mock.timers.tick(401);
       await until('the re-list', () => api.listCalls.length === 2);
       // Its watches end at once too: three more, then another pause, stopped this time.
       await until('six watches', () => api.watches.length === 6 && api.lastWatch.ended);
       await settle();
       assert.equal(h.resolver.state().phase, 'broken');
       h.resolver.stop();
-      mock.timers.tick(10_000);
+      mock.timers.tick(60_000);
       await settle();
       assert.equal(api.listCalls.length, 2);
       assert.equal(api.watches.length, 6);
       assert.equal(h.sink.updates.length, 2);
       assert.deepEqual(h.sink.errors, []);
+      // Said once, not at every pause.
+      assert.equal(h.sink.warnings.length, 1);
+      assert.match(h.sink.warnings[0]!, /keep ending as soon as they open/);
     } finally {
       mock.timers.reset();
     }
@@ -692,47 +720,59 @@ describe('K8sEndpointResolver: errors', () => {
     h.resolver.stop();
   });
 
-  test('an ERROR event other than 410 is reported, and refresh() re-lists', async () => {
-    const api = new FakeK8sApi([
-      list('100', slice('a', ['10.0.0.1'])),
-      list('200', slice('a', ['10.0.0.2'])),
-    ]);
-    const h = await started('k8s:///hello:grpc', api);
-    api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'etcd leader changed' });
-    await settle();
-    assert.equal(api.watches[0]!.aborted, true);
-    const error = h.sink.errors[0];
-    assert.ok(error instanceof K8sResolutionError);
-    assert.equal(error.status, 500);
-    assert.equal(
-      error.message,
-      `watching EndpointSlices of Service default/hello at ${SERVER}: 500: etcd leader changed`,
-    );
-    assert.equal(h.resolver.state().phase, 'broken');
-    assert.equal(api.listCalls.length, 1);
-    h.resolver.refresh();
-    await until('the second watch', () => h.resolver.state().phase === 'watching');
-    assert.equal(api.listCalls.length, 2);
-    assert.equal(api.lastWatch.resourceVersion, '200');
-    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.2:8080']);
-    h.resolver.stop();
+  test('an ERROR event other than 410 is a warning (the listed endpoints stay); the resolver re-lists after its backoff, not at refresh()', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([
+        list('100', slice('a', ['10.0.0.1'])),
+        list('200', slice('a', ['10.0.0.2'])),
+      ]);
+      const h = await started('k8s:///hello:grpc', api);
+      api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'etcd leader changed' });
+      await settle();
+      assert.equal(api.watches[0]!.aborted, true);
+      assert.deepEqual(h.sink.errors, []);
+      assert.deepEqual(h.sink.warnings, [
+        `k8s: watching EndpointSlices of Service default/hello at ${SERVER}: 500: etcd leader changed; ` +
+          'keeping the endpoints listed and listing again with backoff (up to 30 s) until a watch holds',
+      ]);
+      assert.equal(h.resolver.state().phase, 'broken');
+      // The channel's refresh does not cut the backoff short.
+      h.resolver.refresh();
+      await settle();
+      assert.equal(api.listCalls.length, 1);
+      mock.timers.tick(1_200);
+      await until('the second watch', () => h.resolver.state().phase === 'watching');
+      assert.equal(api.listCalls.length, 2);
+      assert.equal(api.lastWatch.resourceVersion, '200');
+      assert.deepEqual(h.sink.lastHosts(), ['10.0.0.2:8080']);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
   });
 
-  test('a watch ended with an error (not 410) is reported; it is not reopened until refresh()', async () => {
-    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
-    const h = await started('k8s:///hello:grpc', api);
-    api.lastWatch.end(Object.assign(new Error('Forbidden'), { statusCode: 403 }));
-    await settle();
-    const error = h.sink.errors[0];
-    assert.ok(error instanceof K8sResolutionError);
-    assert.equal(error.status, 403);
-    assert.match(
-      error.message,
-      /^watching EndpointSlices of Service default\/hello at .*: 403 Forbidden: Forbidden\. Grant this identity list and watch/,
-    );
-    assert.equal(api.watches.length, 1);
-    assert.equal(h.resolver.state().phase, 'broken');
-    h.resolver.stop();
+  test('a watch ended with an error (not 410) is a warning naming the grant; retried after the backoff', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      const h = await started('k8s:///hello:grpc', api);
+      api.lastWatch.end(Object.assign(new Error('Forbidden'), { statusCode: 403 }));
+      await settle();
+      assert.deepEqual(h.sink.errors, []);
+      assert.equal(h.sink.warnings.length, 1);
+      assert.match(
+        h.sink.warnings[0]!,
+        /^k8s: watching EndpointSlices of Service default\/hello at .*: 403 Forbidden: Forbidden\. Grant this identity list and watch/,
+      );
+      assert.equal(api.watches.length, 1);
+      assert.equal(h.resolver.state().phase, 'broken');
+      mock.timers.tick(1_200);
+      await until('a second watch', () => api.watches.length === 2);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
   });
 });
 
@@ -961,16 +1001,22 @@ describe('K8sEndpointResolver: regressions', () => {
     h.resolver.stop();
   });
 
-  test('with client-node abort semantics, an ERROR event stays an error until refresh()', async () => {
-    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
-    api.doneOnAbort = true;
-    const h = await started('k8s:///hello:grpc', api);
-    api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'boom' });
-    await settle();
-    assert.equal(h.sink.errors.length, 1);
-    assert.equal(h.resolver.state().phase, 'broken');
-    assert.equal(api.watches.length, 1);
-    h.resolver.stop();
+  test('with client-node abort semantics, an ERROR event leaves no watch until the backoff ends', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      api.doneOnAbort = true;
+      const h = await started('k8s:///hello:grpc', api);
+      api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'boom' });
+      await settle();
+      assert.equal(h.sink.warnings.length, 1);
+      assert.deepEqual(h.sink.errors, []);
+      assert.equal(h.resolver.state().phase, 'broken');
+      assert.equal(api.watches.length, 1);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
   });
 
   test('a watch that answers 410 before watchSlices resolves (client-node on a non-200) re-lists', async () => {
