@@ -28,6 +28,7 @@ import {
   waitFor,
 } from './harness';
 import { spread, startLoad, waitUntilQuiet } from './support/load';
+import { setTimeout as sleep } from 'node:timers/promises';
 import {
   requireKubeApiserver,
   startKubeApiserver,
@@ -58,6 +59,12 @@ let serial = 0;
 async function env(t: TestContext): Promise<Env | undefined> {
   const k = await kube.get(t);
   if (!k) return undefined;
+  if (!registered) {
+    // At startup, as an application does: client-node loads while the rest is set up.
+    registeredAt = performance.now();
+    registerK8s({ grpc, kubeconfig: k.adminKubeconfig, logger: recordingLogger });
+    registered = true;
+  }
   pods ??= addPodAddresses(t, 6);
   const addresses = await pods;
   if (!addresses) return undefined;
@@ -68,13 +75,54 @@ async function env(t: TestContext): Promise<Env | undefined> {
     metadata: { name: namespace },
   });
   assert.equal(created.status, 201, created.body);
-  if (!registered) {
-    registerK8s({ grpc, kubeconfig: k.adminKubeconfig });
-    registered = true;
-  }
   return { k, set: backends, namespace };
 }
 let registered = false;
+let registeredAt = 0;
+
+/** Every grpc-lb warning of the file, also printed as the default logger would. */
+const warnings: string[] = [];
+const recordingLogger = {
+  warn(message: string): void {
+    warnings.push(message);
+    console.warn(`[grpc-lb] ${message}`);
+  },
+};
+
+/** Requests of `verb` on namespaced EndpointSlices the API server has answered, by any client. */
+async function namespacedSliceRequests(k: KubeApiserver, verb: string): Promise<number> {
+  const metrics = await k.request('GET', '/metrics');
+  let total = 0;
+  for (const line of metrics.body.split('\n')) {
+    if (
+      line.startsWith('apiserver_request_total{') &&
+      line.includes('resource="endpointslices"') &&
+      line.includes('scope="namespace"') &&
+      line.includes(`verb="${verb}"`)
+    ) {
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return total;
+}
+
+/** A Role with `rules` in the test's namespace, bound to `user`. */
+async function grant(
+  e: Env,
+  user: string,
+  name: string,
+  rules: { apiGroups: string[]; resources: string[]; verbs: string[] }[],
+): Promise<void> {
+  const base = `/apis/rbac.authorization.k8s.io/v1/namespaces/${e.namespace}`;
+  const role = await e.k.request('POST', `${base}/roles`, { metadata: { name }, rules });
+  assert.equal(role.status, 201, role.body);
+  const binding = await e.k.request('POST', `${base}/rolebindings`, {
+    metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+    subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: user }],
+  });
+  assert.equal(binding.status, 201, binding.body);
+}
 
 async function createService(e: Env, name: string, port = 80): Promise<void> {
   const result = await e.k.request('POST', `/api/v1/namespaces/${e.namespace}/services`, {
@@ -190,8 +238,17 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
         [b3.host, 'ready'],
         [b4.host, 'not-ready'],
       ]);
+      // The first client of the file: client-node was imported from registerK8s() on (in env()).
+      const createdAt = performance.now();
       const greeter = client(`k8s:///hello.${e.namespace}:grpc`);
       try {
+        await sayHello(greeter, 'first', { deadlineMs: 10_000 });
+        t.diagnostic(
+          JSON.stringify({
+            clientCreationToFirstCallMs: Math.round(performance.now() - createdAt),
+            registerK8sToClientCreationMs: Math.round(createdAt - registeredAt),
+          }),
+        );
         // Until every connection is READY, round robin picks among the ready ones: warm up first.
         const warm = new Set<string>();
         await waitFor(
@@ -503,6 +560,103 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
         }
       })
       .finally(() => rmSync(prefix, { recursive: true, force: true }));
+  });
+
+  test('RBAC with list but not watch: calls succeed, LISTs back off (not one a second), one warning', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1, b2] = hosts(e.set);
+    await kube.logged(async () => {
+      await createService(e, 'listonly');
+      await putSlice(e, 'listonly', 'listonly-a', [[b1.host, 'ready']]);
+      const user = await e.k.createUser(`listonly-${e.namespace}`);
+      await grant(e, user.name, 'list-only', [
+        { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list'] },
+      ]);
+      register({
+        grpc,
+        resolvers: [
+          createK8sResolverFactory({ scheme: 'k8s-listonly', kubeconfig: user.kubeconfig }),
+        ],
+      });
+      const warned = warnings.length;
+      const greeter = client(`k8s-listonly:///listonly.${e.namespace}:grpc`);
+      try {
+        assert.equal((await sayHello(greeter, 'x', { deadlineMs: 5_000 })).address, b1.address);
+        const lists = await namespacedSliceRequests(e.k, 'LIST');
+        const windowMs = 20_000;
+        const load = startLoad(greeter, { concurrency: 1 });
+        await sleep(windowMs);
+        const result = await load.stop();
+        const listed = (await namespacedSliceRequests(e.k, 'LIST')) - lists;
+        t.diagnostic(JSON.stringify({ windowMs, lists: listed }));
+        assert.equal(result.errors.length, 0, result.errors[0]?.message);
+        // Backoff 1 s, ×1.6, ±20%: about 5 lists in 20 s; the old loop made one a second.
+        assert.ok(listed >= 2 && listed <= 8, `${listed} LISTs in ${windowMs} ms`);
+        const mine = warnings.slice(warned).filter((w) => w.includes('listonly'));
+        assert.equal(mine.length, 1, mine.join('\n'));
+        assert.match(
+          mine[0]!,
+          /watching EndpointSlices .*403 Forbidden.*Grant this identity list and watch/,
+        );
+        // Re-listing still follows changes, at the backoff's pace.
+        await putSlice(e, 'listonly', 'listonly-a', [[b2.host, 'ready']]);
+        await waitFor(
+          async () => (await sayHello(greeter, 'x').catch(() => undefined))?.address === b2.address,
+          { timeoutMs: 40_000, message: 'a slice change reached the list-only client' },
+        );
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test('RBAC without get on services: a numeric pod port and a port-less target resolve from the slices', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1, b2] = hosts(e.set);
+    await kube.logged(async () => {
+      await createService(e, 'nosvc');
+      await putSlice(e, 'nosvc', 'nosvc-a', [[b1.host, 'ready']]);
+      // A Service whose slices carry one port, for the port-less target.
+      const single = await e.k.request('POST', `/api/v1/namespaces/${e.namespace}/services`, {
+        metadata: { name: 'single' },
+        spec: { ports: [{ port: 80, targetPort: e.set.port, protocol: 'TCP' }] },
+      });
+      assert.equal(single.status, 201, single.body);
+      const body = sliceBody(e, 'single', 'single-a', [[b2.host, 'ready']]);
+      const created = await e.k.request(
+        'POST',
+        `/apis/discovery.k8s.io/v1/namespaces/${e.namespace}/endpointslices`,
+        { ...body, ports: [{ port: e.set.port, protocol: 'TCP' }] },
+      );
+      assert.equal(created.status, 201, created.body);
+      const user = await e.k.createUser(`nosvc-${e.namespace}`);
+      await grant(e, user.name, 'slices-only', [
+        {
+          apiGroups: ['discovery.k8s.io'],
+          resources: ['endpointslices'],
+          verbs: ['list', 'watch'],
+        },
+      ]);
+      register({
+        grpc,
+        resolvers: [createK8sResolverFactory({ scheme: 'k8s-nosvc', kubeconfig: user.kubeconfig })],
+      });
+      const warned = warnings.length;
+      const numeric = client(`k8s-nosvc:///nosvc.${e.namespace}:${e.set.port}`);
+      const portless = client(`k8s-nosvc:///single.${e.namespace}`);
+      try {
+        assert.equal((await sayHello(numeric, 'x', { deadlineMs: 5_000 })).address, b1.address);
+        assert.equal((await sayHello(portless, 'x', { deadlineMs: 5_000 })).address, b2.address);
+        const mine = warnings.slice(warned).filter((w) => w.includes('get on services'));
+        assert.equal(mine.length, 2, mine.join('\n'));
+        assert.match(mine[0]!, /403 Forbidden: services "(nosvc|single)" is forbidden/);
+      } finally {
+        numeric.close();
+        portless.close();
+      }
+    });
   });
 
   test('API server outage: calls keep the last endpoints; after restart the watch resumes', async (t) => {

@@ -11,6 +11,7 @@ export {
   createK8sApi,
   SERVICE_ACCOUNT_DIR,
   SERVICE_NAME_LABEL,
+  WATCH_TIMEOUT_SECONDS,
   type K8sApi,
   type K8sConnectionOptions,
   type WatchEventType,

@@ -31,7 +31,19 @@ export interface K8sConnectionOptions {
 
 export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
 
-/** The three calls the resolver makes; one implementation on `@kubernetes/client-node`. */
+/**
+ * The server is asked to end each watch after about this long (jittered by up to 5 s either way so
+ * that many clients do not reopen together); the resolver then reopens it from the last
+ * resourceVersion, without a list. A watch that neither delivers an event or bookmark nor ends
+ * well after this is a dead connection.
+ */
+export const WATCH_TIMEOUT_SECONDS = 45;
+
+/**
+ * The three calls the resolver makes; one implementation on `@kubernetes/client-node`. `signal`
+ * aborts a request in flight (the resolver's `stop()`); each request is also aborted, socket
+ * included, when it has no answer within `requestTimeoutMs`.
+ */
 export interface K8sApi {
   /** The API server URL, for messages. */
   readonly server: string;
@@ -39,26 +51,49 @@ export interface K8sApi {
   listSlices(
     namespace: string,
     service: string,
+    signal?: AbortSignal,
   ): Promise<{ items: SliceLike[]; resourceVersion: string }>;
   /** The Service, or undefined when it does not exist. */
-  readService(namespace: string, service: string): Promise<ServiceLike | undefined>;
-  /** Opens a watch; `done` is called once when it ends (`null`: the server closed it). */
+  readService(
+    namespace: string,
+    service: string,
+    signal?: AbortSignal,
+  ): Promise<ServiceLike | undefined>;
+  /**
+   * Opens a watch (with bookmarks, ended by the server after about WATCH_TIMEOUT_SECONDS); `done`
+   * is called once when it ends (`null`: the server closed it). `signal` abandons a watch that
+   * is still opening.
+   */
   watchSlices(
     namespace: string,
     service: string,
     resourceVersion: string,
     onEvent: (type: WatchEventType, object: unknown) => void,
     done: (error: unknown) => void,
+    signal?: AbortSignal,
   ): Promise<{ abort(): void }>;
 }
 
 type ClientNodeModule = typeof ClientNode;
 let clientNode: Promise<ClientNodeModule> | undefined;
 
-/** `@kubernetes/client-node` 1.x is ESM only: imported once, on first use. */
+/**
+ * `@kubernetes/client-node` 1.x is ESM only: imported once, as soon as a resolver factory that
+ * uses it is made (`registerK8s()`), so that the first target does not wait for it.
+ */
 function loadClientNode(): Promise<ClientNodeModule> {
   clientNode ??= import('@kubernetes/client-node');
   return clientNode;
+}
+
+/** Starts importing `@kubernetes/client-node` now; a failure is reported by the first resolution. */
+export function preloadClientNode(): void {
+  loadClientNode().catch(() => undefined);
+}
+
+/** For tests: whether the import of `@kubernetes/client-node` has started. */
+export function clientNodeRequested(): boolean {
+  return clientNode !== undefined;
 }
 
 /** The label every EndpointSlice of a Service carries. */
@@ -89,21 +124,58 @@ export function statusMessage(error: unknown): string | undefined {
   return typeof message === 'string' ? message : undefined;
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms);
+/**
+ * Runs one request under an AbortSignal that fires when `outer` does or after `ms` (then the
+ * request fails with "<what>: no answer in <ms> ms"); either way the request and its socket are
+ * torn down, not left to finish in the background.
+ */
+async function bounded<T>(
+  ms: number,
+  what: string,
+  outer: AbortSignal | undefined,
+  run: (signal: AbortSignal) => Promise<T>,
+): Promise<T> {
+  const controller = new AbortController();
+  const onAbort = (): void => controller.abort(outer?.reason);
+  if (outer?.aborted) onAbort();
+  else outer?.addEventListener('abort', onAbort, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  const aborted = new Promise<never>((_, reject) => {
+    const onAborted = (): void => {
+      const reason: unknown = controller.signal.reason;
+      reject(reason instanceof Error ? reason : new Error(`${what}: aborted`));
+    };
+    if (controller.signal.aborted) onAborted();
+    else controller.signal.addEventListener('abort', onAborted, { once: true });
+    timer = setTimeout(() => controller.abort(new Error(`${what}: no answer in ${ms} ms`)), ms);
     timer.unref();
-    promise.then(
-      (value) => {
-        clearTimeout(timer);
-        resolve(value);
-      },
-      (error: unknown) => {
-        clearTimeout(timer);
-        reject(error instanceof Error ? error : new Error(String(error)));
-      },
-    );
   });
+  try {
+    return await Promise.race([run(controller.signal), aborted]);
+  } catch (error) {
+    throw error instanceof Error ? error : new Error(String(error));
+  } finally {
+    clearTimeout(timer);
+    outer?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Per-call client-node options that put `signal` on the request. */
+function withSignal(k8s: ClientNodeModule, signal: AbortSignal): ClientNode.ConfigurationOptions {
+  return {
+    middleware: [
+      {
+        pre(context) {
+          context.setSignal(signal);
+          return new k8s.Observable(Promise.resolve(context));
+        },
+        post(context) {
+          return new k8s.Observable(Promise.resolve(context));
+        },
+      },
+    ],
+    middlewareMergeStrategy: 'append',
+  };
 }
 
 /** Never lets client-node's error through: it can quote the file's lines, tokens included. */
@@ -178,24 +250,28 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
-  const watch = new k8s.Watch(kc);
   return {
     server,
     defaultNamespace,
-    async listSlices(namespace, service) {
+    async listSlices(namespace, service, signal) {
       const items: SliceLike[] = [];
       let resourceVersion = '';
       let next: string | undefined;
       do {
-        const page = await withTimeout(
-          discovery.listNamespacedEndpointSlice({
-            namespace,
-            labelSelector: `${SERVICE_NAME_LABEL}=${service}`,
-            limit: 500,
-            ...(next !== undefined ? { _continue: next } : {}),
-          }),
+        const page = await bounded(
           timeoutMs,
           `listing EndpointSlices at ${server}`,
+          signal,
+          (bound) =>
+            discovery.listNamespacedEndpointSlice(
+              {
+                namespace,
+                labelSelector: `${SERVICE_NAME_LABEL}=${service}`,
+                limit: 500,
+                ...(next !== undefined ? { _continue: next } : {}),
+              },
+              withSignal(k8s, bound),
+            ),
         );
         items.push(...(page.items as SliceLike[]));
         resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
@@ -203,35 +279,50 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
       } while (next !== undefined);
       return { items, resourceVersion };
     },
-    async readService(namespace, service) {
+    async readService(namespace, service, signal) {
       try {
-        return await withTimeout(
-          core.readNamespacedService({ namespace, name: service }),
+        return await bounded(
           timeoutMs,
           `reading Service ${namespace}/${service} at ${server}`,
+          signal,
+          (bound) =>
+            core.readNamespacedService({ namespace, name: service }, withSignal(k8s, bound)),
         );
       } catch (error) {
         if (statusOf(error) === 404) return undefined;
         throw error;
       }
     },
-    async watchSlices(namespace, service, resourceVersion, onEvent, done) {
-      const opening = watch.watch(
+    async watchSlices(namespace, service, resourceVersion, onEvent, done, signal) {
+      // client-node's Watch takes no signal and sets no timeout while the request is opening;
+      // each watch gets its own agent (client-node makes one per request), destroyed to abandon
+      // a watch that has not opened yet, so that its socket does not linger.
+      let agent: { destroy?: () => void } | undefined;
+      const config = {
+        getCurrentCluster: () => kc.getCurrentCluster(),
+        applyToFetchOptions: async (options: object) => {
+          const applied = await kc.applyToFetchOptions(options);
+          agent = applied.agent as { destroy?: () => void } | undefined;
+          return applied;
+        },
+      } as unknown as ClientNode.KubeConfig;
+      const jitter = Math.round((Math.random() * 2 - 1) * 5);
+      const opening = new k8s.Watch(config).watch(
         `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`,
         {
           labelSelector: `${SERVICE_NAME_LABEL}=${service}`,
           resourceVersion,
           allowWatchBookmarks: true,
-          // The server ends the watch after this; it is reopened from the last resourceVersion.
-          timeoutSeconds: 240,
+          timeoutSeconds: WATCH_TIMEOUT_SECONDS + jitter,
         },
         (type: string, object: unknown) => onEvent(type as WatchEventType, object),
         done,
       );
       try {
-        return await withTimeout(opening, timeoutMs, `opening a watch at ${server}`);
+        return await bounded(timeoutMs, `opening a watch at ${server}`, signal, () => opening);
       } catch (error) {
-        // A watch that opens later is aborted at once.
+        agent?.destroy?.();
+        // A watch that opens anyway is aborted at once.
         void opening.then((controller) => controller.abort()).catch(() => undefined);
         throw error;
       }

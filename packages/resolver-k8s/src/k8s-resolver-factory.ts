@@ -4,7 +4,12 @@ import {
   type Registration,
   type ResolverFactory,
 } from '@grpc-lb/core';
-import { createK8sApi, type K8sApi, type K8sConnectionOptions } from './k8s-client';
+import {
+  createK8sApi,
+  preloadClientNode,
+  type K8sApi,
+  type K8sConnectionOptions,
+} from './k8s-client';
 import { K8sEndpointResolver } from './k8s-resolver';
 import { parseK8sTarget, type K8sTarget } from './k8s-target';
 
@@ -24,11 +29,14 @@ export interface K8sResolverFactoryOptions extends K8sConnectionOptions {
  * A Kubernetes resolver factory for `register({ resolvers: [...] })`. The connection (kubeconfig,
  * in-cluster service account) is loaded when a channel first resolves, so a client can be created
  * before the cluster is reachable; a missing configuration is reported then as a `ConfigError`.
+ * `@kubernetes/client-node` (an ES module, slow to import) starts loading here, so that the first
+ * resolution does not wait for it.
  */
 export function createK8sResolverFactory(
   options: K8sResolverFactoryOptions = {},
 ): K8sResolverFactory {
   const { scheme = 'k8s', createApi = createK8sApi, ...connection } = options;
+  if (createApi === createK8sApi) preloadClientNode();
   return {
     scheme,
     parseTarget: parseK8sTarget,

@@ -67,6 +67,12 @@ class FakeK8sApi implements K8sApi {
   service: ServiceLike | undefined;
   readonly listCalls: string[] = [];
   readonly serviceCalls: string[] = [];
+  /** The AbortSignal each list, get and watch was given (undefined: none). */
+  readonly signals: (AbortSignal | undefined)[] = [];
+  /** While set, reading the Service fails with it (a 403, say). */
+  serviceError: Error | undefined;
+  /** While set, reads of the Service wait for it. */
+  serviceGate: Promise<void> | undefined;
   readonly watches: FakeWatch[] = [];
   /** Mimic client-node: an aborted watch's `done` is called with an AbortError. */
   doneOnAbort = false;
@@ -95,8 +101,10 @@ class FakeK8sApi implements K8sApi {
   async listSlices(
     namespace: string,
     service: string,
+    signal?: AbortSignal,
   ): Promise<{ items: SliceLike[]; resourceVersion: string }> {
     this.listCalls.push(`${namespace}/${service}`);
+    this.signals.push(signal);
     const answer = this.listAnswers.length > 1 ? this.listAnswers.shift() : this.listAnswers[0];
     await this.listGate;
     assert.ok(answer, 'FakeK8sApi has no list answer');
@@ -104,9 +112,16 @@ class FakeK8sApi implements K8sApi {
     return { items: [...answer.items], resourceVersion: answer.resourceVersion };
   }
 
-  readService(namespace: string, service: string): Promise<ServiceLike | undefined> {
+  async readService(
+    namespace: string,
+    service: string,
+    signal?: AbortSignal,
+  ): Promise<ServiceLike | undefined> {
     this.serviceCalls.push(`${namespace}/${service}`);
-    return Promise.resolve(this.service);
+    this.signals.push(signal);
+    await this.serviceGate;
+    if (this.serviceError !== undefined) throw this.serviceError;
+    return this.service;
   }
 
   async watchSlices(
@@ -115,7 +130,9 @@ class FakeK8sApi implements K8sApi {
     resourceVersion: string,
     onEvent: (type: WatchEventType, object: unknown) => void,
     done: (error: unknown) => void,
+    signal?: AbortSignal,
   ): Promise<{ abort(): void }> {
+    this.signals.push(signal);
     const watch = new FakeWatch(
       namespace,
       service,
@@ -151,6 +168,9 @@ class RecordingSink implements ResolutionSink {
   }
   get errors(): Error[] {
     return this.events.flatMap((e) => ('error' in e ? [e.error] : []));
+  }
+  get warnings(): string[] {
+    return this.events.flatMap((e) => ('warn' in e ? [e.warn] : []));
   }
   /** `host:port` of each endpoint of the last update. */
   lastHosts(): string[] {
@@ -497,7 +517,8 @@ describe('K8sEndpointResolver: watches that keep ending at once', () => {
     );
     await until('the re-list and the fourth watch', () => api.watches.length === 4, 1_600);
     const pausedMs = Date.now() - startedAt;
-    assert.ok(pausedMs >= 900, `re-listed after ${pausedMs} ms`);
+    // The first pause is 1 s ±20%.
+    assert.ok(pausedMs >= 750, `re-listed after ${pausedMs} ms`);
     assert.equal(api.listCalls.length, 2);
     assert.equal(api.lastWatch.resourceVersion, '200');
     await until('watching', () => h.resolver.state().phase === 'watching');
@@ -519,7 +540,9 @@ describe('K8sEndpointResolver: watches that keep ending at once', () => {
     h.resolver.stop();
   });
 
-  test('with mocked timers: a watch silent for WATCH_IDLE_TIMEOUT_MS is replaced by a re-list; any event resets the clock', async () => {
+  test('with mocked timers: a watch silent for 60 s (no event, bookmark or end) is replaced by a re-list; any event resets the clock', async () => {
+    // A dead connection must be noticed within about a minute (client-go: ~45 s), not 5 minutes.
+    assert.ok(WATCH_IDLE_TIMEOUT_MS <= 60_000, `idle timeout ${WATCH_IDLE_TIMEOUT_MS} ms`);
     mock.timers.enable({ apis: ['setTimeout'] });
     try {
       const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1'])), list('200')]);
@@ -538,14 +561,16 @@ describe('K8sEndpointResolver: watches that keep ending at once', () => {
       await until('the re-list', () => api.listCalls.length === 2);
       await until('a new watch', () => api.watches.length === 2);
       assert.equal(api.watches[0]!.aborted, true, 'the silent watch is aborted');
-      assert.ok(h.sink.events.some((e) => 'warn' in e && /no watch event for 300 s/.test(e.warn)));
+      assert.deepEqual(h.sink.warnings, [
+        `k8s default/hello: no watch event, bookmark or end for 60 s from ${SERVER}: the connection is presumed dead; re-listing`,
+      ]);
       h.resolver.stop();
     } finally {
       mock.timers.reset();
     }
   });
 
-  test('with mocked timers: the pause is 1 s exactly, and stop() during it cancels the re-list', async () => {
+  test('with mocked timers: the first pause is 1 s ±20%, and stop() during a pause cancels the re-list', async () => {
     // Only setTimeout is mocked: Date stays real, so every watch still counts as short.
     mock.timers.enable({ apis: ['setTimeout'] });
     try {
@@ -555,22 +580,25 @@ describe('K8sEndpointResolver: watches that keep ending at once', () => {
       h.resolver.start(h.sink);
       await until('three watches', () => api.watches.length === 3 && api.lastWatch.ended);
       await settle();
-      mock.timers.tick(999);
+      mock.timers.tick(799);
       await settle();
       assert.equal(api.listCalls.length, 1);
-      mock.timers.tick(1);
+      mock.timers.tick(401);
       await until('the re-list', () => api.listCalls.length === 2);
       // Its watches end at once too: three more, then another pause, stopped this time.
       await until('six watches', () => api.watches.length === 6 && api.lastWatch.ended);
       await settle();
       assert.equal(h.resolver.state().phase, 'broken');
       h.resolver.stop();
-      mock.timers.tick(10_000);
+      mock.timers.tick(60_000);
       await settle();
       assert.equal(api.listCalls.length, 2);
       assert.equal(api.watches.length, 6);
       assert.equal(h.sink.updates.length, 2);
       assert.deepEqual(h.sink.errors, []);
+      // Said once, not at every pause.
+      assert.equal(h.sink.warnings.length, 1);
+      assert.match(h.sink.warnings[0]!, /keep ending as soon as they open/);
     } finally {
       mock.timers.reset();
     }
@@ -692,47 +720,59 @@ describe('K8sEndpointResolver: errors', () => {
     h.resolver.stop();
   });
 
-  test('an ERROR event other than 410 is reported, and refresh() re-lists', async () => {
-    const api = new FakeK8sApi([
-      list('100', slice('a', ['10.0.0.1'])),
-      list('200', slice('a', ['10.0.0.2'])),
-    ]);
-    const h = await started('k8s:///hello:grpc', api);
-    api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'etcd leader changed' });
-    await settle();
-    assert.equal(api.watches[0]!.aborted, true);
-    const error = h.sink.errors[0];
-    assert.ok(error instanceof K8sResolutionError);
-    assert.equal(error.status, 500);
-    assert.equal(
-      error.message,
-      `watching EndpointSlices of Service default/hello at ${SERVER}: 500: etcd leader changed`,
-    );
-    assert.equal(h.resolver.state().phase, 'broken');
-    assert.equal(api.listCalls.length, 1);
-    h.resolver.refresh();
-    await until('the second watch', () => h.resolver.state().phase === 'watching');
-    assert.equal(api.listCalls.length, 2);
-    assert.equal(api.lastWatch.resourceVersion, '200');
-    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.2:8080']);
-    h.resolver.stop();
+  test('an ERROR event other than 410 is a warning (the listed endpoints stay); the resolver re-lists after its backoff, not at refresh()', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([
+        list('100', slice('a', ['10.0.0.1'])),
+        list('200', slice('a', ['10.0.0.2'])),
+      ]);
+      const h = await started('k8s:///hello:grpc', api);
+      api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'etcd leader changed' });
+      await settle();
+      assert.equal(api.watches[0]!.aborted, true);
+      assert.deepEqual(h.sink.errors, []);
+      assert.deepEqual(h.sink.warnings, [
+        `k8s: watching EndpointSlices of Service default/hello at ${SERVER}: 500: etcd leader changed; ` +
+          'keeping the endpoints listed and listing again with backoff (up to 30 s) until a watch holds',
+      ]);
+      assert.equal(h.resolver.state().phase, 'broken');
+      // The channel's refresh does not cut the backoff short.
+      h.resolver.refresh();
+      await settle();
+      assert.equal(api.listCalls.length, 1);
+      mock.timers.tick(1_200);
+      await until('the second watch', () => h.resolver.state().phase === 'watching');
+      assert.equal(api.listCalls.length, 2);
+      assert.equal(api.lastWatch.resourceVersion, '200');
+      assert.deepEqual(h.sink.lastHosts(), ['10.0.0.2:8080']);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
   });
 
-  test('a watch ended with an error (not 410) is reported; it is not reopened until refresh()', async () => {
-    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
-    const h = await started('k8s:///hello:grpc', api);
-    api.lastWatch.end(Object.assign(new Error('Forbidden'), { statusCode: 403 }));
-    await settle();
-    const error = h.sink.errors[0];
-    assert.ok(error instanceof K8sResolutionError);
-    assert.equal(error.status, 403);
-    assert.match(
-      error.message,
-      /^watching EndpointSlices of Service default\/hello at .*: 403 Forbidden: Forbidden\. Grant this identity list and watch/,
-    );
-    assert.equal(api.watches.length, 1);
-    assert.equal(h.resolver.state().phase, 'broken');
-    h.resolver.stop();
+  test('a watch ended with an error (not 410) is a warning naming the grant; retried after the backoff', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      const h = await started('k8s:///hello:grpc', api);
+      api.lastWatch.end(Object.assign(new Error('Forbidden'), { statusCode: 403 }));
+      await settle();
+      assert.deepEqual(h.sink.errors, []);
+      assert.equal(h.sink.warnings.length, 1);
+      assert.match(
+        h.sink.warnings[0]!,
+        /^k8s: watching EndpointSlices of Service default\/hello at .*: 403 Forbidden: Forbidden\. Grant this identity list and watch/,
+      );
+      assert.equal(api.watches.length, 1);
+      assert.equal(h.resolver.state().phase, 'broken');
+      mock.timers.tick(1_200);
+      await until('a second watch', () => api.watches.length === 2);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
   });
 });
 
@@ -961,16 +1001,22 @@ describe('K8sEndpointResolver: regressions', () => {
     h.resolver.stop();
   });
 
-  test('with client-node abort semantics, an ERROR event stays an error until refresh()', async () => {
-    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
-    api.doneOnAbort = true;
-    const h = await started('k8s:///hello:grpc', api);
-    api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'boom' });
-    await settle();
-    assert.equal(h.sink.errors.length, 1);
-    assert.equal(h.resolver.state().phase, 'broken');
-    assert.equal(api.watches.length, 1);
-    h.resolver.stop();
+  test('with client-node abort semantics, an ERROR event leaves no watch until the backoff ends', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      api.doneOnAbort = true;
+      const h = await started('k8s:///hello:grpc', api);
+      api.lastWatch.emit('ERROR', { kind: 'Status', code: 500, message: 'boom' });
+      await settle();
+      assert.equal(h.sink.warnings.length, 1);
+      assert.deepEqual(h.sink.errors, []);
+      assert.equal(h.resolver.state().phase, 'broken');
+      assert.equal(api.watches.length, 1);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
   });
 
   test('a watch that answers 410 before watchSlices resolves (client-node on a non-200) re-lists', async () => {
@@ -999,6 +1045,248 @@ describe('K8sEndpointResolver: regressions', () => {
     await until('an update with the endpoint', () => h.sink.updates.length >= 2, 200);
     await settle();
     assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    h.resolver.stop();
+  });
+});
+
+/**
+ * Emulates core's adapter for the loop tests: after an error it asks `refresh()` again 1 s later
+ * (its backoff is reset by every update, and a good list is an update).
+ */
+class AdapterLikeSink extends RecordingSink {
+  resolver: K8sEndpointResolver | undefined;
+  override error(error: Error): void {
+    super.error(error);
+    setTimeout(() => this.resolver?.refresh(), 1_000);
+  }
+}
+
+function forbiddenWatch(): Error {
+  return Object.assign(new Error('Forbidden'), { statusCode: 403 });
+}
+
+describe('K8sEndpointResolver: a watch that keeps failing after a good list', () => {
+  test('with mocked time: RBAC allows list but not watch: re-lists back off 1 s → 30 s (jittered), one warning, no error', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      const listedAt: number[] = [];
+      const listSlices = api.listSlices.bind(api);
+      api.listSlices = (namespace, service, signal) => {
+        listedAt.push(Date.now());
+        return listSlices(namespace, service, signal);
+      };
+      api.beforeOpen = (watch) => watch.end(forbiddenWatch());
+      const h = setup('k8s:///hello:grpc', api);
+      const sink = new AdapterLikeSink();
+      sink.resolver = h.resolver;
+      h.resolver.start(sink);
+      await settle();
+      // Ten minutes of mocked time, with the channel asking for a refresh every second too.
+      for (let ms = 0; ms < 600_000; ms += 100) {
+        mock.timers.tick(100);
+        if (ms % 1_000 === 0) h.resolver.refresh();
+        for (let i = 0; i < 4; i++) await immediate();
+      }
+      const gaps = listedAt.slice(1).map((t, i) => t - listedAt[i]!);
+      assert.ok(gaps.length >= 15 && gaps.length <= 30, `${listedAt.length} lists in 10 min`);
+      assert.ok(gaps[0]! >= 800 && gaps[0]! <= 1_300, `first retry after ${gaps[0]} ms`);
+      for (const gap of gaps)
+        assert.ok(gap <= 36_100, `a retry after ${gap} ms: capped at 30 s +20%`);
+      // Growing: the last retries are near the cap.
+      assert.ok(
+        gaps.slice(-5).every((gap) => gap >= 23_900),
+        gaps.join(','),
+      );
+      assert.deepEqual(sink.errors, []);
+      assert.equal(sink.warnings.length, 1, sink.warnings.join('\n'));
+      assert.match(
+        sink.warnings[0]!,
+        /403 Forbidden: Forbidden\. Grant this identity list and watch/,
+      );
+      assert.deepEqual(sink.lastHosts(), ['10.0.0.1:8080']);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test('with mocked time: a watch that holds 30 s resets the backoff and says the trouble is over', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      let refuse = true;
+      api.beforeOpen = (watch) => {
+        if (refuse) watch.end(forbiddenWatch());
+      };
+      const h = setup('k8s:///hello:grpc', api);
+      h.resolver.start(h.sink);
+      await settle();
+      // Five refusals: the next retry is several seconds away.
+      for (let ms = 0; api.watches.length < 5; ms += 100) {
+        assert.ok(ms < 120_000, 'five watches');
+        mock.timers.tick(100);
+        await settle();
+      }
+      refuse = false;
+      for (let ms = 0; h.resolver.state().phase !== 'watching'; ms += 100) {
+        assert.ok(ms < 60_000, 'a watch that opens');
+        mock.timers.tick(100);
+        await settle();
+      }
+      mock.timers.tick(29_999);
+      await settle();
+      assert.equal(h.sink.warnings.length, 1);
+      mock.timers.tick(1);
+      await settle();
+      assert.deepEqual(h.sink.warnings.slice(1), [
+        `k8s default/hello: watching EndpointSlices at ${SERVER} works again`,
+      ]);
+      // Failing again starts from the first step (1 s), and warns again.
+      refuse = true;
+      const lists = api.listCalls.length;
+      api.lastWatch.end(forbiddenWatch());
+      await settle();
+      assert.equal(h.sink.warnings.length, 3);
+      mock.timers.tick(1_200);
+      await until('the re-list', () => api.listCalls.length === lists + 1);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test('the warning about a skipped slice is emitted once, not again on every event', async () => {
+    const fqdn: SliceLike = { ...slice('names', ['10.0.0.9']), addressType: 'FQDN' };
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']), fqdn)]);
+    const h = await started('k8s:///hello:grpc', api);
+    for (let i = 0; i < 3; i++) {
+      api.lastWatch.emit('MODIFIED', slice('a', ['10.0.0.1', `10.0.1.${i}`], `${101 + i}`));
+    }
+    assert.equal(h.sink.updates.length, 4);
+    assert.equal(h.sink.warnings.length, 1);
+    // Gone, then back: said again.
+    api.lastWatch.emit('DELETED', { ...fqdn, metadata: { name: 'names', resourceVersion: '110' } });
+    api.lastWatch.emit('ADDED', { ...fqdn, metadata: { name: 'names', resourceVersion: '111' } });
+    assert.equal(h.sink.warnings.length, 2);
+    h.resolver.stop();
+  });
+});
+
+describe('K8sEndpointResolver: requests in flight', () => {
+  test('stop() aborts a list in flight (its signal fires)', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    api.listGate = new Promise(() => undefined);
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('the list', () => api.listCalls.length === 1);
+    const signal = api.signals[0];
+    assert.ok(signal, 'the list was given an AbortSignal');
+    assert.equal(signal.aborted, false);
+    h.resolver.stop();
+    assert.equal(signal.aborted, true);
+  });
+
+  test('stop() aborts a read of the Service in flight, and a watch still opening', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))], {
+      service: { spec: { ports: [{ name: 'grpc', port: 80 }] } },
+    });
+    api.serviceGate = new Promise(() => undefined);
+    const h = setup('k8s:///hello.prod:80', api);
+    h.resolver.start(h.sink);
+    await until('the read', () => api.serviceCalls.length === 1);
+    assert.equal(api.signals.length, 2);
+    h.resolver.stop();
+    assert.ok(api.signals.every((s) => s?.aborted === true));
+    // A restart gets fresh signals.
+    api.serviceGate = undefined;
+    h.resolver.start(h.sink);
+    await until('watching', () => h.resolver.state().phase === 'watching');
+    assert.ok(api.signals.slice(2).every((s) => s?.aborted === false));
+    h.resolver.stop();
+    assert.ok(api.signals.every((s) => s?.aborted === true));
+  });
+});
+
+function forbiddenService(): Error {
+  return Object.assign(new Error('HTTP-Code: 403'), {
+    code: 403,
+    body: JSON.stringify({
+      code: 403,
+      message:
+        'services "hello" is forbidden: User "u" cannot get resource "services" in API group "" in the namespace "prod"',
+    }),
+  });
+}
+
+describe('K8sEndpointResolver: get on services refused (403)', () => {
+  test('a numeric port equal to a slice port is used from the slices alone, with one warning naming the permission', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    api.serviceError = forbiddenService();
+    const h = await started('k8s:///hello.prod:8080', api);
+    assert.deepEqual(h.sink.errors, []);
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    assert.equal(h.sink.warnings.length, 1);
+    assert.equal(
+      h.sink.warnings[0],
+      `k8s prod/hello: reading Service prod/hello at ${SERVER}: 403 Forbidden: services "hello" is forbidden: ` +
+        `User "u" cannot get resource "services" in API group "" in the namespace "prod"; port 8080 is matched ` +
+        `against the pods' port numbers in the EndpointSlices instead. Grant this identity get on services in ` +
+        `namespace prod to map Service ports to the pods' ports`,
+    );
+    // Events and reopened watches (which read the Service again) do not repeat it.
+    api.lastWatch.emit('ADDED', slice('b', ['10.0.0.2'], '101'));
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080', '10.0.0.2:8080']);
+    api.lastWatch.end(null);
+    await until('a second watch', () => api.watches.length === 2);
+    await until('watching', () => h.resolver.state().phase === 'watching');
+    assert.equal(api.serviceCalls.length, 2);
+    assert.equal(h.sink.warnings.length, 1);
+    assert.deepEqual(h.sink.errors, []);
+    // Granted later: the Service maps the port again, and that is said.
+    api.serviceError = undefined;
+    api.service = { spec: { ports: [{ name: 'grpc', port: 8080 }] } };
+    api.lastWatch.end(null);
+    await until('a third watch', () => api.watches.length === 3);
+    assert.equal(
+      h.sink.warnings[1],
+      'k8s prod/hello: reading Service prod/hello is allowed again; ports are mapped through it',
+    );
+    h.resolver.stop();
+  });
+
+  test("a port-less target uses the slices' only TCP port", async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    api.serviceError = forbiddenService();
+    const h = await started('kubernetes:///hello.prod', api);
+    assert.deepEqual(h.sink.errors, []);
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    assert.match(h.sink.warnings[0]!, /each EndpointSlice's only TCP port is used instead/);
+    h.resolver.stop();
+  });
+
+  test('a numeric port no slice has: no endpoints, a warning per slice, not an error', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    api.serviceError = forbiddenService();
+    const h = await started('k8s:///hello.prod:80', api);
+    assert.deepEqual(h.sink.errors, []);
+    assert.deepEqual(h.sink.lastHosts(), []);
+    assert.deepEqual(h.sink.warnings.slice(1), [
+      'k8s prod/hello: EndpointSlice a: no port 80 among grpc=8080; skipped',
+    ]);
+    h.resolver.stop();
+  });
+
+  test('another failure to read the Service still fails the list', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    api.serviceError = Object.assign(new Error('boom'), { code: 500 });
+    const h = setup('k8s:///hello.prod:8080', api);
+    h.resolver.start(h.sink);
+    await until('an error', () => h.sink.errors.length > 0);
+    assert.match(
+      h.sink.errors[0]!.message,
+      /^listing EndpointSlices of Service prod\/hello at .*: 500: boom$/,
+    );
     h.resolver.stop();
   });
 });

@@ -1,4 +1,4 @@
-import type { EndpointResolver, ResolutionSink } from '@grpc-lb/core';
+import { Backoff, type EndpointResolver, type ResolutionSink } from '@grpc-lb/core';
 import { K8sResolutionError } from './errors';
 import {
   statusMessage,
@@ -12,13 +12,25 @@ import { endpointsFromSlices, servicePortName, type ServiceLike, type SliceLike 
 
 /** A watch that ends sooner than this after opening, repeatedly, is re-listed after a pause. */
 const SHORT_WATCH_MS = 1_000;
-/** No event (bookmarks included) for this long: the watch is presumed dead and replaced. */
-export const WATCH_IDLE_TIMEOUT_MS = 5 * 60_000;
+/**
+ * No event, bookmark or end for this long: the watch is presumed dead and replaced. The server is
+ * asked to end every watch after 40–50 s (and sends a bookmark before it does), so a live watch
+ * always shows a sign of life within this.
+ */
+export const WATCH_IDLE_TIMEOUT_MS = 60_000;
+/** A watch open this long counts as working: the watch retry backoff starts over. */
+export const WATCH_STABLE_MS = 30_000;
+/** After a watch failure (the list had succeeded): first retry, growing ×1.6 (±20%) up to the cap. */
+export const WATCH_RETRY_INITIAL_MS = 1_000;
+export const WATCH_RETRY_MAX_MS = 30_000;
 /** While the Service is missing (or lacks the port), it is looked for again this often. */
 export const SERVICE_RETRY_MS = 5_000;
 
 export interface K8sResolverState {
-  /** 'idle' before start/after stop; 'listing'; 'watching'; 'broken' after an error (waits for refresh). */
+  /**
+   * 'idle' before start/after stop; 'listing'; 'watching'; 'broken' after an error (a list error
+   * waits for refresh; a watch error for the resolver's own backoff).
+   */
   readonly phase: 'idle' | 'listing' | 'watching' | 'broken';
   readonly resourceVersion: string | undefined;
   readonly slices: number;
@@ -28,11 +40,16 @@ export interface K8sResolverState {
   readonly watches: number;
 }
 
+/** What reading the Service gave: the Service (undefined: it does not exist), or a 403. */
+type ServiceRead = { service: ServiceLike | undefined } | { forbidden: unknown };
+
 /**
  * Every EndpointSlice of one Service, listed then watched from the list's resourceVersion, merged
  * by slice name. A watch the server ends is reopened from the last resourceVersion; 410 Gone
- * (the version was compacted) re-lists; any other failure is reported to the sink (the channel
- * keeps its last good endpoints) and the next `refresh()` re-lists.
+ * (the version was compacted) re-lists. A list failure is reported to the sink (the channel
+ * keeps its last good endpoints) and the next `refresh()` re-lists. A watch failure after a good
+ * list is a warning (once, until a watch works again): the listed endpoints stay, and the
+ * resolver lists and watches again after its own jittered, growing backoff (1 s → 30 s).
  */
 export class K8sEndpointResolver implements EndpointResolver {
   private sink: ResolutionSink | undefined;
@@ -40,6 +57,8 @@ export class K8sEndpointResolver implements EndpointResolver {
   private phase: K8sResolverState['phase'] = 'idle';
   private slices = new Map<string, SliceLike>();
   private service: ServiceLike | undefined;
+  /** `get` on the Service was refused (403): ports are matched on the slices alone. */
+  private serviceForbidden = false;
   private resourceVersion: string | undefined;
   private watch: { abort(): void } | undefined;
   /** The watch whose callbacks count; cleared when we close it, so its own AbortError is ignored. */
@@ -49,11 +68,23 @@ export class K8sEndpointResolver implements EndpointResolver {
   private serviceReading = false;
   private serviceTimer: NodeJS.Timeout | undefined;
   private idleTimer: NodeJS.Timeout | undefined;
-  private pauseTimer: NodeJS.Timeout | undefined;
+  private stableTimer: NodeJS.Timeout | undefined;
+  /** The resolver's own retry after a watch failure; `refresh()` does not cut it short. */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private readonly watchBackoff = new Backoff({
+    initialMs: WATCH_RETRY_INITIAL_MS,
+    maxMs: WATCH_RETRY_MAX_MS,
+  });
   private shortWatches = 0;
   private lists = 0;
   private watches = 0;
   private api: Promise<K8sApi> | undefined;
+  /** Aborts list and get requests in flight at `stop()`. */
+  private requests = new AbortController();
+  /** Lasting conditions warned about (key → text): each is said once, and again when it clears. */
+  private readonly troubles = new Map<string, string>();
+  /** The slice warnings of the last publish: only new ones are emitted. */
+  private sliceWarnings = new Set<string>();
 
   constructor(
     private readonly target: K8sTarget,
@@ -76,11 +107,14 @@ export class K8sEndpointResolver implements EndpointResolver {
     this.sink = sink;
     this.lists = 0;
     this.watches = 0;
+    this.requests = new AbortController();
     void this.listAndWatch(this.generation);
   }
 
   refresh(): void {
-    if (this.phase === 'broken') void this.listAndWatch(this.generation);
+    if (this.phase === 'broken' && this.retryTimer === undefined) {
+      void this.listAndWatch(this.generation);
+    }
   }
 
   stop(): void {
@@ -90,17 +124,24 @@ export class K8sEndpointResolver implements EndpointResolver {
     this.listing = false;
     this.relistRequested = false;
     this.serviceReading = false;
+    this.requests.abort();
     this.closeWatch();
     this.clearRetryTimers();
     this.slices = new Map();
     this.service = undefined;
+    this.serviceForbidden = false;
     this.resourceVersion = undefined;
     this.shortWatches = 0;
+    this.watchBackoff.reset();
+    this.troubles.clear();
+    this.sliceWarnings = new Set();
   }
 
   private closeWatch(): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = undefined;
+    if (this.stableTimer) clearTimeout(this.stableTimer);
+    this.stableTimer = undefined;
     this.watchToken = undefined;
     const watch = this.watch;
     this.watch = undefined;
@@ -108,14 +149,31 @@ export class K8sEndpointResolver implements EndpointResolver {
   }
 
   private clearRetryTimers(): void {
-    if (this.pauseTimer) clearTimeout(this.pauseTimer);
-    this.pauseTimer = undefined;
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     if (this.serviceTimer) clearTimeout(this.serviceTimer);
     this.serviceTimer = undefined;
   }
 
   private namespace(api: K8sApi): string {
     return this.target.namespace ?? api.defaultNamespace;
+  }
+
+  private name(api: K8sApi): string {
+    return `${this.namespace(api)}/${this.target.service}`;
+  }
+
+  /** Warns about a lasting condition once (again only if its text changes). */
+  private raise(key: string, text: string): void {
+    if (this.troubles.get(key) === text) return;
+    this.troubles.set(key, text);
+    this.sink?.warn(text);
+  }
+
+  /** Says that a condition warned about is over (nothing when there was none). */
+  private clear(key: string, text: string): void {
+    if (!this.troubles.delete(key)) return;
+    this.sink?.warn(text);
   }
 
   private async listAndWatch(generation: number): Promise<void> {
@@ -135,19 +193,20 @@ export class K8sEndpointResolver implements EndpointResolver {
       this.api ??= this.createApi(this.connection);
       api = await this.api;
       const namespace = this.namespace(api);
-      const [list, service] = await Promise.all([
-        api.listSlices(namespace, this.target.service),
-        this.needsService() ? api.readService(namespace, this.target.service) : undefined,
+      const signal = this.requests.signal;
+      const [list, read] = await Promise.all([
+        api.listSlices(namespace, this.target.service, signal),
+        this.needsService() ? this.readService(api) : undefined,
       ]);
       if (generation !== this.generation) return;
-      this.service = service;
+      if (read) this.applyServiceRead(api, read);
       this.slices = new Map(list.items.map((s, i) => [s.metadata?.name ?? `#${i}`, s]));
       this.resourceVersion = list.resourceVersion;
       this.publish(api, generation);
       try {
         await this.openWatch(api, generation);
       } catch (error) {
-        if (generation === this.generation) this.fail(error, api, 'watching');
+        if (generation === this.generation) this.watchFailed(error, api, generation);
       }
     } catch (error) {
       if (generation !== this.generation) return;
@@ -169,6 +228,46 @@ export class K8sEndpointResolver implements EndpointResolver {
     return this.target.port.kind !== 'name';
   }
 
+  /** Reads the Service; a 403 is an answer too (the slices' ports are used instead). */
+  private async readService(api: K8sApi): Promise<ServiceRead> {
+    try {
+      const service = await api.readService(
+        this.namespace(api),
+        this.target.service,
+        this.requests.signal,
+      );
+      return { service };
+    } catch (error) {
+      if (statusOf(error) === 403) return { forbidden: error };
+      throw error;
+    }
+  }
+
+  private applyServiceRead(api: K8sApi, read: ServiceRead): void {
+    const name = this.name(api);
+    if ('forbidden' in read) {
+      this.serviceForbidden = true;
+      this.service = undefined;
+      const detail = statusMessage(read.forbidden) ?? 'Forbidden';
+      const matching =
+        this.target.port.kind === 'number'
+          ? `port ${this.target.port.value} is matched against the pods' port numbers in the EndpointSlices`
+          : `each EndpointSlice's only TCP port is used`;
+      this.raise(
+        'service',
+        `k8s ${name}: reading Service ${name} at ${api.server}: 403 Forbidden: ${detail}; ${matching} instead. ` +
+          `Grant this identity get on services in namespace ${this.namespace(api)} to map Service ports to the pods' ports`,
+      );
+      return;
+    }
+    this.serviceForbidden = false;
+    this.service = read.service;
+    this.clear(
+      'service',
+      `k8s ${name}: reading Service ${name} is allowed again; ports are mapped through it`,
+    );
+  }
+
   private async openWatch(api: K8sApi, generation: number): Promise<void> {
     const namespace = this.namespace(api);
     const openedAt = Date.now();
@@ -188,6 +287,7 @@ export class K8sEndpointResolver implements EndpointResolver {
         this.watchToken = undefined;
         this.onWatchEnd(api, generation, error, Date.now() - openedAt);
       },
+      this.requests.signal,
     );
     if (generation !== this.generation || this.watchToken !== token) {
       // Ended (or replaced) while it was opening.
@@ -197,14 +297,28 @@ export class K8sEndpointResolver implements EndpointResolver {
     this.watch = watch;
     this.phase = 'watching';
     this.armIdleTimer(api, generation);
+    this.stableTimer = setTimeout(() => {
+      this.stableTimer = undefined;
+      if (generation !== this.generation || this.watchToken !== token) return;
+      // This watch has held: whatever made watches fail is over.
+      this.watchBackoff.reset();
+      this.shortWatches = 0;
+      this.clear(
+        'watch',
+        `k8s ${this.name(api)}: watching EndpointSlices at ${api.server} works again`,
+      );
+    }, WATCH_STABLE_MS);
+    this.stableTimer.unref();
   }
 
   private armIdleTimer(api: K8sApi, generation: number): void {
     if (this.idleTimer) clearTimeout(this.idleTimer);
     this.idleTimer = setTimeout(() => {
+      this.idleTimer = undefined;
       if (generation !== this.generation) return;
-      this.sink?.warn(
-        `k8s: no watch event for ${WATCH_IDLE_TIMEOUT_MS / 1000} s from ${api.server}; re-listing`,
+      this.raise(
+        'watch',
+        `k8s ${this.name(api)}: no watch event, bookmark or end for ${WATCH_IDLE_TIMEOUT_MS / 1000} s from ${api.server}: the connection is presumed dead; re-listing`,
       );
       void this.listAndWatch(generation);
     }, WATCH_IDLE_TIMEOUT_MS);
@@ -218,11 +332,10 @@ export class K8sEndpointResolver implements EndpointResolver {
       if (slice.code === 410) {
         void this.listAndWatch(generation);
       } else {
-        this.closeWatch();
-        this.fail(
+        this.watchFailed(
           Object.assign(new Error(slice.message ?? 'watch error'), { code: slice.code }),
           api,
-          'watching',
+          generation,
         );
       }
       return;
@@ -236,13 +349,18 @@ export class K8sEndpointResolver implements EndpointResolver {
     else this.slices.set(name, slice);
     this.shortWatches = 0;
     // Slices of a Service we have not seen: it was probably created since; read it now.
-    if (this.needsService() && this.service === undefined) void this.rereadService(api, generation);
+    if (this.needsService() && this.service === undefined && !this.serviceForbidden) {
+      void this.rereadService(api, generation);
+    }
     this.publish(api, generation);
   }
 
   private onWatchEnd(api: K8sApi, generation: number, error: unknown, livedMs: number): void {
     this.watch = undefined;
     if (this.idleTimer) clearTimeout(this.idleTimer);
+    this.idleTimer = undefined;
+    if (this.stableTimer) clearTimeout(this.stableTimer);
+    this.stableTimer = undefined;
     const status = statusOf(error);
     if (status === 410) {
       void this.listAndWatch(generation);
@@ -253,34 +371,68 @@ export class K8sEndpointResolver implements EndpointResolver {
       error !== undefined &&
       (error as { name?: string }).name !== 'AbortError'
     ) {
-      this.fail(error, api, 'watching');
+      this.watchFailed(error, api, generation);
       return;
     }
     // The server closed the watch (its timeout, or a restart): reopen from where we were. A watch
-    // that keeps ending at once is re-listed after a pause instead of spinning.
+    // that keeps ending at once is re-listed after a backoff instead of spinning.
     this.shortWatches = livedMs < SHORT_WATCH_MS ? this.shortWatches + 1 : 0;
     if (this.shortWatches >= 3) {
       this.shortWatches = 0;
-      this.phase = 'broken';
-      this.pauseTimer = setTimeout(() => void this.listAndWatch(generation), 1_000);
-      this.pauseTimer.unref();
+      this.retryLater(
+        api,
+        generation,
+        `k8s ${this.name(api)}: watches of EndpointSlices at ${api.server} keep ending as soon as they open`,
+      );
       return;
     }
     void this.reopen(api, generation);
+  }
+
+  /**
+   * A watch failed although the list before it succeeded (RBAC with list but not watch, a proxy
+   * that refuses long requests, a server going away): keep the listed endpoints, warn once, and
+   * list and watch again after the watch backoff, which only a watch that holds resets.
+   */
+  private watchFailed(error: unknown, api: K8sApi, generation: number): void {
+    const failure = describeFailure(
+      error,
+      this.name(api),
+      api.server,
+      'watching',
+      this.needsService(),
+    );
+    this.retryLater(api, generation, `k8s: ${failure.message}`);
+  }
+
+  private retryLater(api: K8sApi, generation: number, problem: string): void {
+    this.phase = 'broken';
+    this.closeWatch();
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    const delay = this.watchBackoff.next();
+    this.raise(
+      'watch',
+      `${problem}; keeping the endpoints listed and listing again with backoff (up to ${WATCH_RETRY_MAX_MS / 1000} s) until a watch holds`,
+    );
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      void this.listAndWatch(generation);
+    }, delay);
+    this.retryTimer.unref();
   }
 
   /** Reopens the watch from the last resourceVersion, re-reading the Service first when it matters. */
   private async reopen(api: K8sApi, generation: number): Promise<void> {
     try {
       if (this.needsService()) {
-        const service = await api.readService(this.namespace(api), this.target.service);
+        const read = await this.readService(api);
         if (generation !== this.generation) return;
-        this.service = service;
+        this.applyServiceRead(api, read);
         this.publish(api, generation);
       }
       await this.openWatch(api, generation);
     } catch (error) {
-      if (generation === this.generation) this.fail(error, api, 'watching');
+      if (generation === this.generation) this.watchFailed(error, api, generation);
     }
   }
 
@@ -299,9 +451,9 @@ export class K8sEndpointResolver implements EndpointResolver {
     if (generation !== this.generation || this.listing || this.serviceReading) return;
     this.serviceReading = true;
     try {
-      const service = await api.readService(this.namespace(api), this.target.service);
+      const read = await this.readService(api);
       if (generation !== this.generation) return;
-      this.service = service;
+      this.applyServiceRead(api, read);
       this.publish(api, generation);
     } catch {
       if (generation === this.generation) this.retryServiceLater(api, generation);
@@ -313,21 +465,29 @@ export class K8sEndpointResolver implements EndpointResolver {
   private publish(api: K8sApi, generation: number): void {
     const sink = this.sink;
     if (!sink) return;
-    const namespace = this.namespace(api);
-    const name = `${namespace}/${this.target.service}`;
-    if (this.needsService() && this.service === undefined) {
-      sink.update({ endpoints: [], note: `Service ${name} does not exist (${api.server})` });
-      this.retryServiceLater(api, generation);
-      return;
+    const name = this.name(api);
+    let portName: string | undefined;
+    if (this.needsService() && !this.serviceForbidden) {
+      if (this.service === undefined) {
+        sink.update({ endpoints: [], note: `Service ${name} does not exist (${api.server})` });
+        this.retryServiceLater(api, generation);
+        return;
+      }
+      const port = servicePortName(this.target.port, this.service);
+      if (port !== undefined && 'error' in port) {
+        this.retryServiceLater(api, generation);
+        sink.error(new K8sResolutionError(name, `Service ${name}: ${port.error}`, undefined));
+        return;
+      }
+      portName = port?.name;
+    } else if (this.target.port.kind === 'name') {
+      portName = this.target.port.value;
     }
-    const port = servicePortName(this.target.port, this.service);
-    if (port !== undefined && 'error' in port) {
-      this.retryServiceLater(api, generation);
-      sink.error(new K8sResolutionError(name, `Service ${name}: ${port.error}`, undefined));
-      return;
-    }
-    const result = endpointsFromSlices(this.slices.values(), this.target.port, port?.name);
-    for (const warning of result.warnings) sink.warn(`k8s ${name}: ${warning}`);
+    const result = endpointsFromSlices(this.slices.values(), this.target.port, portName);
+    const warnings = new Set(result.warnings.map((w) => `k8s ${name}: ${w}`));
+    // Each skipped slice or address is warned about once, not again on every event.
+    for (const warning of warnings) if (!this.sliceWarnings.has(warning)) sink.warn(warning);
+    this.sliceWarnings = warnings;
     sink.update({ endpoints: result.endpoints, note: `${result.note} of Service ${name}` });
   }
 
