@@ -6,6 +6,7 @@ import {
   DEFAULT_DNS_OPTIONS,
   mergeSettings,
   optionsFromChannel,
+  optionsFromParams,
 } from './dns-options';
 import { createDnsResolverFactory } from './dns-resolver-factory';
 
@@ -20,6 +21,8 @@ describe('DNS options', () => {
       attempts: undefined,
       family: 'any',
       maxStaleMs: Infinity,
+      holdDownAnswers: 2,
+      holdDownMs: 5_000,
     });
     assert.equal(DEFAULT_DNS_OPTIONS.timeoutMs, 2_000);
     assert.equal(DEFAULT_DNS_OPTIONS.attempts, 2);
@@ -34,6 +37,35 @@ describe('DNS options', () => {
     assert.equal(settings.intervalMs, 2_000);
     assert.equal(settings.family, 'ipv4');
     assert.equal(settings.attempts, 1);
+  });
+
+  test('the hold-down is set by a target parameter, a channel option or the factory; bad values name the option', () => {
+    assert.deepEqual(
+      optionsFromParams(
+        new Map([
+          ['hold_down_answers', '3'],
+          ['hold_down', '0s'],
+        ]),
+        'dns+lb:///a:1',
+      ),
+      { holdDownAnswers: 3, holdDownMs: 0 },
+    );
+    const settings = mergeSettings(
+      { holdDownAnswers: 5, holdDownMs: 60_000 },
+      optionsFromChannel({ 'grpc-lb.dns.hold_down_ms': 10_000 }),
+    );
+    assert.equal(settings.holdDownAnswers, 5);
+    assert.equal(settings.holdDownMs, 10_000);
+    assert.throws(
+      () => optionsFromChannel({ 'grpc-lb.dns.hold_down_answers': 0 }),
+      (error: unknown) =>
+        error instanceof ConfigError && /hold_down_answers.*integer 1-100/.test(error.message),
+    );
+    assert.throws(
+      () => optionsFromParams(new Map([['hold_down', 'soon']]), 'dns+lb:///a:1'),
+      /parameter hold_down: expected a duration/,
+    );
+    assert.throws(() => checkOptions({ holdDownMs: -1 }, 'dns'), /dns\.holdDownMs/);
   });
 
   test('the floor raises a shorter interval and ceiling', () => {

@@ -1,5 +1,6 @@
 import { ConfigError, TargetError } from '@grpc-lb/core';
 import { formatDuration, parseDurationText } from './duration';
+import { DEFAULT_HOLD_DOWN, MAX_HOLD_DOWN_ANSWERS, MAX_HOLD_DOWN_MS } from './hold-down';
 
 /** Which address records to ask for: A and AAAA (`any`), only A, or only AAAA. */
 export type AddressFamily = 'any' | 'ipv4' | 'ipv6';
@@ -29,6 +30,16 @@ export interface DnsOptions {
    * dropped (calls fail fast) instead of kept (default: kept for as long as DNS fails).
    */
   readonly maxStaleMs?: number;
+  /**
+   * Negative answers (NXDOMAIN, or no records) in a row before a name that had endpoints counts as
+   * gone and its set is emptied (default 2; 1 empties it at the first).
+   */
+  readonly holdDownAnswers?: number;
+  /**
+   * …and how long those negative answers must have lasted, from the first (default 5 s; 0: no
+   * wait). Whichever of the two comes later ends the hold-down.
+   */
+  readonly holdDownMs?: number;
 }
 
 /** The merged settings a resolver runs with. */
@@ -41,6 +52,8 @@ export interface DnsSettings {
   readonly attempts: number | undefined;
   readonly family: AddressFamily;
   readonly maxStaleMs: number;
+  readonly holdDownAnswers: number;
+  readonly holdDownMs: number;
 }
 
 export const DEFAULT_DNS_OPTIONS = {
@@ -52,13 +65,15 @@ export const DEFAULT_DNS_OPTIONS = {
   attempts: 2,
   family: 'any',
   maxStaleMs: Infinity,
+  holdDownAnswers: DEFAULT_HOLD_DOWN.holdDownAnswers,
+  holdDownMs: DEFAULT_HOLD_DOWN.holdDownMs,
 } as const satisfies Required<DnsOptions>;
 
 /** No setting can make a resolver query more often than this. */
 export const ABSOLUTE_MIN_INTERVAL_MS = 100;
 const MAX_INTERVAL_MS = 24 * 3_600_000;
 
-type Kind = 'interval' | 'timeout' | 'attempts' | 'boolean' | 'family';
+type Kind = 'interval' | 'timeout' | 'attempts' | 'boolean' | 'family' | 'answers' | 'holdDown';
 
 interface Spec {
   readonly key: keyof DnsOptions;
@@ -88,6 +103,13 @@ const SPECS: readonly Spec[] = [
   { key: 'attempts', param: 'attempts', option: 'grpc-lb.dns.attempts', kind: 'attempts' },
   { key: 'family', param: 'family', option: 'grpc-lb.dns.family', kind: 'family' },
   { key: 'maxStaleMs', param: 'max_stale', option: 'grpc-lb.dns.max_stale_ms', kind: 'interval' },
+  {
+    key: 'holdDownAnswers',
+    param: 'hold_down_answers',
+    option: 'grpc-lb.dns.hold_down_answers',
+    kind: 'answers',
+  },
+  { key: 'holdDownMs', param: 'hold_down', option: 'grpc-lb.dns.hold_down_ms', kind: 'holdDown' },
 ];
 
 /** Query parameters a target may carry (besides `srv`, handled by the target parser). */
@@ -103,6 +125,8 @@ export const DNS_CHANNEL_OPTIONS = {
   attempts: 'grpc-lb.dns.attempts',
   family: 'grpc-lb.dns.family',
   maxStaleMs: 'grpc-lb.dns.max_stale_ms',
+  holdDownAnswers: 'grpc-lb.dns.hold_down_answers',
+  holdDownMs: 'grpc-lb.dns.hold_down_ms',
 } as const satisfies Record<keyof DnsOptions, string>;
 
 type Checked =
@@ -122,9 +146,14 @@ function checkMs(ms: number, min: number, max: number): Checked {
 function check(kind: Kind, value: unknown, text: boolean): Checked {
   switch (kind) {
     case 'interval':
+    case 'holdDown':
     case 'timeout': {
       const [min, max] =
-        kind === 'interval' ? [ABSOLUTE_MIN_INTERVAL_MS, MAX_INTERVAL_MS] : [10, 60_000];
+        kind === 'interval'
+          ? [ABSOLUTE_MIN_INTERVAL_MS, MAX_INTERVAL_MS]
+          : kind === 'holdDown'
+            ? [0, MAX_HOLD_DOWN_MS]
+            : [10, 60_000];
       if (text) {
         const ms = typeof value === 'string' ? parseDurationText(value) : undefined;
         if (ms === undefined) {
@@ -147,6 +176,16 @@ function check(kind: Kind, value: unknown, text: boolean): Checked {
       const n = text && typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
       if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > 5) {
         return { ok: false, problem: `expected an integer 1-5, got ${JSON.stringify(value)}` };
+      }
+      return { ok: true, value: n };
+    }
+    case 'answers': {
+      const n = text && typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+      if (typeof n !== 'number' || !Number.isInteger(n) || n < 1 || n > MAX_HOLD_DOWN_ANSWERS) {
+        return {
+          ok: false,
+          problem: `expected an integer 1-${MAX_HOLD_DOWN_ANSWERS}, got ${JSON.stringify(value)}`,
+        };
       }
       return { ok: true, value: n };
     }
@@ -234,5 +273,7 @@ export function mergeSettings(...layers: readonly DnsOptions[]): DnsSettings {
     attempts: pick('attempts'),
     family: pick('family') ?? DEFAULT_DNS_OPTIONS.family,
     maxStaleMs: pick('maxStaleMs') ?? DEFAULT_DNS_OPTIONS.maxStaleMs,
+    holdDownAnswers: pick('holdDownAnswers') ?? DEFAULT_DNS_OPTIONS.holdDownAnswers,
+    holdDownMs: pick('holdDownMs') ?? DEFAULT_DNS_OPTIONS.holdDownMs,
   };
 }

@@ -16,8 +16,8 @@ export interface HoldDownSettings {
 
 export const DEFAULT_HOLD_DOWN: HoldDownSettings = { holdDownAnswers: 2, holdDownMs: 5_000 };
 
-const MAX_ANSWERS = 100;
-const MAX_MS = 24 * 3_600_000;
+export const MAX_HOLD_DOWN_ANSWERS = 100;
+export const MAX_HOLD_DOWN_MS = 24 * 3_600_000;
 
 function wholeIn(value: unknown, min: number, max: number): number | undefined {
   return typeof value === 'number' && Number.isFinite(value) && value >= min && value <= max
@@ -33,8 +33,9 @@ export function holdDownOf(settings: object): HoldDownSettings {
   const fields = settings as Partial<Record<keyof HoldDownSettings, unknown>>;
   return {
     holdDownAnswers:
-      wholeIn(fields.holdDownAnswers, 1, MAX_ANSWERS) ?? DEFAULT_HOLD_DOWN.holdDownAnswers,
-    holdDownMs: wholeIn(fields.holdDownMs, 0, MAX_MS) ?? DEFAULT_HOLD_DOWN.holdDownMs,
+      wholeIn(fields.holdDownAnswers, 1, MAX_HOLD_DOWN_ANSWERS) ??
+      DEFAULT_HOLD_DOWN.holdDownAnswers,
+    holdDownMs: wholeIn(fields.holdDownMs, 0, MAX_HOLD_DOWN_MS) ?? DEFAULT_HOLD_DOWN.holdDownMs,
   };
 }
 
