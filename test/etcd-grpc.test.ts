@@ -166,9 +166,14 @@ describe('etcd: grpc-js clients on etcd:// targets (real etcd, real backends)', 
         await b1.stopGracefully();
         const result = await load.stop();
         assert.equal(result.errors.length, 0, result.errors[0]?.message);
-        // Closing the channel cancels its watch (no leaked stream in etcd).
+        // Deregistering ends each helper's watch of its own key, and closing the channel cancels
+        // its watch: no stream is left in etcd.
         const streams = 'etcd_debugging_mvcc_watch_stream_total';
-        assert.ok((await etcd.metric(streams)) >= 1);
+        for (const registration of registrations) await registration.deregister();
+        await waitFor(async () => (await etcd.metric(streams)) === 1, {
+          timeoutMs: 5_000,
+          message: "only the channel's watch stream left after deregister()",
+        });
         greeter.close();
         await waitFor(async () => (await etcd.metric(streams)) === 0, {
           timeoutMs: 5_000,

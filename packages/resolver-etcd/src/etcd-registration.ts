@@ -16,6 +16,9 @@ export const DEFAULT_TTL_SECONDS = 10;
 /** The environment variable holding the pod's IP (Kubernetes downward API), the default host. */
 export const POD_IP_ENV = 'POD_IP';
 const DEFAULT_START_TIMEOUT_MS = 30_000;
+/** The etcd client pauses 5 s after 3 failed calls in a row: a delete is retried past that. */
+const DELETE_RETRY_WINDOW_MS = 7_000;
+const DELETE_RETRY_MS = 250;
 
 export interface EtcdRegistrationOptions extends EtcdConnectionOptions, EndpointMetadata {
   /** The service, as in the clients' target `etcd:///<service>`: `services/hello`. */
@@ -236,12 +239,32 @@ export class EtcdRegistration extends EventEmitter<EtcdRegistrationEvents> {
     if (!client) return;
     lease?.release();
     try {
-      await client.delete().key(this.key).exec();
+      await this.deleteKey(client);
     } catch (error) {
       throw this.asError(error, 'delete');
     } finally {
       await lease?.revoke().catch(() => undefined);
       client.close();
+    }
+  }
+
+  /**
+   * Deletes the key. Right after an outage the etcd client may still refuse calls for a few
+   * seconds (its circuit breaker opens after repeated failures and lets a call through only after
+   * a pause): a refused or unreachable delete is tried again until one timeout has passed.
+   */
+  private async deleteKey(client: Etcd3): Promise<void> {
+    const deadline = Date.now() + Math.max(this.settings.timeoutMs, DELETE_RETRY_WINDOW_MS);
+    for (;;) {
+      try {
+        await client.delete().key(this.key).exec();
+        return;
+      } catch (error) {
+        const name = error instanceof Error ? error.constructor.name : '';
+        const transient = name === 'BrokenCircuitError' || name === 'GRPCUnavailableError';
+        if (!transient || Date.now() >= deadline) throw error;
+        await new Promise((resolve) => setTimeout(resolve, DELETE_RETRY_MS));
+      }
     }
   }
 
