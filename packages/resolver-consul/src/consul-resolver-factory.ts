@@ -5,7 +5,7 @@ import {
   type ResolverFactory,
 } from '@grpc-lb/core';
 import { resolveAgentSettings, type AgentOptions } from './consul-agent';
-import { ConsulEndpointResolver, type ConsulResolverOptions } from './consul-resolver';
+import { ConsulEndpointResolver, rateLimits, type ConsulResolverOptions } from './consul-resolver';
 import { parseConsulTarget, type ConsulTarget } from './consul-target';
 
 export type ConsulResolverFactory = ResolverFactory<ConsulTarget>;
@@ -24,6 +24,8 @@ export function createConsulResolverFactory(
   options: ConsulResolverFactoryOptions = {},
 ): ConsulResolverFactory {
   const { scheme = 'consul', address, token, ...resolverOptions } = options;
+  // A bad rate limit is the caller's mistake: say so here, not at the first channel.
+  rateLimits(resolverOptions);
   const agentOptions = {
     ...(address !== undefined ? { address } : {}),
     ...(token !== undefined ? { token } : {}),

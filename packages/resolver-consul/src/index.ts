@@ -25,8 +25,11 @@ export {
 } from './consul-agent';
 export {
   ConsulEndpointResolver,
-  DEFAULT_MIN_QUERY_INTERVAL_MS,
+  DEFAULT_MAX_CHURN_BACKOFF_MS,
+  DEFAULT_QUERY_BURST,
+  DEFAULT_QUERY_REFILL_MS,
   type ConsulResolverOptions,
+  type ConsulTransport,
   type ConsulResolverState,
 } from './consul-resolver';
 export {
