@@ -1,7 +1,14 @@
 import assert from 'node:assert/strict';
-import { test } from 'node:test';
+import { afterEach, beforeEach, describe, mock, test } from 'node:test';
 import { ConfigError } from '@grpc-lb/core';
-import { registrationBody } from './consul-registration';
+import type { AgentResponse } from './consul-agent';
+import {
+  ConsulRegistration,
+  DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
+  registrationBody,
+  type AgentCall,
+  type ConsulRegistrationOptions,
+} from './consul-registration';
 
 test('registrationBody: a gRPC check against host:port, weights, tags, meta', () => {
   const { body, id, address, ttlMs } = registrationBody({
@@ -69,4 +76,179 @@ test('registrationBody rejects bad options, naming the field', () => {
       },
     );
   }
+});
+
+/** A fake agent behind the registration's request seam: its services, and whether it answers. */
+class FakeAgent {
+  readonly services = new Map<string, unknown>();
+  up = true;
+  readonly requests: string[] = [];
+  readonly call: AgentCall = (method, path, body) => {
+    this.requests.push(`${method} ${path}`);
+    if (!this.up) {
+      return Promise.reject(
+        Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:8500'), { code: 'ECONNREFUSED' }),
+      );
+    }
+    const ok = (text = ''): AgentResponse => ({ status: 200, headers: {}, body: text });
+    const missing: AgentResponse = { status: 404, headers: {}, body: 'Unknown service ID' };
+    let match: RegExpExecArray | null;
+    if (method === 'PUT' && path === '/v1/agent/service/register') {
+      const id = (body as { ID: string }).ID;
+      this.services.set(id, body);
+      return Promise.resolve(ok());
+    }
+    if ((match = /^\/v1\/agent\/service\/deregister\/(.+)$/.exec(path))) {
+      this.services.delete(decodeURIComponent(match[1]!));
+      return Promise.resolve(ok());
+    }
+    if ((match = /^\/v1\/agent\/check\/pass\/service%3A(.+)$/.exec(path))) {
+      return Promise.resolve(
+        this.services.has(decodeURIComponent(match[1]!))
+          ? ok()
+          : { status: 404, headers: {}, body: 'Unknown check ID "service:x"' },
+      );
+    }
+    if (method === 'GET' && (match = /^\/v1\/agent\/service\/(.+)$/.exec(path))) {
+      const known = this.services.get(decodeURIComponent(match[1]!));
+      return Promise.resolve(known ? ok(JSON.stringify(known)) : missing);
+    }
+    return Promise.reject(new Error(`unexpected ${method} ${path}`));
+  };
+
+  /** A dev agent restarting: it forgets every service. */
+  restart(): void {
+    this.services.clear();
+  }
+}
+
+async function settle(): Promise<void> {
+  for (let i = 0; i < 10; i++) await Promise.resolve();
+}
+
+async function advance(ms: number, step = 50): Promise<void> {
+  await settle();
+  for (let elapsed = 0; elapsed < ms; elapsed += step) {
+    mock.timers.tick(Math.min(step, ms - elapsed));
+    await settle();
+  }
+}
+
+function started(agent: FakeAgent, extra: Partial<ConsulRegistrationOptions> = {}) {
+  const warnings: string[] = [];
+  const events: string[] = [];
+  const registration = new ConsulRegistration(
+    {
+      name: 'hello',
+      host: '10.0.0.7',
+      port: 50051,
+      logger: { warn: (m) => warnings.push(m) },
+      ...extra,
+    },
+    agent.call,
+  );
+  registration.on('lost', () => events.push('lost'));
+  registration.on('registered', () => events.push('registered'));
+  registration.on('retry', ({ delayMs }) => events.push(`retry ${delayMs}`));
+  return { registration, warnings, events };
+}
+
+describe('ConsulRegistration keeps the instance registered (mocked time, fake agent)', () => {
+  beforeEach(() => mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'] }));
+  afterEach(() => mock.timers.reset());
+
+  test('an agent that forgot the instance (restart): registered again at the next check, with a warning and lost/registered events', async () => {
+    const agent = new FakeAgent();
+    const { registration, warnings, events } = started(agent);
+    await registration.start();
+    assert.ok(agent.services.has('hello-10.0.0.7-50051'));
+    await advance(DEFAULT_ANTI_ENTROPY_INTERVAL_MS);
+    assert.deepEqual(events, [], 'known: nothing to do');
+    agent.restart();
+    await advance(DEFAULT_ANTI_ENTROPY_INTERVAL_MS);
+    assert.ok(agent.services.has('hello-10.0.0.7-50051'), 'registered again');
+    assert.deepEqual(events, ['lost', 'registered']);
+    assert.match(warnings.join('\n'), /no longer knows the instance .*registering it again/);
+    await registration.deregister();
+  });
+
+  test('a TTL pass refused with 404 checks at once: registered again well before the interval', async () => {
+    const agent = new FakeAgent();
+    const { registration, events } = started(agent, {
+      check: { ttl: '3s' },
+      antiEntropyIntervalMs: 60_000,
+    });
+    await registration.start();
+    agent.restart();
+    // The next pass is due within ttl/3 = 1 s; the check and the registration follow at once.
+    await advance(1_000);
+    assert.deepEqual(events, ['lost', 'registered']);
+    assert.deepEqual((agent.services.get('hello-10.0.0.7-50051') as { Check: unknown }).Check, {
+      TTL: '3s',
+      Status: 'passing',
+    });
+    await registration.deregister();
+  });
+
+  test('an agent down, then back empty: checks retried after a short growing backoff, the instance back within about 2 s of the agent', async () => {
+    const agent = new FakeAgent();
+    const { registration, events } = started(agent);
+    await registration.start();
+    agent.up = false;
+    agent.restart();
+    await advance(20_000);
+    const retries = events.filter((e) => e.startsWith('retry'));
+    assert.ok(retries.length >= 5, `${retries.length} retries in 20 s`);
+    // Never more often than the first backoff step, never less often than every 2 s.
+    for (const retry of retries) {
+      const delay = Number(retry.split(' ')[1]);
+      assert.ok(delay >= 200 && delay <= 2_000, retry);
+    }
+    const checksWhileDown = agent.requests.filter((r) => r.startsWith('GET')).length;
+    assert.ok(checksWhileDown <= 30, `${checksWhileDown} checks in 20 s`);
+    agent.up = true;
+    await advance(2_100);
+    assert.ok(agent.services.has('hello-10.0.0.7-50051'));
+    assert.deepEqual(events.slice(-2), ['lost', 'registered']);
+    await registration.deregister();
+  });
+
+  test('deregister() stops every timer: no request after it, however long', async () => {
+    const agent = new FakeAgent();
+    const { registration } = started(agent, { check: { ttl: '3s' } });
+    await registration.start();
+    await advance(3_000);
+    await registration.deregister();
+    assert.equal(agent.services.size, 0);
+    const made = agent.requests.length;
+    await advance(60_000, 1_000);
+    assert.equal(agent.requests.length, made);
+    await registration.deregister(); // twice is harmless
+    assert.equal(agent.requests.length, made);
+  });
+
+  test('a listener that throws is reported through the logger, and the registration goes on', async () => {
+    const agent = new FakeAgent();
+    const { registration, warnings } = started(agent);
+    registration.on('lost', () => {
+      throw new Error('listener bug');
+    });
+    await registration.start();
+    agent.restart();
+    await advance(DEFAULT_ANTI_ENTROPY_INTERVAL_MS);
+    assert.ok(agent.services.has('hello-10.0.0.7-50051'));
+    assert.match(
+      warnings.join('\n'),
+      /a 'lost' listener of the registration of .* threw: listener bug/,
+    );
+    await registration.deregister();
+  });
+
+  test('antiEntropyIntervalMs below 100 ms is a ConfigError', () => {
+    assert.throws(
+      () =>
+        new ConsulRegistration({ name: 'h', host: '10.0.0.1', port: 1, antiEntropyIntervalMs: 10 }),
+      /registerService: invalid antiEntropyIntervalMs/,
+    );
+  });
 });

@@ -144,10 +144,7 @@ test('first query has no index; then blocks on the answered index; a lower index
       [['10.0.0.1'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.2'], ['10.0.0.2']],
     );
     assert.equal(r.state().indexResets, 1);
-    // The bucket (3 tokens, one per 150 ms) lets the first three go back to back, then waits
-    // (the rate limit itself is tested with mocked time in consul-rate-limit.test.ts).
-    const gap = server.requests[3]!.at - server.requests[2]!.at;
-    assert.ok(gap >= 100, `gap ${gap} ms between queries 2 and 3`);
+    // The rate limit between queries is tested with mocked time in consul-rate-limit.test.ts.
   } finally {
     r.stop();
   }

@@ -45,11 +45,14 @@ export {
   type HealthEntry,
 } from './health-entries';
 export {
+  ConsulRegistration,
+  DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
   POD_IP_ENV,
   registerService,
   registrationBody,
+  type AgentCall,
   type ConsulCheck,
-  type ConsulRegistration,
+  type ConsulRegistrationEvents,
   type ConsulRegistrationOptions,
   type Duration,
 } from './consul-registration';
