@@ -3,6 +3,8 @@ import { Backoff, ConfigError, formatHostPort, parseHostPort, type Logger } from
 import {
   agentRequest,
   createPool,
+  describeRequestError,
+  describeTokenSource,
   resolveAgentSettings,
   type AgentOptions,
   type AgentResponse,
@@ -164,7 +166,7 @@ export interface ConsulRegistrationEvents {
 
 function httpCall(settings: AgentSettings): AgentCall {
   return async (method, path, body) => {
-    const pool = createPool(settings.agent);
+    const pool = createPool(settings);
     try {
       return await agentRequest(settings, pool, method, path, {
         ...(body !== undefined ? { body } : {}),
@@ -213,10 +215,7 @@ export class ConsulRegistration extends EventEmitter<ConsulRegistrationEvents> {
     this.id = id;
     this.address = address;
     this.ttlMs = ttlMs;
-    this.settings = resolveAgentSettings(undefined, {
-      ...(options.address !== undefined ? { address: options.address } : {}),
-      ...(options.token !== undefined ? { token: options.token } : {}),
-    });
+    this.settings = resolveAgentSettings(undefined, options);
     this.logger = options.logger ?? defaultLogger;
     const interval = options.antiEntropyIntervalMs ?? DEFAULT_ANTI_ENTROPY_INTERVAL_MS;
     if (typeof interval !== 'number' || !Number.isFinite(interval) || interval < 100) {
@@ -268,7 +267,7 @@ export class ConsulRegistration extends EventEmitter<ConsulRegistrationEvents> {
     } catch (error) {
       throw new ConsulRegistrationError(
         this.id,
-        `${where}: ${(error as Error).message}`,
+        `${where}: ${describeRequestError(error, settings)}`,
         undefined,
         {
           cause: error,
@@ -278,7 +277,7 @@ export class ConsulRegistration extends EventEmitter<ConsulRegistrationEvents> {
     if (response.status !== 200) {
       const hint =
         response.status === 403
-          ? `: the ACL token ${settings.tokenSource === 'none' ? '(none given)' : `(from ${settings.tokenSource})`} lacks service:write on the service`
+          ? `: the ACL token ${settings.tokenSource === 'none' ? '(none given)' : `(from ${describeTokenSource(settings)})`} lacks service:write on the service`
           : '';
       throw new ConsulRegistrationError(
         this.id,
@@ -332,7 +331,7 @@ export class ConsulRegistration extends EventEmitter<ConsulRegistrationEvents> {
       ).catch((error: unknown) => {
         throw new ConsulRegistrationError(
           this.id,
-          `checking the registration at ${this.settings.agent.url}: ${(error as Error).message}`,
+          `checking the registration at ${this.settings.agent.url}: ${describeRequestError(error, this.settings)}`,
           undefined,
           { cause: error },
         );

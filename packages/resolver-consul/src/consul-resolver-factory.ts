@@ -23,13 +23,24 @@ export interface ConsulResolverFactoryOptions extends AgentOptions, ConsulResolv
 export function createConsulResolverFactory(
   options: ConsulResolverFactoryOptions = {},
 ): ConsulResolverFactory {
-  const { scheme = 'consul', address, token, ...resolverOptions } = options;
+  const {
+    scheme = 'consul',
+    address,
+    token,
+    tokenFile,
+    ca,
+    cert,
+    key,
+    tlsServerName,
+    insecureSkipVerify,
+    ...resolverOptions
+  } = options;
   // A bad rate limit is the caller's mistake: say so here, not at the first channel.
   rateLimits(resolverOptions);
-  const agentOptions = {
-    ...(address !== undefined ? { address } : {}),
-    ...(token !== undefined ? { token } : {}),
-  };
+  const given = { address, token, tokenFile, ca, cert, key, tlsServerName, insecureSkipVerify };
+  const agentOptions = Object.fromEntries(
+    Object.entries(given).filter(([, value]) => value !== undefined),
+  ) as AgentOptions;
   return {
     scheme,
     parseTarget: parseConsulTarget,

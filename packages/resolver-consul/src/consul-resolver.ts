@@ -1,6 +1,13 @@
 import type * as http from 'node:http';
 import { ConfigError, type EndpointResolver, type ResolutionSink } from '@grpc-lb/core';
-import { agentRequest, createPool, type AgentResponse, type AgentSettings } from './consul-agent';
+import {
+  agentRequest,
+  createPool,
+  describeRequestError,
+  describeTokenSource,
+  type AgentResponse,
+  type AgentSettings,
+} from './consul-agent';
 import type { ConsulTarget } from './consul-target';
 import { formatDuration } from './duration';
 import { ConsulResolutionError } from './errors';
@@ -119,7 +126,7 @@ export class ConsulEndpointResolver implements EndpointResolver {
     this.tokens = this.burst;
     this.refilledAt = Date.now();
     this.refillMs = this.baseRefillMs;
-    this.pool = this.transport ? undefined : createPool(this.settings.agent);
+    this.pool = this.transport ? undefined : createPool(this.settings);
     void this.query(this.generation);
   }
 
@@ -186,9 +193,8 @@ export class ConsulEndpointResolver implements EndpointResolver {
           });
     } catch (error) {
       if (generation !== this.generation) return;
-      const code = (error as { code?: unknown }).code;
       this.fail(
-        `querying ${this.describe()}: ${code === 'ECONNREFUSED' ? 'connection refused (is the agent running?)' : (error as Error).message}`,
+        `querying ${this.describe()}: ${describeRequestError(error, this.settings)}`,
         undefined,
         error,
       );
@@ -208,8 +214,8 @@ export class ConsulEndpointResolver implements EndpointResolver {
     if (status === 403) {
       const token =
         this.settings.tokenSource === 'none'
-          ? 'no ACL token was given (set the `token` option or CONSUL_HTTP_TOKEN)'
-          : `the ACL token (from ${this.settings.tokenSource === 'option' ? 'the `token` option' : 'CONSUL_HTTP_TOKEN'}) lacks service:read on "${this.target.service}" (and node:read for its nodes)`;
+          ? 'no ACL token was given (set the `token` or `tokenFile` option, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)'
+          : `the ACL token (from ${describeTokenSource(this.settings)}) lacks service:read on "${this.target.service}" (and node:read for its nodes)`;
       this.fail(`reading ${this.describe()}: 403 ${firstLine(body)}: ${token}`, status);
       return;
     }
@@ -253,8 +259,8 @@ export class ConsulEndpointResolver implements EndpointResolver {
           response.headers['x-consul-default-acl-policy'] === 'deny'
             ? ` (ACLs are on, default deny: if instances exist, ${
                 this.settings.tokenSource === 'none'
-                  ? 'no ACL token was given (set the `token` option or CONSUL_HTTP_TOKEN)'
-                  : `the ACL token (from ${this.settings.tokenSource === 'option' ? 'the `token` option' : 'CONSUL_HTTP_TOKEN'}) may lack service:read on "${this.target.service}" or node:read`
+                  ? 'no ACL token was given (set the `token` or `tokenFile` option, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)'
+                  : `the ACL token (from ${describeTokenSource(this.settings)}) may lack service:read on "${this.target.service}" or node:read`
               })`
             : '';
         sink.update({

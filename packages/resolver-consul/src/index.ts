@@ -14,14 +14,22 @@ export {
 } from './consul-target';
 export {
   ADDRESS_ENV,
+  CACERT_ENV,
+  CLIENT_CERT_ENV,
+  CLIENT_KEY_ENV,
   DEFAULT_AGENT,
   SSL_ENV,
+  SSL_VERIFY_ENV,
+  TLS_SERVER_NAME_ENV,
   TOKEN_ENV,
+  TOKEN_FILE_ENV,
   parseAgentAddress,
   resolveAgentSettings,
   type AgentAddress,
   type AgentOptions,
   type AgentSettings,
+  type AgentTls,
+  type TokenSource,
 } from './consul-agent';
 export {
   ConsulEndpointResolver,
