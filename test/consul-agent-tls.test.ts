@@ -161,8 +161,13 @@ describe('Consul over HTTPS with verify_incoming and ACLs (real agent)', () => {
         } finally {
           await registration.deregister();
         }
-        const gone = await c.api('GET', '/v1/health/service/tls-registered');
-        assert.deepEqual(gone.json, []);
+        // The agent syncs the removal to the catalog right after answering.
+        await waitFor(
+          async () =>
+            ((await c.api('GET', '/v1/health/service/tls-registered')).json as unknown[]).length ===
+            0,
+          { timeoutMs: 5_000, intervalMs: 100, message: 'deregistered' },
+        );
       })
       .finally(async () => {
         for (const greeter of greeters) greeter.close();

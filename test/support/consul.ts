@@ -29,7 +29,8 @@ export interface ConsulOptions {
   /** Extra `-hcl` snippets. */
   readonly hcl?: readonly string[];
   /**
-   * Turn ACLs on, default deny, with this management token (a secret of the test's own).
+   * Turn ACLs on, default deny, with this management token (a secret of the test's own; also the
+   * agent's own token, so it can sync its node and deregistrations to the catalog).
    * `api()` then sends it unless given another token (or `null`: anonymous).
    */
   readonly aclManagementToken?: string;
@@ -166,7 +167,7 @@ export async function startConsul(options: ConsulOptions = {}): Promise<Consul> 
       ...(options.aclManagementToken !== undefined
         ? [
             '-hcl',
-            `acl { enabled = true, default_policy = "deny", tokens { initial_management = ${JSON.stringify(options.aclManagementToken)} } }`,
+            `acl { enabled = true, default_policy = "deny", tokens { initial_management = ${JSON.stringify(options.aclManagementToken)}, agent = ${JSON.stringify(options.aclManagementToken)} } }`,
           ]
         : []),
       ...(tls
