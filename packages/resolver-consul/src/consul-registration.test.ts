@@ -82,6 +82,8 @@ test('registrationBody rejects bad options, naming the field', () => {
 class FakeAgent {
   readonly services = new Map<string, unknown>();
   up = true;
+  /** Answer registrations with 403 (a token without service:write). */
+  refuseRegister = false;
   readonly requests: string[] = [];
   readonly call: AgentCall = (method, path, body) => {
     this.requests.push(`${method} ${path}`);
@@ -94,6 +96,9 @@ class FakeAgent {
     const missing: AgentResponse = { status: 404, headers: {}, body: 'Unknown service ID' };
     let match: RegExpExecArray | null;
     if (method === 'PUT' && path === '/v1/agent/service/register') {
+      if (this.refuseRegister) {
+        return Promise.resolve({ status: 403, headers: {}, body: 'Permission denied' });
+      }
       const id = (body as { ID: string }).ID;
       this.services.set(id, body);
       return Promise.resolve(ok());
@@ -210,6 +215,29 @@ describe('ConsulRegistration keeps the instance registered (mocked time, fake ag
     await advance(2_100);
     assert.ok(agent.services.has('hello-10.0.0.7-50051'));
     assert.deepEqual(events.slice(-2), ['lost', 'registered']);
+    await registration.deregister();
+  });
+
+  test('an agent that refuses the new registration (403): retried at the interval, not every 2 s, and warned about once', async () => {
+    const agent = new FakeAgent();
+    const { registration, warnings, events } = started(agent, { token: 'secret-token-value' });
+    await registration.start();
+    agent.restart();
+    agent.refuseRegister = true;
+    await advance(60_000, 250);
+    const registers = agent.requests.filter((r) => r.endsWith('/register')).length - 1;
+    assert.ok(registers >= 8 && registers <= 13, `${registers} registrations in 60 s`);
+    const refused = warnings.filter((w) => /HTTP 403/.test(w));
+    assert.equal(refused.length, 1, warnings.join('\n'));
+    assert.match(refused[0]!, /lacks service:write/);
+    assert.doesNotMatch(warnings.join('\n'), /secret-token-value/);
+    assert.equal(events.filter((e) => e === 'lost').length, 1, 'lost once, not at each attempt');
+    assert.ok(!events.includes('registered'));
+    assert.equal(warnings.filter((w) => /no longer knows/.test(w)).length, 1);
+    agent.refuseRegister = false;
+    await advance(DEFAULT_ANTI_ENTROPY_INTERVAL_MS * 2, 250);
+    assert.ok(agent.services.has('hello-10.0.0.7-50051'));
+    assert.equal(events.at(-1), 'registered');
     await registration.deregister();
   });
 

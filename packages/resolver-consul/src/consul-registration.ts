@@ -201,6 +201,11 @@ export class ConsulRegistration extends EventEmitter<ConsulRegistrationEvents> {
   private readonly request: AgentCall;
   private readonly backoff: Backoff;
   private closed = false;
+  private started = false;
+  /** The agent said it does not know the instance, and it is not registered again yet. */
+  private missing = false;
+  /** The last failure warned about (a streak of the same failure is warned about once). */
+  private lastFailure: string | undefined;
   private checkTimer: NodeJS.Timeout | undefined;
   private ttlTimer: NodeJS.Timeout | undefined;
   /** The check, registration or TTL pass in flight (deregister() waits for it). */
@@ -233,6 +238,8 @@ export class ConsulRegistration extends EventEmitter<ConsulRegistrationEvents> {
 
   /** Registers once (rejects with `ConsulRegistrationError` if the agent refuses), then keeps it so. */
   async start(): Promise<void> {
+    if (this.started || this.closed) return;
+    this.started = true;
     await this.register();
     if (this.closed) return;
     if (this.ttlMs !== undefined) {
@@ -339,10 +346,15 @@ export class ConsulRegistration extends EventEmitter<ConsulRegistrationEvents> {
       if (this.closed) return;
       if (response.status === 404) {
         const reason = `the agent at ${this.settings.agent.url} no longer knows the instance (restarted without its state, or deregistered by someone else)`;
-        this.logger.warn(`consul: ${this.id}: ${reason}; registering it again`);
-        this.notify('lost', { reason });
+        if (!this.missing) {
+          // Once per loss, however many attempts it takes to register again.
+          this.missing = true;
+          this.logger.warn(`consul: ${this.id}: ${reason}; registering it again`);
+          this.notify('lost', { reason });
+        }
         await this.register();
         if (this.closed) return;
+        this.missing = false;
         this.logger.warn(`consul: ${this.id}: registered again`);
         this.notify('registered', { id: this.id });
         // A TTL check is registered passing again (its Status), so the instance is usable at once.
@@ -354,13 +366,21 @@ export class ConsulRegistration extends EventEmitter<ConsulRegistrationEvents> {
         );
       }
       this.backoff.reset();
+      this.lastFailure = undefined;
     } catch (error) {
       if (this.closed) return;
       const failure =
         error instanceof ConsulRegistrationError
           ? error
           : new ConsulRegistrationError(this.id, String(error), undefined);
-      next = Math.min(this.intervalMs, this.backoff.next());
+      // The agent unreachable: retried within ~2 s, to be back soon after it. The agent answering
+      // with an error (a 403, a 500): nothing changes faster than the interval.
+      const delay = this.backoff.next();
+      next = failure.status === undefined ? delay : Math.max(delay, this.intervalMs);
+      if (failure.message !== this.lastFailure) {
+        this.lastFailure = failure.message;
+        this.logger.warn(`consul: keeping ${this.id} registered: ${failure.message}`);
+      }
       this.notify('retry', { error: failure, delayMs: next });
     } finally {
       this.scheduleCheck(next);
