@@ -270,3 +270,27 @@ test('an empty listing is an honest empty update naming the service', async () =
     r.stop();
   }
 });
+
+test('a malformed entry is warned about once while it persists, and again after it went away and came back', async () => {
+  const bad = { Service: { ID: 'x', Address: '10.0.0.3' } };
+  const server = await scripted([
+    { index: '10', body: [instance('10.0.0.1'), bad] },
+    { index: '11', body: [instance('10.0.0.1'), instance('10.0.0.2'), bad] },
+    { index: '12', body: [instance('10.0.0.2'), bad] },
+    { index: '13', body: [instance('10.0.0.2')] },
+    { index: '14', body: [instance('10.0.0.2'), bad] },
+  ]);
+  const r = resolver(server);
+  const rec = recorder();
+  r.start(rec.sink);
+  try {
+    await until(() => rec.updates.length === 5, 'five answers');
+    assert.deepEqual(
+      rec.warnings.map((w) => /x \(10\.0\.0\.3\): port missing/.test(w)),
+      [true, true],
+      rec.warnings.join('\n'),
+    );
+  } finally {
+    r.stop();
+  }
+});

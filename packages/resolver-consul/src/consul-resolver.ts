@@ -77,6 +77,8 @@ export class ConsulEndpointResolver implements EndpointResolver {
   private index = 0;
   private queries = 0;
   private indexResets = 0;
+  /** The previous answer's warnings (not repeated while they persist). */
+  private warned: ReadonlySet<string> = new Set();
   private pool: http.Agent | undefined;
   private abort: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
@@ -123,6 +125,7 @@ export class ConsulEndpointResolver implements EndpointResolver {
     this.sink = sink;
     this.queries = 0;
     this.indexResets = 0;
+    this.warned = new Set();
     this.tokens = this.burst;
     this.refilledAt = Date.now();
     this.refillMs = this.baseRefillMs;
@@ -240,8 +243,13 @@ export class ConsulEndpointResolver implements EndpointResolver {
     const converted = endpointsFromHealth(entries);
     const sink = this.sink;
     if (sink) {
-      for (const warning of converted.warnings)
-        sink.warn(`consul ${this.target.service}: ${warning}`);
+      // Each answer is the whole listing, so a malformed entry comes back with every change: warn
+      // about it once, and again only after an answer without it.
+      const warned = new Set(converted.warnings);
+      for (const warning of warned) {
+        if (!this.warned.has(warning)) sink.warn(`consul ${this.target.service}: ${warning}`);
+      }
+      this.warned = warned;
       if (converted.endpoints.length === 0 && converted.skipped > 0) {
         // One malformed listing must not empty a good set.
         sink.error(
