@@ -336,7 +336,11 @@ const UNTRUSTED = new Set([
 /** One sentence for a failed request, with what to do for the usual TLS and connection failures. */
 export function describeRequestError(error: unknown, settings: AgentSettings): string {
   const code = (error as { code?: unknown }).code;
-  const message = error instanceof Error ? error.message : String(error);
+  let message = error instanceof Error ? error.message : String(error);
+  // OpenSSL's own text ("80DC…:error:0A00045C:SSL routines:ssl3_read_bytes:tlsv13 alert
+  // certificate required:../deps/…") comes down to its reason.
+  const reason = /SSL routines:[^:]*:([^:]+)/.exec(message)?.[1];
+  if (reason !== undefined) message = `TLS handshake failed: ${reason.trim()}`;
   if (code === 'ECONNREFUSED') return 'connection refused (is the agent running?)';
   if (typeof code === 'string' && UNTRUSTED.has(code)) {
     return `${message}: the agent's certificate is not trusted (give its CA with the \`ca\` option or ${CACERT_ENV})`;
@@ -344,16 +348,17 @@ export function describeRequestError(error: unknown, settings: AgentSettings): s
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     return `${message} (set the \`tlsServerName\` option or ${TLS_SERVER_NAME_ENV} to a name the certificate carries)`;
   }
-  if (
-    settings.agent.protocol === 'https:' &&
-    /certificate required|bad certificate|handshake failure|unknown ca|socket hang up|ECONNRESET/i.test(
-      `${message} ${String(code)}`,
-    )
-  ) {
-    const client = settings.tls?.cert
-      ? 'the agent refused the client certificate (is it signed by a CA the agent trusts?)'
-      : `the agent may require a client certificate (verify_incoming): give the \`cert\` and \`key\` options or ${CLIENT_CERT_ENV} and ${CLIENT_KEY_ENV}`;
-    return `${message}: ${client}`;
+  const clientCertHint = `give the \`cert\` and \`key\` options or ${CLIENT_CERT_ENV} and ${CLIENT_KEY_ENV}`;
+  if (settings.agent.protocol === 'https:') {
+    if (/certificate required|bad certificate|unknown ca|handshake failure/i.test(message)) {
+      return settings.tls?.cert
+        ? `${message}: the agent refused the client certificate (is it signed by a CA the agent trusts?)`
+        : `${message}: the agent requires a client certificate (verify_incoming): ${clientCertHint}`;
+    }
+    if (!settings.tls?.cert && /socket hang up|ECONNRESET/i.test(`${message} ${String(code)}`)) {
+      // Also what an agent restarting looks like: say it only as a possibility.
+      return `${message} (if the agent requires client certificates (verify_incoming), ${clientCertHint})`;
+    }
   }
   if (
     settings.agent.protocol === 'http:' &&

@@ -14,7 +14,13 @@ import { join } from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { ConfigError, parseTargetUri, type ResolutionSink } from '@grpc-lb/core';
-import { agentRequest, createPool, currentToken, resolveAgentSettings } from './consul-agent';
+import {
+  agentRequest,
+  createPool,
+  currentToken,
+  describeRequestError,
+  resolveAgentSettings,
+} from './consul-agent';
 import { ConsulEndpointResolver } from './consul-resolver';
 import { parseConsulTarget } from './consul-target';
 
@@ -260,7 +266,7 @@ describe('TLS and token settings', () => {
     for (const [settings, expected] of [
       [
         noClient,
-        /may require a client certificate \(verify_incoming\): give the `cert` and `key` options or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY/,
+        /^querying .*: TLS handshake failed: tlsv13 alert certificate required: the agent requires a client certificate \(verify_incoming\): give the `cert` and `key` options or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY$/,
       ],
       [
         resolveAgentSettings(
@@ -364,3 +370,52 @@ async function until(condition: () => boolean): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
 }
+
+test('describeRequestError: what each failure says', () => {
+  const https = resolveAgentSettings(undefined, { address: 'https://127.0.0.1:8501' }, {});
+  const withCert = {
+    ...https,
+    tls: { ...https.tls!, cert: Buffer.from('x'), key: Buffer.from('y') },
+  };
+  const http = resolveAgentSettings(undefined, { address: '127.0.0.1:8500' }, {});
+  const error = (message: string, code?: string) => Object.assign(new Error(message), { code });
+  const table: [Error, typeof https, RegExp][] = [
+    [
+      error('connect ECONNREFUSED', 'ECONNREFUSED'),
+      http,
+      /^connection refused \(is the agent running\?\)$/,
+    ],
+    [
+      error('socket hang up', 'ECONNRESET'),
+      https,
+      /^socket hang up \(if the agent requires client certificates/,
+    ],
+    [error('socket hang up', 'ECONNRESET'), withCert, /^socket hang up$/],
+    [
+      error(
+        '1:error:0A000412:SSL routines:ssl3_read_bytes:sslv3 alert bad certificate:../x.c:1:\n',
+        'ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE',
+      ),
+      withCert,
+      /^TLS handshake failed: sslv3 alert bad certificate: the agent refused the client certificate/,
+    ],
+    [
+      error('self-signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT'),
+      https,
+      /not trusted \(give its CA with the `ca` option or CONSUL_CACERT\)$/,
+    ],
+    [
+      error("Hostname/IP does not match certificate's altnames", 'ERR_TLS_CERT_ALTNAME_INVALID'),
+      https,
+      /tlsServerName/,
+    ],
+    [
+      error('Parse Error: Expected HTTP/', 'HPE_INVALID_CONSTANT'),
+      http,
+      /is the agent's port https\?/,
+    ],
+  ];
+  for (const [e, settings, expected] of table) {
+    assert.match(describeRequestError(e, settings), expected);
+  }
+});
