@@ -1,7 +1,7 @@
 /**
  * A real Consul agent for tests: `consul agent -dev` (server, in-memory state, its own leader)
  * built from Go modules (test/testbin/consul), bound to 127.0.0.1 at free ports, with DNS, gRPC
- * and HTTPS off and the per-client HTTP connection limit lifted (load from one address would hit
+ * and HTTPS off (HTTPS on with the `tls` option, requiring client certificates) and the per-client HTTP connection limit lifted (load from one address would hit
  * the default 200). Ready when `/v1/status/leader` names a leader and the node is in the catalog.
  *
  *   const consul = await startConsul();
@@ -29,10 +29,17 @@ export interface ConsulOptions {
   /** Extra `-hcl` snippets. */
   readonly hcl?: readonly string[];
   /**
-   * Turn ACLs on, default deny, with this management token (a secret of the test's own).
+   * Turn ACLs on, default deny, with this management token (a secret of the test's own; also the
+   * agent's own token, so it can sync its node and deregistrations to the catalog).
    * `api()` then sends it unless given another token (or `null`: anonymous).
    */
   readonly aclManagementToken?: string;
+  /**
+   * Also serve the HTTP API over HTTPS (on `httpsPort`) with this server certificate, requiring a
+   * client certificate signed by `caFile` (`verify_incoming`). The plain HTTP port stays on, for
+   * `api()` and the readiness check.
+   */
+  readonly tls?: { readonly caFile: string; readonly certFile: string; readonly keyFile: string };
 }
 
 export interface ConsulApiResult extends HttpResult {
@@ -52,6 +59,8 @@ export interface Consul extends RunningServer {
   /** `http://127.0.0.1:<port>`. */
   readonly url: string;
   readonly httpPort: number;
+  /** The HTTPS port, when started with `tls`. */
+  readonly httpsPort: number | undefined;
   readonly version: string;
   /**
    * One HTTP API call; `body` is sent as JSON. `token`: the X-Consul-Token (default: the ACL
@@ -73,6 +82,7 @@ class ConsulAgent extends ManagedServer implements Consul {
     readonly httpPort: number,
     readonly version: string,
     private readonly managementToken: string | undefined,
+    readonly httpsPort: number | undefined = undefined,
   ) {
     super(process, dir);
   }
@@ -134,7 +144,8 @@ export async function startConsul(options: ConsulOptions = {}): Promise<Consul> 
   const dir = makeServerDir('consul');
   let agent: ConsulAgent | undefined;
   try {
-    const [http, server, serfLan] = (await freePorts(3)) as [number, number, number];
+    const [http, server, serfLan, https] = (await freePorts(4)) as [number, number, number, number];
+    const tls = options.tls;
     const args = [
       'agent',
       '-dev',
@@ -148,7 +159,7 @@ export async function startConsul(options: ConsulOptions = {}): Promise<Consul> 
       '-dns-port=-1',
       '-grpc-port=-1',
       '-grpc-tls-port=-1',
-      '-https-port=-1',
+      `-https-port=${tls ? https : -1}`,
       '-hcl',
       'disable_update_check = true',
       '-hcl',
@@ -156,7 +167,13 @@ export async function startConsul(options: ConsulOptions = {}): Promise<Consul> 
       ...(options.aclManagementToken !== undefined
         ? [
             '-hcl',
-            `acl { enabled = true, default_policy = "deny", tokens { initial_management = ${JSON.stringify(options.aclManagementToken)} } }`,
+            `acl { enabled = true, default_policy = "deny", tokens { initial_management = ${JSON.stringify(options.aclManagementToken)}, agent = ${JSON.stringify(options.aclManagementToken)} } }`,
+          ]
+        : []),
+      ...(tls
+        ? [
+            '-hcl',
+            `tls { defaults { ca_file = ${JSON.stringify(tls.caFile)}, cert_file = ${JSON.stringify(tls.certFile)}, key_file = ${JSON.stringify(tls.keyFile)} }, https { verify_incoming = true } }`,
           ]
         : []),
       ...(options.hcl ?? []).flatMap((snippet) => ['-hcl', snippet]),
@@ -170,7 +187,14 @@ export async function startConsul(options: ConsulOptions = {}): Promise<Consul> 
       logFile: join(dir, 'consul.log'),
       ...(options.detached ? { detached: true } : {}),
     });
-    agent = new ConsulAgent(child, dir, http, build.version, options.aclManagementToken);
+    agent = new ConsulAgent(
+      child,
+      dir,
+      http,
+      build.version,
+      options.aclManagementToken,
+      tls ? https : undefined,
+    );
     await agent.start();
     return agent;
   } catch (error) {

@@ -5,7 +5,7 @@ import {
   type ResolverFactory,
 } from '@grpc-lb/core';
 import { resolveAgentSettings, type AgentOptions } from './consul-agent';
-import { ConsulEndpointResolver, type ConsulResolverOptions } from './consul-resolver';
+import { ConsulEndpointResolver, rateLimits, type ConsulResolverOptions } from './consul-resolver';
 import { parseConsulTarget, type ConsulTarget } from './consul-target';
 
 export type ConsulResolverFactory = ResolverFactory<ConsulTarget>;
@@ -23,11 +23,24 @@ export interface ConsulResolverFactoryOptions extends AgentOptions, ConsulResolv
 export function createConsulResolverFactory(
   options: ConsulResolverFactoryOptions = {},
 ): ConsulResolverFactory {
-  const { scheme = 'consul', address, token, ...resolverOptions } = options;
-  const agentOptions = {
-    ...(address !== undefined ? { address } : {}),
-    ...(token !== undefined ? { token } : {}),
-  };
+  const {
+    scheme = 'consul',
+    address,
+    token,
+    tokenFile,
+    ca,
+    cert,
+    key,
+    tlsServerName,
+    insecureSkipVerify,
+    ...resolverOptions
+  } = options;
+  // A bad rate limit is the caller's mistake: say so here, not at the first channel.
+  rateLimits(resolverOptions);
+  const given = { address, token, tokenFile, ca, cert, key, tlsServerName, insecureSkipVerify };
+  const agentOptions = Object.fromEntries(
+    Object.entries(given).filter(([, value]) => value !== undefined),
+  ) as AgentOptions;
   return {
     scheme,
     parseTarget: parseConsulTarget,

@@ -1,21 +1,52 @@
 import type * as http from 'node:http';
-import type { EndpointResolver, ResolutionSink } from '@grpc-lb/core';
-import { agentRequest, createPool, type AgentResponse, type AgentSettings } from './consul-agent';
+import { ConfigError, type EndpointResolver, type ResolutionSink } from '@grpc-lb/core';
+import {
+  agentRequest,
+  createPool,
+  describeRequestError,
+  describeTokenSource,
+  type AgentResponse,
+  type AgentSettings,
+} from './consul-agent';
 import type { ConsulTarget } from './consul-target';
 import { formatDuration } from './duration';
 import { ConsulResolutionError } from './errors';
 import { endpointsFromHealth, healthQuery, nextIndex } from './health-entries';
 
-/** Default floor between the starts of two queries (Consul asks clients to rate-limit the loop). */
-export const DEFAULT_MIN_QUERY_INTERVAL_MS = 100;
+/** Default number of queries that may start back to back (the token bucket's size). */
+export const DEFAULT_QUERY_BURST = 3;
+/** Default time for the token bucket to gain one query: at most one query a second, sustained. */
+export const DEFAULT_QUERY_REFILL_MS = 1_000;
+/** Default ceiling of the churn backoff: the refill time doubles up to this while the index churns. */
+export const DEFAULT_MAX_CHURN_BACKOFF_MS = 5_000;
+
+/** One HTTP GET to the agent (a seam for tests; the default speaks HTTP over the channel's pool). */
+export type ConsulTransport = (
+  path: string,
+  options: { readonly signal: AbortSignal; readonly timeoutMs: number },
+) => Promise<AgentResponse>;
 
 export interface ConsulResolverOptions {
-  /** Floor between the starts of two queries, jittered up to +50% (default 100 ms). */
-  readonly minQueryIntervalMs?: number;
+  /**
+   * Queries that may start back to back before the rate limit applies (default 3). Consul asks
+   * clients to rate-limit their blocking-query loop: each query takes a token from a bucket of
+   * this size, refilled by one every `queryRefillMs`.
+   */
+  readonly queryBurst?: number;
+  /** Time for the bucket to gain one token (default 1000 ms: one query a second, sustained). */
+  readonly queryRefillMs?: number;
+  /**
+   * While the index churns (the bucket keeps running dry), the refill time doubles each time a
+   * query has to wait for a token, up to this (default 5000 ms); it returns to `queryRefillMs`
+   * once a blocking query stays open for a full `queryRefillMs` (the index went quiet).
+   */
+  readonly maxChurnBackoffMs?: number;
   /** Bound on a non-blocking query; a blocking one gets its wait + wait/16 (Consul's jitter) + this. Default 10000 ms. */
   readonly requestTimeoutMs?: number;
-  /** For tests: the random source of the jitter. */
+  /** For tests: the random source of the jitter (a wait for a token is lengthened by up to 20%). */
   readonly random?: () => number;
+  /** For tests: replaces the HTTP client. */
+  readonly transport?: ConsulTransport;
 }
 
 export interface ConsulResolverState {
@@ -27,6 +58,10 @@ export interface ConsulResolverState {
   readonly queries: number;
   /** Times the index was reset because it went backwards or was below 1. */
   readonly indexResets: number;
+  /** Tokens left in the rate limit's bucket (fractional while it refills). */
+  readonly tokens: number;
+  /** The bucket's current refill time: `queryRefillMs`, or more while the index churns. */
+  readonly refillMs: number;
 }
 
 /**
@@ -42,22 +77,36 @@ export class ConsulEndpointResolver implements EndpointResolver {
   private index = 0;
   private queries = 0;
   private indexResets = 0;
-  private lastQueryAt = -Infinity;
+  /** The previous answer's warnings (not repeated while they persist). */
+  private warned: ReadonlySet<string> = new Set();
   private pool: http.Agent | undefined;
   private abort: AbortController | undefined;
   private timer: NodeJS.Timeout | undefined;
-  private readonly minIntervalMs: number;
+  /** The rate limit: a token bucket, full at start. */
+  private tokens: number;
+  private refilledAt = 0;
+  private refillMs: number;
+  private readonly burst: number;
+  private readonly baseRefillMs: number;
+  private readonly maxChurnBackoffMs: number;
   private readonly requestTimeoutMs: number;
   private readonly random: () => number;
+  private readonly transport: ConsulTransport | undefined;
 
   constructor(
     private readonly target: ConsulTarget,
     private readonly settings: AgentSettings,
     options: ConsulResolverOptions = {},
   ) {
-    this.minIntervalMs = options.minQueryIntervalMs ?? DEFAULT_MIN_QUERY_INTERVAL_MS;
+    const limits = rateLimits(options);
+    this.burst = limits.burst;
+    this.baseRefillMs = limits.refillMs;
+    this.maxChurnBackoffMs = limits.maxChurnBackoffMs;
     this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
     this.random = options.random ?? Math.random;
+    this.transport = options.transport;
+    this.tokens = this.burst;
+    this.refillMs = this.baseRefillMs;
   }
 
   state(): ConsulResolverState {
@@ -66,6 +115,8 @@ export class ConsulEndpointResolver implements EndpointResolver {
       index: this.index,
       queries: this.queries,
       indexResets: this.indexResets,
+      tokens: this.tokens,
+      refillMs: this.refillMs,
     };
   }
 
@@ -74,7 +125,11 @@ export class ConsulEndpointResolver implements EndpointResolver {
     this.sink = sink;
     this.queries = 0;
     this.indexResets = 0;
-    this.pool = createPool(this.settings.agent);
+    this.warned = new Set();
+    this.tokens = this.burst;
+    this.refilledAt = Date.now();
+    this.refillMs = this.baseRefillMs;
+    this.pool = this.transport ? undefined : createPool(this.settings);
     void this.query(this.generation);
   }
 
@@ -107,12 +162,18 @@ export class ConsulEndpointResolver implements EndpointResolver {
 
   private async query(generation: number): Promise<void> {
     const pool = this.pool;
-    if (generation !== this.generation || this.phase === 'querying' || !pool) return;
+    if (generation !== this.generation || this.phase === 'querying' || this.sink === undefined) {
+      return;
+    }
+    if (!pool && !this.transport) return;
     this.phase = 'querying';
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.queries++;
-    this.lastQueryAt = Date.now();
+    // A query started by refresh() after an error takes a token too (never below zero).
+    this.refill(Date.now());
+    this.tokens = Math.max(0, this.tokens - 1);
+    const startedAt = Date.now();
     const sent = this.index;
     const blocking = sent >= 1;
     const abort = new AbortController();
@@ -124,17 +185,19 @@ export class ConsulEndpointResolver implements EndpointResolver {
     )}`;
     let response: AgentResponse;
     try {
-      response = await agentRequest(this.settings, pool, 'GET', path, {
-        signal: abort.signal,
-        timeoutMs: blocking
-          ? this.target.waitMs + Math.ceil(this.target.waitMs / 16) + this.requestTimeoutMs
-          : this.requestTimeoutMs,
-      });
+      const timeoutMs = blocking
+        ? this.target.waitMs + Math.ceil(this.target.waitMs / 16) + this.requestTimeoutMs
+        : this.requestTimeoutMs;
+      response = this.transport
+        ? await this.transport(path, { signal: abort.signal, timeoutMs })
+        : await agentRequest(this.settings, pool!, 'GET', path, {
+            signal: abort.signal,
+            timeoutMs,
+          });
     } catch (error) {
       if (generation !== this.generation) return;
-      const code = (error as { code?: unknown }).code;
       this.fail(
-        `querying ${this.describe()}: ${code === 'ECONNREFUSED' ? 'connection refused (is the agent running?)' : (error as Error).message}`,
+        `querying ${this.describe()}: ${describeRequestError(error, this.settings)}`,
         undefined,
         error,
       );
@@ -143,6 +206,9 @@ export class ConsulEndpointResolver implements EndpointResolver {
       if (this.abort === abort) this.abort = undefined;
     }
     if (generation !== this.generation) return;
+    // A blocking query that stayed open a full refill time means the index went quiet: the churn
+    // backoff ends.
+    if (blocking && Date.now() - startedAt >= this.baseRefillMs) this.refillMs = this.baseRefillMs;
     this.onResponse(generation, sent, response);
   }
 
@@ -151,8 +217,8 @@ export class ConsulEndpointResolver implements EndpointResolver {
     if (status === 403) {
       const token =
         this.settings.tokenSource === 'none'
-          ? 'no ACL token was given (set the `token` option or CONSUL_HTTP_TOKEN)'
-          : `the ACL token (from ${this.settings.tokenSource === 'option' ? 'the `token` option' : 'CONSUL_HTTP_TOKEN'}) lacks service:read on "${this.target.service}" (and node:read for its nodes)`;
+          ? 'no ACL token was given (set the `token` or `tokenFile` option, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)'
+          : `the ACL token (from ${describeTokenSource(this.settings)}) lacks service:read on "${this.target.service}" (and node:read for its nodes)`;
       this.fail(`reading ${this.describe()}: 403 ${firstLine(body)}: ${token}`, status);
       return;
     }
@@ -177,8 +243,13 @@ export class ConsulEndpointResolver implements EndpointResolver {
     const converted = endpointsFromHealth(entries);
     const sink = this.sink;
     if (sink) {
-      for (const warning of converted.warnings)
-        sink.warn(`consul ${this.target.service}: ${warning}`);
+      // Each answer is the whole listing, so a malformed entry comes back with every change: warn
+      // about it once, and again only after an answer without it.
+      const warned = new Set(converted.warnings);
+      for (const warning of warned) {
+        if (!this.warned.has(warning)) sink.warn(`consul ${this.target.service}: ${warning}`);
+      }
+      this.warned = warned;
       if (converted.endpoints.length === 0 && converted.skipped > 0) {
         // One malformed listing must not empty a good set.
         sink.error(
@@ -196,8 +267,8 @@ export class ConsulEndpointResolver implements EndpointResolver {
           response.headers['x-consul-default-acl-policy'] === 'deny'
             ? ` (ACLs are on, default deny: if instances exist, ${
                 this.settings.tokenSource === 'none'
-                  ? 'no ACL token was given (set the `token` option or CONSUL_HTTP_TOKEN)'
-                  : `the ACL token (from ${this.settings.tokenSource === 'option' ? 'the `token` option' : 'CONSUL_HTTP_TOKEN'}) may lack service:read on "${this.target.service}" or node:read`
+                  ? 'no ACL token was given (set the `token` or `tokenFile` option, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)'
+                  : `the ACL token (from ${describeTokenSource(this.settings)}) may lack service:read on "${this.target.service}" or node:read`
               })`
             : '';
         sink.update({
@@ -212,18 +283,35 @@ export class ConsulEndpointResolver implements EndpointResolver {
     this.scheduleNext(generation);
   }
 
+  /** Adds the tokens earned since the last refill, up to the bucket's size. */
+  private refill(now: number): void {
+    const earned = (now - this.refilledAt) / this.refillMs;
+    if (earned > 0) this.tokens = Math.min(this.burst, this.tokens + earned);
+    this.refilledAt = now;
+  }
+
+  /**
+   * The next blocking query: at once while the bucket holds a token, else when it has earned one
+   * (plus up to 20% jitter). Having to wait means the index changes faster than the refill: the
+   * refill time doubles (up to maxChurnBackoffMs) until a query blocks for a while again.
+   */
   private scheduleNext(generation: number): void {
     if (generation !== this.generation) return;
-    const due = this.lastQueryAt + this.minIntervalMs - Date.now();
-    if (due <= 0) {
-      this.phase = 'waiting';
+    this.phase = 'waiting';
+    const now = Date.now();
+    this.refill(now);
+    if (this.tokens >= 1) {
       void this.query(generation);
       return;
     }
-    this.phase = 'waiting';
-    const delay = Math.round(due + this.random() * this.minIntervalMs * 0.5);
+    const due = (1 - this.tokens) * this.refillMs;
+    const delay = Math.ceil(due * (1 + this.random() * 0.2));
+    this.refillMs = Math.min(this.maxChurnBackoffMs, this.refillMs * 2);
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      this.refill(Date.now());
+      // The wait was for exactly this token, whatever the new refill time says.
+      this.tokens = Math.max(this.tokens, 1);
       void this.query(generation);
     }, delay);
     this.timer.unref();
@@ -242,6 +330,33 @@ export class ConsulEndpointResolver implements EndpointResolver {
       ),
     );
   }
+}
+
+/** The rate limit's settings with their defaults; throws `ConfigError` naming a bad one. */
+export function rateLimits(options: ConsulResolverOptions): {
+  burst: number;
+  refillMs: number;
+  maxChurnBackoffMs: number;
+} {
+  const burst = positive(options.queryBurst, DEFAULT_QUERY_BURST, 'queryBurst');
+  if (!Number.isInteger(burst)) {
+    throw new ConfigError('queryBurst', `expected an integer >= 1, got ${burst}`);
+  }
+  const refillMs = positive(options.queryRefillMs, DEFAULT_QUERY_REFILL_MS, 'queryRefillMs');
+  const maxChurn = positive(
+    options.maxChurnBackoffMs,
+    DEFAULT_MAX_CHURN_BACKOFF_MS,
+    'maxChurnBackoffMs',
+  );
+  return { burst, refillMs, maxChurnBackoffMs: Math.max(refillMs, maxChurn) };
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new ConfigError(name, `expected a number > 0, got ${String(value)}`);
+  }
+  return value;
 }
 
 function firstLine(body: string): string {

@@ -14,19 +14,30 @@ export {
 } from './consul-target';
 export {
   ADDRESS_ENV,
+  CACERT_ENV,
+  CLIENT_CERT_ENV,
+  CLIENT_KEY_ENV,
   DEFAULT_AGENT,
   SSL_ENV,
+  SSL_VERIFY_ENV,
+  TLS_SERVER_NAME_ENV,
   TOKEN_ENV,
+  TOKEN_FILE_ENV,
   parseAgentAddress,
   resolveAgentSettings,
   type AgentAddress,
   type AgentOptions,
   type AgentSettings,
+  type AgentTls,
+  type TokenSource,
 } from './consul-agent';
 export {
   ConsulEndpointResolver,
-  DEFAULT_MIN_QUERY_INTERVAL_MS,
+  DEFAULT_MAX_CHURN_BACKOFF_MS,
+  DEFAULT_QUERY_BURST,
+  DEFAULT_QUERY_REFILL_MS,
   type ConsulResolverOptions,
+  type ConsulTransport,
   type ConsulResolverState,
 } from './consul-resolver';
 export {
@@ -42,11 +53,14 @@ export {
   type HealthEntry,
 } from './health-entries';
 export {
+  ConsulRegistration,
+  DEFAULT_ANTI_ENTROPY_INTERVAL_MS,
   POD_IP_ENV,
   registerService,
   registrationBody,
+  type AgentCall,
   type ConsulCheck,
-  type ConsulRegistration,
+  type ConsulRegistrationEvents,
   type ConsulRegistrationOptions,
   type Duration,
 } from './consul-registration';
