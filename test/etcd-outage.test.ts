@@ -1,10 +1,14 @@
 /**
- * Mass lease expiry after an etcd hang, end to end: three real backends registered in a real etcd
- * under 2 s leases, clients on an `etcd://` target under steady load, and etcd frozen (SIGSTOP)
- * for longer than the TTL. On resume etcd expires every lease and deletes every key before the
- * registration helpers write them again; the removal hold-down keeps the connected backends in
- * rotation meanwhile, so no call fails. A second client with the hold-down off, under the same
- * load, shows what happens without it (reported, not asserted: the race can go either way).
+ * etcd outages seen from clients on an `etcd://` target, end to end (real etcd, real backends,
+ * steady load):
+ *
+ * - Mass lease expiry: three backends registered under 2 s leases, etcd frozen (SIGSTOP) for
+ *   longer than the TTL. On resume etcd expires every lease and deletes every key before the
+ *   registration helpers write them again; the removal hold-down keeps the connected backends in
+ *   rotation meanwhile, so no call fails. A second client with the hold-down off, under the same
+ *   load, shows what happens without it (reported; the race can go either way).
+ * - A registry that comes back: etcd killed for 10 s, restarted, and a backend registered at once;
+ *   the client follows it within the outage retry cap (1.5 s) plus one list.
  */
 import assert from 'node:assert/strict';
 import { after, describe, test, type TestContext } from 'node:test';
@@ -50,8 +54,8 @@ function client(
   });
 }
 
-describe('etcd: every lease expired by a hang longer than the TTL (real etcd, real backends)', () => {
-  test('the removal hold-down keeps every call succeeding while the keys are written again', async (t) => {
+describe('etcd outages (real etcd, real backends)', () => {
+  test('every lease expired by a hang longer than the TTL: the removal hold-down keeps every call succeeding while the keys are written again', async (t) => {
     const etcd = await etcdFor(t);
     if (!etcd) return;
     const svc = `services/holddown-${process.pid}`;
@@ -140,6 +144,64 @@ describe('etcd: every lease expired by a hang longer than the TTL (real etcd, re
       greeter?.close();
       unprotected?.close();
       await Promise.allSettled(registrations.map((r) => r.deregister()));
+      await backends.stopAll();
+    }
+  });
+  test('etcd killed for 10 s and restarted: a backend registered right after is followed within ~2 s, and no call failed meanwhile', async (t) => {
+    const etcd = await etcdFor(t);
+    if (!etcd) return;
+    const svc = `services/comeback-${process.pid}`;
+    const backends = await startBackends({ count: 2 });
+    const [b1, b2] = backends.backends;
+    assert.ok(b1 && b2);
+    const observer = new LoadBalancerObserver();
+    let greeter: GreeterClient | undefined;
+    try {
+      await printEtcdLogsOnFailure(etcd, async () => {
+        await etcd.etcdctl('put', `${svc}/b1`, JSON.stringify({ Op: 0, Addr: b1.address }));
+        greeter = client(etcd, svc, observer);
+        const load = startLoad(greeter, { concurrency: 2, deadlineMs: 5_000 });
+        try {
+          await waitFor(() => load.result.perBackend.has(b1.address), {
+            timeoutMs: 10_000,
+            message: 'b1 takes calls',
+          });
+          await etcd.kill();
+          // Long enough for a backoff without the outage cap to have grown to several seconds.
+          await new Promise((resolve) => setTimeout(resolve, 10_000));
+          await etcd.start();
+          const readyAt = performance.now();
+          await etcd.etcdctl('put', `${svc}/b2`, JSON.stringify({ Op: 0, Addr: b2.address }));
+          await waitFor(() => observer.endpoint(b2.address) !== undefined, {
+            timeoutMs: 15_000,
+            intervalMs: 5,
+            message: 'the client follows the change made after the restart',
+          });
+          const followedMs = performance.now() - readyAt;
+          await waitFor(() => load.result.perBackend.has(b2.address), {
+            timeoutMs: 10_000,
+            message: 'b2 takes calls',
+          });
+          const result = await load.stop();
+          t.diagnostic(
+            `etcd down 10 s: a backend registered after the restart was followed ${Math.round(followedMs)} ms after etcd was ready; ` +
+              `${result.ok} calls, ${result.errors.length} failed`,
+          );
+          assert.deepEqual(
+            result.errors.map((e) => `${e.code}: ${e.details}`),
+            [],
+            'the last good set kept during the outage',
+          );
+          assert.ok(
+            followedMs < 3_000,
+            `followed ${Math.round(followedMs)} ms after etcd was ready`,
+          );
+        } finally {
+          await load.stop();
+        }
+      });
+    } finally {
+      greeter?.close();
       await backends.stopAll();
     }
   });
