@@ -424,7 +424,8 @@ export class EndpointBalancer<C>
     this.rt.trace(
       `${this.describe}: ${failing.map((c) => c.key).join(', ')}, held after removal, failed the health check`,
     );
-    this.children = this.children.filter((c) => !failing.includes(c));
+    const gone = new Set(failing);
+    this.children = this.children.filter((c) => !gone.has(c));
     this.destroyLater(failing);
   }
 
@@ -434,7 +435,8 @@ export class EndpointBalancer<C>
    */
   private dropHeld(dropped: readonly ChildEndpoint[], publish = true): void {
     if (this.destroyed || dropped.length === 0) return;
-    this.children = this.children.filter((c) => !dropped.includes(c));
+    const gone = new Set(dropped);
+    this.children = this.children.filter((c) => !gone.has(c));
     // Not from inside the leaf's own state callback: the leaves go once it has returned.
     this.destroyLater(dropped);
     if (!publish) return;
