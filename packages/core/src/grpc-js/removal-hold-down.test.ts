@@ -127,6 +127,23 @@ describe('removal hold-down: every connected endpoint removed at once', () => {
     }
   });
 
+  test('a resolver error during the hold-down changes nothing: they stay until it ends', async (t) => {
+    mockTime(t);
+    const h = await connected({ removalHoldDownMs: 3_000 });
+    try {
+      h.update({ endpoints: [] });
+      await h.settle();
+      await tick(t, h, 1_000);
+      h.resolverError('etcd unreachable');
+      await h.settle();
+      assert.deepEqual(h.pickMany(3).counts, { [A]: 1, [B]: 1, [C]: 1 });
+      await tick(t, h, 2_000);
+      assert.equal(h.stateName, 'TRANSIENT_FAILURE');
+    } finally {
+      h.destroy();
+    }
+  });
+
   test('the default holds them for 2 s', async (t) => {
     mockTime(t);
     const h = await connected({});
