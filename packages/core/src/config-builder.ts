@@ -62,6 +62,8 @@ export interface ResilienceOptions {
   };
   /** Ms a new channel holds its first calls for endpoints still connecting (0-10000); default 0 (off). */
   readonly startupGraceMs?: number;
+  /** Ms endpoints removed en masse while connected stay in rotation (0-60000); default 2000, 0 = off. */
+  readonly removalHoldDownMs?: number;
 }
 
 function policy(name: string, body: object): LoadBalancingConfigJson {

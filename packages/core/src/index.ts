@@ -18,6 +18,7 @@ export {
 export {
   OPTION_MIN_REFRESH_INTERVAL_MS,
   OPTION_MAX_REFRESH_BACKOFF_MS,
+  OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS,
 } from './grpc-js/resolver-adapter';
 
 // Policies: names, builders, and the parsers the clients run (to check a config ahead of time).

@@ -199,13 +199,14 @@ describe('defaults', () => {
     });
   });
 
-  test('no resilience fields: nothing on, the panic threshold and startup grace off (0)', () => {
+  test('no resilience fields: nothing on, the panic threshold and startup grace off (0), removal hold-down 2 s', () => {
     const expected: ResilienceConfig = {
       outlierDetection: undefined,
       healthCheck: undefined,
       panicThresholdPercent: 0,
       slowStart: undefined,
       startupGraceMs: 0,
+      removalHoldDownMs: 2_000,
     };
     assert.deepEqual(parseResilience({}, 'x'), expected);
     assert.deepEqual(NO_RESILIENCE, expected);
@@ -221,6 +222,12 @@ describe('defaults', () => {
     assert.equal(parseResilience({ startupGraceMs: 0 }, 'x').startupGraceMs, 0);
     assert.equal(parseResilience({ startupGraceMs: 100 }, 'x').startupGraceMs, 100);
     assert.equal(parseResilience({ startup_grace_ms: 10_000 }, 'x').startupGraceMs, 10_000);
+  });
+
+  test('removalHoldDownMs in ms, 0 (off) to 60000, in either spelling', () => {
+    assert.equal(parseResilience({ removalHoldDownMs: 0 }, 'x').removalHoldDownMs, 0);
+    assert.equal(parseResilience({ removalHoldDownMs: 2_000 }, 'x').removalHoldDownMs, 2_000);
+    assert.equal(parseResilience({ removal_hold_down_ms: 60_000 }, 'x').removalHoldDownMs, 60_000);
   });
 });
 
@@ -760,6 +767,31 @@ describe('invalid resilience options name the exact field', () => {
       'x.startupGraceMs',
       /given twice/,
     ],
+    // Removal hold-down.
+    [
+      'removalHoldDownMs 60001',
+      { removalHoldDownMs: 60_001 },
+      'x.removalHoldDownMs',
+      /integer 0-60000.*60001/,
+    ],
+    [
+      'removal_hold_down_ms -1',
+      { removal_hold_down_ms: -1 },
+      'x.removal_hold_down_ms',
+      /integer 0-60000/,
+    ],
+    [
+      'removalHoldDownMs "5s"',
+      { removalHoldDownMs: '5s' },
+      'x.removalHoldDownMs',
+      /integer 0-60000/,
+    ],
+    [
+      'removalHoldDownMs in both spellings',
+      { removalHoldDownMs: 1, removal_hold_down_ms: 2 },
+      'x.removalHoldDownMs',
+      /given twice/,
+    ],
   ];
   for (const [name, json, field, reason] of invalid) {
     test(`${name} → ${field}`, () => {
@@ -807,6 +839,7 @@ describe('parseResilience', () => {
         panicThreshold: 30,
         slowStart: { window: '45s', aggression: 2 },
         startupGraceMs: 50,
+        removalHoldDownMs: 2_000,
       },
       'x',
     );
@@ -816,6 +849,7 @@ describe('parseResilience', () => {
       panicThresholdPercent: 30,
       slowStart: { windowMs: 45_000, aggression: 2, minWeightPercent: 10 },
       startupGraceMs: 50,
+      removalHoldDownMs: 2_000,
     });
   });
 
@@ -835,6 +869,7 @@ describe('splitPolicyJson', () => {
         panicThreshold: 0,
         slowStart: { window: '10s' },
         startup_grace_ms: 200,
+        removal_hold_down_ms: 0,
       },
       'x',
     );
@@ -845,6 +880,7 @@ describe('splitPolicyJson', () => {
       panicThresholdPercent: 0,
       slowStart: { windowMs: 10_000, aggression: 1, minWeightPercent: 10 },
       startupGraceMs: 200,
+      removalHoldDownMs: 0,
     });
     for (const field of RESILIENCE_FIELDS) assert.ok(!(field in own), field);
   });

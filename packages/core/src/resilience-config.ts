@@ -1,7 +1,7 @@
 /**
  * Options every grpc-lb policy accepts beside its own: passive outlier
- * detection, active health checks, the panic threshold, slow start and the
- * startup grace.
+ * detection, active health checks, the panic threshold, slow start, the
+ * startup grace and the removal hold-down.
  * Field names and defaults are the ones operators know from gRPC A50,
  * Envoy and Istio; both grpc-go's form (camelCase, "10s") and grpc-js's
  * (snake_case, {seconds, nanos}) parse.
@@ -12,7 +12,8 @@
  *       "healthCheck": { "serviceName": "" },
  *       "panicThreshold": 50,   // default 0: off
  *       "slowStart": { "window": "30s" },
- *       "startupGraceMs": 100 }  // default 0: off
+ *       "startupGraceMs": 100,   // default 0: off
+ *       "removalHoldDownMs": 2000 }  // the default; 0: off
  */
 import { ConfigError, describe } from './errors';
 import {
@@ -89,10 +90,28 @@ export interface ResilienceConfig {
    * over more than one endpoint. 0 (the default) turns it off.
    */
   readonly startupGraceMs: number;
+  /**
+   * How long endpoints the resolver removed en masse while their connections
+   * were READY stay in rotation (a registry that lost its leases re-adds them
+   * moments later). 0 turns it off; see `removal-hold-down.ts`.
+   */
+  readonly removalHoldDownMs: number;
 }
 
 /** The longest startup grace: calls of a new channel never wait longer than this for it. */
 export const MAX_STARTUP_GRACE_MS = 10_000;
+
+/**
+ * The removal hold-down by default: about ten times what a registration
+ * helper takes to write its key again after a registry that hung expired
+ * every lease (70–160 ms measured with etcd), and short enough that a
+ * deliberate removal of every endpoint (a Service deleted, a registry
+ * emptied) fails calls within 2 s, and a replaced set stops getting calls
+ * as soon.
+ */
+export const DEFAULT_REMOVAL_HOLD_DOWN_MS = 2_000;
+/** The longest removal hold-down. */
+export const MAX_REMOVAL_HOLD_DOWN_MS = 60_000;
 
 /** The shared option names (each also read in snake_case). */
 export const RESILIENCE_OPTIONS = [
@@ -101,6 +120,7 @@ export const RESILIENCE_OPTIONS = [
   'panicThreshold',
   'slowStart',
   'startupGraceMs',
+  'removalHoldDownMs',
 ] as const;
 
 /** The shared option names in both spellings: every policy accepts these beside its own fields. */
@@ -286,6 +306,9 @@ export function parseResilience(
     slowStart: f.read('slowStart', (v, at) => parseSlowStart(v, at, ctx)),
     startupGraceMs:
       f.read('startupGraceMs', (v, at) => integer(v, at, 0, MAX_STARTUP_GRACE_MS)) ?? 0,
+    removalHoldDownMs:
+      f.read('removalHoldDownMs', (v, at) => integer(v, at, 0, MAX_REMOVAL_HOLD_DOWN_MS)) ??
+      DEFAULT_REMOVAL_HOLD_DOWN_MS,
   };
 }
 
@@ -295,6 +318,7 @@ export const NO_RESILIENCE: ResilienceConfig = {
   panicThresholdPercent: 0,
   slowStart: undefined,
   startupGraceMs: 0,
+  removalHoldDownMs: DEFAULT_REMOVAL_HOLD_DOWN_MS,
 };
 
 /** Splits a policy's JSON into its own fields (for the policy's parser) and the shared options (parsed). */

@@ -36,7 +36,11 @@ export interface Resolution {
 
 /** Where a resolver reports. Calls may come at any time, from any callback; the adapter defers delivery. */
 export interface ResolutionSink {
-  /** The complete current set. An empty list is honest: calls fail fast with UNAVAILABLE. */
+  /**
+   * The complete current set. An empty list is honest: calls fail fast with
+   * UNAVAILABLE (once the balancer's removal hold-down, if connected
+   * endpoints were removed, has run out).
+   */
   update(resolution: Resolution): void;
   /**
    * Discovery failed (registry down, bad answer). The adapter keeps the last

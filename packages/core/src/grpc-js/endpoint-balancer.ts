@@ -5,7 +5,8 @@
  * and on every change asks the resilience controller which endpoints may
  * take calls, the aggregator what the channel shows, the startup grace
  * whether to hold READY back a little longer, and the policy for a picker
- * over the endpoints in rotation.
+ * over the endpoints in rotation. Connected endpoints that the resolver
+ * removes en masse are held in rotation for a while (`removal-hold-down.ts`).
  */
 import type {
   ChannelOptions,
@@ -25,6 +26,7 @@ import { ChildEndpoint, type ChildOwner } from './endpoint-child';
 import { endpointKey, TARGET_ATTRIBUTE, type GrpcLbEndpoint } from './endpoint-info';
 import type { PolicySpec } from './endpoint-policy';
 import { withoutKey } from './options';
+import { isMassRemoval, RemovalHoldDown } from './removal-hold-down';
 import { ResilienceController, type ResilienceHost } from './resilience-controller';
 import type { Runtime } from './runtime';
 import { StartupGrace } from './startup-grace';
@@ -51,7 +53,9 @@ export class EndpointPolicyConfig<C> implements experimental.TypedLoadBalancingC
 export class EndpointBalancer<C>
   implements experimental.LoadBalancer, ObservedBalancer, ChildOwner, ResilienceHost
 {
+  /** The endpoints the resolver lists now. */
   private childMap = new Map<string, ChildEndpoint>();
+  /** Those, then the endpoints held after a mass removal. */
   children: ChildEndpoint[] = [];
   private state: ConnectivityState;
   private config: C | undefined;
@@ -68,6 +72,7 @@ export class EndpointBalancer<C>
   private readonly resilience: ResilienceController;
   private readonly aggregator: StateAggregator;
   private readonly grace: StartupGrace;
+  private readonly holdDown: RemovalHoldDown<ChildEndpoint>;
   private readonly CS: typeof import('@grpc/grpc-js').connectivityState;
 
   constructor(
@@ -87,6 +92,12 @@ export class EndpointBalancer<C>
     this.tracker = new CallTracker(rt.grpc.experimental.PickResultType.COMPLETE, this.resilience);
     this.aggregator = new StateAggregator(rt);
     this.grace = new StartupGrace(() => this.recompute());
+    this.holdDown = new RemovalHoldDown((expired) => {
+      this.rt.trace(
+        `${this.describe}: removal hold-down over for ${expired.map((c) => c.key).join(', ')}`,
+      );
+      this.dropHeld(expired);
+    });
   }
 
   get describe(): string {
@@ -106,6 +117,9 @@ export class EndpointBalancer<C>
       this.configText = configText;
       this.resilience.apply(config.resilience);
       this.grace.configChanged();
+      if (config.resilience.removalHoldDownMs === 0 && this.holdDown.size > 0) {
+        this.dropHeld(this.holdDown.releaseAll(), false);
+      }
     }
     this.config = config.parsed;
     const target: unknown = options[TARGET_ATTRIBUTE];
@@ -115,7 +129,7 @@ export class EndpointBalancer<C>
     this.updateTracking();
     const { UnavailablePicker } = this.rt.grpc.experimental;
     if (!endpoints.ok) {
-      if (this.childMap.size === 0) {
+      if (this.children.length === 0) {
         this.grace.noneReady();
         this.publish(
           this.CS.TRANSIENT_FAILURE,
@@ -137,7 +151,7 @@ export class EndpointBalancer<C>
       const key = endpointKey(endpoint);
       if (next.has(key)) continue;
       const info = (endpoint as Partial<GrpcLbEndpoint>).grpcLb;
-      const existing = this.childMap.get(key);
+      const existing = this.childMap.get(key) ?? this.holdDown.take(key);
       if (existing) {
         existing.info = info;
         next.set(key, existing);
@@ -156,13 +170,14 @@ export class EndpointBalancer<C>
         added.push(child);
       }
     }
-    for (const [key, child] of this.childMap) {
-      if (!next.has(key)) this.removeChild(child);
-    }
+    this.removeMissing(next, config.resilience.removalHoldDownMs);
     this.childMap = next;
-    this.children = [...next.values()];
-    this.rt.trace(`${this.describe}: ${next.size} endpoints, ${added.length} new`);
-    if (next.size === 0) {
+    this.children = [...next.values(), ...this.holdDown.values()];
+    this.rt.trace(
+      `${this.describe}: ${next.size} endpoints, ${added.length} new` +
+        (this.holdDown.size > 0 ? `, ${this.holdDown.size} held after removal` : ''),
+    );
+    if (this.children.length === 0) {
       const details = describeNoEndpoints(this.target, resolutionNote);
       this.grace.noneReady();
       this.publish(this.CS.TRANSIENT_FAILURE, new UnavailablePicker({ details }), details);
@@ -187,6 +202,7 @@ export class EndpointBalancer<C>
 
   destroy(): void {
     this.destroyed = true;
+    this.holdDown.destroy();
     for (const child of this.children) this.removeChild(child);
     this.childMap.clear();
     this.children = [];
@@ -242,6 +258,14 @@ export class EndpointBalancer<C>
   leafStateChanged(child: ChildEndpoint, previous: ConnectivityState): void {
     if (this.destroyed) return;
     const READY = this.CS.READY;
+    if (child.heldUntil !== 0 && child.connectivity !== READY) {
+      // Held after removal, and its connection is gone: it leaves now, without reconnecting.
+      if (this.holdDown.release(child)) {
+        this.rt.trace(`${this.describe}: ${child.key}, held after removal, left READY`);
+        this.dropHeld([child]);
+      }
+      return;
+    }
     if (previous === READY && child.connectivity !== READY) {
       this.rt.trace(`${this.describe}: ${child.key} left READY`);
       this.helper.requestReresolution();
@@ -262,8 +286,9 @@ export class EndpointBalancer<C>
     }
     const config = this.config;
     if (this.updatesPaused || this.destroyed || config === undefined) return;
-    const children = this.children;
     const resilience = this.resilience;
+    if (this.holdDown.size > 0) this.dropUnhealthyHeld();
+    const children = this.children;
     const { panic, event } = resilience.evaluatePanic();
     const aggregate = this.aggregator.aggregate(children, {
       panic,
@@ -355,6 +380,87 @@ export class EndpointBalancer<C>
     this.observer?.detach(this);
     this.observer = observer;
     observer?.attach(this, this.rt.logger);
+  }
+
+  /**
+   * Removes the endpoints of the current list that `next` lacks, except that
+   * connected ones removed en masse are held for `holdDownMs`.
+   */
+  private removeMissing(next: ReadonlyMap<string, ChildEndpoint>, holdDownMs: number): void {
+    const READY = this.CS.READY;
+    let readyBefore = 0;
+    const removedReady: ChildEndpoint[] = [];
+    for (const [key, child] of this.childMap) {
+      const connected = child.connectivity === READY;
+      if (connected) readyBefore++;
+      if (next.has(key)) continue;
+      if (connected) removedReady.push(child);
+      else this.removeChild(child);
+    }
+    if (removedReady.length === 0) return;
+    if (holdDownMs > 0 && isMassRemoval(removedReady.length, readyBefore)) {
+      this.rt.logger.warn(
+        `${this.target}: the resolver removed ${removedReady.length} of ${readyBefore} connected endpoints at once; ` +
+          `they keep taking calls for up to ${holdDownMs} ms in case the registry lists them again (removalHoldDownMs)`,
+      );
+      this.holdDown.hold(removedReady, holdDownMs, Date.now());
+      return;
+    }
+    for (const child of removedReady) this.removeChild(child);
+  }
+
+  /**
+   * Held endpoints whose health check says they are not serving leave, as
+   * Envoy drops a host removed by discovery once it fails its health check.
+   */
+  private dropUnhealthyHeld(): void {
+    const resilience = this.resilience;
+    const failing: ChildEndpoint[] = [];
+    for (const child of this.holdDown.values()) {
+      if (!resilience.healthOk(child) && !resilience.awaitingHealth(child)) failing.push(child);
+    }
+    for (const child of failing) this.holdDown.release(child);
+    if (failing.length === 0) return;
+    this.rt.trace(
+      `${this.describe}: ${failing.map((c) => c.key).join(', ')}, held after removal, failed the health check`,
+    );
+    const gone = new Set(failing);
+    this.children = this.children.filter((c) => !gone.has(c));
+    this.destroyLater(failing);
+  }
+
+  /**
+   * Drops endpoints whose hold-down ended (no longer held) and publishes
+   * what is left (`recompute`: false when the caller does).
+   */
+  private dropHeld(dropped: readonly ChildEndpoint[], publish = true): void {
+    if (this.destroyed || dropped.length === 0) return;
+    const gone = new Set(dropped);
+    this.children = this.children.filter((c) => !gone.has(c));
+    // Not from inside the leaf's own state callback: the leaves go once it has returned.
+    this.destroyLater(dropped);
+    if (!publish) return;
+    if (this.children.length === 0) {
+      const details = describeNoEndpoints(this.target, this.note);
+      this.grace.noneReady();
+      this.publish(
+        this.CS.TRANSIENT_FAILURE,
+        new this.rt.grpc.experimental.UnavailablePicker({ details }),
+        details,
+      );
+    } else {
+      this.recompute();
+    }
+  }
+
+  private destroyLater(children: readonly ChildEndpoint[]): void {
+    queueMicrotask(() => {
+      for (const child of children) {
+        if (!child.removed && this.childMap.get(child.key) !== child) {
+          this.removeChild(child);
+        }
+      }
+    });
   }
 
   private removeChild(child: ChildEndpoint): void {

@@ -3,8 +3,9 @@
  * `LeafLoadBalancer`) that owns its connection, and everything the balancer
  * keeps about it — connectivity, health, ejection, slow start and call
  * counters. A child lives as long as its endpoint stays in the resolver's
- * list: re-creating the leaf of an unchanged endpoint would restart
- * pick_first and drop a working connection.
+ * list (or a little longer, during a removal hold-down): re-creating the
+ * leaf of an unchanged endpoint would restart pick_first and drop a working
+ * connection.
  */
 import type {
   ChannelOptions,
@@ -71,6 +72,12 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
   /** Epoch ms the connection last became READY (slow start); 0 before. */
   readySince = 0;
   removed = false;
+  /**
+   * Epoch ms the removal hold-down of this endpoint ends: the resolver
+   * removed it en masse while it was connected (`removal-hold-down.ts`).
+   * 0 while the resolver lists it.
+   */
+  heldUntil = 0;
   readonly countStart: () => void;
   readonly countEnd: (code: number) => void;
   /**

@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { describe, test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { experimental } from '@grpc/grpc-js';
 import { ConfigError } from '../errors';
 import { register } from '../register';
 import type { EndpointResolver, ResolutionSink, ResolverFactory } from '../resolver-contract';
 import { ROUND_ROBIN_POLICY } from '../round-robin-config';
-import { OPTION_MIN_REFRESH_INTERVAL_MS } from './resolver-adapter';
+import {
+  OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS,
+  OPTION_MAX_REFRESH_BACKOFF_MS,
+  OPTION_MIN_REFRESH_INTERVAL_MS,
+} from './resolver-adapter';
 import type { GrpcLbEndpoint } from './endpoint-info';
 
 /**
@@ -224,6 +228,101 @@ describe('resolver adapter', () => {
     t.mock.timers.tick(0);
     assert.equal(r.deliveries.length, 3, 'an identical update is skipped once accepted');
     r.resolver.destroy();
+  });
+
+  /**
+   * Drives an error streak with mocked timers: each retry the adapter makes is answered with
+   * another error. Returns how long each retry took to come, in ms (100 ms resolution).
+   */
+  function outage(t: TestContext, r: ReturnType<typeof open>, errors: number): number[] {
+    const waits: number[] = [];
+    for (let i = 0; i < errors; i++) {
+      const before = r.inner.refreshes;
+      r.inner.sink!.error(new Error('registry down'));
+      t.mock.timers.tick(0);
+      let waited = 0;
+      while (r.inner.refreshes === before && waited < 120_000) {
+        t.mock.timers.tick(100);
+        waited += 100;
+      }
+      waits.push(waited);
+    }
+    return waits;
+  }
+
+  describe('retries while a registry that answered before is down', () => {
+    const set = { endpoints: [{ host: '127.0.0.2', port: 1 }] };
+
+    test('stay under the short cap (1.5 s by default) however long the outage', (t) => {
+      t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate', 'Date'], now: 1_000_000 });
+      const r = open();
+      r.resolver.updateResolution();
+      r.inner.sink!.update(set);
+      t.mock.timers.tick(0);
+      const waits = outage(t, r, 30);
+      assert.ok(
+        waits.every((w) => w <= 1_500),
+        `every retry within 1.5 s of the error: ${waits.join(', ')}`,
+      );
+      assert.ok(
+        waits.slice(3).every((w) => w >= 1_200),
+        `at the cap, jittered by at most 20% downwards: ${waits.join(', ')}`,
+      );
+      r.resolver.destroy();
+    });
+
+    test('are still rate-limited: the channel asking again adds no refresh', (t) => {
+      t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate', 'Date'], now: 1_000_000 });
+      const r = open();
+      r.resolver.updateResolution();
+      r.inner.sink!.update(set);
+      t.mock.timers.tick(0);
+      outage(t, r, 5);
+      const before = r.inner.refreshes;
+      r.inner.sink!.error(new Error('registry down'));
+      t.mock.timers.tick(0);
+      for (let i = 0; i < 1000; i++) r.resolver.updateResolution();
+      t.mock.timers.tick(1_100);
+      assert.equal(r.inner.refreshes, before, 'no refresh before the retry is due');
+      t.mock.timers.tick(400);
+      assert.equal(r.inner.refreshes, before + 1, 'one retry, however often the channel asked');
+      r.resolver.destroy();
+    });
+
+    test('follow grpc-lb.max_outage_refresh_backoff_ms, never below the refresh interval', (t) => {
+      t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate', 'Date'], now: 1_000_000 });
+      const r = open({
+        [OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS]: 500,
+        [OPTION_MIN_REFRESH_INTERVAL_MS]: 3_000,
+      });
+      r.resolver.updateResolution();
+      r.inner.sink!.update(set);
+      t.mock.timers.tick(0);
+      const waits = outage(t, r, 10);
+      assert.ok(
+        waits.every((w) => w <= 3_000 && w >= 2_400),
+        `capped at the refresh interval: ${waits.join(', ')}`,
+      );
+      r.resolver.destroy();
+    });
+
+    test('a registry that never answered backs off to grpc-lb.max_refresh_backoff_ms', (t) => {
+      t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate', 'Date'], now: 1_000_000 });
+      const r = open({ [OPTION_MAX_REFRESH_BACKOFF_MS]: 20_000 });
+      r.resolver.updateResolution();
+      const waits = outage(t, r, 12);
+      assert.ok(Math.max(...waits) >= 16_000, `grows to the long cap: ${waits.join(', ')}`);
+      assert.ok(waits.every((w) => w <= 20_000));
+      r.resolver.destroy();
+    });
+
+    test('an invalid grpc-lb.max_outage_refresh_backoff_ms fails the client constructor', () => {
+      assert.throws(
+        () => open({ [OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS]: -1 }),
+        (e: unknown) =>
+          e instanceof ConfigError && /grpc-lb\.max_outage_refresh_backoff_ms/.test(e.message),
+      );
+    });
   });
 
   test('rate-limits refresh requests to one per interval', async () => {

@@ -11,7 +11,10 @@
  *   resolver that answers at once becomes thousands of resolutions a second.
  * - After an error the last good endpoints are kept, and the resolver is
  *   retried with backoff without waiting to be asked; an update the channel
- *   rejects (the listener returns false) is retried the same way.
+ *   rejects (the listener returns false) is retried the same way. Once the
+ *   registry has answered, an outage is retried on a short capped schedule
+ *   (`grpc-lb.max_outage_refresh_backoff_ms`), so that a registry that comes
+ *   back is followed within about that long.
  * - An update identical to the one delivered (same endpoints in any order,
  *   same service config) is not delivered again.
  * - An idle channel destroys its resolver and later calls
@@ -59,9 +62,18 @@ import type { Runtime } from './runtime';
 /** Channel options read by the adapter. */
 export const OPTION_MIN_REFRESH_INTERVAL_MS = 'grpc-lb.min_refresh_interval_ms';
 export const OPTION_MAX_REFRESH_BACKOFF_MS = 'grpc-lb.max_refresh_backoff_ms';
+export const OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS = 'grpc-lb.max_outage_refresh_backoff_ms';
 
 const DEFAULT_MIN_REFRESH_INTERVAL_MS = 1_000;
 const DEFAULT_MAX_REFRESH_BACKOFF_MS = 30_000;
+/**
+ * The retry cap while a registry that has answered is down: a registry back
+ * after a restart is noticed within this long (plus one request), and each
+ * channel asks it at most about once a second meanwhile.
+ */
+const DEFAULT_MAX_OUTAGE_REFRESH_BACKOFF_MS = 1_500;
+/** Retries at the outage cap are spread over [cap − 20%, cap], so clients that lost it together do not retry together. */
+const OUTAGE_JITTER = 0.2;
 
 /** A target path that makes the constructor do nothing: `register()` uses it to check its schemes are live. */
 export const PROBE_PATH = '\u0000grpc-lb-registration-probe';
@@ -159,6 +171,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       initialMs: 1_000,
       maxMs: DEFAULT_MAX_REFRESH_BACKOFF_MS,
     });
+    /** The retry cap once the registry has answered (see `retryDelay`). */
+    private readonly maxOutageBackoffMs: number = DEFAULT_MAX_OUTAGE_REFRESH_BACKOFF_MS;
     /** The channel's `grpc.service_config`, used when the resolver supplies none. */
     private readonly channelServiceConfig: ServiceConfigJson | undefined;
     private readonly configSelector: StableConfigSelector;
@@ -210,10 +224,18 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         OPTION_MAX_REFRESH_BACKOFF_MS,
         DEFAULT_MAX_REFRESH_BACKOFF_MS,
       );
-      this.backoff = new Backoff({
-        initialMs: Math.max(this.minRefreshIntervalMs, 100),
-        maxMs: Math.max(maxBackoff, this.minRefreshIntervalMs),
-      });
+      const maxMs = Math.max(maxBackoff, this.minRefreshIntervalMs);
+      this.backoff = new Backoff({ initialMs: Math.max(this.minRefreshIntervalMs, 100), maxMs });
+      const outageBackoff = numberOption(
+        options,
+        OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS,
+        DEFAULT_MAX_OUTAGE_REFRESH_BACKOFF_MS,
+      );
+      // Never more often than the refresh interval allows, never later than the general cap.
+      this.maxOutageBackoffMs = Math.min(
+        Math.max(outageBackoff, this.minRefreshIntervalMs, 100),
+        maxMs,
+      );
       const text: unknown = options['grpc.service_config'];
       if (text !== undefined) {
         // Thrown from here, the error reaches the caller of `new Client(…)`.
@@ -349,8 +371,22 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       this.scheduleDelivery();
     }
 
-    private onError(message: string): void {
+    /**
+     * The wait before retrying after an error. A registry that has given us a
+     * good set worked and is most likely down for a while (killed, restarted,
+     * hung): it is retried at most `maxOutageBackoffMs` apart, so that it is
+     * followed again soon after it is back. One that never answered (a wrong
+     * address, refused credentials) backs off up to the general cap.
+     */
+    private retryDelay(): number {
       const delay = this.backoff.next();
+      const cap = this.maxOutageBackoffMs;
+      if (this.lastGood === undefined || delay <= cap) return delay;
+      return Math.round(cap * (1 - OUTAGE_JITTER * Math.random()));
+    }
+
+    private onError(message: string): void {
+      const delay = this.retryDelay();
       if (this.lastGood) {
         if (!this.warnedErrorStreak) {
           rt.logger.warn(

@@ -216,7 +216,7 @@ describe('startup grace after a full outage', () => {
 
   test('the resolver giving no endpoints, then endpoints again: the grace applies again', async (t) => {
     mockTime(t);
-    const h = harness({ startupGraceMs: 100 });
+    const h = harness({ startupGraceMs: 100, removalHoldDownMs: 0 });
     try {
       await h.ready();
       h.update({ endpoints: [] });
