@@ -179,7 +179,7 @@ describe('grpc-lb.round_robin with real backends', () => {
       }
     });
 
-    test('removing every endpoint fails calls at once with UNAVAILABLE naming the target; they recover', async () => {
+    test('removing every endpoint fails calls with UNAVAILABLE naming the target once the removal hold-down (2 s) is over; they recover', async () => {
       const manual = new ManualEndpoints(endpointsOf(set.backends.slice(0, 2)));
       const client = new Greeter(manual.target, insecure);
       try {
