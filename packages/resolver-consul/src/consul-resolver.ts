@@ -18,7 +18,7 @@ export const DEFAULT_QUERY_BURST = 3;
 /** Default time for the token bucket to gain one query: at most one query a second, sustained. */
 export const DEFAULT_QUERY_REFILL_MS = 1_000;
 /** Default ceiling of the churn backoff: the refill time doubles up to this while the index churns. */
-export const DEFAULT_MAX_CHURN_BACKOFF_MS = 5_000;
+export const DEFAULT_MAX_CHURN_BACKOFF_MS = 2_000;
 
 /** One HTTP GET to the agent (a seam for tests; the default speaks HTTP over the channel's pool). */
 export type ConsulTransport = (
@@ -37,7 +37,7 @@ export interface ConsulResolverOptions {
   readonly queryRefillMs?: number;
   /**
    * While the index churns (the bucket keeps running dry), the refill time doubles each time a
-   * query has to wait for a token, up to this (default 5000 ms); it returns to `queryRefillMs`
+   * query has to wait for a token, up to this (default 2000 ms); it returns to `queryRefillMs`
    * once a blocking query stays open for a full `queryRefillMs` (the index went quiet).
    */
   readonly maxChurnBackoffMs?: number;
