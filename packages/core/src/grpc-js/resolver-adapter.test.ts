@@ -8,6 +8,7 @@ import type { EndpointResolver, ResolutionSink, ResolverFactory } from '../resol
 import { ROUND_ROBIN_POLICY } from '../round-robin-config';
 import {
   OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS,
+  OUTAGE_FAST_RETRY_WINDOW_MS,
   OPTION_MAX_REFRESH_BACKOFF_MS,
   OPTION_MIN_REFRESH_INTERVAL_MS,
 } from './resolver-adapter';
@@ -253,7 +254,7 @@ describe('resolver adapter', () => {
   describe('retries while a registry that answered before is down', () => {
     const set = { endpoints: [{ host: '127.0.0.2', port: 1 }] };
 
-    test('stay under the short cap (1.5 s by default) however long the outage', (t) => {
+    test('stay under the short cap (1.5 s by default) through the first two minutes of an outage', (t) => {
       t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate', 'Date'], now: 1_000_000 });
       const r = open();
       r.resolver.updateResolution();
@@ -267,6 +268,29 @@ describe('resolver adapter', () => {
       assert.ok(
         waits.slice(3).every((w) => w >= 1_200),
         `at the cap, jittered by at most 20% downwards: ${waits.join(', ')}`,
+      );
+      r.resolver.destroy();
+    });
+
+    test('after two minutes without a good answer, back off to the general cap', (t) => {
+      t.mock.timers.enable({ apis: ['setTimeout', 'setImmediate', 'Date'], now: 1_000_000 });
+      const r = open();
+      r.resolver.updateResolution();
+      r.inner.sink!.update(set);
+      t.mock.timers.tick(0);
+      const start = Date.now();
+      const waits = outage(t, r, 100);
+      const elapsed: number[] = [];
+      let at = start;
+      for (const w of waits) elapsed.push((at += w) - start);
+      const early = waits.filter((_, i) => elapsed[i]! < OUTAGE_FAST_RETRY_WINDOW_MS - 2_000);
+      assert.ok(
+        early.every((w) => w <= 1_500),
+        `within the window every retry comes within 1.5 s: ${early.join(', ')}`,
+      );
+      assert.ok(
+        waits.slice(-3).every((w) => w >= 24_000),
+        `long after the window the retries are ~30 s apart: ${waits.slice(-3).join(', ')}`,
       );
       r.resolver.destroy();
     });

@@ -74,6 +74,13 @@ const DEFAULT_MAX_REFRESH_BACKOFF_MS = 30_000;
 const DEFAULT_MAX_OUTAGE_REFRESH_BACKOFF_MS = 1_500;
 /** Retries at the outage cap are spread over [cap − 20%, cap], so clients that lost it together do not retry together. */
 const OUTAGE_JITTER = 0.2;
+/**
+ * How long after the last good answer the short cap holds. A restart of etcd, Consul or the API
+ * server is over well within it; an outage that lasts longer backs off to the general cap, so that
+ * thousands of channels do not keep asking a registry that is gone (or that now refuses them) every
+ * second and a half.
+ */
+export const OUTAGE_FAST_RETRY_WINDOW_MS = 120_000;
 
 /** A target path that makes the constructor do nothing: `register()` uses it to check its schemes are live. */
 export const PROBE_PATH = '\u0000grpc-lb-registration-probe';
@@ -190,6 +197,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     private deliveredFingerprint: string | undefined;
     /** The last good set, kept across errors and restarts. */
     private lastGood: PendingUpdate | undefined;
+    /** When `lastGood` last came (Date.now()). */
+    private lastGoodAt = 0;
     private lastServiceConfig: { text: string; validated: ServiceConfig } | undefined;
     /** The resolver's last service config as it sent it, and what reading it gave (read once). */
     private lastResolverConfig:
@@ -367,6 +376,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         note: typeof resolution.note === 'string' ? resolution.note : '',
       };
       this.lastGood = update;
+      this.lastGoodAt = Date.now();
       this.pending = { update };
       this.scheduleDelivery();
     }
@@ -375,13 +385,16 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
      * The wait before retrying after an error. A registry that has given us a
      * good set worked and is most likely down for a while (killed, restarted,
      * hung): it is retried at most `maxOutageBackoffMs` apart, so that it is
-     * followed again soon after it is back. One that never answered (a wrong
+     * followed again soon after it is back — for the first
+     * `OUTAGE_FAST_RETRY_WINDOW_MS` after its last good answer; after that the
+     * backoff grows to the general cap. One that never answered (a wrong
      * address, refused credentials) backs off up to the general cap.
      */
     private retryDelay(): number {
       const delay = this.backoff.next();
       const cap = this.maxOutageBackoffMs;
       if (this.lastGood === undefined || delay <= cap) return delay;
+      if (Date.now() - this.lastGoodAt >= OUTAGE_FAST_RETRY_WINDOW_MS) return delay;
       return Math.round(cap * (1 - OUTAGE_JITTER * Math.random()));
     }
 
