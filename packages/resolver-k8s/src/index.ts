@@ -19,6 +19,8 @@ export {
 export {
   K8sEndpointResolver,
   WATCH_IDLE_TIMEOUT_MS,
+  type K8sEndpointSource,
+  type K8sResource,
   describeFailure,
   type K8sResolverState,
 } from './k8s-resolver';
@@ -29,4 +31,5 @@ export {
   type ServiceLike,
   type SliceEndpoints,
 } from './slices';
+export { slicesFromEndpoints, type EndpointsLike, type EndpointAddressLike } from './endpoints';
 export { K8sResolutionError } from './errors';
