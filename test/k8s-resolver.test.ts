@@ -760,6 +760,25 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
         );
         const after = await spread(greeter, 40);
         assert.deepEqual([...after.keys()].sort(), [b2.address, b3.address].sort());
+        // Chosen in the target: the Endpoints at once, no EndpointSlice list, no warning.
+        const lists = await namespacedSliceRequests(e.k, 'LIST');
+        const before = warnings.length;
+        const explicit = client(`k8s-endpoints:///legacy.${e.namespace}:grpc?source=endpoints`);
+        try {
+          const warmed = new Set<string>();
+          await waitFor(
+            async () => {
+              warmed.add((await sayHello(explicit, 'warm-up', { deadlineMs: 5_000 })).address);
+              return warmed.size === 2;
+            },
+            { timeoutMs: 10_000, message: 'both ready addresses answered (?source=endpoints)' },
+          );
+          assert.deepEqual([...warmed].sort(), [b2.address, b3.address].sort());
+          assert.equal(await namespacedSliceRequests(e.k, 'LIST'), lists);
+          assert.deepEqual(warnings.slice(before), []);
+        } finally {
+          explicit.close();
+        }
       } finally {
         greeter.close();
       }

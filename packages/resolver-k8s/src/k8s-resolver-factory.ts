@@ -11,8 +11,8 @@ import {
   type K8sApi,
   type K8sConnectionOptions,
 } from './k8s-client';
-import { K8sEndpointResolver, type K8sEndpointSource } from './k8s-resolver';
-import { parseK8sTarget, type K8sTarget } from './k8s-target';
+import { K8sEndpointResolver } from './k8s-resolver';
+import { parseK8sTarget, type K8sEndpointSource, type K8sTarget } from './k8s-target';
 
 export type K8sResolverFactory = ResolverFactory<K8sTarget>;
 

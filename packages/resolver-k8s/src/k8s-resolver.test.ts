@@ -9,12 +9,8 @@ import { describe, mock, test } from 'node:test';
 import { parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/core';
 import { K8sResolutionError } from './errors';
 import type { K8sApi, K8sConnectionOptions, WatchEventType } from './k8s-client';
-import {
-  describeFailure,
-  K8sEndpointResolver,
-  WATCH_IDLE_TIMEOUT_MS,
-  type K8sEndpointSource,
-} from './k8s-resolver';
+import { describeFailure, K8sEndpointResolver, WATCH_IDLE_TIMEOUT_MS } from './k8s-resolver';
+import type { K8sEndpointSource } from './k8s-target';
 import { parseK8sTarget } from './k8s-target';
 import type { EndpointsLike } from './endpoints';
 import type { ServiceLike, SliceLike } from './slices';
@@ -1715,6 +1711,23 @@ describe('K8sEndpointResolver: core/v1 Endpoints', () => {
     } finally {
       mock.timers.reset();
     }
+  });
+
+  test("a target's ?source=endpoints overrides the option", async () => {
+    const api = new FakeK8sApi([list('1', slice('s', ['10.0.0.9']))]);
+    api.endpointsAnswers = [
+      {
+        items: [endpointsObject([{ addresses: ready('10.0.0.1'), ports: GRPC_PORTS }])],
+        resourceVersion: '5',
+      },
+    ];
+    const h = setup('k8s:///hello:grpc?source=endpoints', api, {}, 'endpointslices');
+    h.resolver.start(h.sink);
+    await until('the watch', () => h.resolver.state().phase === 'watching');
+    assert.deepEqual(api.listCalls, []);
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    assert.equal(api.lastWatch.kind, 'endpoints');
+    h.resolver.stop();
   });
 
   test('stop() aborts an Endpoints list in flight', async () => {

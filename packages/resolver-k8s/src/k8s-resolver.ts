@@ -7,17 +7,9 @@ import {
   type K8sConnectionOptions,
   type WatchEventType,
 } from './k8s-client';
-import type { K8sTarget } from './k8s-target';
+import type { K8sEndpointSource, K8sTarget } from './k8s-target';
 import { slicesFromEndpoints, type EndpointsLike } from './endpoints';
 import { endpointsFromSlices, servicePortName, type ServiceLike, type SliceLike } from './slices';
-
-/**
- * Where endpoints are read from: `endpointslices` (discovery.k8s.io/v1), `endpoints` (core/v1
- * Endpoints, for clusters or identities without EndpointSlices), or `auto`: EndpointSlices, and
- * Endpoints when listing EndpointSlices answers 404 (not served) or 403 (not allowed) while the
- * Endpoints can be listed.
- */
-export type K8sEndpointSource = 'auto' | 'endpointslices' | 'endpoints';
 
 /** The resource a list or watch is made on ('either': EndpointSlices and then Endpoints). */
 export type K8sResource = 'endpointslices' | 'endpoints' | 'either';
@@ -125,6 +117,13 @@ export class K8sEndpointResolver implements EndpointResolver {
   private requests = new AbortController();
   /** Lasting conditions warned about (key → text): each is said once, and again when it clears. */
   private readonly troubles = new Map<string, string>();
+  /**
+   * Where endpoints are read from (the target's `?source=`, else the option): `endpointslices`
+   * (discovery.k8s.io/v1), `endpoints` (core/v1 Endpoints, for clusters or identities without
+   * EndpointSlices), or `auto`: EndpointSlices, and Endpoints when listing EndpointSlices answers
+   * 404 (not served) or 403 (not allowed) while the Endpoints can be listed.
+   */
+  private readonly source: K8sEndpointSource;
   /** The slice warnings of the last publish: only new ones are emitted. */
   private sliceWarnings = new Set<string>();
 
@@ -132,8 +131,10 @@ export class K8sEndpointResolver implements EndpointResolver {
     private readonly target: K8sTarget,
     private readonly connection: K8sConnectionOptions,
     private readonly createApi: (options: K8sConnectionOptions) => Promise<K8sApi>,
-    private readonly source: K8sEndpointSource = 'auto',
-  ) {}
+    source: K8sEndpointSource = 'auto',
+  ) {
+    this.source = target.source ?? source;
+  }
 
   state(): K8sResolverState {
     return {
