@@ -4,8 +4,8 @@
  * EndpointSlices). The whole file runs inside a network namespace of its own (enter-netns, first
  * import): the API server, its etcd, the backends and the clients all live there, and the
  * addresses go on that namespace's lo, never on the machine's. Each test has its own Kubernetes
- * namespace and writes the Service and EndpointSlices itself, as the EndpointSlice controller
- * would.
+ * namespace and writes the Service and EndpointSlices (or core/v1 Endpoints) itself, as the
+ * EndpointSlice and endpoints controllers would.
  */
 import './support/enter-netns';
 import assert from 'node:assert/strict';
@@ -192,6 +192,52 @@ async function deleteSlice(e: Env, slice: string): Promise<void> {
     `/apis/discovery.k8s.io/v1/namespaces/${e.namespace}/endpointslices/${slice}`,
   );
   assert.equal(result.status, 200, result.body);
+}
+
+/**
+ * Writes the Service's core/v1 Endpoints as the endpoints controller would (the API server runs
+ * no controller, so these are the only Endpoints there are): `ready` under `addresses`,
+ * `notReady` under `notReadyAddresses`, the backends' port named as the Service's.
+ */
+async function putEndpoints(
+  e: Env,
+  service: string,
+  ready: string[],
+  notReady: string[],
+): Promise<void> {
+  const base = `/api/v1/namespaces/${e.namespace}/endpoints`;
+  const address = (ip: string) => ({
+    ip,
+    targetRef: { kind: 'Pod', name: `pod-${ip.split('.').at(-1)}`, namespace: e.namespace },
+  });
+  const body = {
+    apiVersion: 'v1',
+    kind: 'Endpoints',
+    metadata: { name: service },
+    subsets: [
+      {
+        ...(ready.length > 0 ? { addresses: ready.map(address) } : {}),
+        ...(notReady.length > 0 ? { notReadyAddresses: notReady.map(address) } : {}),
+        ports: [
+          { name: 'grpc', port: e.set.port, protocol: 'TCP' },
+          { name: 'metrics', port: 9090, protocol: 'TCP' },
+        ],
+      },
+    ],
+  };
+  const existing = await e.k.request('GET', `${base}/${service}`);
+  const result =
+    existing.status === 200
+      ? await e.k.request('PUT', `${base}/${service}`, {
+          ...body,
+          metadata: {
+            ...body.metadata,
+            resourceVersion: (existing.json as { metadata: { resourceVersion: string } }).metadata
+              .resourceVersion,
+          },
+        })
+      : await e.k.request('POST', base, body);
+  assert.ok(result.status === 200 || result.status === 201, result.body);
 }
 
 function client(target: string, observer?: LoadBalancerObserver): GreeterClient {
@@ -655,6 +701,86 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
       } finally {
         numeric.close();
         portless.close();
+      }
+    });
+  });
+
+  test('core/v1 Endpoints: an identity that may list and watch Endpoints but not EndpointSlices gets calls to the ready addresses, and follows changes', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1, b2, b3] = hosts(e.set);
+    await kube.logged(async () => {
+      await createService(e, 'legacy');
+      // Slices that say otherwise: an identity that cannot read them must not be using them.
+      await putSlice(e, 'legacy', 'legacy-a', [[b3.host, 'ready']]);
+      await putEndpoints(e, 'legacy', [b1.host, b2.host], [b3.host]);
+      const user = await e.k.createUser(`endpoints-${e.namespace}`);
+      await grant(e, user.name, 'endpoints-only', [
+        { apiGroups: [''], resources: ['endpoints'], verbs: ['list', 'watch'] },
+      ]);
+      register({
+        grpc,
+        resolvers: [
+          createK8sResolverFactory({ scheme: 'k8s-endpoints', kubeconfig: user.kubeconfig }),
+        ],
+      });
+      const warned = warnings.length;
+      const greeter = client(`k8s-endpoints:///legacy.${e.namespace}:grpc`);
+      try {
+        const warm = new Set<string>();
+        await waitFor(
+          async () => {
+            warm.add((await sayHello(greeter, 'warm-up', { deadlineMs: 5_000 })).address);
+            return warm.size === 2;
+          },
+          { timeoutMs: 10_000, message: 'both ready addresses answered' },
+        );
+        const seen = await spread(greeter, 40);
+        assert.deepEqual([...seen.keys()].sort(), [b1.address, b2.address].sort());
+        const mine = warnings.slice(warned).filter((w) => w.includes(`${e.namespace}/legacy`));
+        assert.equal(mine.length, 1, mine.join('\n'));
+        assert.match(
+          mine[0]!,
+          /listing EndpointSlices at .*: 403 Forbidden: .*following the Service's core\/v1 Endpoints instead/,
+        );
+        // The watch: b3 becomes ready and b1 goes away, as the endpoints controller would write it.
+        const changedAt = performance.now();
+        await putEndpoints(e, 'legacy', [b2.host, b3.host], []);
+        await waitFor(
+          async () => {
+            const now = await spread(greeter, 20);
+            return now.has(b3.address) && !now.has(b1.address);
+          },
+          { timeoutMs: 10_000, message: 'calls follow the changed Endpoints' },
+        );
+        t.diagnostic(
+          JSON.stringify({
+            endpointsUpdateToFollowedMs: Math.round(performance.now() - changedAt),
+          }),
+        );
+        const after = await spread(greeter, 40);
+        assert.deepEqual([...after.keys()].sort(), [b2.address, b3.address].sort());
+        // Chosen in the target: the Endpoints at once, no EndpointSlice list, no warning.
+        const lists = await namespacedSliceRequests(e.k, 'LIST');
+        const before = warnings.length;
+        const explicit = client(`k8s-endpoints:///legacy.${e.namespace}:grpc?source=endpoints`);
+        try {
+          const warmed = new Set<string>();
+          await waitFor(
+            async () => {
+              warmed.add((await sayHello(explicit, 'warm-up', { deadlineMs: 5_000 })).address);
+              return warmed.size === 2;
+            },
+            { timeoutMs: 10_000, message: 'both ready addresses answered (?source=endpoints)' },
+          );
+          assert.deepEqual([...warmed].sort(), [b2.address, b3.address].sort());
+          assert.equal(await namespacedSliceRequests(e.k, 'LIST'), lists);
+          assert.deepEqual(warnings.slice(before), []);
+        } finally {
+          explicit.close();
+        }
+      } finally {
+        greeter.close();
       }
     });
   });

@@ -6,7 +6,12 @@ export {
   type K8sResolverFactoryOptions,
   type RegisterK8sOptions,
 } from './k8s-resolver-factory';
-export { parseK8sTarget, type K8sTarget, type K8sPortSelector } from './k8s-target';
+export {
+  parseK8sTarget,
+  type K8sEndpointSource,
+  type K8sTarget,
+  type K8sPortSelector,
+} from './k8s-target';
 export {
   createK8sApi,
   SERVICE_ACCOUNT_DIR,
@@ -19,6 +24,7 @@ export {
 export {
   K8sEndpointResolver,
   WATCH_IDLE_TIMEOUT_MS,
+  type K8sResource,
   describeFailure,
   type K8sResolverState,
 } from './k8s-resolver';
@@ -29,4 +35,5 @@ export {
   type ServiceLike,
   type SliceEndpoints,
 } from './slices';
+export { slicesFromEndpoints, type EndpointsLike, type EndpointAddressLike } from './endpoints';
 export { K8sResolutionError } from './errors';

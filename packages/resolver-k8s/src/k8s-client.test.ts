@@ -183,4 +183,67 @@ describe('createK8sApi: no request outlives its timeout or its signal', () => {
       hanging.answer = undefined;
     }
   });
+
+  test('an Endpoints list asks for the object named after the Service, and times out like the others', async () => {
+    const k = await api(300);
+    const count = hanging.requests.length;
+    await assert.rejects(k.listEndpoints('prod', 'hello'), {
+      message: `listing Endpoints at ${k.server}: no answer in 300 ms`,
+    });
+    const seen = await hanging.next(count + 1);
+    assert.equal(seen.url.pathname, '/api/v1/namespaces/prod/endpoints');
+    assert.equal(seen.url.searchParams.get('fieldSelector'), 'metadata.name=hello');
+    await socketClosed(seen, 'the timed-out Endpoints list');
+    const long = await api(60_000);
+    const controller = new AbortController();
+    const listing = long.listEndpoints('prod', 'hello', controller.signal);
+    const next = await hanging.next(count + 2);
+    controller.abort();
+    await assert.rejects(listing);
+    await socketClosed(next, 'the aborted Endpoints list');
+  });
+
+  test('an Endpoints watch: the same field selector, bookmarks and server-side timeout; abort() closes it', async () => {
+    const k = await api(5_000);
+    const count = hanging.requests.length;
+    hanging.answer = (req, res) => {
+      if (!req.url?.includes('watch=true')) return false;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(
+        JSON.stringify({
+          type: 'ADDED',
+          object: { kind: 'Endpoints', metadata: { name: 'hello', resourceVersion: '8' } },
+        }) + '\n',
+      );
+      return true;
+    };
+    try {
+      const events: unknown[] = [];
+      const watch = await k.watchEndpoints(
+        'prod',
+        'hello',
+        '5',
+        (type, object) => events.push([type, object]),
+        () => undefined,
+      );
+      const seen = await hanging.next(count + 1);
+      assert.equal(seen.url.pathname, '/api/v1/namespaces/prod/endpoints');
+      const query = seen.url.searchParams;
+      assert.equal(query.get('watch'), 'true');
+      assert.equal(query.get('fieldSelector'), 'metadata.name=hello');
+      assert.equal(query.get('labelSelector'), null);
+      assert.equal(query.get('allowWatchBookmarks'), 'true');
+      assert.equal(query.get('resourceVersion'), '5');
+      const timeout = Number(query.get('timeoutSeconds'));
+      assert.ok(timeout >= 40 && timeout <= 50, `timeoutSeconds=${timeout}`);
+      while (events.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(events, [
+        ['ADDED', { kind: 'Endpoints', metadata: { name: 'hello', resourceVersion: '8' } }],
+      ]);
+      watch.abort();
+      await socketClosed(seen, 'the aborted Endpoints watch');
+    } finally {
+      hanging.answer = undefined;
+    }
+  });
 });

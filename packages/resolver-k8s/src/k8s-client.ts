@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { ConfigError, redactSecrets } from '@grpc-lb/core';
 import type * as ClientNode from '@kubernetes/client-node' with { 'resolution-mode': 'import' };
 import { kubeconfigError } from './kubeconfig-error';
+import type { EndpointsLike } from './endpoints';
 import type { ServiceLike, SliceLike } from './slices';
 
 /** Where the pod's service account is mounted (token, ca.crt, namespace). */
@@ -40,7 +41,8 @@ export type WatchEventType = 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ER
 export const WATCH_TIMEOUT_SECONDS = 45;
 
 /**
- * The three calls the resolver makes; one implementation on `@kubernetes/client-node`. `signal`
+ * The calls the resolver makes (EndpointSlices, or core/v1 Endpoints where slices are not
+ * available, and the Service); one implementation on `@kubernetes/client-node`. `signal`
  * aborts a request in flight (the resolver's `stop()`); each request is also aborted, socket
  * included, when it has no answer within `requestTimeoutMs`.
  */
@@ -65,6 +67,21 @@ export interface K8sApi {
    * is still opening.
    */
   watchSlices(
+    namespace: string,
+    service: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }>;
+  /** The Service's core/v1 Endpoints object (named after it): zero or one item. */
+  listEndpoints(
+    namespace: string,
+    service: string,
+    signal?: AbortSignal,
+  ): Promise<{ items: EndpointsLike[]; resourceVersion: string }>;
+  /** As `watchSlices`, on the Service's Endpoints object. */
+  watchEndpoints(
     namespace: string,
     service: string,
     resourceVersion: string,
@@ -250,6 +267,50 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
+
+  /** Opens a watch of `path` (with bookmarks and a jittered server timeout). */
+  async function watch(
+    path: string,
+    selector: { labelSelector: string } | { fieldSelector: string },
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal: AbortSignal | undefined,
+  ): Promise<{ abort(): void }> {
+    // client-node's Watch takes no signal and sets no timeout while the request is opening;
+    // each watch gets its own agent (client-node makes one per request), destroyed to abandon
+    // a watch that has not opened yet, so that its socket does not linger.
+    let agent: { destroy?: () => void } | undefined;
+    const config = {
+      getCurrentCluster: () => kc.getCurrentCluster(),
+      applyToFetchOptions: async (options: object) => {
+        const applied = await kc.applyToFetchOptions(options);
+        agent = applied.agent as { destroy?: () => void } | undefined;
+        return applied;
+      },
+    } as unknown as ClientNode.KubeConfig;
+    const jitter = Math.round((Math.random() * 2 - 1) * 5);
+    const opening = new k8s.Watch(config).watch(
+      path,
+      {
+        ...selector,
+        resourceVersion,
+        allowWatchBookmarks: true,
+        timeoutSeconds: WATCH_TIMEOUT_SECONDS + jitter,
+      },
+      (type: string, object: unknown) => onEvent(type as WatchEventType, object),
+      done,
+    );
+    try {
+      return await bounded(timeoutMs, `opening a watch at ${server}`, signal, () => opening);
+    } catch (error) {
+      agent?.destroy?.();
+      // A watch that opens anyway is aborted at once.
+      void opening.then((controller) => controller.abort()).catch(() => undefined);
+      throw error;
+    }
+  }
+
   return {
     server,
     defaultNamespace,
@@ -293,39 +354,37 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
         throw error;
       }
     },
-    async watchSlices(namespace, service, resourceVersion, onEvent, done, signal) {
-      // client-node's Watch takes no signal and sets no timeout while the request is opening;
-      // each watch gets its own agent (client-node makes one per request), destroyed to abandon
-      // a watch that has not opened yet, so that its socket does not linger.
-      let agent: { destroy?: () => void } | undefined;
-      const config = {
-        getCurrentCluster: () => kc.getCurrentCluster(),
-        applyToFetchOptions: async (options: object) => {
-          const applied = await kc.applyToFetchOptions(options);
-          agent = applied.agent as { destroy?: () => void } | undefined;
-          return applied;
-        },
-      } as unknown as ClientNode.KubeConfig;
-      const jitter = Math.round((Math.random() * 2 - 1) * 5);
-      const opening = new k8s.Watch(config).watch(
+    watchSlices(namespace, service, resourceVersion, onEvent, done, signal) {
+      return watch(
         `/apis/discovery.k8s.io/v1/namespaces/${encodeURIComponent(namespace)}/endpointslices`,
-        {
-          labelSelector: `${SERVICE_NAME_LABEL}=${service}`,
-          resourceVersion,
-          allowWatchBookmarks: true,
-          timeoutSeconds: WATCH_TIMEOUT_SECONDS + jitter,
-        },
-        (type: string, object: unknown) => onEvent(type as WatchEventType, object),
+        { labelSelector: `${SERVICE_NAME_LABEL}=${service}` },
+        resourceVersion,
+        onEvent,
         done,
+        signal,
       );
-      try {
-        return await bounded(timeoutMs, `opening a watch at ${server}`, signal, () => opening);
-      } catch (error) {
-        agent?.destroy?.();
-        // A watch that opens anyway is aborted at once.
-        void opening.then((controller) => controller.abort()).catch(() => undefined);
-        throw error;
-      }
+    },
+    async listEndpoints(namespace, service, signal) {
+      const list = await bounded(timeoutMs, `listing Endpoints at ${server}`, signal, (bound) =>
+        core.listNamespacedEndpoints(
+          { namespace, fieldSelector: `metadata.name=${service}` },
+          withSignal(k8s, bound),
+        ),
+      );
+      return {
+        items: list.items,
+        resourceVersion: list.metadata?.resourceVersion ?? '',
+      };
+    },
+    watchEndpoints(namespace, service, resourceVersion, onEvent, done, signal) {
+      return watch(
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/endpoints`,
+        { fieldSelector: `metadata.name=${service}` },
+        resourceVersion,
+        onEvent,
+        done,
+        signal,
+      );
     },
   };
 }

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
+import { parseTargetUri } from '@grpc-lb/core';
 import { clientNodeRequested } from './k8s-client';
 import { createK8sResolverFactory, registerK8s } from './k8s-resolver-factory';
 
@@ -22,4 +23,19 @@ test('registerK8s() starts loading client-node at once, before any target', asyn
   assert.equal(clientNodeRequested(), true);
   // The import itself succeeds (and a failure would be reported by the first resolution).
   await import('@kubernetes/client-node');
+});
+
+test("source must be 'auto', 'endpointslices' or 'endpoints'; the resolver gets it", () => {
+  const createApi = (): Promise<never> => Promise.reject(new Error('unused'));
+  assert.throws(() => createK8sResolverFactory({ createApi, source: 'slices' as 'endpoints' }), {
+    name: 'ConfigError',
+    message: `k8s resolver: invalid source: source must be 'auto', 'endpointslices' or 'endpoints', not "slices"`,
+  });
+  const factory = createK8sResolverFactory({ createApi, source: 'endpoints' });
+  const target = factory.parseTarget(parseTargetUri('k8s:///hello:grpc'), 'k8s:///hello:grpc');
+  const resolver = factory.create(target, {
+    target: 'k8s:///hello:grpc',
+    channelOptions: {},
+  }) as unknown as { source: string };
+  assert.equal(resolver.source, 'endpoints');
 });

@@ -1,4 +1,5 @@
 import {
+  ConfigError,
   register,
   type RegisterOptions,
   type Registration,
@@ -11,7 +12,7 @@ import {
   type K8sConnectionOptions,
 } from './k8s-client';
 import { K8sEndpointResolver } from './k8s-resolver';
-import { parseK8sTarget, type K8sTarget } from './k8s-target';
+import { parseK8sTarget, type K8sEndpointSource, type K8sTarget } from './k8s-target';
 
 export type K8sResolverFactory = ResolverFactory<K8sTarget>;
 
@@ -21,6 +22,12 @@ export const K8S_SCHEMES = ['k8s', 'kubernetes'] as const;
 export interface K8sResolverFactoryOptions extends K8sConnectionOptions {
   /** The scheme to serve (default `k8s`; `registerK8s()` also installs `kubernetes`). */
   readonly scheme?: string;
+  /**
+   * Where endpoints are read from (default `auto`): `endpointslices`; `endpoints` (core/v1
+   * Endpoints); `auto`, EndpointSlices, falling back to Endpoints when listing EndpointSlices
+   * answers 404 (not served) or 403 (not allowed) while the Endpoints can be listed.
+   */
+  readonly source?: K8sEndpointSource;
   /** For tests: how the API client is made (default: `@kubernetes/client-node`). */
   readonly createApi?: (options: K8sConnectionOptions) => Promise<K8sApi>;
 }
@@ -35,7 +42,14 @@ export interface K8sResolverFactoryOptions extends K8sConnectionOptions {
 export function createK8sResolverFactory(
   options: K8sResolverFactoryOptions = {},
 ): K8sResolverFactory {
-  const { scheme = 'k8s', createApi = createK8sApi, ...connection } = options;
+  const { scheme = 'k8s', createApi = createK8sApi, source = 'auto', ...connection } = options;
+  if (!['auto', 'endpointslices', 'endpoints'].includes(source)) {
+    throw new ConfigError(
+      'source',
+      `source must be 'auto', 'endpointslices' or 'endpoints', not ${JSON.stringify(source)}`,
+      'k8s resolver',
+    );
+  }
   if (createApi === createK8sApi) preloadClientNode();
   return {
     scheme,
@@ -44,7 +58,7 @@ export function createK8sResolverFactory(
       return parsed.authority;
     },
     create(parsed) {
-      return new K8sEndpointResolver(parsed, connection, createApi);
+      return new K8sEndpointResolver(parsed, connection, createApi, source);
     },
   };
 }

@@ -10,17 +10,22 @@ import { parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/c
 import { K8sResolutionError } from './errors';
 import type { K8sApi, K8sConnectionOptions, WatchEventType } from './k8s-client';
 import { describeFailure, K8sEndpointResolver, WATCH_IDLE_TIMEOUT_MS } from './k8s-resolver';
+import type { K8sEndpointSource } from './k8s-target';
 import { parseK8sTarget } from './k8s-target';
+import type { EndpointsLike } from './endpoints';
 import type { ServiceLike, SliceLike } from './slices';
 
 const SERVER = 'https://fake-apiserver.test:6443';
 
 type ListAnswer = { items: SliceLike[]; resourceVersion: string } | { error: unknown };
+type EndpointsAnswer = { items: EndpointsLike[]; resourceVersion: string } | { error: unknown };
 
 /** One watch the resolver opened on the FakeK8sApi; the test drives it. */
 class FakeWatch {
   aborted = false;
   ended = false;
+  /** What is watched: EndpointSlices, or core/v1 Endpoints. */
+  kind: 'endpointslices' | 'endpoints' = 'endpointslices';
   constructor(
     readonly namespace: string,
     readonly service: string,
@@ -82,6 +87,9 @@ class FakeK8sApi implements K8sApi {
   afterOpen: ((watch: FakeWatch) => void) | undefined;
   /** While set, lists wait for it. */
   listGate: Promise<void> | undefined;
+  /** Answers to Endpoints lists, as `listAnswers` (default: refused, 403). */
+  endpointsAnswers: EndpointsAnswer[] = [{ error: forbiddenEndpoints() }];
+  readonly endpointsCalls: string[] = [];
 
   constructor(
     listAnswers: ListAnswer[],
@@ -124,7 +132,53 @@ class FakeK8sApi implements K8sApi {
     return this.service;
   }
 
-  async watchSlices(
+  async listEndpoints(
+    namespace: string,
+    service: string,
+    signal?: AbortSignal,
+  ): Promise<{ items: EndpointsLike[]; resourceVersion: string }> {
+    this.endpointsCalls.push(`${namespace}/${service}`);
+    this.signals.push(signal);
+    const answers = this.endpointsAnswers;
+    const answer = answers.length > 1 ? answers.shift() : answers[0];
+    await this.listGate;
+    assert.ok(answer, 'FakeK8sApi has no Endpoints answer');
+    if ('error' in answer) throw answer.error;
+    return { items: [...answer.items], resourceVersion: answer.resourceVersion };
+  }
+
+  async watchEndpoints(
+    namespace: string,
+    service: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }> {
+    return this.openWatch('endpoints', namespace, service, resourceVersion, onEvent, done, signal);
+  }
+
+  watchSlices(
+    namespace: string,
+    service: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }> {
+    return this.openWatch(
+      'endpointslices',
+      namespace,
+      service,
+      resourceVersion,
+      onEvent,
+      done,
+      signal,
+    );
+  }
+
+  private async openWatch(
+    kind: FakeWatch['kind'],
     namespace: string,
     service: string,
     resourceVersion: string,
@@ -141,6 +195,7 @@ class FakeK8sApi implements K8sApi {
       done,
       this.doneOnAbort,
     );
+    watch.kind = kind;
     this.watches.push(watch);
     await Promise.resolve();
     this.beforeOpen?.(watch);
@@ -221,6 +276,18 @@ function list(resourceVersion: string, ...items: SliceLike[]): ListAnswer {
 const FORBIDDEN_TEXT =
   'endpointslices.discovery.k8s.io is forbidden: User "u" cannot list resource "endpointslices" in API group "discovery.k8s.io" in the namespace "default"';
 
+function forbiddenEndpoints(): { code: number; body: string } {
+  return {
+    code: 403,
+    body: JSON.stringify({
+      kind: 'Status',
+      code: 403,
+      message:
+        'endpoints is forbidden: User "u" cannot list resource "endpoints" in API group "" in the namespace "default"',
+    }),
+  };
+}
+
 function forbidden(): { code: number; body: string } {
   return {
     code: 403,
@@ -235,7 +302,12 @@ interface Harness {
   apiOptions: K8sConnectionOptions[];
 }
 
-function setup(target: string, api: FakeK8sApi, connection: K8sConnectionOptions = {}): Harness {
+function setup(
+  target: string,
+  api: FakeK8sApi,
+  connection: K8sConnectionOptions = {},
+  source?: K8sEndpointSource,
+): Harness {
   const apiOptions: K8sConnectionOptions[] = [];
   const resolver = new K8sEndpointResolver(
     parseK8sTarget(parseTargetUri(target), target),
@@ -244,6 +316,7 @@ function setup(target: string, api: FakeK8sApi, connection: K8sConnectionOptions
       apiOptions.push(options);
       return Promise.resolve(api);
     },
+    source,
   );
   return { api, resolver, sink: new RecordingSink(), apiOptions };
 }
@@ -290,6 +363,7 @@ describe('K8sEndpointResolver: list then watch', () => {
     assert.deepEqual(h.resolver.state(), {
       phase: 'watching',
       resourceVersion: '100',
+      source: 'endpointslices',
       slices: 2,
       lists: 1,
       watches: 1,
@@ -336,6 +410,7 @@ describe('K8sEndpointResolver: list then watch', () => {
     assert.deepEqual(h.resolver.state(), {
       phase: 'watching',
       resourceVersion: '103',
+      source: 'endpointslices',
       slices: 2,
       lists: 1,
       watches: 1,
@@ -414,6 +489,7 @@ describe('K8sEndpointResolver: list then watch', () => {
     assert.deepEqual(h.resolver.state(), {
       phase: 'watching',
       resourceVersion: '105',
+      source: 'endpointslices',
       slices: 1,
       lists: 1,
       watches: 2,
@@ -466,6 +542,7 @@ describe('K8sEndpointResolver: 410 Gone re-lists', () => {
       assert.deepEqual(h.resolver.state(), {
         phase: 'watching',
         resourceVersion: '250',
+        source: 'endpointslices',
         slices: 2,
         lists: 2,
         watches: 2,
@@ -622,7 +699,7 @@ describe('K8sEndpointResolver: errors', () => {
       error.message,
       `listing EndpointSlices of Service default/hello at ${SERVER}: 403 Forbidden: ${FORBIDDEN_TEXT}. ` +
         'Grant this identity list and watch on endpointslices (apiGroup discovery.k8s.io) ' +
-        'in namespace default (a Role and a RoleBinding)',
+        'in namespace default (a Role and a RoleBinding); listing its core/v1 Endpoints instead was refused too',
     );
     assert.match(error.message, /403 Forbidden/);
     assert.match(error.message, /Grant this identity list and watch/);
@@ -786,6 +863,7 @@ describe('K8sEndpointResolver: stop and restart', () => {
     assert.deepEqual(h.resolver.state(), {
       phase: 'idle',
       resourceVersion: undefined,
+      source: undefined,
       slices: 0,
       lists: 1,
       watches: 1,
@@ -845,6 +923,7 @@ describe('K8sEndpointResolver: stop and restart', () => {
     assert.deepEqual(h.resolver.state(), {
       phase: 'watching',
       resourceVersion: '200',
+      source: 'endpointslices',
       slices: 1,
       lists: 1,
       watches: 1,
@@ -1288,5 +1367,379 @@ describe('K8sEndpointResolver: get on services refused (403)', () => {
       /^listing EndpointSlices of Service prod\/hello at .*: 500: boom$/,
     );
     h.resolver.stop();
+  });
+});
+
+/** The Endpoints object the endpoints controller writes for Service `hello`. */
+function endpointsObject(
+  subsets: NonNullable<EndpointsLike['subsets']>,
+  resourceVersion = '1',
+  name = 'hello',
+): EndpointsLike {
+  return { metadata: { name, resourceVersion }, subsets };
+}
+
+const GRPC_PORTS = [
+  { name: 'grpc', port: 8080, protocol: 'TCP' },
+  { name: 'metrics', port: 9090, protocol: 'TCP' },
+];
+
+function ready(...ips: string[]): { ip: string }[] {
+  return ips.map((ip) => ({ ip }));
+}
+
+function notFound(): { code: number; body: string } {
+  return {
+    code: 404,
+    body: JSON.stringify({
+      kind: 'Status',
+      code: 404,
+      message: 'the server could not find the requested resource',
+    }),
+  };
+}
+
+describe('K8sEndpointResolver: core/v1 Endpoints', () => {
+  test("source 'endpoints': only the Endpoints are listed and watched; ready addresses on the named port, not-ready ones excluded", async () => {
+    const api = new FakeK8sApi([list('1', slice('never', ['10.9.9.9']))]);
+    api.endpointsAnswers = [
+      {
+        items: [
+          endpointsObject([
+            {
+              addresses: [
+                { ip: '10.0.0.2', nodeName: 'node-1', targetRef: { kind: 'Pod', name: 'hello-2' } },
+                { ip: '10.0.0.1' },
+              ],
+              notReadyAddresses: ready('10.0.0.3'),
+              ports: GRPC_PORTS,
+            },
+          ]),
+        ],
+        resourceVersion: '300',
+      },
+    ];
+    const h = setup('k8s:///hello.prod:grpc', api, {}, 'endpoints');
+    h.resolver.start(h.sink);
+    await until('the watch', () => h.resolver.state().phase === 'watching');
+    assert.deepEqual(api.listCalls, []);
+    assert.deepEqual(api.endpointsCalls, ['prod/hello']);
+    assert.deepEqual(h.sink.events, [
+      {
+        update: {
+          endpoints: [
+            { host: '10.0.0.1', port: 8080 },
+            { host: '10.0.0.2', port: 8080, labels: { node: 'node-1', pod: 'hello-2' } },
+          ],
+          note: '2 ready endpoints from 1 Endpoints subset of Service prod/hello',
+        },
+      },
+    ]);
+    const watch = api.lastWatch;
+    assert.deepEqual(
+      [watch.kind, watch.namespace, watch.service, watch.resourceVersion],
+      ['endpoints', 'prod', 'hello', '300'],
+    );
+    assert.deepEqual(h.resolver.state(), {
+      phase: 'watching',
+      resourceVersion: '300',
+      source: 'endpoints',
+      slices: 1,
+      lists: 1,
+      watches: 1,
+    });
+    h.resolver.stop();
+  });
+
+  test('watch events: MODIFIED replaces the whole object (every subset), DELETED empties, BOOKMARK moves the version, 410 re-lists the Endpoints', async () => {
+    const api = new FakeK8sApi([list('1')]);
+    api.endpointsAnswers = [
+      {
+        items: [endpointsObject([{ addresses: ready('10.0.0.1'), ports: GRPC_PORTS }])],
+        resourceVersion: '10',
+      },
+      {
+        items: [endpointsObject([{ addresses: ready('10.0.0.7'), ports: GRPC_PORTS }], '20')],
+        resourceVersion: '20',
+      },
+    ];
+    const h = setup('k8s:///hello:grpc', api, {}, 'endpoints');
+    h.resolver.start(h.sink);
+    await until('the watch', () => h.resolver.state().phase === 'watching');
+    const watch = api.lastWatch;
+    watch.emit(
+      'MODIFIED',
+      endpointsObject(
+        [
+          { addresses: ready('10.0.0.1', '10.0.0.2'), ports: GRPC_PORTS },
+          // A second subset: pods whose port numbers differ (a rollout changing containerPort).
+          { addresses: ready('10.0.0.3'), ports: [{ name: 'grpc', port: 8081, protocol: 'TCP' }] },
+        ],
+        '11',
+      ),
+    );
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080', '10.0.0.2:8080', '10.0.0.3:8081']);
+    watch.emit(
+      'MODIFIED',
+      endpointsObject([{ addresses: ready('10.0.0.2'), ports: GRPC_PORTS }], '12'),
+    );
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.2:8080']);
+    // Every address not ready (a rollout's new pods still starting): no calls to any of them.
+    watch.emit(
+      'MODIFIED',
+      endpointsObject(
+        [{ notReadyAddresses: ready('10.0.0.2', '10.0.0.4'), ports: GRPC_PORTS }],
+        '13',
+      ),
+    );
+    assert.deepEqual(h.sink.lastHosts(), []);
+    watch.emit('BOOKMARK', { metadata: { resourceVersion: '14' } });
+    assert.equal(h.resolver.state().resourceVersion, '14');
+    watch.emit('DELETED', endpointsObject([], '15'));
+    assert.deepEqual(h.sink.lastHosts(), []);
+    assert.equal(h.resolver.state().slices, 0);
+    assert.equal(h.sink.updates.length, 5);
+    watch.emit('ERROR', { code: 410, message: 'too old resource version' });
+    await until('a watch from the re-list', () => api.watches.length === 2);
+    assert.deepEqual(api.listCalls, []);
+    assert.equal(api.endpointsCalls.length, 2);
+    assert.deepEqual([api.lastWatch.kind, api.lastWatch.resourceVersion], ['endpoints', '20']);
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.7:8080']);
+    assert.deepEqual(h.sink.errors, []);
+    h.resolver.stop();
+  });
+
+  test("source 'auto': a 404 on EndpointSlices (not served) falls back to the Endpoints, with one warning, and keeps to them", async () => {
+    const api = new FakeK8sApi([{ error: notFound() }]);
+    api.endpointsAnswers = [
+      {
+        items: [endpointsObject([{ addresses: ready('10.0.0.1'), ports: GRPC_PORTS }])],
+        resourceVersion: '50',
+      },
+    ];
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('the watch', () => h.resolver.state().phase === 'watching');
+    assert.deepEqual(h.sink.errors, []);
+    assert.deepEqual(h.sink.warnings, [
+      `k8s default/hello: listing EndpointSlices at ${SERVER}: 404: the API server does not serve discovery.k8s.io/v1; following the Service's core/v1 Endpoints instead (they carry no terminating endpoints)`,
+    ]);
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    assert.equal(api.lastWatch.kind, 'endpoints');
+    assert.equal(h.resolver.state().source, 'endpoints');
+    // A re-list (410) goes to the Endpoints directly, and does not warn again.
+    api.lastWatch.emit('ERROR', { code: 410, message: 'gone' });
+    await until('the second watch', () => api.watches.length === 2);
+    assert.equal(api.listCalls.length, 1);
+    assert.equal(api.endpointsCalls.length, 2);
+    assert.equal(api.lastWatch.kind, 'endpoints');
+    assert.equal(h.sink.warnings.length, 1);
+    // A new start looks for EndpointSlices again.
+    h.resolver.stop();
+    api.listAnswers = [list('60', slice('s', ['10.0.0.5']))];
+    h.resolver.start(h.sink);
+    await until('a watch of slices', () => api.lastWatch.kind === 'endpointslices');
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.5:8080']);
+    h.resolver.stop();
+  });
+
+  test("source 'auto': a 403 on EndpointSlices while the Endpoints are readable falls back, the warning naming the grant", async () => {
+    const api = new FakeK8sApi([{ error: forbidden() }]);
+    api.endpointsAnswers = [
+      {
+        items: [endpointsObject([{ addresses: ready('10.0.0.1', '10.0.0.2'), ports: GRPC_PORTS }])],
+        resourceVersion: '50',
+      },
+    ];
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('the watch', () => h.resolver.state().phase === 'watching');
+    assert.deepEqual(h.sink.errors, []);
+    assert.deepEqual(h.sink.warnings, [
+      `k8s default/hello: listing EndpointSlices at ${SERVER}: 403 Forbidden: ${FORBIDDEN_TEXT}; ` +
+        "following the Service's core/v1 Endpoints instead (they carry no terminating endpoints). " +
+        'Grant this identity list and watch on endpointslices (apiGroup discovery.k8s.io) in namespace default to use EndpointSlices',
+    ]);
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080', '10.0.0.2:8080']);
+    assert.equal(api.lastWatch.kind, 'endpoints');
+    h.resolver.stop();
+  });
+
+  test("source 'auto': another failure of the EndpointSlices list (500, no answer) is not a reason to fall back", async () => {
+    const api = new FakeK8sApi([
+      { error: { code: 500, body: JSON.stringify({ message: 'etcdserver: request timed out' }) } },
+    ]);
+    api.endpointsAnswers = [{ items: [], resourceVersion: '1' }];
+    const h = setup('k8s:///hello:grpc', api);
+    h.resolver.start(h.sink);
+    await until('an error', () => h.sink.errors.length > 0);
+    assert.deepEqual(api.endpointsCalls, []);
+    assert.equal(
+      h.sink.errors[0]!.message,
+      `listing EndpointSlices of Service default/hello at ${SERVER}: 500: etcdserver: request timed out`,
+    );
+    h.resolver.stop();
+  });
+
+  test("source 'endpointslices': a 404 is an error and the Endpoints are never read", async () => {
+    const api = new FakeK8sApi([{ error: notFound() }]);
+    api.endpointsAnswers = [{ items: [], resourceVersion: '1' }];
+    const h = setup('k8s:///hello:grpc', api, {}, 'endpointslices');
+    h.resolver.start(h.sink);
+    await until('an error', () => h.sink.errors.length > 0);
+    assert.deepEqual(api.endpointsCalls, []);
+    assert.match(
+      h.sink.errors[0]!.message,
+      /^listing EndpointSlices of Service default\/hello .*: 404: /,
+    );
+    h.resolver.stop();
+  });
+
+  test("source 'endpoints': a 403 names the grant on endpoints (core group), and get on services for a numeric port", async () => {
+    const api = new FakeK8sApi([list('1')], { service: { spec: { ports: [] } } });
+    const h = setup('k8s:///hello:80', api, {}, 'endpoints');
+    h.resolver.start(h.sink);
+    await until('an error', () => h.sink.errors.length > 0);
+    assert.equal(
+      h.sink.errors[0]!.message,
+      `listing Endpoints of Service default/hello at ${SERVER}: 403 Forbidden: endpoints is forbidden: ` +
+        'User "u" cannot list resource "endpoints" in API group "" in the namespace "default". ' +
+        'Grant this identity list and watch on endpoints (the core apiGroup "") and get on services ' +
+        'in namespace default (a Role and a RoleBinding)',
+    );
+    assert.deepEqual(api.listCalls, []);
+    h.resolver.stop();
+  });
+
+  test('ports: a numeric Service port is mapped through its name; a port-less target takes the only TCP port; IPv6 addresses are kept', async () => {
+    const service: ServiceLike = {
+      spec: {
+        ports: [
+          { name: 'grpc', port: 80, protocol: 'TCP' },
+          { name: 'metrics', port: 9090, protocol: 'TCP' },
+        ],
+      },
+    };
+    const numericApi = new FakeK8sApi([list('1')], { service });
+    numericApi.endpointsAnswers = [
+      {
+        items: [endpointsObject([{ addresses: ready('10.0.0.1', 'fd00::1'), ports: GRPC_PORTS }])],
+        resourceVersion: '5',
+      },
+    ];
+    const numeric = setup('k8s:///hello:80', numericApi, {}, 'endpoints');
+    numeric.resolver.start(numeric.sink);
+    await until('the watch', () => numeric.resolver.state().phase === 'watching');
+    assert.deepEqual(numeric.sink.lastHosts(), ['10.0.0.1:8080', 'fd00::1:8080']);
+    numeric.resolver.stop();
+
+    const onlyApi = new FakeK8sApi([list('1')], {
+      service: { spec: { ports: [{ port: 80, protocol: 'TCP' }] } },
+    });
+    onlyApi.endpointsAnswers = [
+      {
+        items: [
+          endpointsObject([
+            { addresses: ready('10.0.0.2'), ports: [{ port: 5000, protocol: 'TCP' }] },
+          ]),
+        ],
+        resourceVersion: '5',
+      },
+    ];
+    const only = setup('k8s:///hello', onlyApi, {}, 'endpoints');
+    only.resolver.start(only.sink);
+    await until('the watch', () => only.resolver.state().phase === 'watching');
+    assert.deepEqual(only.sink.lastHosts(), ['10.0.0.2:5000']);
+    only.resolver.stop();
+  });
+
+  test('a subset without the named port is skipped with one warning naming the Endpoints subset', async () => {
+    const api = new FakeK8sApi([list('1')]);
+    api.endpointsAnswers = [
+      {
+        items: [
+          endpointsObject([
+            { addresses: ready('10.0.0.1'), ports: GRPC_PORTS },
+            { addresses: ready('10.0.0.2'), ports: [{ name: 'http', port: 80, protocol: 'TCP' }] },
+          ]),
+        ],
+        resourceVersion: '5',
+      },
+    ];
+    const h = setup('k8s:///hello:grpc', api, {}, 'endpoints');
+    h.resolver.start(h.sink);
+    await until('the watch', () => h.resolver.state().phase === 'watching');
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    assert.deepEqual(h.sink.warnings, [
+      'k8s default/hello: Endpoints subset hello[1]: no port "grpc" among http=80; skipped',
+    ]);
+    h.resolver.stop();
+  });
+
+  test('with mocked time: a watch of Endpoints refused (list allowed) backs off like the slices one, warning once with the Endpoints grant', async () => {
+    mock.timers.enable({ apis: ['setTimeout', 'Date'] });
+    try {
+      const api = new FakeK8sApi([list('1')]);
+      api.endpointsAnswers = [
+        {
+          items: [endpointsObject([{ addresses: ready('10.0.0.1'), ports: GRPC_PORTS }])],
+          resourceVersion: '5',
+        },
+      ];
+      api.beforeOpen = (watch) => watch.end(forbiddenWatch());
+      const h = setup('k8s:///hello:grpc', api, {}, 'endpoints');
+      h.resolver.start(h.sink);
+      await settle();
+      for (let ms = 0; ms < 120_000; ms += 100) {
+        mock.timers.tick(100);
+        h.resolver.refresh();
+        for (let i = 0; i < 4; i++) await immediate();
+      }
+      // 1 s, 1.6 s, 2.6 s, 4.1 s, 6.6 s, 10.5 s, 16.8 s, 26.8 s, 30 s… (±20%): well under one a second.
+      assert.ok(
+        api.endpointsCalls.length >= 7 && api.endpointsCalls.length <= 13,
+        `${api.endpointsCalls.length} lists in 2 min`,
+      );
+      assert.deepEqual(h.sink.errors, []);
+      assert.equal(h.sink.warnings.length, 1, h.sink.warnings.join('\n'));
+      assert.match(
+        h.sink.warnings[0]!,
+        /^k8s: watching Endpoints of Service default\/hello .*Grant this identity list and watch on endpoints \(the core apiGroup ""\)/,
+      );
+      assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test("a target's ?source=endpoints overrides the option", async () => {
+    const api = new FakeK8sApi([list('1', slice('s', ['10.0.0.9']))]);
+    api.endpointsAnswers = [
+      {
+        items: [endpointsObject([{ addresses: ready('10.0.0.1'), ports: GRPC_PORTS }])],
+        resourceVersion: '5',
+      },
+    ];
+    const h = setup('k8s:///hello:grpc?source=endpoints', api, {}, 'endpointslices');
+    h.resolver.start(h.sink);
+    await until('the watch', () => h.resolver.state().phase === 'watching');
+    assert.deepEqual(api.listCalls, []);
+    assert.deepEqual(h.sink.lastHosts(), ['10.0.0.1:8080']);
+    assert.equal(api.lastWatch.kind, 'endpoints');
+    h.resolver.stop();
+  });
+
+  test('stop() aborts an Endpoints list in flight', async () => {
+    const api = new FakeK8sApi([list('1')]);
+    api.endpointsAnswers = [{ items: [], resourceVersion: '1' }];
+    api.listGate = new Promise(() => undefined);
+    const h = setup('k8s:///hello:grpc', api, {}, 'endpoints');
+    h.resolver.start(h.sink);
+    await until('the list', () => api.endpointsCalls.length === 1);
+    const signal = api.signals[0];
+    assert.ok(signal && !signal.aborted);
+    h.resolver.stop();
+    assert.equal(signal.aborted, true);
   });
 });

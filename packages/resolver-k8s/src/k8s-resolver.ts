@@ -7,8 +7,33 @@ import {
   type K8sConnectionOptions,
   type WatchEventType,
 } from './k8s-client';
-import type { K8sTarget } from './k8s-target';
+import type { K8sEndpointSource, K8sTarget } from './k8s-target';
+import { slicesFromEndpoints, type EndpointsLike } from './endpoints';
 import { endpointsFromSlices, servicePortName, type ServiceLike, type SliceLike } from './slices';
+
+/** The resource a list or watch is made on ('either': EndpointSlices and then Endpoints). */
+export type K8sResource = 'endpointslices' | 'endpoints' | 'either';
+
+const RESOURCE_NOUN: Record<K8sResource, string> = {
+  endpointslices: 'EndpointSlices',
+  endpoints: 'Endpoints',
+  either: 'EndpointSlices',
+};
+
+/** How the merge names the slices made from an Endpoints object's subsets. */
+const SUBSET_NOUN = { one: 'Endpoints subset', many: 'Endpoints subsets' } as const;
+
+/** A list failure and the resource it was made on (for the grant the message names). */
+class ListFailure extends Error {
+  constructor(
+    readonly failure: unknown,
+    readonly resource: K8sResource,
+  ) {
+    super('list failed');
+  }
+}
+
+type Listed = { items: { metadata?: { name?: string } }[]; resourceVersion: string };
 
 /** A watch that ends sooner than this after opening, repeatedly, is re-listed after a pause. */
 const SHORT_WATCH_MS = 1_000;
@@ -33,6 +58,9 @@ export interface K8sResolverState {
    */
   readonly phase: 'idle' | 'listing' | 'watching' | 'broken';
   readonly resourceVersion: string | undefined;
+  /** What the last list read: undefined before one succeeded. */
+  readonly source: 'endpointslices' | 'endpoints' | undefined;
+  /** EndpointSlices held (with the Endpoints source: the Endpoints objects, 0 or 1). */
   readonly slices: number;
   /** Lists made since start (1 + re-lists after 410 Gone, errors and refreshes). */
   readonly lists: number;
@@ -55,7 +83,13 @@ export class K8sEndpointResolver implements EndpointResolver {
   private sink: ResolutionSink | undefined;
   private generation = 0;
   private phase: K8sResolverState['phase'] = 'idle';
-  private slices = new Map<string, SliceLike>();
+  /** Each object listed or watched (by name), as slices: an Endpoints object gives several. */
+  private slices = new Map<string, readonly SliceLike[]>();
+  /**
+   * The resource followed, once a list succeeded; with `auto`, a fallback to Endpoints holds
+   * until `stop()` (a new channel looks for EndpointSlices again).
+   */
+  private using: 'endpointslices' | 'endpoints' | undefined;
   private service: ServiceLike | undefined;
   /** `get` on the Service was refused (403): ports are matched on the slices alone. */
   private serviceForbidden = false;
@@ -83,6 +117,13 @@ export class K8sEndpointResolver implements EndpointResolver {
   private requests = new AbortController();
   /** Lasting conditions warned about (key → text): each is said once, and again when it clears. */
   private readonly troubles = new Map<string, string>();
+  /**
+   * Where endpoints are read from (the target's `?source=`, else the option): `endpointslices`
+   * (discovery.k8s.io/v1), `endpoints` (core/v1 Endpoints, for clusters or identities without
+   * EndpointSlices), or `auto`: EndpointSlices, and Endpoints when listing EndpointSlices answers
+   * 404 (not served) or 403 (not allowed) while the Endpoints can be listed.
+   */
+  private readonly source: K8sEndpointSource;
   /** The slice warnings of the last publish: only new ones are emitted. */
   private sliceWarnings = new Set<string>();
 
@@ -90,12 +131,16 @@ export class K8sEndpointResolver implements EndpointResolver {
     private readonly target: K8sTarget,
     private readonly connection: K8sConnectionOptions,
     private readonly createApi: (options: K8sConnectionOptions) => Promise<K8sApi>,
-  ) {}
+    source: K8sEndpointSource = 'auto',
+  ) {
+    this.source = target.source ?? source;
+  }
 
   state(): K8sResolverState {
     return {
       phase: this.phase,
       resourceVersion: this.resourceVersion,
+      source: this.using,
       slices: this.slices.size,
       lists: this.lists,
       watches: this.watches,
@@ -128,6 +173,7 @@ export class K8sEndpointResolver implements EndpointResolver {
     this.closeWatch();
     this.clearRetryTimers();
     this.slices = new Map();
+    this.using = undefined;
     this.service = undefined;
     this.serviceForbidden = false;
     this.resourceVersion = undefined;
@@ -194,13 +240,18 @@ export class K8sEndpointResolver implements EndpointResolver {
       api = await this.api;
       const namespace = this.namespace(api);
       const signal = this.requests.signal;
-      const [list, read] = await Promise.all([
-        api.listSlices(namespace, this.target.service, signal),
+      const [listed, read] = await Promise.all([
+        this.list(api, namespace, signal),
         this.needsService() ? this.readService(api) : undefined,
       ]);
       if (generation !== this.generation) return;
+      const { using, list, fallback } = listed;
+      this.using = using;
+      if (fallback !== undefined) this.raise('source', fallback);
       if (read) this.applyServiceRead(api, read);
-      this.slices = new Map(list.items.map((s, i) => [s.metadata?.name ?? `#${i}`, s]));
+      this.slices = new Map(
+        list.items.map((item, i) => [item.metadata?.name ?? `#${i}`, this.asSlices(item)]),
+      );
       this.resourceVersion = list.resourceVersion;
       this.publish(api, generation);
       try {
@@ -212,7 +263,8 @@ export class K8sEndpointResolver implements EndpointResolver {
       if (generation !== this.generation) return;
       // A failed config (no kubeconfig) is not retried with the same promise.
       if (api === undefined) this.api = undefined;
-      this.fail(error, api, 'listing');
+      if (error instanceof ListFailure) this.fail(error.failure, api, 'listing', error.resource);
+      else this.fail(error, api, 'listing', this.resource());
     } finally {
       if (generation === this.generation) {
         this.listing = false;
@@ -222,6 +274,72 @@ export class K8sEndpointResolver implements EndpointResolver {
         }
       }
     }
+  }
+
+  /**
+   * Lists the source's objects. With `auto`, EndpointSlices first; on a 404 (not served) or 403
+   * (not allowed) the Endpoints, and `fallback` says so. A failure is a ListFailure naming the
+   * resource (`either` when both were refused).
+   */
+  private async list(
+    api: K8sApi,
+    namespace: string,
+    signal: AbortSignal,
+  ): Promise<{ using: 'endpointslices' | 'endpoints'; list: Listed; fallback?: string }> {
+    const service = this.target.service;
+    if (this.source === 'endpoints' || this.using === 'endpoints') {
+      try {
+        return { using: 'endpoints', list: await api.listEndpoints(namespace, service, signal) };
+      } catch (error) {
+        throw new ListFailure(error, 'endpoints');
+      }
+    }
+    let refused: unknown;
+    try {
+      return { using: 'endpointslices', list: await api.listSlices(namespace, service, signal) };
+    } catch (error) {
+      const status = statusOf(error);
+      if (this.source !== 'auto' || (status !== 404 && status !== 403)) {
+        throw new ListFailure(error, 'endpointslices');
+      }
+      refused = error;
+    }
+    let list: Listed;
+    try {
+      list = await api.listEndpoints(namespace, service, signal);
+    } catch (error) {
+      const status = statusOf(error);
+      // Neither is readable: the EndpointSlices' refusal is the one to fix.
+      if (status === 403 || status === 404) throw new ListFailure(refused, 'either');
+      throw new ListFailure(error, 'endpoints');
+    }
+    const name = `${namespace}/${service}`;
+    const status = statusOf(refused);
+    const why =
+      status === 404
+        ? '404: the API server does not serve discovery.k8s.io/v1'
+        : `403 Forbidden: ${statusMessage(refused) ?? 'Forbidden'}`;
+    const fallback =
+      `k8s ${name}: listing EndpointSlices at ${api.server}: ${why}; following the Service's ` +
+      `core/v1 Endpoints instead (they carry no terminating endpoints)` +
+      (status === 403
+        ? `. Grant this identity list and watch on endpointslices (apiGroup discovery.k8s.io) in namespace ${namespace} to use EndpointSlices`
+        : '');
+    return { using: 'endpoints', list, fallback };
+  }
+
+  /** The resource lists and watches are made on now. */
+  private resource(): 'endpointslices' | 'endpoints' {
+    return this.source === 'endpoints' || this.using === 'endpoints'
+      ? 'endpoints'
+      : 'endpointslices';
+  }
+
+  /** A listed or watched object as the slices the merge reads. */
+  private asSlices(object: unknown): readonly SliceLike[] {
+    return this.resource() === 'endpoints'
+      ? slicesFromEndpoints(object as EndpointsLike)
+      : [object as SliceLike];
   }
 
   private needsService(): boolean {
@@ -249,10 +367,11 @@ export class K8sEndpointResolver implements EndpointResolver {
       this.serviceForbidden = true;
       this.service = undefined;
       const detail = statusMessage(read.forbidden) ?? 'Forbidden';
+      const endpoints = this.resource() === 'endpoints';
       const matching =
         this.target.port.kind === 'number'
-          ? `port ${this.target.port.value} is matched against the pods' port numbers in the EndpointSlices`
-          : `each EndpointSlice's only TCP port is used`;
+          ? `port ${this.target.port.value} is matched against the pods' port numbers in the ${endpoints ? 'Endpoints' : 'EndpointSlices'}`
+          : `each ${endpoints ? 'Endpoints subset' : 'EndpointSlice'}'s only TCP port is used`;
       this.raise(
         'service',
         `k8s ${name}: reading Service ${name} at ${api.server}: 403 Forbidden: ${detail}; ${matching} instead. ` +
@@ -274,21 +393,25 @@ export class K8sEndpointResolver implements EndpointResolver {
     const token = {};
     this.watchToken = token;
     this.watches++;
-    const watch = await api.watchSlices(
+    const args = [
       namespace,
       this.target.service,
       this.resourceVersion ?? '',
-      (type, object) => {
+      (type: WatchEventType, object: unknown) => {
         if (generation !== this.generation || this.watchToken !== token) return;
         this.onEvent(api, generation, type, object);
       },
-      (error) => {
+      (error: unknown) => {
         if (generation !== this.generation || this.watchToken !== token) return;
         this.watchToken = undefined;
         this.onWatchEnd(api, generation, error, Date.now() - openedAt);
       },
       this.requests.signal,
-    );
+    ] as const;
+    const watch =
+      this.resource() === 'endpoints'
+        ? await api.watchEndpoints(...args)
+        : await api.watchSlices(...args);
     if (generation !== this.generation || this.watchToken !== token) {
       // Ended (or replaced) while it was opening.
       watch.abort();
@@ -305,7 +428,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       this.shortWatches = 0;
       this.clear(
         'watch',
-        `k8s ${this.name(api)}: watching EndpointSlices at ${api.server} works again`,
+        `k8s ${this.name(api)}: watching ${RESOURCE_NOUN[this.resource()]} at ${api.server} works again`,
       );
     }, WATCH_STABLE_MS);
     this.stableTimer.unref();
@@ -327,26 +450,30 @@ export class K8sEndpointResolver implements EndpointResolver {
 
   private onEvent(api: K8sApi, generation: number, type: WatchEventType, object: unknown): void {
     this.armIdleTimer(api, generation);
-    const slice = object as SliceLike & { code?: number; message?: string };
+    const item = object as {
+      metadata?: { name?: string; resourceVersion?: string };
+      code?: number;
+      message?: string;
+    };
     if (type === 'ERROR') {
-      if (slice.code === 410) {
+      if (item.code === 410) {
         void this.listAndWatch(generation);
       } else {
         this.watchFailed(
-          Object.assign(new Error(slice.message ?? 'watch error'), { code: slice.code }),
+          Object.assign(new Error(item.message ?? 'watch error'), { code: item.code }),
           api,
           generation,
         );
       }
       return;
     }
-    const version = slice.metadata?.resourceVersion;
+    const version = item.metadata?.resourceVersion;
     if (version) this.resourceVersion = version;
     if (type === 'BOOKMARK') return;
-    const name = slice.metadata?.name;
+    const name = item.metadata?.name;
     if (!name) return;
     if (type === 'DELETED') this.slices.delete(name);
-    else this.slices.set(name, slice);
+    else this.slices.set(name, this.asSlices(object));
     this.shortWatches = 0;
     // Slices of a Service we have not seen: it was probably created since; read it now.
     if (this.needsService() && this.service === undefined && !this.serviceForbidden) {
@@ -382,7 +509,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       this.retryLater(
         api,
         generation,
-        `k8s ${this.name(api)}: watches of EndpointSlices at ${api.server} keep ending as soon as they open`,
+        `k8s ${this.name(api)}: watches of ${RESOURCE_NOUN[this.resource()]} at ${api.server} keep ending as soon as they open`,
       );
       return;
     }
@@ -401,6 +528,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       api.server,
       'watching',
       this.needsService(),
+      this.resource(),
     );
     this.retryLater(api, generation, `k8s: ${failure.message}`);
   }
@@ -483,7 +611,12 @@ export class K8sEndpointResolver implements EndpointResolver {
     } else if (this.target.port.kind === 'name') {
       portName = this.target.port.value;
     }
-    const result = endpointsFromSlices(this.slices.values(), this.target.port, portName);
+    const result = endpointsFromSlices(
+      [...this.slices.values()].flat(),
+      this.target.port,
+      portName,
+      this.resource() === 'endpoints' ? SUBSET_NOUN : undefined,
+    );
     const warnings = new Set(result.warnings.map((w) => `k8s ${name}: ${w}`));
     // Each skipped slice or address is warned about once, not again on every event.
     for (const warning of warnings) if (!this.sliceWarnings.has(warning)) sink.warn(warning);
@@ -491,14 +624,21 @@ export class K8sEndpointResolver implements EndpointResolver {
     sink.update({ endpoints: result.endpoints, note: `${result.note} of Service ${name}` });
   }
 
-  private fail(error: unknown, api: K8sApi | undefined, doing: 'listing' | 'watching'): void {
+  private fail(
+    error: unknown,
+    api: K8sApi | undefined,
+    doing: 'listing' | 'watching',
+    resource: K8sResource,
+  ): void {
     this.phase = 'broken';
     this.closeWatch();
     const sink = this.sink;
     if (!sink) return;
     const namespace = api ? this.namespace(api) : (this.target.namespace ?? '(default)');
     const name = `${namespace}/${this.target.service}`;
-    sink.error(describeFailure(error, name, api?.server, doing, this.target.port.kind !== 'name'));
+    sink.error(
+      describeFailure(error, name, api?.server, doing, this.target.port.kind !== 'name', resource),
+    );
   }
 }
 
@@ -509,18 +649,24 @@ export function describeFailure(
   server: string | undefined,
   doing: 'listing' | 'watching',
   needsService: boolean,
+  resource: K8sResource = 'endpointslices',
 ): Error {
   if (!server) return error instanceof Error ? error : new Error(String(error));
   const status = statusOf(error);
   const detail = statusMessage(error) ?? (error instanceof Error ? error.message : String(error));
-  const what = `${doing} EndpointSlices of Service ${name} at ${server}`;
+  const what = `${doing} ${RESOURCE_NOUN[resource]} of Service ${name} at ${server}`;
   const [namespace] = name.split('/');
   let message: string;
   if (status === 403) {
+    const grant =
+      resource === 'endpoints'
+        ? 'endpoints (the core apiGroup "")'
+        : 'endpointslices (apiGroup discovery.k8s.io)';
     message =
       `${what}: 403 Forbidden: ${detail}. Grant this identity list and watch on ` +
-      `endpointslices (apiGroup discovery.k8s.io)${needsService ? ' and get on services' : ''} ` +
-      `in namespace ${namespace} (a Role and a RoleBinding)`;
+      `${grant}${needsService ? ' and get on services' : ''} ` +
+      `in namespace ${namespace} (a Role and a RoleBinding)` +
+      (resource === 'either' ? '; listing its core/v1 Endpoints instead was refused too' : '');
   } else if (status === 401) {
     message = `${what}: 401 Unauthorized: the API server refused the credentials (an expired or revoked token, or a client certificate from another CA)`;
   } else if (status !== undefined) {

@@ -303,8 +303,13 @@ describe('parseK8sTarget rejects', () => {
     ['k8s:///svc.ns.cluster:grpc', /"svc.ns.cluster" is not <service>.<namespace>/],
     ['k8s:///ns/svc:grpc', /expected k8s:\/\/\/<service>/],
     ['k8s://ns/svc/extra', /expected k8s:\/\/\/<service>/],
-    ['k8s:///svc:grpc?watch=true', /takes no query or fragment/],
-    ['k8s:///svc:grpc#frag', /takes no query or fragment/],
+    [
+      'k8s:///svc:grpc?watch=true',
+      /unknown query parameter "watch" \(a Kubernetes target takes only source=auto\|endpointslices\|endpoints\)/,
+    ],
+    ['k8s:///svc:grpc?source=slices', /source="slices" is not auto, endpointslices or endpoints/],
+    ['k8s:///svc:grpc?source=endpoints&source=auto', /source is given twice/],
+    ['k8s:///svc:grpc#frag', /takes no fragment/],
   ];
   for (const [target, message] of errors) {
     test(target.length > 60 ? `${target.slice(0, 60)}…` : target, () => {
@@ -347,4 +352,38 @@ describe('parseK8sTarget rejects', () => {
       );
     });
   }
+
+  test('a token in the query is refused without repeating it', () => {
+    assert.throws(
+      () => parse('k8s:///svc:grpc?token=s3cr3t-token'),
+      (error: unknown) => {
+        assert.ok(error instanceof TargetError, String(error));
+        assert.match(error.message, /unknown query parameter "token"/);
+        assert.ok(!error.message.includes('s3cr3t'), error.message);
+        return true;
+      },
+    );
+  });
+});
+
+describe('parseK8sTarget: ?source=', () => {
+  for (const [target, service, namespace, source] of [
+    ['k8s:///hello.prod:grpc?source=endpoints', 'hello', 'prod', 'endpoints'],
+    ['k8s://prod/hello:grpc?source=endpointslices', 'hello', 'prod', 'endpointslices'],
+    ['kubernetes:///hello.prod?source=auto', 'hello', 'prod', 'auto'],
+    ['kubernetes://hello.prod:8080/?source=endpoints', 'hello', 'prod', 'endpoints'],
+    ['kubernetes://hello.prod/?source=endpoints', 'hello', 'prod', 'endpoints'],
+  ] as const) {
+    test(target, () => {
+      const parsed = parse(target);
+      assert.deepEqual(
+        [parsed.service, parsed.namespace, parsed.source],
+        [service, namespace, source],
+      );
+    });
+  }
+
+  test('without it the target has no source (the option decides)', () => {
+    assert.equal('source' in parse('k8s:///hello.prod:grpc'), false);
+  });
 });

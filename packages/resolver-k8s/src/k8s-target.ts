@@ -1,5 +1,10 @@
 import { redactSecrets, TargetError, type TargetUri } from '@grpc-lb/core';
 
+/** Where endpoints are read from (the resolver's `source` option; see K8sEndpointResolver). */
+export type K8sEndpointSource = 'auto' | 'endpointslices' | 'endpoints';
+
+const SOURCES: readonly K8sEndpointSource[] = ['auto', 'endpointslices', 'endpoints'];
+
 /** The port a target asks for: a Service port number, a port name, or the Service's only port. */
 export type K8sPortSelector =
   | { readonly kind: 'number'; readonly value: number }
@@ -17,6 +22,10 @@ export type K8sPortSelector =
  *     kubernetes://hello.prod:8080/            kuberesolver's host-as-authority forms, with or
  *     kubernetes://hello.prod.svc.cluster.local without the trailing slash
  *
+ * One query parameter is accepted, `source=auto|endpointslices|endpoints` (e.g.
+ * `k8s:///hello.prod:grpc?source=endpoints`): it overrides the resolver's `source` option for
+ * this target. Any other parameter is refused.
+ *
  * Credentials are refused (`k8s://user:token@…`): the API server is reached with the kubeconfig's
  * or the pod's service-account credentials, never the target's.
  *
@@ -32,6 +41,44 @@ export interface K8sTarget {
   readonly port: K8sPortSelector;
   /** Default `:authority` of calls: the host as written (`hello.prod`) and a numeric port. */
   readonly authority: string;
+  /** `?source=…` in the target: overrides the resolver's `source` option. */
+  readonly source?: K8sEndpointSource;
+}
+
+/** Percent-decoding that leaves a malformed escape as written. */
+function decode(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The `?source=` parameter of a target's query (the only one accepted). */
+function parseQuery(query: string, original: string): K8sEndpointSource | undefined {
+  let source: K8sEndpointSource | undefined;
+  for (const part of query.split('&')) {
+    if (part === '') continue;
+    const eq = part.indexOf('=');
+    const key = decode(eq >= 0 ? part.slice(0, eq) : part);
+    if (key !== 'source') {
+      // Only the name: a value could be a secret (`token=…`).
+      throw new TargetError(
+        original,
+        `unknown query parameter "${redactSecrets(key)}" (a Kubernetes target takes only source=auto|endpointslices|endpoints)`,
+      );
+    }
+    const value = eq >= 0 ? decode(part.slice(eq + 1)) : '';
+    if (!(SOURCES as readonly string[]).includes(value)) {
+      throw new TargetError(
+        original,
+        `source=${JSON.stringify(redactSecrets(value))} is not auto, endpointslices or endpoints`,
+      );
+    }
+    if (source !== undefined) throw new TargetError(original, 'source is given twice');
+    source = value as K8sEndpointSource;
+  }
+  return source;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -81,25 +128,35 @@ function parsePort(raw: string, original: string): K8sPortSelector {
 /** Parses `k8s:` / `kubernetes:` targets; throws `TargetError` naming the part that is wrong. */
 export function parseK8sTarget(uri: TargetUri, written: string): K8sTarget {
   const original = redactSecrets(written);
-  if (/[?#]/.test(uri.path)) {
-    throw new TargetError(original, 'a Kubernetes target takes no query or fragment');
+  if (uri.path.includes('#')) {
+    throw new TargetError(original, 'a Kubernetes target takes no fragment');
   }
-  if (uri.authority?.includes('@') || uri.path.includes('@')) {
+  const question = uri.path.indexOf('?');
+  const source = question >= 0 ? parseQuery(uri.path.slice(question + 1), original) : undefined;
+  let pathPart = question >= 0 ? uri.path.slice(0, question) : uri.path;
+  let uriAuthority = uri.authority;
+  if (question >= 0 && pathPart === '' && uriAuthority) {
+    // `kubernetes://hello.prod:8080/?source=…`: without the query, grpc's split would have left
+    // the host in the path (`//hello.prod:8080/`); read it as that form.
+    pathPart = `//${uriAuthority}/`;
+    uriAuthority = undefined;
+  }
+  if (uriAuthority?.includes('@') || pathPart.includes('@')) {
     throw new TargetError(
       original,
       'credentials do not belong in a target (targets are logged): use a kubeconfig or the pod service account',
     );
   }
   let path: string;
-  let authority = uri.authority;
-  if (authority === undefined && uri.path.startsWith('//')) {
+  let authority = uriAuthority;
+  if (authority === undefined && pathPart.startsWith('//')) {
     // kuberesolver's `kubernetes://hello.prod:8080/` and `kubernetes://hello.prod.svc.cluster.local`:
     // grpc's split takes an authority only when a path follows it, so the host (and port) written
     // as the authority is left in the path as `//host[:port][/]`.
-    path = uri.path.slice(2).replace(/\/$/, '');
+    path = pathPart.slice(2).replace(/\/$/, '');
     authority = undefined;
   } else {
-    path = uri.path.replace(/^\//, '');
+    path = pathPart.replace(/^\//, '');
   }
   if (path === '' || path.includes('/')) throw new TargetError(original, FORMS);
   const colon = path.lastIndexOf(':');
@@ -144,5 +201,6 @@ export function parseK8sTarget(uri: TargetUri, written: string): K8sTarget {
     namespace,
     port,
     authority: port.kind === 'number' ? `${authorityHost}:${port.value}` : authorityHost,
+    ...(source !== undefined ? { source } : {}),
   };
 }

@@ -81,6 +81,9 @@ function hostOf(address: string, addressType: string): string | undefined {
   return undefined;
 }
 
+/** What the slices are called in warnings and notes. */
+const SLICE_NOUN = { one: 'EndpointSlice', many: 'EndpointSlices' } as const;
+
 /**
  * The endpoints of every slice, merged: one endpoint per address:port (the same address can sit
  * in two slices while they churn). Ready endpoints (a missing `ready` counts as ready, as the API
@@ -94,6 +97,7 @@ export function endpointsFromSlices(
   slices: Iterable<SliceLike>,
   selector: K8sPortSelector,
   portName: string | undefined,
+  noun: { readonly one: string; readonly many: string } = SLICE_NOUN,
 ): SliceEndpoints {
   const ready = new Map<string, ResolvedEndpoint>();
   const terminating = new Map<string, ResolvedEndpoint>();
@@ -105,7 +109,7 @@ export function endpointsFromSlices(
     const addressType = slice.addressType ?? '';
     if (addressType !== 'IPv4' && addressType !== 'IPv6') {
       warnings.push(
-        `EndpointSlice ${name}: addressType ${addressType || '(none)'} is not IPv4 or IPv6; skipped`,
+        `${noun.one} ${name}: addressType ${addressType || '(none)'} is not IPv4 or IPv6; skipped`,
       );
       continue;
     }
@@ -128,13 +132,13 @@ export function endpointsFromSlices(
               ? `port ${selector.value}`
               : 'single TCP port';
         warnings.push(
-          `EndpointSlice ${name}: no ${wanted} among ${tcpPorts.map((p) => `${p.name || '(unnamed)'}=${p.port}`).join(', ')}; skipped`,
+          `${noun.one} ${name}: no ${wanted} among ${tcpPorts.map((p) => `${p.name || '(unnamed)'}=${p.port}`).join(', ')}; skipped`,
         );
       }
       continue;
     }
     if (!Number.isInteger(port) || port < 1 || port > 65535) {
-      warnings.push(`EndpointSlice ${name}: port ${String(port)} is out of range; skipped`);
+      warnings.push(`${noun.one} ${name}: port ${String(port)} is out of range; skipped`);
       continue;
     }
     for (const endpoint of slice.endpoints ?? []) {
@@ -147,7 +151,7 @@ export function endpointsFromSlices(
         const host = hostOf(address, addressType);
         if (host === undefined) {
           warnings.push(
-            `EndpointSlice ${name}: "${address}" is not an ${addressType} address; skipped`,
+            `${noun.one} ${name}: "${address}" is not an ${addressType} address; skipped`,
           );
           continue;
         }
@@ -175,6 +179,6 @@ export function endpointsFromSlices(
     endpoints,
     warnings,
     usingTerminating,
-    note: `${endpoints.length} ${kind} endpoint${endpoints.length === 1 ? '' : 's'} from ${sliceCount} EndpointSlice${sliceCount === 1 ? '' : 's'}`,
+    note: `${endpoints.length} ${kind} endpoint${endpoints.length === 1 ? '' : 's'} from ${sliceCount} ${sliceCount === 1 ? noun.one : noun.many}`,
   };
 }
