@@ -109,8 +109,21 @@ function compressionLoop(id: number, question: Question): Buffer {
   return Buffer.concat([head, record]);
 }
 
-/** Claims 10,000 A records and carries as many as fit a 64 KiB datagram. */
+const tenThousandByName = new Map<string, Buffer>();
+
+/** Claims 10,000 A records and carries as many as fit a 64 KiB datagram (built once per name). */
 function tenThousand(id: number, question: Question): Buffer {
+  let built = tenThousandByName.get(question.name);
+  if (!built) {
+    built = buildTenThousand(question);
+    tenThousandByName.set(question.name, built);
+  }
+  const message = Buffer.from(built);
+  message.writeUInt16BE(id, 0);
+  return message;
+}
+
+function buildTenThousand(question: Question): Buffer {
   const fitting = Math.floor(
     (65_000 - 12 - question.name.length - 6) / (question.name.length + 2 + 14),
   );
@@ -118,7 +131,7 @@ function tenThousand(id: number, question: Question): Buffer {
     { length: fitting },
     (_, i) => `10.66.${Math.floor(i / 250)}.${(i % 250) + 1}`,
   );
-  const message = encodeAnswer(id, { name: question.name, type: 'A' }, addresses);
+  const message = encodeAnswer(0, { name: question.name, type: 'A' }, addresses);
   message.writeUInt16BE(10_000, 6);
   return message;
 }
