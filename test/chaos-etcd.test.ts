@@ -103,6 +103,13 @@ describe('chaos: etcd frozen 30 s, then killed and restarted, under steady load'
           const removedAt = performance.now();
           await registrations.get(b1.address)!.deregister();
           registrations.delete(b1.address);
+          const deregisteredMs = performance.now() - removedAt;
+          await waitFor(() => observer.endpoint(b1.address) === undefined, {
+            timeoutMs: 15_000,
+            intervalMs: 5,
+            message: 'b1, deregistered, leaves the set',
+          });
+          const leftSetMs = performance.now() - removedAt;
           const lastCall = await waitUntilQuiet(load, b1.address, {
             quietMs: 1_000,
             timeoutMs: 15_000,
@@ -122,6 +129,8 @@ describe('chaos: etcd frozen 30 s, then killed and restarted, under steady load'
             failed: result.errors.length,
             addedFollowedMs: Math.round(addedMs),
             removedFollowedMs: Math.round(removedMs),
+            removedLeftSetMs: Math.round(leftSetMs),
+            deregisterTookMs: Math.round(deregisteredMs),
           };
           t.diagnostic(JSON.stringify(figures));
           assert.deepEqual(
