@@ -1,4 +1,4 @@
-import { Backoff, type EndpointResolver, type ResolutionSink } from '@grpc-lb/core';
+import { Backoff, redactSecrets, type EndpointResolver, type ResolutionSink } from '@grpc-lb/core';
 import { K8sResolutionError } from './errors';
 import {
   statusMessage,
@@ -674,5 +674,6 @@ export function describeFailure(
   } else {
     message = `${what}: ${detail}`;
   }
-  return new K8sResolutionError(name, message, status, { cause: error });
+  // A transport error can quote a URL with credentials in it.
+  return new K8sResolutionError(name, redactSecrets(message), status, { cause: error });
 }

@@ -621,3 +621,41 @@ describe('resolver adapter', () => {
     }
   });
 });
+
+test('a secret-like part of a target the parser accepted is redacted in failed calls and warnings', async () => {
+  const secret = 'S3CR3T-value-41';
+  const name = `leak;api_token=${secret}`;
+  const client = new grpc.Client(`scripted-test:///${name}`, grpc.credentials.createInsecure());
+  try {
+    const failed = new Promise<grpc.ServiceError>((resolve) => {
+      client.makeUnaryRequest(
+        '/x.Y/Z',
+        (value: Buffer) => value,
+        (value: Buffer) => value,
+        Buffer.alloc(0),
+        { deadline: Date.now() + 5_000 },
+        (error) => resolve(error!),
+      );
+    });
+    let resolver: ScriptedResolver | undefined;
+    for (let i = 0; i < 100 && !resolver?.sink; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+      resolver = instances.get(name);
+    }
+    assert.ok(resolver?.sink, 'the resolver was started');
+    resolver.sink.error(new Error('registry down'));
+    const error = await failed;
+    assert.equal(error.code, grpc.status.UNAVAILABLE);
+    assert.match(error.details, /registry down/);
+    assert.ok(!error.details.includes(secret), error.details);
+    resolver.sink.update({ endpoints: [{ host: '127.0.0.2', port: 1 }] });
+    resolver.sink.error(new Error('registry down again'));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    assert.ok(
+      warnings.every((warning) => !warning.includes(secret)),
+      warnings.filter((warning) => warning.includes(secret)).join('\n'),
+    );
+  } finally {
+    client.close();
+  }
+});

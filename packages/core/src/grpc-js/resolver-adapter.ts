@@ -54,6 +54,7 @@ import {
   withDefaultPolicy,
   type ServiceConfigCheck,
 } from '../service-config';
+import { redactSecrets } from '../redact';
 import { targetUriToString } from '../target-uri';
 import { StableConfigSelector } from './config-selector';
 import { TARGET_ATTRIBUTE, toGrpcEndpoint } from './endpoint-info';
@@ -220,9 +221,12 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       this.attributes = { [CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: this.configSelector };
       if (target.path === PROBE_PATH) return;
       const uri = toTargetUri(target);
-      this.target = targetUriToString(uri);
+      const written = targetUriToString(uri);
+      // The parsers refuse credentials in a target; redacting what every message, trace line and
+      // failed call shows is the second line of defence for anything secret-like they accept.
+      this.target = redactSecrets(written);
       this.attributes[TARGET_ATTRIBUTE] = this.target;
-      const parsed = factory.parseTarget(uri, this.target);
+      const parsed = factory.parseTarget(uri, written);
       this.minRefreshIntervalMs = numberOption(
         options,
         OPTION_MIN_REFRESH_INTERVAL_MS,
