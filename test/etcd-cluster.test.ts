@@ -3,110 +3,15 @@
  * following the cluster (no leader, or stuck) must not leave the resolver silent and stale.
  */
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/core';
 import { createEtcdResolverFactory, type EtcdEndpointResolver } from '@grpc-lb/resolver-etcd';
 import { waitFor } from './harness';
-import { defaultEtcdVersion, ensureEtcd, requireEtcd } from './support/etcd';
-import {
-  freePorts,
-  httpRequest,
-  makeServerDir,
-  removeServerDir,
-  run,
-  ServerProcess,
-} from './support/server-process';
-import { ensureTestbin } from './support/testbin';
+import { requireEtcd } from './support/etcd';
+import { type EtcdCluster, type EtcdMember, startEtcdCluster } from './support/etcd-cluster';
 
-/** Progress notifications every 500 ms, so a silent watch is noticed within 1.5 s. */
+/** The cluster sends progress notifications every 500 ms (support/etcd-cluster.ts): a silent watch is noticed within 1.5 s. */
 const PROGRESS_INTERVAL_MS = 500;
-
-interface Member {
-  readonly name: string;
-  readonly endpoint: string;
-  readonly process: ServerProcess;
-}
-
-class Cluster {
-  constructor(
-    readonly dir: string,
-    readonly members: Member[],
-    private readonly etcdctlPath: string,
-  ) {}
-
-  etcdctl(member: Member, ...args: string[]): Promise<string> {
-    return run(
-      this.etcdctlPath,
-      [
-        `--endpoints=http://${member.endpoint}`,
-        '--dial-timeout=5s',
-        '--command-timeout=10s',
-        ...args,
-      ],
-      { env: { ...process.env, ETCDCTL_API: '3' } },
-    );
-  }
-
-  async healthy(member: Member): Promise<boolean> {
-    const result = await httpRequest(`http://${member.endpoint}/health`, { timeoutMs: 1_000 });
-    return /"health":\s*"true"/.test(result.body);
-  }
-
-  async dispose(failed: boolean): Promise<void> {
-    for (const member of this.members) {
-      member.process.thaw();
-      await member.process.kill();
-    }
-    removeServerDir(this.dir, 'etcd-cluster', failed);
-  }
-}
-
-async function startCluster(): Promise<Cluster> {
-  const version = defaultEtcdVersion();
-  const tools =
-    version === '3.4'
-      ? ensureEtcd()
-      : await ensureTestbin('etcd').then((b) => ({
-          etcd: b.binaries['etcd']!,
-          etcdctl: b.binaries['etcdctl']!,
-        }));
-  const dir = makeServerDir('etcd-cluster');
-  const ports = await freePorts(6);
-  const names = ['m0', 'm1', 'm2'];
-  const peer = (i: number): string => `http://127.0.0.1:${ports[3 + i]!}`;
-  const initial = names.map((n, i) => `${n}=${peer(i)}`).join(',');
-  const members = names.map((name, i): Member => {
-    const client = `http://127.0.0.1:${ports[i]!}`;
-    const process = new ServerProcess({
-      name: `etcd ${version} ${name}`,
-      command: tools.etcd,
-      args: [
-        ...['--name', name, '--data-dir', join(dir, name)],
-        ...['--listen-client-urls', client, '--advertise-client-urls', client],
-        ...['--listen-peer-urls', peer(i), '--initial-advertise-peer-urls', peer(i)],
-        ...['--initial-cluster', initial, '--initial-cluster-state', 'new'],
-        ...['--heartbeat-interval', '10', '--election-timeout', '100'],
-        `--experimental-watch-progress-notify-interval=${PROGRESS_INTERVAL_MS}ms`,
-        ...['--log-level', 'warn', '--logger', 'zap'],
-      ],
-      cwd: dir,
-      logFile: join(dir, `${name}.log`),
-    });
-    return { name, endpoint: `127.0.0.1:${ports[i]!}`, process };
-  });
-  const cluster = new Cluster(dir, members, tools.etcdctl);
-  try {
-    for (const member of members) member.process.start();
-    for (const member of members) {
-      await member.process.waitReady(() => cluster.healthy(member), 20_000, 50);
-    }
-  } catch (error) {
-    await cluster.dispose(true);
-    throw error;
-  }
-  return cluster;
-}
 
 class Sink implements ResolutionSink {
   readonly updates: Resolution[] = [];
@@ -135,14 +40,14 @@ class Sink implements ResolutionSink {
 
 const naming = (addr: string): string => JSON.stringify({ Op: 0, Addr: addr, Metadata: null });
 
-let cluster: Cluster | undefined;
+let cluster: EtcdCluster | undefined;
 let failed = false;
 after(async () => {
   await cluster?.dispose(failed);
 });
 
 function startResolver(
-  c: Cluster,
+  c: EtcdCluster,
   svc: string,
   watchProgressIntervalMs?: number,
 ): { resolver: EtcdEndpointResolver; sink: Sink } {
@@ -168,9 +73,9 @@ describe('etcd resolver on a 3-member cluster (real etcd)', () => {
   test('a stuck member (silent watch) and a member without a leader are left for another member; no change is lost', async (t) => {
     if (!requireEtcd(t)) return;
     const started = performance.now();
-    cluster = await startCluster();
+    cluster = await startEtcdCluster();
     const c = cluster;
-    const [m0, m1, m2] = c.members as [Member, Member, Member];
+    const [m0, m1, m2] = c.members as [EtcdMember, EtcdMember, EtcdMember];
     const svc = `services/cluster-${process.pid}`;
     try {
       await c.etcdctl(m1, 'put', `${svc}/a`, naming('127.0.0.2:1'));

@@ -41,8 +41,8 @@ export class EtcdCluster {
       this.etcdctlPath,
       [
         `--endpoints=http://${member.endpoint}`,
-        '--dial-timeout=2s',
-        '--command-timeout=5s',
+        '--dial-timeout=5s',
+        '--command-timeout=10s',
         ...args,
       ],
       { env: { ...process.env, ETCDCTL_API: '3' } },
