@@ -336,8 +336,8 @@ export function formatGhzCalibration(report: GhzCalibrationReport): string {
 /**
  * The startup-skew group: per client × case (backend set; connections completing together or
  * staggered), the largest share of a new channel's first calls (mean and worst over rounds)
- * against the even split's, idle backends, failed calls, and every round's shares, largest
- * first, in %.
+ * against the even split's, idle backends, failed calls, the time from the first send to the last
+ * answer (mean and worst), and every round's shares, largest first, in %.
  */
 export function formatStartupSkewTable(reports: readonly StartupSkewReport[]): string {
   const header = [
@@ -350,6 +350,7 @@ export function formatStartupSkewTable(reports: readonly StartupSkewReport[]): s
     'even split',
     'idle mean/worst',
     'failed',
+    'elapsed ms mean/worst',
     'shares % per round (largest first)',
   ];
   const rows = reports.map((r) => [
@@ -362,6 +363,7 @@ export function formatStartupSkewTable(reports: readonly StartupSkewReport[]): s
     formatShare(r.evenShare),
     `${formatNumber(r.idleBackends.mean, 1)}/${formatNumber(r.idleBackends.worst, 0)}`,
     r.failedCalls === 0 ? '0' : `${r.failedCalls} (${formatStatusCounts(r.failedByStatus)})`,
+    `${formatNumber(r.elapsedMs?.mean ?? null, 0)}/${formatNumber(r.elapsedMs?.worst ?? null, 0)}`,
     r.rounds.map((round) => formatSortedShares(round.shares)).join(' | '),
   ]);
   return table(header, rows, 1);

@@ -12,6 +12,8 @@ import { type ScenarioReport, otherLoad, roundShares } from './results';
 import type { BenchRun } from './bench-run';
 import {
   STARTUP_CALLS,
+  STARTUP_GRACE_CLIENT,
+  STARTUP_GRACE_MS,
   STARTUP_STAGGER_MS,
   type StartupSkewReport,
   connectionsText,
@@ -193,6 +195,7 @@ function startupTable(reports: readonly StartupSkewReport[]): string {
       'even split',
       'idle backends (mean / worst)',
       'failed calls',
+      'elapsed, ms (mean / worst)',
       'shares per round, % (largest first)',
     ],
     reports.map((r) => [
@@ -205,6 +208,7 @@ function startupTable(reports: readonly StartupSkewReport[]): string {
       pct(r.evenShare),
       `${f(r.idleBackends.mean, 1)} / ${f(r.idleBackends.worst, 0)}`,
       r.failedCalls === 0 ? '0' : `${r.failedCalls} (${formatStatusCounts(r.failedByStatus)})`,
+      `${f(r.elapsedMs?.mean ?? null, 0)} / ${f(r.elapsedMs?.worst ?? null, 0)}`,
       r.rounds.map((round) => formatSortedShares(round.shares)).join('; '),
     ]),
   );
@@ -221,8 +225,12 @@ function startupSection(reports: readonly StartupSkewReport[]): string[] {
       `reached through a forwarder that holds its connections ${STARTUP_STAGGER_MS} ms longer than ` +
       'the previous backend’s (as backends at different network distances, or a TLS handshake, ' +
       'would). Every client runs once per case and round (order alternating), on the evenness ' +
-      'backends and on the first 3 of them. "Even split" is the largest share the most even ' +
-      'split would give. After a full restart every client starts like this at the same moment.',
+      'backends and on the first 3 of them. ' +
+      `\`${STARTUP_GRACE_CLIENT}\` is grpc-lb's round robin with \`startupGraceMs\` ` +
+      `${STARTUP_GRACE_MS}: its first calls wait until every connection has settled (or the ` +
+      'grace has ended) and are then spread. "Even split" is the largest share the most even ' +
+      'split would give; "elapsed" is the time from the first send to the last answer. After a ' +
+      'full restart every client starts like this at the same moment.',
     '',
     startupTable(reports),
     '',

@@ -2,8 +2,8 @@
  * The startup-skew phase: on `--evenness-backends` fresh backends (and on their first 3), each
  * round runs each client once per case in a fresh worker process with a fresh channel that sends
  * STARTUP_CALLS calls at once without waiting for READY (`LoadSpec.coldStart`); which backends
- * answered them is the measure. Within a case the two clients alternate order from round to
- * round. The staggered cases reach each backend through a DelayedForwarder of its own.
+ * answered them is the measure. Within a case the clients run in turn, in the reverse order in
+ * even rounds. The staggered cases reach each backend through a DelayedForwarder of its own.
  */
 import { startBackends } from '@grpc-lb/test/harness';
 import type { BenchOptions } from './args';

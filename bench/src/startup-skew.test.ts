@@ -5,6 +5,8 @@ import { formatStartupSkewTable } from './report';
 import { resultsMarkdown } from './results-md';
 import { NAMES } from './scenarios';
 import {
+  STARTUP_GRACE_CLIENT,
+  STARTUP_GRACE_MS,
   STARTUP_SKEW,
   STARTUP_STAGGER_MS,
   aggregateStartupSkew,
@@ -58,11 +60,19 @@ describe('startup-skew selection and clients', () => {
     assert.equal(connectionsText(5), '5 ms apart');
   });
 
-  test("compares grpc-lb's round robin on static: with grpc-js's round_robin on ipv4:", () => {
-    const [ours, grpcJs] = startupClients(TEN);
+  test("compares grpc-lb's round robin on static:, without and with a startup grace, with grpc-js's round_robin on ipv4:", () => {
+    const [ours, grace, grpcJs] = startupClients(TEN);
     assert.equal(ours!.name, NAMES.ours);
     assert.ok(ours!.target.startsWith('static:///127.0.0.2:5000,'));
     assert.deepEqual(ours!.channelOptions, {});
+    assert.equal(grace!.name, STARTUP_GRACE_CLIENT);
+    assert.equal(grace!.name, 'grpc-lb-round_robin+grace');
+    assert.equal(grace!.target, ours!.target);
+    assert.deepEqual(JSON.parse(String(grace!.channelOptions['grpc.service_config'])), {
+      loadBalancingConfig: [{ 'grpc-lb.round_robin': { startupGraceMs: STARTUP_GRACE_MS } }],
+    });
+    // Covers 10 backends connecting STARTUP_STAGGER_MS apart, with room to spare.
+    assert.ok(STARTUP_GRACE_MS >= 2 * 9 * STARTUP_STAGGER_MS);
     assert.equal(grpcJs!.name, NAMES.grpcJsRoundRobin);
     assert.equal(grpcJs!.target, `ipv4:${ADDRESSES.join(',')}`);
     assert.deepEqual(JSON.parse(String(grpcJs!.channelOptions['grpc.service_config'])), {
@@ -155,6 +165,24 @@ describe('aggregateStartupSkew', () => {
     assert.equal(report.failedCalls, 110);
     assert.deepEqual(report.failedByStatus, { UNAVAILABLE: 110 });
     assert.equal(report.busiestBackends, 2);
+    assert.deepEqual(report.elapsedMs, { mean: 10, worst: 10 });
+  });
+
+  test('mean and worst of the time from the first send to the last answer', () => {
+    const timed = (n: number, totalMs: number) =>
+      summarizeStartupRound({
+        round: n,
+        calls: 100,
+        backends: ADDRESSES,
+        perBackend: { [ADDRESSES[0]!]: 100 },
+        statusCounts: { '0': 100 },
+        totalMs,
+      });
+    const report = aggregateStartupSkew(
+      { client: STARTUP_GRACE_CLIENT, title: 't', backends: 10, staggerMs: 20, calls: 100 },
+      [timed(1, 200), timed(2, 260), timed(3, 230)],
+    );
+    assert.deepEqual(report.elapsedMs, { mean: 230, worst: 260 });
   });
 
   test('with no round answered there is no largest share', () => {
@@ -164,6 +192,7 @@ describe('aggregateStartupSkew', () => {
     );
     assert.deepEqual(report.largestShare, { mean: null, worst: null });
     assert.deepEqual(report.idleBackends, { mean: null, worst: null });
+    assert.deepEqual(report.elapsedMs, { mean: null, worst: null });
   });
 
   test('the even split of 100 calls gives 10 % over 10 backends and 34 % over 3', () => {
@@ -190,11 +219,12 @@ describe('startup-skew text', () => {
     ];
     assert.equal(
       startupSkewReading(reports),
-      'Largest share of the first 100 calls of a new channel, mean over rounds — ' +
-        '10 backends connecting together: `grpc-lb-round_robin` 10 % (worst 10 %) and ' +
-        '`grpc-js-round_robin` 100 % (worst 100 %), even split 10 %; ' +
-        '10 backends connecting 5 ms apart: `grpc-lb-round_robin` 95 % (worst 100 %) and ' +
-        '`grpc-js-round_robin` 100 % (worst 100 %), even split 10 % — so ' +
+      'Largest share of the first 100 calls of a new channel (worst; time from the first send ' +
+        'to the last answer), mean over rounds — ' +
+        '10 backends connecting together: `grpc-lb-round_robin` 10 % (worst 10 %; 20 ms), ' +
+        '`grpc-js-round_robin` 100 % (worst 100 %; 20 ms), even split 10 %; ' +
+        '10 backends connecting 5 ms apart: `grpc-lb-round_robin` 95 % (worst 100 %; 20 ms), ' +
+        '`grpc-js-round_robin` 100 % (worst 100 %; 20 ms), even split 10 % — so ' +
         '`grpc-lb-round_robin` sent most of it to one backend when connecting 5 ms apart ' +
         '(10 backends); ' +
         '`grpc-js-round_robin` sent most of the burst to one backend in every case.',
@@ -213,13 +243,49 @@ describe('startup-skew text', () => {
     );
     assert.equal(startupSkewReading([]), 'Not measured.');
   });
+
+  test('with the grace client beside the plain one, the reading says what the grace buys and costs', () => {
+    const reports = [
+      fakeStartupReport(NAMES.ours, 10, [0.3, 0.1], 0, 15),
+      fakeStartupReport(STARTUP_GRACE_CLIENT, 10, [0.1, 0.1], 0, 25),
+      fakeStartupReport(NAMES.grpcJsRoundRobin, 10, [1, 1], 0, 14),
+      fakeStartupReport(NAMES.ours, 10, [1, 0.9], 20, 30),
+      fakeStartupReport(STARTUP_GRACE_CLIENT, 10, [0.1, 0.11], 20, 230),
+      fakeStartupReport(NAMES.grpcJsRoundRobin, 10, [1, 1], 20, 31),
+    ];
+    const reading = startupSkewReading(reports);
+    assert.match(
+      reading,
+      /10 backends connecting 20 ms apart: `grpc-lb-round_robin` 95 % \(worst 100 %; 30 ms\), `grpc-lb-round_robin\+grace` 11 % \(worst 11 %; 230 ms\), `grpc-js-round_robin` 100 % \(worst 100 %; 31 ms\), even split 10 %/,
+    );
+    assert.match(reading, /`grpc-lb-round_robin\+grace` spread it in every case;/);
+    assert.match(
+      reading,
+      /; the grace \(`startupGraceMs` 500\) buys an even spread at the price of a later start — the first calls wait until every connection has settled or the grace has ended: the 100 calls took 200 ms longer \(mean\) than on `grpc-lb-round_robin` with 10 backends connecting 20 ms apart, the most of any case\.$/,
+    );
+    const skewedGrace = startupSkewReading([
+      fakeStartupReport(NAMES.ours, 3, [1], 20, 30),
+      fakeStartupReport(STARTUP_GRACE_CLIENT, 3, [1], 20, 530),
+    ]);
+    assert.match(skewedGrace, /is meant to buy an even spread/);
+    assert.match(
+      skewedGrace,
+      /took 500 ms longer \(mean\) than on `grpc-lb-round_robin` with 3 backends/,
+    );
+    // Without the plain client beside it there is nothing to compare with.
+    assert.ok(
+      !startupSkewReading([fakeStartupReport(STARTUP_GRACE_CLIENT, 10, [0.1])]).includes('grace ('),
+    );
+  });
 });
 
 describe('startup-skew outputs', () => {
   const reports = [
     fakeStartupReport(NAMES.ours, 10, [1, 0.9, 1]),
+    fakeStartupReport(STARTUP_GRACE_CLIENT, 10, [0.1, 0.1, 0.1], 0, 230),
     fakeStartupReport(NAMES.grpcJsRoundRobin, 10, [1, 1, 1]),
     fakeStartupReport(NAMES.ours, 3, [1, 1, 1]),
+    fakeStartupReport(STARTUP_GRACE_CLIENT, 3, [0.34, 0.34, 0.34], 0, 60),
     fakeStartupReport(NAMES.grpcJsRoundRobin, 3, [1, 1, 1]),
   ];
   const run = fakeBenchRun({ startup: reports });
@@ -235,18 +301,22 @@ describe('startup-skew outputs', () => {
     assert.equal(lines.length, 2 + reports.length);
     assert.match(
       lines[0]!,
-      /client\s+backends\s+connecting\s+rounds\s+largest share mean\s+worst\s+even split/,
+      /client\s+backends\s+connecting\s+rounds\s+largest share mean\s+worst\s+even split\s+idle mean\/worst\s+failed\s+elapsed ms mean\/worst\s+shares/,
     );
     assert.match(
       lines[2]!,
-      /^grpc-lb-round_robin\s+10\s+together\s+3\s+96\.7 %\s+100\.0 %\s+10\.0 %\s+6\.0\/9\s+0\s+100 0×9 \| 90 2 1×8 \| 100 0×9$/,
+      /^grpc-lb-round_robin\s+10\s+together\s+3\s+96\.7 %\s+100\.0 %\s+10\.0 %\s+6\.0\/9\s+0\s+20\/20\s+100 0×9 \| 90 2 1×8 \| 100 0×9$/,
+    );
+    assert.match(
+      lines[3]!,
+      /^grpc-lb-round_robin\+grace\s+10\s+together\s+3\s+10\.0 %\s+10\.0 %\s+10\.0 %\s+0\.0\/0\s+0\s+230\/230\s+10×10 \| 10×10 \| 10×10$/,
     );
   });
 
   test('the last JSON line has a compact `startup` entry per client × set', () => {
     const line = JSON.parse(JSON.stringify(summaryLine(run))) as Record<string, unknown>;
     const startup = line['startup'] as Record<string, unknown>[];
-    assert.equal(startup.length, 4);
+    assert.equal(startup.length, 6);
     assert.deepEqual(startup[0], {
       client: NAMES.ours,
       backends: 10,
@@ -260,8 +330,12 @@ describe('startup-skew outputs', () => {
       idleBackendsMean: 6,
       idleBackendsWorst: 9,
       failedCalls: 0,
+      elapsedMsMean: 20,
+      elapsedMsWorst: 20,
     });
-    assert.equal(startup[2]!['evenShare'], 0.34);
+    assert.equal(startup[1]!['client'], STARTUP_GRACE_CLIENT);
+    assert.equal(startup[1]!['elapsedMsMean'], 230);
+    assert.equal(startup[3]!['evenShare'], 0.34);
     const before = JSON.parse(JSON.stringify(summaryLine(old()))) as Record<string, unknown>;
     assert.deepEqual(before['startup'], []);
   });
@@ -271,11 +345,23 @@ describe('startup-skew outputs', () => {
     assert.match(md, /## Startup skew: the first 100 calls of a new channel/);
     assert.match(
       md,
-      /\| `grpc-js-round_robin` \| 3 \| together \| 3 \| \*\*100\.0 %\*\* \| 100\.0 % \| 34\.0 % \| 2\.0 \/ 2 \| 0 \| 100 0×2; 100 0×2; 100 0×2 \|/,
+      /\| `grpc-js-round_robin` \| 3 \| together \| 3 \| \*\*100\.0 %\*\* \| 100\.0 % \| 34\.0 % \| 2\.0 \/ 2 \| 0 \| 20 \/ 20 \| 100 0×2; 100 0×2; 100 0×2 \|/,
     );
     assert.match(
       md,
-      /\nLargest share of the first 100 calls of a new channel, mean over rounds — /,
+      /\| `grpc-lb-round_robin\+grace` \| 10 \| together \| 3 \| \*\*10\.0 %\*\* \| 10\.0 % \| 10\.0 % \| 0\.0 \/ 0 \| 0 \| 230 \/ 230 \| 10×10; 10×10; 10×10 \|/,
+    );
+    assert.match(
+      md,
+      /`grpc-lb-round_robin\+grace` is grpc-lb's round robin with `startupGraceMs` 500/,
+    );
+    assert.match(
+      md,
+      /the grace \(`startupGraceMs` 500\) buys an even spread at the price of a later start/,
+    );
+    assert.match(
+      md,
+      /\nLargest share of the first 100 calls of a new channel \(worst; time from the first send to the last answer\), mean over rounds — /,
     );
   });
 

@@ -12,6 +12,7 @@
  * Pure: the clients and cases, the selection by `--scenarios`, the per-round summary, the
  * aggregate over rounds and its one-sentence reading; startup-skew-run.ts runs it.
  */
+import { roundRobin, serviceConfig } from '@grpc-lb/core';
 import { statusName } from './results';
 import { type BackendInfo, NAMES, type ScenarioDef, mainScenarios } from './scenarios';
 
@@ -23,8 +24,17 @@ export const STARTUP_CALLS = 100;
 /** The small backend set: the first this many backends of the evenness set. */
 export const STARTUP_SMALL_SET = 3;
 
+/** grpc-lb's round robin with `startupGraceMs` set: the first calls wait for the other endpoints. */
+export const STARTUP_GRACE_CLIENT = `${NAMES.ours}+grace`;
+
+/**
+ * The grace of STARTUP_GRACE_CLIENT, ms: well above the 180 ms by which the last of 10 backends
+ * connecting STARTUP_STAGGER_MS apart follows the first, so that it ends only if something is wrong.
+ */
+export const STARTUP_GRACE_MS = 500;
+
 /** The clients compared, in the order of odd rounds (even rounds run them in reverse). */
-export const STARTUP_CLIENTS = [NAMES.ours, NAMES.grpcJsRoundRobin] as const;
+export const STARTUP_CLIENTS = [NAMES.ours, STARTUP_GRACE_CLIENT, NAMES.grpcJsRoundRobin] as const;
 
 /** Whether `--scenarios` (null: all) selects the group. */
 export function startupSkewWanted(scenarios: readonly string[] | null): boolean {
@@ -66,7 +76,9 @@ export function connectionsText(staggerMs: number): string {
 
 /**
  * grpc-lb's round robin (`static:` target) and grpc-js's round_robin (`ipv4:` target) over
- * `backends`: the very clients of the main scenarios of the same names.
+ * `backends` — the very clients of the main scenarios of the same names — and between them
+ * grpc-lb's round robin with `startupGraceMs` STARTUP_GRACE_MS (same target, the policy given by
+ * the channel's service config).
  */
 export function startupClients(backends: readonly BackendInfo[]): ScenarioDef[] {
   const all = mainScenarios({
@@ -75,10 +87,24 @@ export function startupClients(backends: readonly BackendInfo[]): ScenarioDef[] 
     haproxyH2Port: null,
     haproxyTcpPort: null,
   });
-  return STARTUP_CLIENTS.map((name) => {
+  const find = (name: string): ScenarioDef => {
     const def = all.find((s) => s.name === name);
     if (!def) throw new Error(`scenario ${name} is missing from mainScenarios()`);
     return def;
+  };
+  return STARTUP_CLIENTS.map((name) => {
+    if (name !== STARTUP_GRACE_CLIENT) return find(name);
+    const ours = find(NAMES.ours);
+    return {
+      ...ours,
+      name,
+      title: `grpc-lb.round_robin with startupGraceMs ${STARTUP_GRACE_MS} (static:/// target)`,
+      channelOptions: {
+        'grpc.service_config': JSON.stringify(
+          serviceConfig(roundRobin({ startupGraceMs: STARTUP_GRACE_MS })),
+        ),
+      },
+    };
   });
 }
 
@@ -173,6 +199,11 @@ export interface StartupSkewReport {
   largestShare: { mean: number | null; worst: number | null };
   /** Of the idle backends of each round. */
   idleBackends: { mean: number | null; worst: number | null };
+  /**
+   * Of each round's time from the first send to the last answer, ms (absent from runs stored
+   * before it was reported).
+   */
+  elapsedMs?: { mean: number | null; worst: number | null };
   /** Summed over rounds. */
   failedCalls: number;
   failedByStatus: Record<string, number>;
@@ -199,6 +230,7 @@ export function aggregateStartupSkew(
 ): StartupSkewReport {
   const largest = rounds.flatMap((r) => (r.largestShare === null ? [] : [r.largestShare]));
   const idle = rounds.map((r) => r.idleBackends);
+  const elapsed = rounds.map((r) => r.totalMs);
   const failedByStatus: Record<string, number> = {};
   for (const r of rounds) {
     for (const [name, n] of Object.entries(r.failedByStatus)) {
@@ -212,6 +244,7 @@ export function aggregateStartupSkew(
     evenShare: evenLargestShare(meta.calls, meta.backends),
     largestShare: { mean: meanOf(largest), worst: maxOf(largest) },
     idleBackends: { mean: meanOf(idle), worst: maxOf(idle) },
+    elapsedMs: { mean: meanOf(elapsed), worst: maxOf(elapsed) },
     failedCalls: rounds.reduce((sum, r) => sum + r.failed, 0),
     failedByStatus,
     busiestBackends: busiest.size,
@@ -238,9 +271,17 @@ export function formatSortedShares(shares: readonly number[]): string {
   return parts.join(' ');
 }
 
+/** Whether most of the burst went to one backend: a mean largest share of ≥ 50 % and ≥ 2× even. */
+const isSkewed = (r: StartupSkewReport): boolean =>
+  r.largestShare.mean !== null && r.largestShare.mean >= Math.max(0.5, 2 * r.evenShare);
+
+const ms = (value: number | null): string => (value === null ? 'n/a' : `${value.toFixed(0)} ms`);
+
 /**
- * One sentence on what the reports show: each client's largest share (mean, worst) per case
- * against the even split's, and for each client whether it piled the burst onto one backend.
+ * One sentence on what the reports show: each client's largest share (mean, worst) and time from
+ * the first send to the last answer per case against the even split's, for each client whether it
+ * piled the burst onto one backend, and — when STARTUP_GRACE_CLIENT ran beside grpc-lb's plain
+ * round robin — what the grace bought (evenness) and what it cost (a later start).
  */
 export function startupSkewReading(reports: readonly StartupSkewReport[]): string {
   if (reports.length === 0) return 'Not measured.';
@@ -256,16 +297,15 @@ export function startupSkewReading(reports: readonly StartupSkewReport[]): strin
     const clients = of
       .map(
         (r) =>
-          `\`${r.client}\` ${percent(r.largestShare.mean)} (worst ${percent(r.largestShare.worst)})`,
+          `\`${r.client}\` ${percent(r.largestShare.mean)} ` +
+          `(worst ${percent(r.largestShare.worst)}; ${ms(r.elapsedMs?.mean ?? null)})`,
       )
-      .join(' and ');
+      .join(', ');
     return (
       `${backends} backends connecting ${connectionsText(staggerMs)}: ${clients}, ` +
       `even split ${percent(of[0]!.evenShare)}`
     );
   });
-  const isSkewed = (r: StartupSkewReport): boolean =>
-    r.largestShare.mean !== null && r.largestShare.mean >= Math.max(0.5, 2 * r.evenShare);
   const clients = [...new Set(reports.map((r) => r.client))];
   const verdicts = clients.map((client) => {
     const of = reports.filter((r) => r.client === client);
@@ -282,7 +322,42 @@ export function startupSkewReading(reports: readonly StartupSkewReport[]): strin
     return `\`${client}\` sent most of it to one backend when ${when.join(' or ')}`;
   });
   return (
-    `Largest share of the first ${calls} calls of a new channel, mean over rounds — ` +
-    `${perCase.join('; ')} — so ${verdicts.join('; ')}.`
+    `Largest share of the first ${calls} calls of a new channel (worst; time from the first ` +
+    `send to the last answer), mean over rounds — ${perCase.join('; ')} — so ` +
+    `${verdicts.join('; ')}${graceCost(reports)}.`
+  );
+}
+
+/**
+ * What `startupGraceMs` cost: the case where STARTUP_GRACE_CLIENT took longest over grpc-lb's
+ * plain round robin (mean time of the calls), or '' when the two did not run side by side.
+ */
+function graceCost(reports: readonly StartupSkewReport[]): string {
+  let worst: { extraMs: number; backends: number; staggerMs: number } | null = null;
+  for (const grace of reports.filter((r) => r.client === STARTUP_GRACE_CLIENT)) {
+    const plain = reports.find(
+      (r) =>
+        r.client === NAMES.ours && r.backends === grace.backends && r.staggerMs === grace.staggerMs,
+    );
+    const graceMs = grace.elapsedMs?.mean ?? null;
+    const plainMs = plain?.elapsedMs?.mean ?? null;
+    if (graceMs === null || plainMs === null) continue;
+    const extraMs = graceMs - plainMs;
+    if (worst === null || extraMs > worst.extraMs) {
+      worst = { extraMs, backends: grace.backends, staggerMs: grace.staggerMs };
+    }
+  }
+  if (worst === null) return '';
+  const even = reports.filter((r) => r.client === STARTUP_GRACE_CLIENT).every((r) => !isSkewed(r));
+  const took =
+    worst.extraMs >= 0
+      ? `${worst.extraMs.toFixed(0)} ms longer`
+      : `${(-worst.extraMs).toFixed(0)} ms less`;
+  return (
+    `; the grace (\`startupGraceMs\` ${STARTUP_GRACE_MS}) ${even ? 'buys' : 'is meant to buy'} ` +
+    'an even spread at the price of a later start — the first calls wait until every connection ' +
+    `has settled or the grace has ended: the ${reports[0]!.calls} calls took ${took} (mean) than ` +
+    `on \`${NAMES.ours}\` with ${worst.backends} backends connecting ` +
+    `${connectionsText(worst.staggerMs)}, the most of any case`
   );
 }

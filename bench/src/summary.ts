@@ -202,6 +202,9 @@ export interface SummaryStartup {
   idleBackendsMean: number | null;
   idleBackendsWorst: number | null;
   failedCalls: number;
+  /** From the first send to the last answer, ms: mean and worst over rounds. */
+  elapsedMsMean: number | null;
+  elapsedMsWorst: number | null;
 }
 
 function startupSummary(report: StartupSkewReport): SummaryStartup {
@@ -218,6 +221,8 @@ function startupSummary(report: StartupSkewReport): SummaryStartup {
     idleBackendsMean: round(report.idleBackends.mean, 2),
     idleBackendsWorst: report.idleBackends.worst,
     failedCalls: report.failedCalls,
+    elapsedMsMean: round(report.elapsedMs?.mean ?? null, 1),
+    elapsedMsWorst: round(report.elapsedMs?.worst ?? null, 1),
   };
 }
 

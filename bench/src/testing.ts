@@ -169,6 +169,7 @@ export function fakeBenchRun(overrides: Partial<BenchRun> = {}): BenchRun {
     convergence: [],
     startup: [
       fakeStartupReport('grpc-lb-round_robin', 10, [1, 0.9, 1]),
+      fakeStartupReport('grpc-lb-round_robin+grace', 10, [0.1, 0.11, 0.1], 0, 230),
       fakeStartupReport('grpc-js-round_robin', 10, [1, 1, 1]),
     ],
     ghz: null,
@@ -267,13 +268,15 @@ export function fakeFailoverReport(
 
 /**
  * A startup-skew report over `backends` backends (127.0.0.2…): in each round the first backend
- * answers the given share of the 100 calls and the rest are spread evenly over the others.
+ * answers the given share of the 100 calls and the rest are spread evenly over the others; each
+ * round takes `elapsedMs` from the first send to the last answer.
  */
 export function fakeStartupReport(
   client: string,
   backends: number,
   largestShares: readonly number[],
   staggerMs = 0,
+  elapsedMs = 20,
 ): StartupSkewReport {
   const addresses = Array.from({ length: backends }, (_, i) => `127.0.0.${i + 2}:5000`);
   const rounds = largestShares.map((share, i) => {
@@ -289,7 +292,7 @@ export function fakeStartupReport(
       backends: addresses,
       perBackend,
       statusCounts: { '0': STARTUP_CALLS },
-      totalMs: 20,
+      totalMs: elapsedMs,
     });
   });
   return aggregateStartupSkew(
