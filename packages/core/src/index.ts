@@ -79,6 +79,8 @@ export {
   type ReturnEvent,
   type HealthEvent,
   type PanicEvent,
+  type ConfigEvent,
+  type ServiceConfigState,
   type LoadBalancerObserverEvents,
 } from './observer';
 

@@ -65,11 +65,46 @@ export interface PanicEvent {
   readonly thresholdPercent: number;
 }
 
+/**
+ * Which service config a channel follows. `applied`: the channel took this config (its next
+ * picker follows it; every call started after the event does). `rejected`: a document from the
+ * resolver was refused (bad JSON, a bad field); the channel keeps the config it had.
+ */
+export type ConfigEvent =
+  | {
+      readonly target: string;
+      readonly status: 'applied';
+      /** Where it came from: a registry document and its revision, the channel option, or the default. */
+      readonly source: string;
+      /** The effective config (with the default policy filled in). */
+      readonly config: Readonly<Record<string, unknown>>;
+    }
+  | {
+      readonly target: string;
+      readonly status: 'rejected';
+      readonly source: string;
+      /** Why, naming the field. */
+      readonly error: string;
+    };
+
+/** What `serviceConfigs()` reports per channel target. */
+export interface ServiceConfigState {
+  readonly target: string;
+  /** Where the config in force came from (`etcd key config/hello (revision 42)`). */
+  readonly source: string;
+  readonly config: Readonly<Record<string, unknown>>;
+  /** Epoch ms of the last change. */
+  readonly appliedAt: number;
+  /** The last document refused since then, if any. */
+  readonly rejected?: { readonly source: string; readonly error: string; readonly at: number };
+}
+
 export interface LoadBalancerObserverEvents {
   eject: [EjectionEvent];
   return: [ReturnEvent];
   health: [HealthEvent];
   panic: [PanicEvent];
+  config: [ConfigEvent];
 }
 
 /** @internal What a balancer registers with an observer. */
@@ -89,6 +124,7 @@ export class LoadBalancerObserver extends EventEmitter<LoadBalancerObserverEvent
   private readonly balancers = new Set<ObservedBalancer>();
   private logger: Logger = consoleLogger;
   private readonly reported = new WeakSet<object>();
+  private readonly configs = new Map<string, ServiceConfigState>();
 
   /** Every endpoint of every balancer (channel) using this observer. */
   endpoints(): EndpointSnapshot[] {
@@ -98,6 +134,36 @@ export class LoadBalancerObserver extends EventEmitter<LoadBalancerObserverEvent
   /** The endpoint with this `host:port`, if any balancer has it. */
   endpoint(address: string): EndpointSnapshot | undefined {
     return this.endpoints().find((e) => e.address === address);
+  }
+
+  /**
+   * The service config each channel (by target) follows, and where it came from: a registry
+   * document with its revision, the channel option, or the default.
+   */
+  serviceConfigs(): ServiceConfigState[] {
+    return [...this.configs.values()];
+  }
+
+  /** @internal Called by the resolver adapter when a channel takes or refuses a config. */
+  reportConfig(event: ConfigEvent): void {
+    const now = Date.now();
+    if (event.status === 'applied') {
+      this.configs.set(event.target, {
+        target: event.target,
+        source: event.source,
+        config: event.config,
+        appliedAt: now,
+      });
+    } else {
+      const current = this.configs.get(event.target);
+      if (current) {
+        this.configs.set(event.target, {
+          ...current,
+          rejected: { source: event.source, error: event.error, at: now },
+        });
+      }
+    }
+    this.emit('config', event);
   }
 
   /** grpc-js prints channel options when tracing: show a name, not the balancers inside. */

@@ -27,9 +27,21 @@ export interface Resolution {
   readonly endpoints: readonly ResolvedEndpoint[];
   /**
    * A service config carried by the registry. When present it replaces the
-   * channel's `grpc.service_config` option, as in grpc-js.
+   * channel's `grpc.service_config` option, as in grpc-js. A string is the
+   * document's text as stored (a registry key, a ConfigMap entry): the
+   * adapter parses and validates it, so every resolver reports a bad
+   * document the same way — the last good config is kept and a warning names
+   * the field. Leave it out when the registry holds no document: the
+   * channel's own config applies. A resolver that follows a document sends
+   * it with every resolution (a resolution is the complete state).
    */
-  readonly serviceConfig?: ServiceConfigJson;
+  readonly serviceConfig?: ServiceConfigJson | string;
+  /**
+   * Which document `serviceConfig` is, for operators: the registry, the key
+   * or object, and its revision (`etcd key config/hello (revision 42)`).
+   * Shown in warnings about the document and reported on the observer.
+   */
+  readonly serviceConfigSource?: string;
   /** Short context appended to errors that calls report ("3 endpoints from etcd prefix /svc"). */
   readonly note?: string;
 }

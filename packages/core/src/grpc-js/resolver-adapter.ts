@@ -54,6 +54,8 @@ import {
   withDefaultPolicy,
   type ServiceConfigCheck,
 } from '../service-config';
+import { isObserver, type LoadBalancerObserver } from '../observer';
+import { OBSERVER_OPTION } from '../observer';
 import { redactSecrets } from '../redact';
 import { targetUriToString } from '../target-uri';
 import { StableConfigSelector } from './config-selector';
@@ -106,7 +108,8 @@ function numberOption(options: ChannelOptions, name: string, fallback: number): 
 
 interface PendingUpdate {
   readonly endpoints: readonly NormalizedEndpoint[];
-  readonly serviceConfig: ServiceConfigJson | undefined;
+  readonly serviceConfig: ServiceConfigJson | string | undefined;
+  readonly serviceConfigSource: string | undefined;
   readonly note: string;
 }
 
@@ -200,7 +203,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     private lastGood: PendingUpdate | undefined;
     /** When `lastGood` last came (Date.now()). */
     private lastGoodAt = 0;
-    private lastServiceConfig: { text: string; validated: ServiceConfig } | undefined;
+    private lastServiceConfig:
+      { text: string; validated: ServiceConfig; source: string } | undefined;
     /** The resolver's last service config as it sent it, and what reading it gave (read once). */
     private lastResolverConfig:
       | {
@@ -208,6 +212,11 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
           result: { ok: true; config: ServiceConfigJson } | { ok: false; error: string };
         }
       | undefined;
+    /** The resolver document last refused while an older config was kept (warned once). */
+    private warnedBadConfig: string | undefined;
+    /** The service config the channel last took, and where it came from (for the observer). */
+    private appliedConfig: { text: string; source: string } | undefined;
+    private readonly observer: LoadBalancerObserver | undefined;
     private warnedErrorStreak = false;
     /** The channel refused the last update: fresh data must not reset the retry backoff. */
     private rejected = false;
@@ -218,6 +227,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       options: ChannelOptions,
     ) {
       this.configSelector = new StableConfigSelector(rt.grpc.status.OK);
+      const observer: unknown = options[OBSERVER_OPTION];
+      if (isObserver(observer)) this.observer = observer;
       this.attributes = { [CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: this.configSelector };
       if (target.path === PROBE_PATH) return;
       const uri = toTargetUri(target);
@@ -373,9 +384,11 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         clearTimeout(this.refreshTimer);
         this.refreshTimer = undefined;
       }
+      const source: unknown = resolution.serviceConfigSource;
       const update: PendingUpdate = {
         endpoints,
         serviceConfig: resolution.serviceConfig,
+        serviceConfigSource: typeof source === 'string' && source !== '' ? source : undefined,
         // Only the resolver's own words: failure messages append a non-empty note.
         note: typeof resolution.note === 'string' ? resolution.note : '',
       };
@@ -456,8 +469,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         );
         return;
       }
-      const { endpoints, serviceConfig, note } = pending.update;
-      const config = this.serviceConfigFor(serviceConfig);
+      const { endpoints, serviceConfig, serviceConfigSource, note } = pending.update;
+      const config = this.serviceConfigFor(serviceConfig, serviceConfigSource);
       const fingerprint = `${endpointSetFingerprint(endpoints)}\n#${config.ok ? config.text : `!${config.error}`}`;
       if (fingerprint === this.deliveredFingerprint) {
         rt.trace(`${this.target}: identical update skipped`);
@@ -477,9 +490,23 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       if (accepted) {
         if (this.rejected) this.backoff.reset();
         this.rejected = false;
+        if (config.ok) this.reportApplied(config.text, config.source);
       } else {
         this.onRejected();
       }
+    }
+
+    /** Tells the observer, once per change, which config the channel now follows. */
+    private reportApplied(text: string, source: string): void {
+      if (this.appliedConfig?.text === text && this.appliedConfig.source === source) return;
+      this.appliedConfig = { text, source };
+      rt.trace(`${this.target}: service config from ${source} applied`);
+      this.observer?.reportConfig({
+        target: this.target,
+        status: 'applied',
+        source,
+        config: JSON.parse(text) as ServiceConfigJson,
+      });
     }
 
     /**
@@ -502,38 +529,59 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
      * Validated here so a bad one is a clear error, not a silent pick_first.
      */
     private serviceConfigFor(
-      fromResolver: ServiceConfigJson | undefined,
-    ): { ok: true; value: ServiceConfig; text: string } | { ok: false; error: string } {
+      fromResolver: ServiceConfigJson | string | undefined,
+      documentSource?: string,
+    ):
+      | { ok: true; value: ServiceConfig; text: string; source: string }
+      | { ok: false; error: string } {
       let chosen: ServiceConfigJson | undefined = this.channelServiceConfig;
+      let source =
+        chosen === undefined
+          ? 'the default (no service config)'
+          : 'the channel option "grpc.service_config"';
       if (fromResolver !== undefined) {
-        const read = this.readResolverConfig(fromResolver);
+        const from = documentSource ?? 'the resolver';
+        const read = this.readResolverConfig(fromResolver, from);
         if (!read.ok) {
-          if (this.lastServiceConfig) {
-            rt.logger.warn(`${read.error}; keeping the previous service config`);
-            return {
-              ok: true,
-              value: this.lastServiceConfig.validated,
-              text: this.lastServiceConfig.text,
-            };
+          const kept = this.lastServiceConfig;
+          const raw = `${from}\n${typeof fromResolver === 'string' ? fromResolver : JSON.stringify(fromResolver)}`;
+          if (this.warnedBadConfig !== raw) {
+            this.warnedBadConfig = raw;
+            rt.logger.warn(
+              kept
+                ? `${read.error}; keeping the previous service config (${kept.source})`
+                : `${read.error}; no earlier service config to keep: calls fail until it is fixed`,
+            );
+            this.observer?.reportConfig({
+              target: this.target,
+              status: 'rejected',
+              source: from,
+              error: read.error,
+            });
           }
+          if (kept)
+            return { ok: true, value: kept.validated, text: kept.text, source: kept.source };
           return { ok: false, error: read.error };
         }
+        this.warnedBadConfig = undefined;
         chosen = read.config;
+        source = from;
       }
       const effective = withDefaultPolicy(chosen);
       const text = JSON.stringify(effective);
       if (this.lastServiceConfig?.text === text) {
-        return { ok: true, value: this.lastServiceConfig.validated, text };
+        this.lastServiceConfig.source = source;
+        return { ok: true, value: this.lastServiceConfig.validated, text, source };
       }
       try {
         const validated = rt.validateServiceConfig(JSON.parse(text));
         correctTimeouts(effective, validated, rt.grpc.experimental.parseDuration);
-        this.lastServiceConfig = { text, validated };
-        return { ok: true, value: validated, text };
+        this.lastServiceConfig = { text, validated, source };
+        return { ok: true, value: validated, text, source };
       } catch (error) {
         return {
           ok: false,
-          error: `${this.target}: invalid service config: ${errorMessage(error)}`,
+          error: `${this.target}: invalid service config from ${source}: ${errorMessage(error)}`,
         };
       }
     }
@@ -545,19 +593,29 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
      * whole config; anything else wrong is an error.
      */
     private readResolverConfig(
-      config: ServiceConfigJson,
+      config: ServiceConfigJson | string,
+      from: string,
     ): { ok: true; config: ServiceConfigJson } | { ok: false; error: string } {
-      const raw = JSON.stringify(config);
+      const raw = `${from}\n${typeof config === 'string' ? config : JSON.stringify(config)}`;
       if (this.lastResolverConfig?.raw === raw) return this.lastResolverConfig.result;
       let result: { ok: true; config: ServiceConfigJson } | { ok: false; error: string };
+      const context = `${this.target}: service config from ${from}`;
       try {
-        const read = readServiceConfig(config, `${this.target}: service config from the resolver`, {
+        let json: unknown = config;
+        if (typeof config === 'string') {
+          try {
+            json = JSON.parse(config);
+          } catch (error) {
+            throw new Error(`${context}: not valid JSON: ${errorMessage(error)}`);
+          }
+        }
+        const read = readServiceConfig(json, context, {
           origin: 'resolver',
           foreignPolicy,
         });
         if (read.ignoredFields.length > 0) {
           rt.logger.warn(
-            `${this.target}: service config from the resolver: ignoring fields this version of @grpc-lb/core does not know: ${read.ignoredFields.join(', ')}`,
+            `${context}: ignoring fields this version of @grpc-lb/core does not know: ${read.ignoredFields.join(', ')}`,
           );
         }
         result = { ok: true, config: read.config };
