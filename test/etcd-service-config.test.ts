@@ -289,4 +289,39 @@ describe('service config from an etcd key (real etcd, real backends)', () => {
       }
     });
   });
+
+  test('a bad document at start and no earlier config: calls fail UNAVAILABLE naming the key and the field; fixed, they succeed', async (t) => {
+    const etcd = await etcdFor(t);
+    if (!etcd) return;
+    await printEtcdLogsOnFailure(etcd, async () => {
+      const svc = service('bad-start');
+      const key = `${svc}.config`;
+      const deregister = await registerBoth(etcd, svc);
+      const bad = await put(key, allTo('v2').replace('"weight":100', '"weight":-1'));
+      const observer = new LoadBalancerObserver();
+      const c = client(etcd, `${svc}?config=${key}`, observer);
+      try {
+        const error = await sayHello(c, 'config', { deadlineMs: 5_000 }).then(
+          () => undefined,
+          (e: unknown) => e,
+        );
+        assert.ok(isServiceError(error), String(error));
+        assert.equal(error.code, grpc.status.UNAVAILABLE);
+        t.diagnostic(error.details);
+        assert.match(
+          error.details,
+          new RegExp(
+            `service config from etcd key ${key.replace(/\//g, '\\/')} \\(revision ${bad}\\): .*split\\[0\\]\\.weight`,
+          ),
+        );
+        const applied = nextConfig(observer, (e) => e.status === 'applied');
+        const good = await put(key, allTo('v2'));
+        assert.equal((await applied).source, `etcd key ${key} (revision ${good})`);
+        assert.deepEqual(await versions(c, 20), { v2: 20 });
+      } finally {
+        c.close();
+        await deregister();
+      }
+    });
+  });
 });

@@ -135,7 +135,7 @@ export function parseEtcdTarget(uri: TargetUri, written: string): EtcdTarget {
     const beside = `${service.replace(/\/+$/, '')}.config`;
     throw new TargetError(
       original,
-      `the config key "${configKey}" is under the endpoint prefix "${keyPrefix}": etcd's Go naming resolver lists that prefix and would take the document for an endpoint; keep it beside the prefix, e.g. config=${beside}`,
+      `the config key "${configKey}" is under the endpoint prefix "${keyPrefix}": etcd's Go naming resolver lists that prefix and would read the document as an endpoint (an empty address) or warn about it; keep it beside the prefix, e.g. config=${beside}`,
     );
   }
   return {
