@@ -400,6 +400,35 @@ describe('etcd resolver: ?config=<key>, the service config beside the prefix (fa
     }
   });
 
+  test('etcd cancels the config watch (its revision compacted): both are re-listed at one revision and watched afresh, the document kept in every update', async () => {
+    const etcd = new FakeEtcd();
+    etcd.put(`${PREFIX}a`, naming('10.0.0.1:1'));
+    etcd.put(KEY, doc(1));
+    const { resolver, sink, clock } = startResolver([A], {}, etcd, `?config=${KEY}`);
+    await settle();
+    clock.now += 5_000;
+    const [prefixWatch, configWatch] = etcd.clients[0]!.watchers;
+    assert.equal(configWatch?.prefix, KEY);
+    etcd.put(KEY, doc(2));
+    await settle();
+    configWatch.emit(
+      'error',
+      new Error('Watcher canceled: etcdserver: mvcc: required revision has been compacted'),
+    );
+    await settle();
+    assert.equal(resolver.state.lists, 2);
+    assert.equal(resolver.state.phase, 'watching');
+    assert.ok(prefixWatch!.cancelled, 'the prefix watch was replaced too');
+    assert.deepEqual(sink.errors, []);
+    for (const update of sink.updates) assert.ok(update.serviceConfig !== undefined);
+    assert.equal(sink.updates.at(-1)!.serviceConfig, doc(2));
+    // Watched afresh: a later write arrives.
+    etcd.put(KEY, doc(3));
+    await settle();
+    assert.equal(sink.updates.at(-1)!.serviceConfig, doc(3));
+    resolver.stop();
+  });
+
   test('a config watch that goes silent is dead like the prefix watch; stop() leaves no timer', async () => {
     mock.timers.enable({ apis: ['setTimeout'] });
     try {
