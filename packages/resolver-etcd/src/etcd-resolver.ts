@@ -242,7 +242,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
     if (count > 1) this.member = (this.member + 1) % count;
   }
 
-  /** How messages name what a watch follows: `"services/hello/"` or `config key "config/hello"`. */
+  /** How messages name what a watch follows: `"services/hello/"` or `service config key "config/hello"`. */
   private nameOf(what: Watched): string {
     return what === 'endpoints'
       ? `"${this.target.keyPrefix}"`
