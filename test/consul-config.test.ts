@@ -304,4 +304,49 @@ describe('consul: service config from Consul KV (real agent, real backends)', ()
       }
     });
   });
+
+  // Restarts the agent (a dev agent comes back empty): keep it last.
+  test('agent outage: calls keep following the document; after the restart (key gone) the channel config applies', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await consul.logged(async () => {
+      await registerAll(e, 'kv-outage');
+      await putKey(e.c, 'grpc-lb/kv-outage', allTo('v2'));
+      const observer = new LoadBalancerObserver();
+      const greeter = client('kv-outage', 'grpc-lb/kv-outage', observer, allTo('v1'));
+      try {
+        assert.deepEqual(await versions(greeter, 20), { v2: 20 });
+        const source = followed(observer);
+        const warned = warnings.length;
+        await e.c.stop();
+        await waitFor(
+          () =>
+            warnings
+              .slice(warned)
+              .some(
+                (w) => w.includes('kv-outage') && /resolution failed, keeping the last/.test(w),
+              ),
+          { timeoutMs: 10_000, message: 'the channel sees the outage' },
+        );
+        assert.deepEqual(await versions(greeter, 40), { v2: 40 }, 'still the document');
+        assert.equal(followed(observer), source);
+        await e.c.start();
+        await registerAll(e, 'kv-outage');
+        await waitFor(() => followed(observer) === 'the channel option "grpc.service_config"', {
+          timeoutMs: 20_000,
+          message: "the key is gone after the restart: the channel's own config",
+        });
+        await waitFor(
+          async () =>
+            (await versions(greeter, 20).catch((): Record<string, number> => ({})))['v1'] === 20,
+          {
+            timeoutMs: 10_000,
+            message: 'calls follow the channel config',
+          },
+        );
+      } finally {
+        greeter.close();
+      }
+    });
+  });
 });
