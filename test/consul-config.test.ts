@@ -27,6 +27,7 @@ import {
 import { requireConsul, startConsul, type Consul } from './support/consul';
 import { httpRequest } from './support/server-process';
 import { serverFixture } from './support/server-fixture';
+import { openSocketsTo } from './support/sockets';
 
 const Greeter = loadGreeterService();
 const insecure = grpc.credentials.createInsecure();
@@ -302,6 +303,33 @@ describe('consul: service config from Consul KV (real agent, real backends)', ()
       } finally {
         greeter.close();
       }
+    });
+  });
+
+  test('client.close() ends both blocking queries: no connection to the agent is left', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await consul.logged(async () => {
+      await registerAll(e, 'kv-close');
+      await putKey(e.c, 'grpc-lb/kv-close', allTo('v1'));
+      await waitFor(() => openSocketsTo(e.c.httpPort) === 0, {
+        timeoutMs: 10_000,
+        message: 'no connection to the agent before the test',
+      });
+      const greeter = client('kv-close', 'grpc-lb/kv-close', new LoadBalancerObserver());
+      try {
+        assert.deepEqual(await versions(greeter, 5), { v1: 5 });
+        await waitFor(() => openSocketsTo(e.c.httpPort) === 2, {
+          timeoutMs: 5_000,
+          message: 'two connections to the agent: the health and the KV blocking queries',
+        });
+      } finally {
+        greeter.close();
+      }
+      await waitFor(() => openSocketsTo(e.c.httpPort) === 0, {
+        timeoutMs: 5_000,
+        message: 'no connection to the agent after client.close()',
+      });
     });
   });
 
