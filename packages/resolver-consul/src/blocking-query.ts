@@ -40,11 +40,13 @@ export interface BlockingQuerySpec {
   /**
    * An answer came: take it and return undefined (the loop then blocks on its `X-Consul-Index`),
    * or return what was wrong with it (the loop stops until `restart()`, without an index, and
-   * then hands it to `onFailure`).
+   * then hands it to `onUnusable`).
    */
   onAnswer(response: AgentResponse): Error | undefined;
-  /** The request failed (refused, timed out, TLS: `error` as thrown) or its answer was unusable; the loop has stopped until `restart()`. */
-  onFailure(error: unknown, answered: boolean): void;
+  /** The answer was unusable (`onAnswer`'s error); the loop has stopped until `restart()`. */
+  onUnusable(error: Error): void;
+  /** The request failed (refused, timed out, TLS; `error` as thrown); the loop has stopped until `restart()`. */
+  onRequestError(error: unknown): void;
 }
 
 /**
@@ -138,7 +140,7 @@ export class BlockingQuery {
     } catch (error) {
       if (generation !== this.generation) return;
       this.breakLoop();
-      this.spec.onFailure(error, false);
+      this.spec.onRequestError(error);
       return;
     } finally {
       if (this.abort === abort) this.abort = undefined;
@@ -155,7 +157,7 @@ export class BlockingQuery {
     if (generation !== this.generation) return;
     if (problem !== undefined) {
       this.breakLoop();
-      this.spec.onFailure(problem, true);
+      this.spec.onUnusable(problem);
       return;
     }
     if (index === 0 && sent >= 1) this.indexResets++;

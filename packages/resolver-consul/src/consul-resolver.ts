@@ -120,16 +120,16 @@ export class ConsulEndpointResolver implements EndpointResolver {
         `/v1/health/service/${encodeURIComponent(target.service)}?${healthQuery(target, index, wait)}`,
       send,
       onAnswer: (response) => this.onHealthAnswer(response),
-      onFailure: (error, answered) => {
-        this.healthError = answered
-          ? (error as Error)
-          : this.error(
-              `querying ${this.describe()}: ${describeRequestError(error, this.settings)}`,
-              undefined,
-              error,
-            );
-        this.sink?.error(this.healthError);
-      },
+      onUnusable: (error) => this.failed('health', error),
+      onRequestError: (error) =>
+        this.failed(
+          'health',
+          this.error(
+            `querying ${this.describe()}: ${describeRequestError(error, this.settings)}`,
+            undefined,
+            error,
+          ),
+        ),
     });
     const key = target.config;
     if (key !== undefined) {
@@ -137,17 +137,17 @@ export class ConsulEndpointResolver implements EndpointResolver {
         path: (index) => `/v1/kv/${encodeKey(key)}${kvQuery(target, index, wait)}`,
         send,
         onAnswer: (response) => this.onConfigAnswer(response),
-        onFailure: (error, answered) => {
-          this.kvError = answered
-            ? (error as Error)
-            : this.error(
-                `querying ${this.describeKey()}: ${describeRequestError(error, this.settings)}`,
-                undefined,
-                error,
-                key,
-              );
-          this.sink?.error(this.kvError);
-        },
+        onUnusable: (error) => this.failed('kv', error),
+        onRequestError: (error) =>
+          this.failed(
+            'kv',
+            this.error(
+              `querying ${this.describeKey()}: ${describeRequestError(error, this.settings)}`,
+              undefined,
+              error,
+              key,
+            ),
+          ),
       });
     }
   }
@@ -214,6 +214,13 @@ export class ConsulEndpointResolver implements EndpointResolver {
       ...(cause !== undefined ? { cause } : {}),
       ...(key !== undefined ? { key } : {}),
     });
+  }
+
+  /** A loop stopped on `error`: reported now, and again after each update while it stays stopped. */
+  private failed(loop: 'health' | 'kv', error: Error): void {
+    if (loop === 'health') this.healthError = error;
+    else this.kvError = error;
+    this.sink?.error(error);
   }
 
   private noTokenHint(): string {
