@@ -12,13 +12,20 @@ import * as grpc from '@grpc/grpc-js';
 import { LoadBalancerObserver, OBSERVER_OPTION } from '@grpc-lb/core';
 import { registerConsul } from '@grpc-lb/resolver-consul';
 import { registerEndpoint, registerEtcd, type EtcdRegistration } from '@grpc-lb/resolver-etcd';
-import { type Backend, loadGreeterService, sayHello, startBackends, waitFor } from './harness';
+import {
+  type Backend,
+  type GreeterClient,
+  loadGreeterService,
+  sayHello,
+  startBackends,
+  waitFor,
+} from './harness';
 import { assertSurvived } from './support/chaos';
 import { requireConsul, startConsul, type Consul } from './support/consul';
 import { buildEtcdGoInterop, requireEtcd, requireGo, startEtcd } from './support/etcd';
 import { startGoEtcdServer } from './support/go-etcd-server';
 import { startLoad, waitUntilQuiet } from './support/load';
-import { freePort } from './support/server-process';
+import { freePort, httpRequest } from './support/server-process';
 import { serverFixture } from './support/server-fixture';
 
 const Greeter = loadGreeterService();
@@ -30,6 +37,30 @@ const etcd = serverFixture(
 );
 const warnings: string[] = [];
 const logger = { warn: (m: string) => warnings.push(m) };
+
+/** A traffic policy by source: `pods` percent of every call to the pods, the rest to the VMs. */
+function sourcePolicy(pods: number): string {
+  return JSON.stringify({
+    loadBalancingConfig: [
+      {
+        'grpc-lb.traffic_split': {
+          subsets: [
+            { name: 'vms', labels: { source: 'vms' } },
+            { name: 'pods', labels: { source: 'pods' } },
+          ],
+          routes: [
+            {
+              split: [
+                { subset: 'vms', weight: 100 - pods },
+                { subset: 'pods', weight: pods },
+              ],
+            },
+          ],
+        },
+      },
+    ],
+  });
+}
 
 let serial = 0;
 function names(): { consul: string; etcd: string } {
@@ -223,6 +254,117 @@ describe('composite: one service across Consul and etcd (Go and Node members)', 
       if (!thawed) e.thaw();
       client.close();
       await registration.deregister().catch(() => undefined);
+      await backends.stopAll();
+    }
+  });
+  test('a policy document in Consul KV moves the pods’ share of the composite live, with no reconnect; a bad one is kept out', async (t) => {
+    const [c, e] = [await consul.get(t), await etcd.get(t)];
+    if (!c || !e) return;
+    registerConsul({ grpc, address: c.address, logger });
+    registerEtcd({ grpc, logger });
+    const svc = names();
+    const key = `grpc-lb/${svc.consul}`;
+    const backends = await startBackends({ count: 4, firstHost: 60 });
+    const [vm1, vm2, pod1, pod2] = backends.backends as [Backend, Backend, Backend, Backend];
+    const registrations: EtcdRegistration[] = [];
+    const observer = new LoadBalancerObserver();
+    const applied: string[] = [];
+    observer.on('config', (ev) => {
+      if (ev.status === 'applied') applied.push(ev.source);
+    });
+    const putPolicy = async (podsShare: number | string): Promise<void> => {
+      const text = typeof podsShare === 'string' ? podsShare : sourcePolicy(podsShare);
+      const result = await httpRequest(`${c.url}/v1/kv/${key}`, {
+        method: 'PUT',
+        body: text,
+        timeoutMs: 10_000,
+      });
+      assert.equal(result.status, 200, result.body);
+    };
+    let client: GreeterClient | undefined;
+    try {
+      await consul.logged(async () => {
+        await registerInConsul(c, svc.consul, vm1, 'v1');
+        await registerInConsul(c, svc.consul, vm2, 'v1');
+        for (const b of [pod1, pod2]) {
+          registrations.push(
+            await registerEndpoint({
+              endpoints: e.endpoint,
+              service: svc.etcd,
+              host: b.host,
+              port: b.port,
+              ttlSeconds: 30,
+            }),
+          );
+        }
+        await putPolicy(0);
+        client = new Greeter(
+          `composite:///hello?vms=consul:///${svc.consul}?config=${key}&pods=etcd://${e.endpoint}/${svc.etcd}`,
+          grpc.credentials.createInsecure(),
+          { [OBSERVER_OPTION]: observer, 'grpc.use_local_subchannel_pool': 1 },
+        );
+        const greeter = client;
+        const podsShare = async (calls: number): Promise<number> => {
+          let pods = 0;
+          for (let i = 0; i < calls; i++) {
+            const reply = await sayHello(greeter, 'policy', { deadlineMs: 5_000 });
+            if (reply.address === pod1.address || reply.address === pod2.address) pods++;
+          }
+          return (pods / calls) * 100;
+        };
+        assert.equal(
+          await podsShare(100),
+          0,
+          'the first calls already follow the document: 0% to pods',
+        );
+        assert.match(
+          applied[0] ?? '',
+          /^source vms: Consul KV grpc-lb\/hello-\d+-\d+ \(index \d+\)$/,
+        );
+        await waitFor(
+          async () =>
+            (await Promise.all([vm1, vm2, pod1, pod2].map((b) => b.stats()))).every(
+              (st) => st.connectionsAccepted === 1,
+            ),
+          {
+            timeoutMs: 10_000,
+            message: 'one connection to each of the four, pods included (0% keeps them connected)',
+          },
+        );
+        for (const share of [10, 50, 100]) {
+          const before = applied.length;
+          await putPolicy(share);
+          await waitFor(() => applied.length > before, {
+            timeoutMs: 10_000,
+            message: `${share}% applied`,
+          });
+          assert.equal(
+            await podsShare(200),
+            share,
+            `pods' share after the document says ${share}%`,
+          );
+        }
+        warnings.length = 0;
+        await putPolicy(sourcePolicy(0).replace('"weight":100', '"weight":-1'));
+        await waitFor(
+          () =>
+            warnings.some((w) =>
+              /service config from source vms: Consul KV .*split\[0\]\.weight/.test(w),
+            ),
+          {
+            timeoutMs: 10_000,
+            message: 'the bad document refused, naming the key and the field',
+          },
+        );
+        assert.equal(await podsShare(100), 100, 'the last good document (100%) still applies');
+        const accepted = await Promise.all(
+          [vm1, vm2, pod1, pod2].map(async (b) => (await b.stats()).connectionsAccepted),
+        );
+        assert.deepEqual(accepted, [1, 1, 1, 1], 'no reconnect through four policy changes');
+      });
+    } finally {
+      client?.close();
+      for (const r of registrations) await r.deregister().catch(() => undefined);
       await backends.stopAll();
     }
   });
