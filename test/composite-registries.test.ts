@@ -12,6 +12,7 @@ import * as grpc from '@grpc/grpc-js';
 import { LoadBalancerObserver, OBSERVER_OPTION } from '@grpc-lb/core';
 import { registerConsul } from '@grpc-lb/resolver-consul';
 import { registerEndpoint, registerEtcd, type EtcdRegistration } from '@grpc-lb/resolver-etcd';
+import { podsSharePolicy } from './support/source-policy';
 import {
   type Backend,
   type GreeterClient,
@@ -37,30 +38,6 @@ const etcd = serverFixture(
 );
 const warnings: string[] = [];
 const logger = { warn: (m: string) => warnings.push(m) };
-
-/** A traffic policy by source: `pods` percent of every call to the pods, the rest to the VMs. */
-function sourcePolicy(pods: number): string {
-  return JSON.stringify({
-    loadBalancingConfig: [
-      {
-        'grpc-lb.traffic_split': {
-          subsets: [
-            { name: 'vms', labels: { source: 'vms' } },
-            { name: 'pods', labels: { source: 'pods' } },
-          ],
-          routes: [
-            {
-              split: [
-                { subset: 'vms', weight: 100 - pods },
-                { subset: 'pods', weight: pods },
-              ],
-            },
-          ],
-        },
-      },
-    ],
-  });
-}
 
 let serial = 0;
 function names(): { consul: string; etcd: string } {
@@ -273,7 +250,7 @@ describe('composite: one service across Consul and etcd (Go and Node members)', 
       if (ev.status === 'applied') applied.push(ev.source);
     });
     const putPolicy = async (podsShare: number | string): Promise<void> => {
-      const text = typeof podsShare === 'string' ? podsShare : sourcePolicy(podsShare);
+      const text = typeof podsShare === 'string' ? podsShare : podsSharePolicy(podsShare);
       const result = await httpRequest(`${c.url}/v1/kv/${key}`, {
         method: 'PUT',
         body: text,
@@ -345,7 +322,7 @@ describe('composite: one service across Consul and etcd (Go and Node members)', 
           );
         }
         warnings.length = 0;
-        await putPolicy(sourcePolicy(0).replace('"weight":100', '"weight":-1'));
+        await putPolicy(podsSharePolicy(0).replace('"weight":100', '"weight":-1'));
         await waitFor(
           () =>
             warnings.some((w) =>

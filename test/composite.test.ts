@@ -15,6 +15,7 @@ import {
   type ConfigEvent,
   type ResolvedEndpoint,
 } from '@grpc-lb/core';
+import { podsSharePolicy } from './support/source-policy';
 import {
   type Backend,
   type BackendSet,
@@ -29,30 +30,6 @@ const warnings: string[] = [];
 register({ grpc, logger: { warn: (m) => warnings.push(m) } });
 const Greeter = loadGreeterService();
 const insecure = grpc.credentials.createInsecure();
-
-/** A traffic policy document, as a registry would hold it: `pods` percent of calls to the pods. */
-function policy(pods: number): string {
-  return JSON.stringify({
-    loadBalancingConfig: [
-      {
-        'grpc-lb.traffic_split': {
-          subsets: [
-            { name: 'vms', labels: { source: 'vms' } },
-            { name: 'pods', labels: { source: 'pods' } },
-          ],
-          routes: [
-            {
-              split: [
-                { subset: 'vms', weight: 100 - pods },
-                { subset: 'pods', weight: pods },
-              ],
-            },
-          ],
-        },
-      },
-    ],
-  });
-}
 
 async function spread(client: GreeterClient, calls: number): Promise<Map<string, number>> {
   const counts = new Map<string, number>();
@@ -123,7 +100,7 @@ describe('composite: targets through a real channel', () => {
   test('a policy document carried by a source moves the split live, with no new connection', async () => {
     const pods = new ManualEndpoints({
       endpoints: [endpoint(pod1), endpoint(pod2)],
-      serviceConfig: policy(0),
+      serviceConfig: podsSharePolicy(0),
       serviceConfigSource: 'test document (revision 1)',
     });
     const vms = new ManualEndpoints([endpoint(vm1), endpoint(vm2)]);
@@ -158,7 +135,7 @@ describe('composite: targets through a real channel', () => {
         const before = applied.length;
         pods.update({
           endpoints: [endpoint(pod1), endpoint(pod2)],
-          serviceConfig: policy(share),
+          serviceConfig: podsSharePolicy(share),
           serviceConfigSource: `test document (revision ${revision})`,
         });
         await waitFor(() => applied.length > before, {
@@ -187,7 +164,7 @@ describe('composite: targets through a real channel', () => {
     warnings.length = 0;
     const pods = new ManualEndpoints({
       endpoints: [endpoint(pod1), endpoint(pod2)],
-      serviceConfig: policy(100),
+      serviceConfig: podsSharePolicy(100),
       serviceConfigSource: 'doc (revision 1)',
     });
     const vms = new ManualEndpoints([endpoint(vm1), endpoint(vm2)]);
@@ -221,7 +198,7 @@ describe('composite: targets through a real channel', () => {
         /service config from source pods: doc \(revision 2\): not valid JSON.*keeping the previous service config \(source pods: doc \(revision 1\)\)/,
       );
       assert.ok(onlyPods(await spread(client, 100)), 'the last good policy still applies');
-      const badField = policy(100).replace('"weight":100', '"weight":"all"');
+      const badField = podsSharePolicy(100).replace('"weight":100', '"weight":"all"');
       pods.update({
         endpoints: [endpoint(pod1), endpoint(pod2)],
         serviceConfig: badField,

@@ -10,7 +10,7 @@
  *   the same document under the prefix is what that resolver complains about.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import {
@@ -31,6 +31,7 @@ import {
   type Etcd,
   type EtcdGoInterop,
 } from './support/etcd';
+import { startGoEtcdServer } from './support/go-etcd-server';
 import { freePort } from './support/server-process';
 
 registerEtcd({ grpc });
@@ -60,36 +61,6 @@ function ready(
   if (!requireEtcd(t) || !requireGo(t)) return undefined;
   if (setupError !== undefined) throw setupError;
   return { etcd: etcd!, peers: peers! };
-}
-
-/** Starts the Go server and waits for its "registered" line. */
-async function startGoServer(
-  binary: string,
-  args: string[],
-): Promise<{ child: ChildProcess; registered: { registered: string; addr: string } }> {
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr += d.toString()));
-  const registered = await new Promise<{ registered: string; addr: string }>((resolve, reject) => {
-    let out = '';
-    const timer = setTimeout(
-      () => reject(new Error(`Go server not registered; ${stderr}`)),
-      20_000,
-    );
-    child.stdout?.on('data', (d: Buffer) => {
-      out += d.toString();
-      const line = out.split('\n')[0];
-      if (out.includes('\n') && line) {
-        clearTimeout(timer);
-        resolve(JSON.parse(line) as { registered: string; addr: string });
-      }
-    });
-    child.once('exit', (code) => {
-      clearTimeout(timer);
-      reject(new Error(`Go server exited ${String(code)}: ${stderr}`));
-    });
-  });
-  return { child, registered };
 }
 
 interface GoClientRun {
@@ -184,7 +155,7 @@ describe('etcd naming interop with Go (grpc-go + go.etcd.io/etcd/client/v3 3.5)'
       const addresses: string[] = [];
       for (const [i, host] of ['127.0.0.2', '127.0.0.3'].entries()) {
         const addr = `${host}:${await freePort(host)}`;
-        const { child, registered } = await startGoServer(env.peers.server, [
+        const { child, registered } = await startGoEtcdServer(env.peers.server, [
           '-etcd',
           env.etcd.endpoint,
           '-prefix',
@@ -318,7 +289,7 @@ describe('etcd naming interop with Go (grpc-go + go.etcd.io/etcd/client/v3 3.5)'
     let client: InstanceType<typeof Greeter> | undefined;
     try {
       const goAddr = `127.0.0.3:${await freePort('127.0.0.3')}`;
-      const started = await startGoServer(env.peers.server, [
+      const started = await startGoEtcdServer(env.peers.server, [
         '-etcd',
         env.etcd.endpoint,
         '-prefix',
