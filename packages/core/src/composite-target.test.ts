@@ -1,6 +1,11 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { createCompositeResolverFactory, MAX_SOURCES, type SchemeLookup } from './composite-target';
+import {
+  compositeTarget,
+  createCompositeResolverFactory,
+  MAX_SOURCES,
+  type SchemeLookup,
+} from './composite-target';
 import { TargetError } from './errors';
 import { ManualEndpoints, manualResolverFactory } from './manual-target';
 import type { ResolverFactory } from './resolver-contract';
@@ -174,5 +179,37 @@ describe('composite: targets', () => {
       validateTarget('composite:///hello?a=etcd:///x', [etcdLike]).defaultAuthority,
       'hello',
     );
+  });
+
+  test('compositeTarget() writes a target that parses back to the same sources', () => {
+    const manual = new ManualEndpoints([], { id: 'composite-build-a' });
+    const written = compositeTarget({
+      service: 'hello',
+      sources: { vms: 'static:///127.0.0.2:1;team=a%2Cb&c', pods: manual.target },
+      weights: { pods: 3 },
+    });
+    assert.equal(
+      written,
+      'composite:///hello?vms=static:///127.0.0.2:1;team=a%252Cb%26c&pods=manual:///composite-build-a&weight.pods=3',
+    );
+    const parsed = parse(written);
+    assert.deepEqual(
+      parsed.sources.map((s) => [s.name, s.target, s.weight]),
+      [
+        ['vms', 'static:///127.0.0.2:1;team=a%2Cb&c', 1],
+        ['pods', 'manual:///composite-build-a', 3],
+      ],
+    );
+    assert.throws(() => compositeTarget({ sources: { VMs: 'static:///a:1' } }), TargetError);
+    assert.throws(
+      () => compositeTarget({ sources: { a: 'static:///a:1' }, weights: { a: 1.5 } }),
+      TargetError,
+    );
+    assert.throws(
+      () => compositeTarget({ sources: { a: 'static:///a:1' }, weights: { b: 1 } }),
+      TargetError,
+    );
+    assert.throws(() => compositeTarget({ sources: {} }), TargetError);
+    manual.dispose();
   });
 });

@@ -193,6 +193,46 @@ function parseSource(
   return { name, target, shown: redactSecrets(target), uri, factory, parsed };
 }
 
+/**
+ * Writes a composite target from its parts, escaping what the syntax needs (`%` and `&` in a
+ * source's target), so configuration code need not:
+ *
+ *     compositeTarget({ service: 'hello', sources: { vms: 'consul:///hello?tag=a&dc=b', pods: 'k8s:///hello.prod:grpc' } })
+ *     // 'composite:///hello?vms=consul:///hello?tag=a%26dc=b&pods=k8s:///hello.prod:grpc'
+ *
+ * Sources keep the order of `sources`. Names and weights are checked here; each source's target
+ * is checked by its scheme when a client is created (or by `validateTarget`).
+ */
+export function compositeTarget(parts: {
+  readonly service?: string;
+  readonly sources: Readonly<Record<string, string>>;
+  readonly weights?: Readonly<Record<string, number>>;
+}): string {
+  const escape = (text: string): string => text.replace(/%/g, '%25').replace(/&/g, '%26');
+  const params: string[] = [];
+  for (const [name, target] of Object.entries(parts.sources)) {
+    if (!SOURCE_NAME.test(name)) {
+      throw new TargetError(name, 'a source name is a lower-case DNS label (vms, pods-eu)');
+    }
+    params.push(`${name}=${escape(target)}`);
+    const weight = parts.weights?.[name];
+    if (weight !== undefined) {
+      if (!Number.isInteger(weight) || weight < 0 || weight > MAX_SOURCE_WEIGHT) {
+        throw new TargetError(
+          `weight.${name}`,
+          `must be an integer from 0 to ${MAX_SOURCE_WEIGHT}, got ${String(weight)}`,
+        );
+      }
+      params.push(`weight.${name}=${weight}`);
+    }
+  }
+  for (const name of Object.keys(parts.weights ?? {})) {
+    if (!(name in parts.sources)) throw new TargetError(`weight.${name}`, 'names no source');
+  }
+  if (params.length === 0) throw new TargetError('composite:', 'needs at least one source');
+  return `${COMPOSITE_SCHEME}:///${escape(parts.service ?? '')}?${params.join('&')}`;
+}
+
 /** The `composite:` resolver factory, resolving its sources' schemes through `lookup`. */
 export function createCompositeResolverFactory(
   lookup: SchemeLookup,

@@ -104,6 +104,7 @@ export { manualResolverFactory } from './manual-target';
 export {
   COMPOSITE_SCHEME,
   parseCompositeTarget,
+  compositeTarget,
   createCompositeResolverFactory,
   type CompositeTarget,
   type CompositeSource,
