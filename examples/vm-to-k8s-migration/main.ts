@@ -1,0 +1,545 @@
+/**
+ * Moving a service from VMs to Kubernetes while both run, with no mesh. Service `hello` has three
+ * "VM" backends (127.0.0.2–4, versions v1/v2/v3) registered in a Consul agent with meta `version`,
+ * and three "pods" (10.244.N.2–4, one per version) behind the Kubernetes Services `hello-v1`,
+ * `hello-v2` and `hello-v3` of namespace `prod` (a real kube-apiserver; the example writes their
+ * EndpointSlices as the EndpointSlice controller would). One client channel follows both worlds
+ * through one composite target:
+ *
+ *   composite:///hello?vms=consul:///hello&pods-v1=k8s:///hello-v1.prod:grpc?config=hello-lb
+ *                     &pods-v2=k8s:///hello-v2.prod:grpc&pods-v3=k8s:///hello-v3.prod:grpc
+ *
+ * Every endpoint is labelled with its source (`source=vms`, `source=pods-v2`, …), the VMs also with
+ * their Consul meta (`version=v2`). The traffic policy is a `grpc-lb.traffic_split` service config
+ * held in ConfigMap `prod/hello-lb` (data key `service-config.json`): one subset per version and
+ * world, SayHello split 30/60/10 across v1/v2/v3 and SayGoodbye pinned to v2, each version's share
+ * divided between VMs and pods by the pods' share. Under steady load (several calls in flight all
+ * the time) the example rewrites the ConfigMap to move the pods' share 0 → 10 → 50 → 100 %; at
+ * each step it waits until the channel follows the new document (the observer's `config` event),
+ * then counts calls. Last, the VMs are deregistered from Consul, leave the channel and are stopped.
+ *
+ * It ends with one JSON line: every call succeeded, every step's split is the policy's within
+ * ±0.5 points, no backend saw a second connection from the client (a policy change reconnects
+ * nothing), and how long a ConfigMap write took to reach the channel's picker.
+ *
+ *   npm run example -- vm-to-k8s-migration [--concurrency 8] [--calls-per-step 2000]
+ *
+ * Needs root (a network namespace, as examples/k8s-rolling-update) and Go the first time (Consul
+ * and the API server are built once from Go modules, test/testbin).
+ */
+import * as grpc from '@grpc/grpc-js';
+import {
+  LoadBalancerObserver,
+  ManualEndpoints,
+  OBSERVER_OPTION,
+  register,
+  serviceConfig,
+  trafficSplit,
+  type ConfigEvent,
+} from '@grpc-lb/core';
+import { registerConsul, registerService, type ConsulRegistration } from '@grpc-lb/resolver-consul';
+import { registerK8s } from '@grpc-lb/resolver-k8s';
+import {
+  type Backend,
+  type GreeterClient,
+  loadGreeterService,
+  sayGoodbye,
+  sayHello,
+  startBackends,
+  waitFor,
+} from '@grpc-lb/test/harness';
+import { startConsul } from '@grpc-lb/test/support/consul';
+import { startKubeApiserver, type KubeApiserver } from '@grpc-lb/test/support/kube-apiserver';
+import { reexecInTestNetns } from '@grpc-lb/test/support/netns';
+import { createPodAddresses } from '@grpc-lb/test/support/pod-addresses';
+import { intFlag, run, Tally } from '../shared/cli';
+
+const SERVICE = 'hello';
+const NAMESPACE = 'prod';
+const CONFIG_MAP = 'hello-lb';
+const CONFIG_KEY = 'service-config.json';
+const SAY_HELLO = '/grpclb.test.Greeter/SayHello';
+const SAY_GOODBYE = '/grpclb.test.Greeter/SayGoodbye';
+const VERSIONS = ['v1', 'v2', 'v3'] as const;
+type Version = (typeof VERSIONS)[number];
+/** SayHello's split across versions, in percent; SayGoodbye goes to PINNED only. */
+const HELLO_SPLIT: Record<Version, number> = { v1: 30, v2: 60, v3: 10 };
+const PINNED: Version = 'v2';
+/** The pods' share of every version, in percent, step by step. */
+const PODS_PERCENT = [0, 10, 50, 100] as const;
+type Method = typeof SAY_HELLO | typeof SAY_GOODBYE;
+const METHODS: readonly Method[] = [SAY_HELLO, SAY_GOODBYE];
+
+const podsSource = (v: Version) => `pods-${v}`;
+const subsetName = (world: 'vms' | 'pods', v: Version) => `${world}-${v}`;
+
+/**
+ * The policy document for a pods share of `podsPercent`: subsets per version and world, and
+ * weights (percent of the method's calls) = version share × world share.
+ */
+function policy(podsPercent: number): Record<string, unknown> {
+  const split = trafficSplit();
+  for (const v of VERSIONS) {
+    split.subset(subsetName('vms', v), { source: 'vms', version: v });
+    split.subset(subsetName('pods', v), { source: podsSource(v) });
+  }
+  return serviceConfig(
+    split
+      .route({ method: SAY_HELLO }, expectedShares(SAY_HELLO, podsPercent, 100), {
+        name: 'say-hello',
+      })
+      .route({ method: SAY_GOODBYE }, expectedShares(SAY_GOODBYE, podsPercent, 100), {
+        name: 'say-goodbye',
+      }),
+  );
+}
+
+/** Each subset's share of `method` at this pods share, out of `scale` (100: percent, 1: fraction). */
+function expectedShares(
+  method: Method,
+  podsPercent: number,
+  scale: number,
+): Record<string, number> {
+  const shares: Record<string, number> = {};
+  for (const v of VERSIONS) {
+    const versionPercent = method === SAY_HELLO ? HELLO_SPLIT[v] : v === PINNED ? 100 : 0;
+    if (versionPercent === 0) continue;
+    shares[subsetName('vms', v)] = (versionPercent * (100 - podsPercent) * scale) / 10_000;
+    shares[subsetName('pods', v)] = (versionPercent * podsPercent * scale) / 10_000;
+  }
+  return shares;
+}
+
+/** The SayHello route's weights in a config the channel reports, to tell which step it is. */
+function helloWeights(config: Readonly<Record<string, unknown>>): string {
+  const lb = (config['loadBalancingConfig'] as Record<string, unknown>[] | undefined)?.[0];
+  const split = lb?.['grpc-lb.traffic_split'] as
+    { routes?: { name?: string; split?: { subset: string; weight: number }[] }[] } | undefined;
+  const route = split?.routes?.find((r) => r.name === 'say-hello');
+  return JSON.stringify(route?.split?.map((s) => [s.subset, s.weight]) ?? null);
+}
+
+async function must(k: KubeApiserver, method: string, path: string, body?: unknown) {
+  const result = await k.request(method, path, body);
+  if (result.status >= 300) throw new Error(`${method} ${path}: ${result.status} ${result.body}`);
+  return result;
+}
+
+/** Creates or replaces an object at `path` (collection `base`), as `kubectl apply` would. */
+async function apply(k: KubeApiserver, base: string, name: string, body: Record<string, unknown>) {
+  const existing = await k.request('GET', `${base}/${name}`);
+  if (existing.status === 404) return must(k, 'POST', base, body);
+  const metadata = {
+    ...(body['metadata'] as Record<string, unknown>),
+    resourceVersion: (existing.json as { metadata: { resourceVersion: string } }).metadata
+      .resourceVersion,
+  };
+  return must(k, 'PUT', `${base}/${name}`, { ...body, metadata });
+}
+
+/** Service hello-<v> and its EndpointSlice holding `pod`, ready. */
+async function createVersionService(k: KubeApiserver, v: Version, pod: Backend): Promise<void> {
+  const name = `${SERVICE}-${v}`;
+  await must(k, 'POST', `/api/v1/namespaces/${NAMESPACE}/services`, {
+    metadata: { name, labels: { app: SERVICE, version: v } },
+    spec: {
+      selector: { app: SERVICE, version: v },
+      ports: [{ name: 'grpc', port: 80, targetPort: pod.port }],
+    },
+  });
+  await must(k, 'POST', `/apis/discovery.k8s.io/v1/namespaces/${NAMESPACE}/endpointslices`, {
+    metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
+    addressType: 'IPv4',
+    endpoints: [
+      {
+        addresses: [pod.host],
+        conditions: { ready: true, serving: true, terminating: false },
+        targetRef: { kind: 'Pod', name: pod.name },
+      },
+    ],
+    ports: [{ name: 'grpc', port: pod.port, protocol: 'TCP' }],
+  });
+}
+
+/** Writes the policy document to ConfigMap prod/hello-lb; resolves when the API server took it. */
+async function writePolicy(k: KubeApiserver, podsPercent: number): Promise<void> {
+  await apply(k, `/api/v1/namespaces/${NAMESPACE}/configmaps`, CONFIG_MAP, {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: CONFIG_MAP },
+    data: { [CONFIG_KEY]: JSON.stringify(policy(podsPercent), null, 2) },
+  });
+}
+
+interface StepResult {
+  podsShare: number;
+  expected: Record<string, Record<string, number>>;
+  measured: Record<string, Record<string, number>>;
+  calls: number;
+  failed: number;
+  shareErrorPp: number;
+  podsShareMeasured: number;
+  /** ConfigMap write → the channel follows it (undefined for the first document). */
+  configAppliedMs?: number;
+  /** ConfigMap write → first call answered by a pod (the step that opens the pods). */
+  firstPodCallMs?: number;
+  /** The VMs' deregistration → none of them is an endpoint of the channel. */
+  vmsOutMs?: number;
+  vmsRetired?: true;
+  document: string;
+}
+
+/**
+ * Steady load: `concurrency` callers back to back, every fifth call a SayGoodbye. Each call is
+ * counted for the step current when it started, and only if the channel already followed that
+ * step's document then (a call started after the observer's `config` event is picked by the
+ * new picker).
+ */
+function startLoad(client: GreeterClient, concurrency: number, subsetOf: (a: string) => string) {
+  const state = { step: -1, counting: false };
+  const perStep = new Map<number, { counts: Map<Method, Tally>; calls: number; failed: number }>();
+  const firstPodCall = new Map<number, number>();
+  const errors = new Tally();
+  let issued = 0;
+  let running = true;
+  const stepOf = (step: number) => {
+    let entry = perStep.get(step);
+    if (!entry) {
+      entry = { counts: new Map(METHODS.map((m) => [m, new Tally()])), calls: 0, failed: 0 };
+      perStep.set(step, entry);
+    }
+    return entry;
+  };
+  const caller = async (): Promise<void> => {
+    while (running) {
+      const n = issued++;
+      const method: Method = n % 5 === 4 ? SAY_GOODBYE : SAY_HELLO;
+      const step = state.step;
+      const counted = state.counting;
+      try {
+        const reply = await (method === SAY_HELLO ? sayHello : sayGoodbye)(client, 'migration', {
+          deadlineMs: 5_000,
+        });
+        const subset = subsetOf(reply.address);
+        if (subset.startsWith('pods-') && !firstPodCall.has(step)) {
+          firstPodCall.set(step, performance.now());
+        }
+        if (counted) {
+          const entry = stepOf(step);
+          entry.calls++;
+          entry.counts.get(method)!.add(subset);
+        }
+      } catch (error) {
+        errors.add(`${method}: ${error instanceof Error ? error.message : String(error)}`);
+        stepOf(step).failed++;
+      }
+    }
+  };
+  const callers = Array.from({ length: concurrency }, caller);
+  return {
+    state,
+    errors,
+    firstPodCall,
+    counted: (step: number) => perStep.get(step)?.calls ?? 0,
+    step: (step: number) => stepOf(step),
+    stop: async () => {
+      running = false;
+      await Promise.all(callers);
+    },
+  };
+}
+
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? 0;
+}
+
+const round = (x: number, digits = 4) => Math.round(x * 10 ** digits) / 10 ** digits;
+
+async function main(): Promise<number> {
+  // From here on this process is the copy inside the namespace (the first one waits and exits).
+  await reexecInTestNetns();
+  const concurrency = intFlag('concurrency', 8);
+  const callsPerStep = intFlag('calls-per-step', 2_000);
+
+  const [consul, kube, pods] = await Promise.all([
+    startConsul(),
+    startKubeApiserver(),
+    createPodAddresses(3),
+  ]);
+  const registrations: ConsulRegistration[] = [];
+  let vmSet: Awaited<ReturnType<typeof startBackends>> | undefined;
+  let podSet: Awaited<ReturnType<typeof startBackends>> | undefined;
+  let client: GreeterClient | undefined;
+  let load: ReturnType<typeof startLoad> | undefined;
+  let manual: ManualEndpoints | undefined;
+  try {
+    const labels = VERSIONS.map((version) => ({ version }));
+    [vmSet, podSet] = await Promise.all([
+      startBackends({ count: 3, names: VERSIONS.map((v) => `vm-${v}`), labels }),
+      startBackends({
+        count: 3,
+        network: pods.network,
+        names: VERSIONS.map((v) => `${SERVICE}-${v}-pod`),
+        labels,
+      }),
+    ]);
+    const vms = vmSet.backends;
+    const podBackends = podSet.backends;
+    console.log(`consul ${consul.version} (dev agent) at ${consul.url}`);
+    console.log(
+      `kube-apiserver ${kube.version} at ${kube.url}; pods on ${pods.network}.2-4 in network namespace ${pods.netns}`,
+    );
+
+    // The VMs, as they are registered today: Consul service hello with meta version.
+    for (const [i, vm] of vms.entries()) {
+      registrations.push(
+        await registerService({
+          address: consul.address,
+          name: SERVICE,
+          host: vm.host,
+          port: vm.port,
+          meta: { version: VERSIONS[i]! },
+        }),
+      );
+      console.log(
+        `consul: ${vm.name} ${vm.address} registered as ${SERVICE}, meta version=${VERSIONS[i]}`,
+      );
+    }
+    // The pods: one Service per version, and the policy document before any client starts.
+    await must(kube, 'POST', '/api/v1/namespaces', { metadata: { name: NAMESPACE } });
+    for (const [i, pod] of podBackends.entries()) {
+      await createVersionService(kube, VERSIONS[i]!, pod);
+      console.log(
+        `kubernetes: ${pod.name} ${pod.address} behind Service ${NAMESPACE}/${SERVICE}-${VERSIONS[i]}`,
+      );
+    }
+    await writePolicy(kube, 0);
+    console.log(`kubernetes: ConfigMap ${NAMESPACE}/${CONFIG_MAP} ${CONFIG_KEY}: pods 0 %`);
+
+    register({ grpc });
+    registerConsul({ grpc, address: consul.address });
+    registerK8s({ grpc, kubeconfig: kube.adminKubeconfig });
+    const sources = [
+      `vms=consul:///${SERVICE}`,
+      ...VERSIONS.map(
+        (v, i) =>
+          `${podsSource(v)}=k8s:///${SERVICE}-${v}.${NAMESPACE}:grpc${i === 0 ? `?config=${CONFIG_MAP}` : ''}`,
+      ),
+    ];
+    const compositeTarget = `composite:///${SERVICE}?${sources.join('&')}`;
+    // STAND-IN until the composite target and the ConfigMap document land: the same endpoints
+    // and labels the composite resolves, fed by hand, and each document as it is written.
+    const endpoints = [
+      ...vms.map((b, i) => ({
+        host: b.host,
+        port: b.port,
+        labels: { source: 'vms', version: VERSIONS[i]! },
+      })),
+      ...podBackends.map((b, i) => ({
+        host: b.host,
+        port: b.port,
+        labels: { source: podsSource(VERSIONS[i]!), pod: b.name },
+      })),
+    ];
+    const standIn = new ManualEndpoints({
+      endpoints,
+      serviceConfig: JSON.stringify(policy(0)),
+      serviceConfigSource: 'stand-in (pods 0 %)',
+    });
+    manual = standIn;
+    const target = standIn.target;
+    console.log(`client target ${compositeTarget}`);
+
+    const observer = new LoadBalancerObserver();
+    const configEvents: { at: number; event: ConfigEvent }[] = [];
+    observer.on('config', (event) => configEvents.push({ at: performance.now(), event }));
+    const Greeter = loadGreeterService();
+    client = new Greeter(target, grpc.credentials.createInsecure(), {
+      [OBSERVER_OPTION]: observer,
+    });
+    const subsets = new Map<string, string>([
+      ...vms.map((b, i): [string, string] => [b.address, subsetName('vms', VERSIONS[i]!)]),
+      ...podBackends.map((b, i): [string, string] => [b.address, subsetName('pods', VERSIONS[i]!)]),
+    ]);
+    const subsetOf = (address: string) => subsets.get(address) ?? `unknown ${address}`;
+
+    /** Waits for the channel to follow the document with this pods share; its event time. */
+    const applied = async (podsPercent: number, since: number): Promise<number> => {
+      const want = helloWeights(policy(podsPercent));
+      const found = await waitFor(
+        () =>
+          configEvents.find(
+            (e) =>
+              e.at >= since &&
+              e.event.status === 'applied' &&
+              helloWeights(e.event.config) === want,
+          ),
+        {
+          timeoutMs: 10_000,
+          message: `the channel following the document with pods ${podsPercent} %`,
+        },
+      );
+      return found.at;
+    };
+    const following = () =>
+      observer.serviceConfigs().find((c) => c.target === target)?.source ?? '?';
+
+    load = startLoad(client, concurrency, subsetOf);
+    const running = load;
+    // Every endpoint connected (the pods too, though they get no calls yet) before counting.
+    await waitFor(
+      () => {
+        const ready = observer.endpoints().filter((e) => e.state === 'READY');
+        return ready.length === subsets.size;
+      },
+      { timeoutMs: 15_000, message: 'all six endpoints connected' },
+    );
+    await applied(0, 0);
+
+    const steps: StepResult[] = [];
+    const measure = async (
+      index: number,
+      podsPercent: number,
+      extra: Partial<StepResult>,
+      writtenAt?: number,
+    ): Promise<void> => {
+      running.state.counting = true;
+      await waitFor(() => running.counted(index) >= callsPerStep, {
+        timeoutMs: 60_000,
+        message: `${callsPerStep} calls at pods ${podsPercent} %`,
+      });
+      running.state.counting = false;
+      const entry = running.step(index);
+      const expected: Record<string, Record<string, number>> = {};
+      const measured: Record<string, Record<string, number>> = {};
+      let errorPp = 0;
+      let podsCalls = 0;
+      let allCalls = 0;
+      for (const method of METHODS) {
+        const want = expectedShares(method, podsPercent, 1);
+        const tally = entry.counts.get(method)!;
+        const got: Record<string, number> = {};
+        for (const subset of new Set([...Object.keys(want), ...tally.keys()])) {
+          got[subset] = round(tally.count(subset) / tally.total);
+          if (subset.startsWith('pods-')) podsCalls += tally.count(subset);
+          errorPp = Math.max(
+            errorPp,
+            Math.abs(tally.count(subset) / tally.total - (want[subset] ?? 0)) * 100,
+          );
+        }
+        allCalls += tally.total;
+        expected[method] = want;
+        measured[method] = got;
+      }
+      const result: StepResult = {
+        podsShare: podsPercent / 100,
+        expected,
+        measured,
+        calls: entry.calls,
+        failed: entry.failed,
+        shareErrorPp: round(errorPp, 3),
+        podsShareMeasured: round(podsCalls / allCalls),
+        ...extra,
+        ...(writtenAt !== undefined && running.firstPodCall.has(index) && index === 1
+          ? { firstPodCallMs: Math.round(running.firstPodCall.get(index)! - writtenAt) }
+          : {}),
+        document: following(),
+      };
+      steps.push(result);
+      console.log(
+        `step ${index}: pods ${podsPercent} %${result.vmsRetired ? ' (VMs retired)' : ''}: ${result.calls} calls, ` +
+          `pods took ${(result.podsShareMeasured * 100).toFixed(2)} %, max error ${result.shareErrorPp} pp, ` +
+          `${result.failed} failed` +
+          (result.configAppliedMs !== undefined
+            ? `; document applied ${result.configAppliedMs} ms after the write`
+            : '') +
+          (result.firstPodCallMs !== undefined
+            ? `, first pod call ${result.firstPodCallMs} ms`
+            : '') +
+          `; channel follows ${result.document}`,
+      );
+    };
+
+    running.state.step = 0;
+    await measure(0, 0, {});
+    for (const [i, podsPercent] of PODS_PERCENT.entries()) {
+      if (i === 0) continue;
+      running.state.step = i;
+      const writtenAt = performance.now();
+      await writePolicy(kube, podsPercent);
+      standIn.update({
+        endpoints,
+        serviceConfig: JSON.stringify(policy(podsPercent)),
+        serviceConfigSource: `stand-in (pods ${podsPercent} %)`,
+      });
+      const appliedAt = await applied(podsPercent, writtenAt);
+      await measure(
+        i,
+        podsPercent,
+        { configAppliedMs: Math.round(appliedAt - writtenAt) },
+        writtenAt,
+      );
+    }
+
+    // Retire the VMs: deregister them (Consul), wait until the channel has dropped them, stop them.
+    const retire = PODS_PERCENT.length;
+    running.state.step = retire;
+    const vmStats = await Promise.all(vms.map((b) => b.stats()));
+    const deregisteredAt = performance.now();
+    for (const r of registrations.splice(0)) await r.deregister();
+    standIn.update({
+      endpoints: endpoints.filter((e) => e.labels.source !== 'vms'),
+      serviceConfig: JSON.stringify(policy(100)),
+      serviceConfigSource: `stand-in (pods 100 %)`,
+    });
+    const vmAddresses = new Set(vms.map((b) => b.address));
+    await waitFor(() => !observer.endpoints().some((e) => vmAddresses.has(e.address)), {
+      timeoutMs: 10_000,
+      message: 'the VMs out of the channel',
+    });
+    const vmsOutMs = Math.round(performance.now() - deregisteredAt);
+    await Promise.all(vms.map((b) => b.stopGracefully()));
+    console.log(`consul: VMs deregistered, out of the channel after ${vmsOutMs} ms, stopped`);
+    await measure(retire, 100, { vmsRetired: true, vmsOutMs });
+
+    await running.stop();
+    const podStats = await Promise.all(podBackends.map((b) => b.stats()));
+    // A client connection per backend for the whole run: any further peer is a reconnect.
+    const connections: Record<string, number> = {};
+    let reconnects = 0;
+    for (const [i, stats] of [...vmStats, ...podStats].entries()) {
+      const backend = [...vms, ...podBackends][i]!;
+      connections[backend.name] = stats.peers.length;
+      reconnects += Math.max(0, stats.peers.length - 1);
+    }
+    running.errors.print('ERROR ');
+    const failedCalls = running.errors.total;
+    const appliedMs = steps.flatMap((s) =>
+      s.configAppliedMs === undefined ? [] : [s.configAppliedMs],
+    );
+    const summary = {
+      example: 'vm-to-k8s-migration',
+      target: compositeTarget,
+      document: `ConfigMap ${NAMESPACE}/${CONFIG_MAP} ${CONFIG_KEY}`,
+      steps,
+      maxShareErrorPp: Math.max(...steps.map((s) => s.shareErrorPp)),
+      failedCalls,
+      configAppliedMsP99: percentile(appliedMs, 99),
+      reconnects,
+      connections,
+    };
+    console.log(JSON.stringify(summary));
+    return failedCalls === 0 && reconnects === 0 && summary.maxShareErrorPp <= 0.5 ? 0 : 1;
+  } finally {
+    await load?.stop();
+    client?.close();
+    manual?.dispose();
+    for (const r of registrations) await r.deregister().catch(() => undefined);
+    await Promise.all([vmSet?.stopAll(), podSet?.stopAll()]);
+    await pods.remove();
+    await Promise.all([kube.dispose(), consul.dispose()]);
+  }
+}
+
+run(main);
