@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, mock, test } from 'node:test';
 import { parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/core';
 import { K8sResolutionError } from './errors';
-import type { K8sApi, K8sConnectionOptions, WatchEventType } from './k8s-client';
+import type { ConfigMapLike, K8sApi, K8sConnectionOptions, WatchEventType } from './k8s-client';
 import { describeFailure, K8sEndpointResolver, WATCH_IDLE_TIMEOUT_MS } from './k8s-resolver';
 import type { K8sEndpointSource } from './k8s-target';
 import { parseK8sTarget } from './k8s-target';
@@ -19,13 +19,14 @@ const SERVER = 'https://fake-apiserver.test:6443';
 
 type ListAnswer = { items: SliceLike[]; resourceVersion: string } | { error: unknown };
 type EndpointsAnswer = { items: EndpointsLike[]; resourceVersion: string } | { error: unknown };
+type ConfigMapAnswer = { items: ConfigMapLike[]; resourceVersion: string } | { error: unknown };
 
 /** One watch the resolver opened on the FakeK8sApi; the test drives it. */
 class FakeWatch {
   aborted = false;
   ended = false;
-  /** What is watched: EndpointSlices, or core/v1 Endpoints. */
-  kind: 'endpointslices' | 'endpoints' = 'endpointslices';
+  /** What is watched: EndpointSlices, core/v1 Endpoints, or a ConfigMap. */
+  kind: 'endpointslices' | 'endpoints' | 'configmaps' = 'endpointslices';
   constructor(
     readonly namespace: string,
     readonly service: string,
@@ -90,6 +91,11 @@ class FakeK8sApi implements K8sApi {
   /** Answers to Endpoints lists, as `listAnswers` (default: refused, 403). */
   endpointsAnswers: EndpointsAnswer[] = [{ error: forbiddenEndpoints() }];
   readonly endpointsCalls: string[] = [];
+  /** Answers to ConfigMap lists, as `listAnswers` (default: none exists). */
+  configMapAnswers: ConfigMapAnswer[] = [{ items: [], resourceVersion: '1' }];
+  readonly configMapCalls: string[] = [];
+  /** While set, ConfigMap lists wait for it. */
+  configMapGate: Promise<void> | undefined;
 
   constructor(
     listAnswers: ListAnswer[],
@@ -101,9 +107,41 @@ class FakeK8sApi implements K8sApi {
   }
 
   get lastWatch(): FakeWatch {
-    const watch = this.watches.at(-1);
+    const watch = this.watches.filter((w) => w.kind !== 'configmaps').at(-1);
     assert.ok(watch, 'no watch was opened');
     return watch;
+  }
+
+  get lastConfigWatch(): FakeWatch {
+    const watch = this.watches.filter((w) => w.kind === 'configmaps').at(-1);
+    assert.ok(watch, 'no ConfigMap watch was opened');
+    return watch;
+  }
+
+  async listConfigMaps(
+    namespace: string,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<{ items: ConfigMapLike[]; resourceVersion: string }> {
+    this.configMapCalls.push(`${namespace}/${name}`);
+    this.signals.push(signal);
+    const answers = this.configMapAnswers;
+    const answer = answers.length > 1 ? answers.shift() : answers[0];
+    await this.configMapGate;
+    assert.ok(answer, 'FakeK8sApi has no ConfigMap answer');
+    if ('error' in answer) throw answer.error;
+    return { items: [...answer.items], resourceVersion: answer.resourceVersion };
+  }
+
+  watchConfigMaps(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }> {
+    return this.openWatch('configmaps', namespace, name, resourceVersion, onEvent, done, signal);
   }
 
   async listSlices(

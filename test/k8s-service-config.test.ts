@@ -1,0 +1,227 @@
+/**
+ * `k8s:///<service>.<namespace>:<port>?config=<ConfigMap>[/<key>]`: the channel's service config
+ * is a ConfigMap data key, followed live, against a real kube-apiserver (RBAC on) and real
+ * grpc-js backends on pod-like addresses (10.244.N.x), inside a network namespace of its own
+ * (enter-netns, first import). The API server runs no controller: each test writes its Service,
+ * EndpointSlices and ConfigMap itself.
+ *
+ * EndpointSlices carry no pod labels; the resolver labels each endpoint with its `node` and
+ * `pod`. Here the v1 pods run on node `pool-v1` and the v2 pods on `pool-v2`, so the traffic
+ * split's subsets select versions by node; each backend also reports its version in its replies.
+ */
+import './support/enter-netns';
+import assert from 'node:assert/strict';
+import { after, describe, test, type TestContext } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { LoadBalancerObserver, OBSERVER_OPTION } from '@grpc-lb/core';
+import { registerK8s } from '@grpc-lb/resolver-k8s';
+import {
+  type BackendSet,
+  type GreeterClient,
+  loadGreeterService,
+  sayHello,
+  startBackends,
+  waitFor,
+} from './harness';
+import {
+  requireKubeApiserver,
+  startKubeApiserver,
+  type KubeApiserver,
+} from './support/kube-apiserver';
+import { addPodAddresses, type PodAddresses } from './support/pod-addresses';
+import { serverFixture } from './support/server-fixture';
+
+const Greeter = loadGreeterService();
+const insecure = grpc.credentials.createInsecure();
+const kube = serverFixture('kube-apiserver', () => startKubeApiserver(), requireKubeApiserver);
+
+let pods: Promise<PodAddresses | undefined> | undefined;
+let backends: BackendSet | undefined;
+after(async () => {
+  await backends?.stopAll();
+  await (await pods)?.remove();
+});
+
+/** Every grpc-lb warning of the file, also printed as the default logger would. */
+const warnings: string[] = [];
+const recordingLogger = {
+  warn(message: string): void {
+    warnings.push(message);
+    console.warn(`[grpc-lb] ${message}`);
+  },
+};
+
+interface Env {
+  readonly k: KubeApiserver;
+  readonly set: BackendSet;
+  readonly namespace: string;
+}
+
+let registered = false;
+let serial = 0;
+
+/** The API server, 4 backends (v1, v1, v2, v2) on pod addresses, and a fresh namespace. */
+async function env(t: TestContext): Promise<Env | undefined> {
+  const k = await kube.get(t);
+  if (!k) return undefined;
+  if (!registered) {
+    registerK8s({ grpc, kubeconfig: k.adminKubeconfig, logger: recordingLogger });
+    registered = true;
+  }
+  pods ??= addPodAddresses(t, 4);
+  const addresses = await pods;
+  if (!addresses) return undefined;
+  backends ??= await startBackends({
+    count: 4,
+    network: addresses.network,
+    labels: ['v1', 'v1', 'v2', 'v2'].map((version) => ({ version })),
+  });
+  for (const b of backends.backends) await b.resetStats();
+  const namespace = `k8s-config-${process.pid}-${++serial}`;
+  const created = await k.request('POST', '/api/v1/namespaces', { metadata: { name: namespace } });
+  assert.equal(created.status, 201, created.body);
+  return { k, set: backends, namespace };
+}
+
+/** A Service `name` with port `grpc`, and one EndpointSlice: the v1 pods on pool-v1, v2 on pool-v2. */
+async function createService(e: Env, name: string): Promise<void> {
+  const service = await e.k.request('POST', `/api/v1/namespaces/${e.namespace}/services`, {
+    metadata: { name },
+    spec: { ports: [{ name: 'grpc', port: 80, targetPort: e.set.port, protocol: 'TCP' }] },
+  });
+  assert.equal(service.status, 201, service.body);
+  const slice = await e.k.request(
+    'POST',
+    `/apis/discovery.k8s.io/v1/namespaces/${e.namespace}/endpointslices`,
+    {
+      metadata: { name: `${name}-a`, labels: { 'kubernetes.io/service-name': name } },
+      addressType: 'IPv4',
+      endpoints: e.set.backends.map((b) => ({
+        addresses: [b.host],
+        conditions: { ready: true, serving: true, terminating: false },
+        nodeName: `pool-${b.labels['version']}`,
+        targetRef: {
+          kind: 'Pod',
+          name: `${name}-${b.labels['version']}-${b.host.split('.').at(-1)}`,
+        },
+      })),
+      ports: [{ name: 'grpc', port: e.set.port, protocol: 'TCP' }],
+    },
+  );
+  assert.equal(slice.status, 201, slice.body);
+}
+
+/** A service config that sends every call to `version`'s pods. */
+function allTo(version: 'v1' | 'v2'): string {
+  return JSON.stringify(
+    {
+      loadBalancingConfig: [
+        {
+          'grpc-lb.traffic_split': {
+            subsets: [
+              { name: 'v1', labels: { node: 'pool-v1' } },
+              { name: 'v2', labels: { node: 'pool-v2' } },
+            ],
+            routes: [{ split: [{ subset: version, weight: 100 }] }],
+          },
+        },
+      ],
+    },
+    null,
+    2,
+  );
+}
+
+/** Creates or replaces ConfigMap `name` with `data`; resolves with its new resourceVersion. */
+async function putConfigMap(e: Env, name: string, data: Record<string, string>): Promise<string> {
+  const base = `/api/v1/namespaces/${e.namespace}/configmaps`;
+  const existing = await e.k.request('GET', `${base}/${name}`);
+  const body = { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name }, data };
+  const result =
+    existing.status === 200
+      ? await e.k.request('PUT', `${base}/${name}`, {
+          ...body,
+          metadata: {
+            name,
+            resourceVersion: (existing.json as { metadata: { resourceVersion: string } }).metadata
+              .resourceVersion,
+          },
+        })
+      : await e.k.request('POST', base, body);
+  assert.ok(result.status === 200 || result.status === 201, result.body);
+  return (result.json as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+}
+
+function client(
+  target: string,
+  observer: LoadBalancerObserver,
+  options: grpc.ChannelOptions = {},
+): GreeterClient {
+  return new Greeter(target, insecure, {
+    'grpc.use_local_subchannel_pool': 1,
+    'grpc-lb.max_refresh_backoff_ms': 1_000,
+    [OBSERVER_OPTION]: observer,
+    ...options,
+  });
+}
+
+/** `calls` sequential calls; how many each version answered. */
+async function versions(greeter: GreeterClient, calls: number): Promise<Record<string, number>> {
+  const seen: Record<string, number> = {};
+  for (let i = 0; i < calls; i++) {
+    const version = (await sayHello(greeter, 'config')).labels['version'] ?? '?';
+    seen[version] = (seen[version] ?? 0) + 1;
+  }
+  return seen;
+}
+
+/** Waits until the channel on `target` follows the config whose source mentions `text`. */
+async function applied(observer: LoadBalancerObserver, target: string, text: string) {
+  return waitFor(
+    () => observer.serviceConfigs().find((c) => c.target === target && c.source.includes(text)),
+    { timeoutMs: 5_000, message: `the channel follows ${text}` },
+  );
+}
+
+describe('k8s: the service config from a ConfigMap (real kube-apiserver, real backends)', () => {
+  test('the first resolution comes with the document; an edit moves calls at once, without reconnecting', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      await createService(e, 'hello');
+      const rv = await putConfigMap(e, 'hello-lb', { 'service-config.json': allTo('v2') });
+      const target = `k8s:///hello.${e.namespace}:grpc?config=hello-lb`;
+      const observer = new LoadBalancerObserver();
+      const greeter = client(target, observer);
+      try {
+        // No warm-up: the channel started on the document's policy.
+        assert.deepEqual(await versions(greeter, 50), { v2: 50 });
+        const followed = observer.serviceConfigs().find((c) => c.target === target);
+        assert.equal(
+          followed?.source,
+          `ConfigMap ${e.namespace}/hello-lb service-config.json (resourceVersion ${rv})`,
+        );
+        const editedAt = performance.now();
+        const rv2 = await putConfigMap(e, 'hello-lb', { 'service-config.json': allTo('v1') });
+        await applied(observer, target, `(resourceVersion ${rv2})`);
+        const appliedMs = Math.round(performance.now() - editedAt);
+        assert.deepEqual(await versions(greeter, 50), { v1: 50 });
+        const rv3 = await putConfigMap(e, 'hello-lb', { 'service-config.json': allTo('v2') });
+        await applied(observer, target, `(resourceVersion ${rv3})`);
+        assert.deepEqual(await versions(greeter, 50), { v2: 50 });
+        // One connection per backend for the whole test: the policy changes reconnected nothing.
+        for (const b of e.set.backends) {
+          const stats = await b.stats();
+          assert.ok(
+            stats.connectionsAccepted <= 1,
+            `${b.name}: ${stats.connectionsAccepted} connections`,
+          );
+          assert.equal(stats.peers.length, 1, `${b.name}: peers ${stats.peers.join(', ')}`);
+        }
+        t.diagnostic(JSON.stringify({ configMapWriteToAppliedMs: appliedMs }));
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+});
