@@ -101,6 +101,15 @@ export type {
 export { parseTargetUri, parseHostPort, type HostPort } from './target-uri';
 export { parseStaticTarget, staticResolverFactory, type StaticTarget } from './static-target';
 export { manualResolverFactory } from './manual-target';
+export {
+  COMPOSITE_SCHEME,
+  parseCompositeTarget,
+  createCompositeResolverFactory,
+  type CompositeTarget,
+  type CompositeSource,
+  type SchemeLookup,
+} from './composite-target';
+export { SOURCE_LABEL, FIRST_RESOLUTION_WAIT_MS } from './composite-resolver';
 export { normalizeEndpoint, formatHostPort, type NormalizedEndpoint } from './endpoint';
 export { Backoff, type BackoffOptions } from './backoff';
 export { redactSecrets, isSecretName, SECRET_WORDS } from './redact';

@@ -35,6 +35,17 @@ describe('redactSecrets', () => {
     ],
     ['invalid tls.key: expected PEM text', 'invalid tls.key: expected PEM text'],
     ['monkey=1&keyboard=2', 'monkey=1&keyboard=2'],
+    // A target nested as a parameter value (a composite's sources), with its own parameters.
+    [
+      'composite:///h?vms=consul:///hello?token=TOKEN&pods=k8s:///a.b:1',
+      'composite:///h?vms=consul:///hello?token=***&pods=k8s:///a.b:1',
+    ],
+    ['composite:///h?a=static:///a:1;token=TOKEN', 'composite:///h?a=static:///a:1;token=***'],
+    [
+      'composite:///h?a=consul:///x?dc=1%26token=TOKEN',
+      'composite:///h?a=consul:///x?dc=1%26token=***',
+    ],
+    ['composite:///h?a=consul:///x%3Ftoken=TOKEN', 'composite:///h?a=consul:///x%3Ftoken=***'],
   ];
   for (const [input, expected] of cases) {
     test(`${input} → ${expected}`, () => {
@@ -55,6 +66,8 @@ describe('redactSecrets', () => {
       (s: string) => `dns+lb://${s}@127.0.0.1/api:1`,
       (s: string) => `dns:${s}@api:1`,
       (s: string) => `consul:///hello?tag=a&token=${s}`,
+      (s: string) => `composite:///h?a=consul:///hello?token=${s}&b=static:///a:1`,
+      (s: string) => `composite:///h?a=consul:///hello?dc=1%26token=${s}`,
       (s: string) => `static:///a:1;secret=${s},b:2`,
       (s: string) => `${s}:x@host:8500`,
       (s: string) => `Bearer ${s}`,

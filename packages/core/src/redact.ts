@@ -80,8 +80,30 @@ const URI_USERINFO = /\b([A-Za-z][A-Za-z0-9+.-]*:\/\/)[^\s/?#"'<>]*@/g;
  */
 const BARE_USERINFO =
   /(^|[\s"'(=,;/<>])([A-Za-z][A-Za-z0-9+.-]*:(?!\/\/))?(?!\*\*\*@)[^\s"'/?#@,;<>()=]+@(?=[A-Za-z0-9[])/g;
-/** `name=value`, the name at the start or after a separator; the value runs to the next one. */
-const NAME_VALUE = /(^|[\s?&;,"'(/])([^\s?&;,=#"'()/]+)=([^\s&;,#"')]*)/g;
+/**
+ * `name=`, the name at the start or after a separator (`%26` and `%3F` count: a target nested in
+ * another, as a composite's sources are, writes its `&` as `%26`). Only a secret name's value is
+ * consumed (it runs to the next `&`, `;`, `,`, quote or space); after any other name the scan goes
+ * on inside the value, which may itself be a target with parameters (`b=consul:///x?token=…`).
+ */
+const NAME_EQ = /(^|[\s?&;,"'(/]|%26|%3[Ff])((?:[^\s?&;,=#"'()/%]|%(?!26|3[Ff]))+)=/g;
+const VALUE = /^[^\s&;,#"')]*/;
+
+function maskSecretValues(text: string): string {
+  let out = '';
+  let copied = 0;
+  NAME_EQ.lastIndex = 0;
+  for (let m = NAME_EQ.exec(text); m !== null; m = NAME_EQ.exec(text)) {
+    if (!isSecretName(m[2]!)) continue;
+    const start = m.index + m[0].length;
+    const value = VALUE.exec(text.slice(start))![0];
+    if (value === '' || value === MASK) continue;
+    out += text.slice(copied, start) + MASK;
+    copied = start + value.length;
+    NAME_EQ.lastIndex = copied;
+  }
+  return out + text.slice(copied);
+}
 /** `Bearer <token>`; `Basic <base64>` only when it looks encoded (a digit, `+`, `/`, `=` or mixed case), not "Basic auth". */
 const AUTH_SCHEME =
   /\b([Bb]earer|BEARER)(\s+)[A-Za-z0-9\-._~+/]+=*|\b([Bb]asic|BASIC)(\s+)(?=[A-Za-z0-9+/]*(?:[0-9+/=]|[a-z][A-Z]|[A-Z]{2}))[A-Za-z0-9+/]+=*/g;
@@ -92,20 +114,17 @@ const AUTH_SCHEME =
  */
 export function redactSecrets(text: string): string {
   if (typeof text !== 'string') return text;
-  return text
+  const withoutUserinfo = text
     .replace(URI_USERINFO, `$1${MASK}@`)
     .replace(BARE_USERINFO, (match: string, before: string, scheme: string | undefined) => {
       // `dns:u:p@h` keeps `dns:`; in `u:p@h` the `u:` is the user, not a scheme.
       const rest = match.slice(before.length + (scheme?.length ?? 0));
       const keep = scheme !== undefined && rest.includes(':') ? scheme : '';
       return `${before}${keep}${MASK}@`;
-    })
-    .replace(NAME_VALUE, (match, before: string, name: string, value: string) =>
-      isSecretName(name) && value !== '' && value !== MASK ? `${before}${name}=${MASK}` : match,
-    )
-    .replace(
-      AUTH_SCHEME,
-      (_m, bearer: string | undefined, space1: string, basic: string, space2: string) =>
-        bearer !== undefined ? `${bearer}${space1}${MASK}` : `${basic}${space2}${MASK}`,
-    );
+    });
+  return maskSecretValues(withoutUserinfo).replace(
+    AUTH_SCHEME,
+    (_m, bearer: string | undefined, space1: string, basic: string, space2: string) =>
+      bearer !== undefined ? `${bearer}${space1}${MASK}` : `${basic}${space2}${MASK}`,
+  );
 }

@@ -20,7 +20,7 @@ describe('register()', () => {
     assert.deepEqual(second, first);
     const manifest = fs.readFileSync(require.resolve('@grpc/grpc-js/package.json'), 'utf8');
     assert.equal(first.grpcJsVersion, (JSON.parse(manifest) as { version: string }).version);
-    assert.deepEqual([...first.schemes].sort(), ['manual', 'static']);
+    assert.deepEqual([...first.schemes].sort(), ['composite', 'manual', 'static']);
     assert.deepEqual(first.policies, [
       ROUND_ROBIN_POLICY,
       WEIGHTED_ROUND_ROBIN_POLICY,

@@ -14,6 +14,7 @@ import {
   type Runtime,
 } from './grpc-js/runtime';
 import { consoleLogger, type Logger } from './logger';
+import { createCompositeResolverFactory } from './composite-target';
 import { manualResolverFactory } from './manual-target';
 import type { ResolverFactory } from './resolver-contract';
 import { staticResolverFactory } from './static-target';
@@ -25,7 +26,7 @@ export interface RegisterOptions {
    * package; pass it when the application could hold another copy.
    */
   readonly grpc?: Grpc;
-  /** Resolvers of other packages (`@grpc-lb/resolver-*`) to install beside `static:` and `manual:`. */
+  /** Resolvers of other packages (`@grpc-lb/resolver-*`) to install beside `static:`, `manual:` and `composite:`. */
   readonly resolvers?: readonly ResolverFactory[];
   /** Built-in grpc-js schemes (`dns`, …) a resolver may replace; each replacement is an explicit opt-in. */
   readonly replaceBuiltinSchemes?: readonly string[];
@@ -46,6 +47,8 @@ interface State {
   readonly logger: { current: Logger };
   readonly schemes: Map<string, { factory: ResolverFactory; Resolver: AdaptedResolverClass }>;
   readonly policies: Map<(rt: Runtime) => PolicyClasses, PolicyClasses>;
+  /** `composite:`, resolving its sources through this copy's schemes. */
+  readonly composite: ResolverFactory;
 }
 
 /** One state per copy of grpc-js, keyed by its `experimental` object (the same for CJS and ESM views). */
@@ -68,7 +71,12 @@ export function register(options: RegisterOptions = {}): Registration {
     const runtime = createCheckedRuntime(grpc, missing, {
       warn: (message) => logger.current.warn(message),
     });
-    state = { runtime, logger, schemes: new Map(), policies: new Map() };
+    const schemes: State['schemes'] = new Map();
+    const composite = createCompositeResolverFactory({
+      get: (scheme) => schemes.get(scheme)?.factory,
+      schemes: () => [...schemes.keys()],
+    });
+    state = { runtime, logger, schemes, policies: new Map(), composite };
     states.set(grpc.experimental, state);
   } else if (missing.length > 0) {
     // The same registries reached through an object missing something core calls.
@@ -95,6 +103,7 @@ export function register(options: RegisterOptions = {}): Registration {
   const factories: readonly ResolverFactory[] = [
     staticResolverFactory,
     manualResolverFactory,
+    state.composite,
     ...(options.resolvers ?? []),
   ];
   for (const factory of factories) {

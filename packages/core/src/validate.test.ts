@@ -8,7 +8,7 @@ test('an unknown scheme is named, with the rest of the target redacted', () => {
     () => validateTarget('consull://user:S3CRET@10.0.0.5:8500/hello?token=T0KEN'),
     (e: unknown) => {
       assert.ok(e instanceof TargetError);
-      assert.match(e.message, /unknown scheme "consull:" \(known: static, manual\)/);
+      assert.match(e.message, /unknown scheme "consull:" \(known: static, manual, composite\)/);
       assert.match(e.message, /consull:\/\/\*\*\*@10\.0\.0\.5:8500\/hello\?token=\*\*\*/);
       assert.doesNotMatch(e.message, /S3CRET|T0KEN/);
       return true;

@@ -1,4 +1,5 @@
 import { TargetError } from './errors';
+import { createCompositeResolverFactory } from './composite-target';
 import { manualResolverFactory } from './manual-target';
 import type { ResolverFactory } from './resolver-contract';
 import { staticResolverFactory } from './static-target';
@@ -14,7 +15,14 @@ export function validateTarget(
   factories: readonly ResolverFactory[] = [],
 ): { scheme: string; defaultAuthority: string } {
   const uri = parseTargetUri(target);
-  const all = [staticResolverFactory, manualResolverFactory, ...factories] as ResolverFactory[];
+  const all: ResolverFactory[] = [staticResolverFactory, manualResolverFactory];
+  all.push(
+    createCompositeResolverFactory({
+      get: (scheme) => all.find((f) => f.scheme === scheme),
+      schemes: () => all.map((f) => f.scheme),
+    }),
+    ...(factories as ResolverFactory[]),
+  );
   const factory = all.find((f) => f.scheme === uri.scheme);
   if (!factory) {
     throw new TargetError(
