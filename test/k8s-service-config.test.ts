@@ -13,11 +13,12 @@ import './support/enter-netns';
 import assert from 'node:assert/strict';
 import { after, describe, test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { LoadBalancerObserver, OBSERVER_OPTION } from '@grpc-lb/core';
-import { registerK8s } from '@grpc-lb/resolver-k8s';
+import { LoadBalancerObserver, OBSERVER_OPTION, register, type ConfigEvent } from '@grpc-lb/core';
+import { createK8sResolverFactory, registerK8s } from '@grpc-lb/resolver-k8s';
 import {
   type BackendSet,
   type GreeterClient,
+  isServiceError,
   loadGreeterService,
   sayHello,
   startBackends,
@@ -132,6 +133,24 @@ function allTo(version: 'v1' | 'v2'): string {
   );
 }
 
+/** A Role with `rules` in the test's namespace, bound to `user`. */
+async function grant(
+  e: Env,
+  user: string,
+  name: string,
+  rules: { apiGroups: string[]; resources: string[]; resourceNames?: string[]; verbs: string[] }[],
+): Promise<void> {
+  const base = `/apis/rbac.authorization.k8s.io/v1/namespaces/${e.namespace}`;
+  const role = await e.k.request('POST', `${base}/roles`, { metadata: { name }, rules });
+  assert.equal(role.status, 201, role.body);
+  const binding = await e.k.request('POST', `${base}/rolebindings`, {
+    metadata: { name },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+    subjects: [{ kind: 'User', apiGroup: 'rbac.authorization.k8s.io', name: user }],
+  });
+  assert.equal(binding.status, 201, binding.body);
+}
+
 /** Creates or replaces ConfigMap `name` with `data`; resolves with its new resourceVersion. */
 async function putConfigMap(e: Env, name: string, data: Record<string, string>): Promise<string> {
   const base = `/api/v1/namespaces/${e.namespace}/configmaps`;
@@ -150,6 +169,25 @@ async function putConfigMap(e: Env, name: string, data: Record<string, string>):
       : await e.k.request('POST', base, body);
   assert.ok(result.status === 200 || result.status === 201, result.body);
   return (result.json as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+}
+
+async function deleteConfigMap(e: Env, name: string): Promise<void> {
+  const result = await e.k.request(
+    'DELETE',
+    `/api/v1/namespaces/${e.namespace}/configmaps/${name}`,
+  );
+  assert.equal(result.status, 200, result.body);
+}
+
+/** The channel's own service config (round robin over every endpoint). */
+const CHANNEL_CONFIG = JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] });
+
+/** A warning of the file that includes every one of `parts` (each test's texts are its own). */
+async function warned(...parts: string[]): Promise<string> {
+  return waitFor(() => warnings.find((w) => parts.every((p) => w.includes(p))), {
+    timeoutMs: 5_000,
+    message: `a warning with ${parts.join(' … ')}`,
+  });
 }
 
 function client(
@@ -219,6 +257,169 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
           assert.equal(stats.peers.length, 1, `${b.name}: peers ${stats.peers.join(', ')}`);
         }
         t.diagnostic(JSON.stringify({ configMapWriteToAppliedMs: appliedMs }));
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test("a bad document (not JSON, a bad field) keeps the last good config and warns naming the ConfigMap, key and field; deletion returns to the channel's own config", async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      await createService(e, 'bad');
+      await putConfigMap(e, 'bad-lb', { 'service-config.json': allTo('v1') });
+      const target = `k8s:///bad.${e.namespace}:grpc?config=bad-lb`;
+      const observer = new LoadBalancerObserver();
+      const rejected: ConfigEvent[] = [];
+      observer.on('config', (event) => {
+        if (event.status === 'rejected') rejected.push(event);
+      });
+      const greeter = client(target, observer, { 'grpc.service_config': CHANNEL_CONFIG });
+      const document = `ConfigMap ${e.namespace}/bad-lb service-config.json`;
+      try {
+        assert.deepEqual(await versions(greeter, 20), { v1: 20 });
+
+        const rv = await putConfigMap(e, 'bad-lb', {
+          'service-config.json': '{"loadBalancingConfig": [',
+        });
+        const notJson = await warned(`${document} (resourceVersion ${rv})`, 'not valid JSON');
+        assert.match(notJson, /keeping the previous service config/);
+        assert.deepEqual(await versions(greeter, 20), { v1: 20 });
+
+        const badField = JSON.parse(allTo('v2')) as {
+          loadBalancingConfig: [
+            { 'grpc-lb.traffic_split': { routes: [{ split: [{ weight: number }] }] } },
+          ];
+        };
+        badField.loadBalancingConfig[0]['grpc-lb.traffic_split'].routes[0].split[0].weight = -5;
+        const rv2 = await putConfigMap(e, 'bad-lb', {
+          'service-config.json': JSON.stringify(badField),
+        });
+        const field = await warned(
+          `${document} (resourceVersion ${rv2})`,
+          'routes[0].split[0].weight',
+        );
+        assert.match(field, /keeping the previous service config/);
+        assert.deepEqual(await versions(greeter, 20), { v1: 20 });
+        assert.ok(
+          rejected.some(
+            (r) => r.status === 'rejected' && r.error.includes('routes[0].split[0].weight'),
+          ),
+          'the observer reported the refusal, naming the field',
+        );
+        const state = observer.serviceConfigs().find((c) => c.target === target);
+        assert.match(state?.source ?? '', /bad-lb service-config\.json/);
+        assert.match(state?.rejected?.error ?? '', /weight/);
+
+        const rv3 = await putConfigMap(e, 'bad-lb', { 'service-config.json': allTo('v2') });
+        await applied(observer, target, `(resourceVersion ${rv3})`);
+        assert.deepEqual(await versions(greeter, 20), { v2: 20 });
+
+        await deleteConfigMap(e, 'bad-lb');
+        await applied(observer, target, 'grpc.service_config');
+        await warned(`ConfigMap ${e.namespace}/bad-lb does not exist`);
+        assert.deepEqual(
+          Object.keys(await versions(greeter, 40)).sort(),
+          ['v1', 'v2'],
+          'round robin over all four',
+        );
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test("a ConfigMap or key absent at first: the channel's own config, and the document applies when it appears", async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      await createService(e, 'late');
+      const target = `k8s:///late.${e.namespace}:grpc?config=late-lb/policy.json`;
+      const observer = new LoadBalancerObserver();
+      const greeter = client(target, observer);
+      try {
+        // Round robin over all four (before every connection is ready, over the ready ones).
+        assert.deepEqual(Object.keys(await versions(greeter, 40)).sort(), ['v1', 'v2']);
+        await warned(`ConfigMap ${e.namespace}/late-lb does not exist`);
+        await putConfigMap(e, 'late-lb', { 'service-config.json': allTo('v1') });
+        await warned(`ConfigMap ${e.namespace}/late-lb has no data key "policy.json"`);
+        assert.deepEqual(Object.keys(await versions(greeter, 40)).sort(), ['v1', 'v2']);
+        const rv = await putConfigMap(e, 'late-lb', {
+          'service-config.json': allTo('v1'),
+          'policy.json': allTo('v2'),
+        });
+        const state = await applied(observer, target, `(resourceVersion ${rv})`);
+        assert.equal(
+          state.source,
+          `ConfigMap ${e.namespace}/late-lb policy.json (resourceVersion ${rv})`,
+        );
+        assert.deepEqual(await versions(greeter, 20), { v2: 20 });
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test('RBAC: an identity without configmaps gets an error naming the ConfigMap and the rule; a rule restricted by resourceNames is enough', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      await createService(e, 'guarded');
+      await putConfigMap(e, 'guarded-lb', { 'service-config.json': allTo('v2') });
+      const user = await e.k.createUser(`config-reader-${e.namespace}`);
+      await grant(e, user.name, 'endpoints-reader', [
+        {
+          apiGroups: ['discovery.k8s.io'],
+          resources: ['endpointslices'],
+          verbs: ['list', 'watch'],
+        },
+        { apiGroups: [''], resources: ['services'], verbs: ['get'] },
+      ]);
+      register({
+        grpc,
+        logger: recordingLogger,
+        resolvers: [
+          createK8sResolverFactory({ scheme: 'k8s-config-limited', kubeconfig: user.kubeconfig }),
+        ],
+      });
+      const target = `k8s-config-limited:///guarded.${e.namespace}:grpc?config=guarded-lb`;
+      const observer = new LoadBalancerObserver();
+      const greeter = client(target, observer);
+      try {
+        await assert.rejects(sayHello(greeter, 'x', { deadlineMs: 5_000 }), (error: unknown) => {
+          assert.ok(isServiceError(error));
+          assert.equal(error.code, grpc.status.UNAVAILABLE);
+          assert.match(error.details, new RegExp(`ConfigMap ${e.namespace}/guarded-lb`));
+          assert.match(error.details, /403 Forbidden/);
+          assert.match(error.details, /cannot list resource "configmaps"/);
+          assert.match(
+            error.details,
+            new RegExp(
+              `Grant this identity get, list and watch on configmaps \\(the core apiGroup ""\\) in namespace ${e.namespace}`,
+            ),
+          );
+          return true;
+        });
+        // Only this ConfigMap: the resolver lists and watches it by metadata.name.
+        await grant(e, user.name, 'config-reader', [
+          {
+            apiGroups: [''],
+            resources: ['configmaps'],
+            resourceNames: ['guarded-lb'],
+            verbs: ['get', 'list', 'watch'],
+          },
+        ]);
+        await waitFor(
+          async () =>
+            (await sayHello(greeter, 'x').catch(() => undefined))?.labels['version'] === 'v2',
+          { timeoutMs: 10_000, message: "calls succeed, on the document's policy, once granted" },
+        );
+        assert.deepEqual(await versions(greeter, 20), { v2: 20 });
+        // The watch works under that rule too: an edit arrives.
+        const rv = await putConfigMap(e, 'guarded-lb', { 'service-config.json': allTo('v1') });
+        await applied(observer, target, `(resourceVersion ${rv})`);
+        assert.deepEqual(await versions(greeter, 20), { v1: 20 });
       } finally {
         greeter.close();
       }
