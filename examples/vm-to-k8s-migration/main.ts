@@ -30,12 +30,10 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   LoadBalancerObserver,
-  ManualEndpoints,
   OBSERVER_OPTION,
   register,
   serviceConfig,
   trafficSplit,
-  type ConfigEvent,
 } from '@grpc-lb/core';
 import { registerConsul, registerService, type ConsulRegistration } from '@grpc-lb/resolver-consul';
 import { registerK8s } from '@grpc-lb/resolver-k8s';
@@ -125,18 +123,6 @@ async function must(k: KubeApiserver, method: string, path: string, body?: unkno
   return result;
 }
 
-/** Creates or replaces an object at `path` (collection `base`), as `kubectl apply` would. */
-async function apply(k: KubeApiserver, base: string, name: string, body: Record<string, unknown>) {
-  const existing = await k.request('GET', `${base}/${name}`);
-  if (existing.status === 404) return must(k, 'POST', base, body);
-  const metadata = {
-    ...(body['metadata'] as Record<string, unknown>),
-    resourceVersion: (existing.json as { metadata: { resourceVersion: string } }).metadata
-      .resourceVersion,
-  };
-  return must(k, 'PUT', `${base}/${name}`, { ...body, metadata });
-}
-
 /** Service hello-<v> and its EndpointSlice holding `pod`, ready. */
 async function createVersionService(k: KubeApiserver, v: Version, pod: Backend): Promise<void> {
   const name = `${SERVICE}-${v}`;
@@ -161,14 +147,26 @@ async function createVersionService(k: KubeApiserver, v: Version, pod: Backend):
   });
 }
 
-/** Writes the policy document to ConfigMap prod/hello-lb; resolves when the API server took it. */
-async function writePolicy(k: KubeApiserver, podsPercent: number): Promise<void> {
-  await apply(k, `/api/v1/namespaces/${NAMESPACE}/configmaps`, CONFIG_MAP, {
+/**
+ * Writes the policy document to ConfigMap prod/hello-lb (`create`: the first time), as `kubectl
+ * apply` would, in one request; resolves with the ConfigMap's new resourceVersion.
+ */
+async function writePolicy(
+  k: KubeApiserver,
+  podsPercent: number,
+  create: boolean,
+): Promise<string> {
+  const base = `/api/v1/namespaces/${NAMESPACE}/configmaps`;
+  const body = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: { name: CONFIG_MAP },
     data: { [CONFIG_KEY]: JSON.stringify(policy(podsPercent), null, 2) },
-  });
+  };
+  const result = create
+    ? await must(k, 'POST', base, body)
+    : await must(k, 'PUT', `${base}/${CONFIG_MAP}`, body);
+  return (result.json as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
 }
 
 interface StepResult {
@@ -262,17 +260,30 @@ async function main(): Promise<number> {
   const concurrency = intFlag('concurrency', 8);
   const callsPerStep = intFlag('calls-per-step', 2_000);
 
-  const [consul, kube, pods] = await Promise.all([
+  const started = await Promise.allSettled([
     startConsul(),
     startKubeApiserver(),
     createPodAddresses(3),
-  ]);
+  ] as const);
+  const [consulStart, kubeStart, podsStart] = started;
+  if (
+    consulStart.status === 'rejected' ||
+    kubeStart.status === 'rejected' ||
+    podsStart.status === 'rejected'
+  ) {
+    // Whatever did start is stopped before the failure is reported.
+    if (consulStart.status === 'fulfilled') await consulStart.value.dispose();
+    if (kubeStart.status === 'fulfilled') await kubeStart.value.dispose();
+    if (podsStart.status === 'fulfilled') await podsStart.value.remove();
+    const failed = started.find((r) => r.status === 'rejected');
+    throw failed?.reason;
+  }
+  const [consul, kube, pods] = [consulStart.value, kubeStart.value, podsStart.value];
   const registrations: ConsulRegistration[] = [];
   let vmSet: Awaited<ReturnType<typeof startBackends>> | undefined;
   let podSet: Awaited<ReturnType<typeof startBackends>> | undefined;
   let client: GreeterClient | undefined;
   let load: ReturnType<typeof startLoad> | undefined;
-  let manual: ManualEndpoints | undefined;
   try {
     const labels = VERSIONS.map((version) => ({ version }));
     [vmSet, podSet] = await Promise.all([
@@ -314,7 +325,7 @@ async function main(): Promise<number> {
         `kubernetes: ${pod.name} ${pod.address} behind Service ${NAMESPACE}/${SERVICE}-${VERSIONS[i]}`,
       );
     }
-    await writePolicy(kube, 0);
+    const firstRevision = await writePolicy(kube, 0, true);
     console.log(`kubernetes: ConfigMap ${NAMESPACE}/${CONFIG_MAP} ${CONFIG_KEY}: pods 0 %`);
 
     register({ grpc });
@@ -327,33 +338,21 @@ async function main(): Promise<number> {
           `${podsSource(v)}=k8s:///${SERVICE}-${v}.${NAMESPACE}:grpc${i === 0 ? `?config=${CONFIG_MAP}` : ''}`,
       ),
     ];
-    const compositeTarget = `composite:///${SERVICE}?${sources.join('&')}`;
-    // STAND-IN until the composite target and the ConfigMap document land: the same endpoints
-    // and labels the composite resolves, fed by hand, and each document as it is written.
-    const endpoints = [
-      ...vms.map((b, i) => ({
-        host: b.host,
-        port: b.port,
-        labels: { source: 'vms', version: VERSIONS[i]! },
-      })),
-      ...podBackends.map((b, i) => ({
-        host: b.host,
-        port: b.port,
-        labels: { source: podsSource(VERSIONS[i]!), pod: b.name },
-      })),
-    ];
-    const standIn = new ManualEndpoints({
-      endpoints,
-      serviceConfig: JSON.stringify(policy(0)),
-      serviceConfigSource: 'stand-in (pods 0 %)',
-    });
-    manual = standIn;
-    const target = standIn.target;
-    console.log(`client target ${compositeTarget}`);
+    const target = `composite:///${SERVICE}?${sources.join('&')}`;
+    console.log(`client target ${target}`);
 
     const observer = new LoadBalancerObserver();
-    const configEvents: { at: number; event: ConfigEvent }[] = [];
-    observer.on('config', (event) => configEvents.push({ at: performance.now(), event }));
+    /** The configs the channel applied, as the observer reports them, with when. */
+    const appliedConfigs: {
+      at: number;
+      source: string;
+      config: Readonly<Record<string, unknown>>;
+    }[] = [];
+    observer.on('config', (event) => {
+      if (event.status === 'applied') {
+        appliedConfigs.push({ at: performance.now(), source: event.source, config: event.config });
+      }
+    });
     const Greeter = loadGreeterService();
     client = new Greeter(target, grpc.credentials.createInsecure(), {
       [OBSERVER_OPTION]: observer,
@@ -364,22 +363,21 @@ async function main(): Promise<number> {
     ]);
     const subsetOf = (address: string) => subsets.get(address) ?? `unknown ${address}`;
 
-    /** Waits for the channel to follow the document with this pods share; its event time. */
-    const applied = async (podsPercent: number, since: number): Promise<number> => {
-      const want = helloWeights(policy(podsPercent));
+    /**
+     * Waits for the observer's event saying the channel follows the ConfigMap at this
+     * resourceVersion (every call started after it is picked by that policy); the event's time.
+     */
+    const applied = async (podsPercent: number, revision: string): Promise<number> => {
       const found = await waitFor(
-        () =>
-          configEvents.find(
-            (e) =>
-              e.at >= since &&
-              e.event.status === 'applied' &&
-              helloWeights(e.event.config) === want,
-          ),
+        () => appliedConfigs.find((e) => e.source.endsWith(`(resourceVersion ${revision})`)),
         {
           timeoutMs: 10_000,
-          message: `the channel following the document with pods ${podsPercent} %`,
+          message: `the channel following ConfigMap ${CONFIG_MAP} at resourceVersion ${revision} (pods ${podsPercent} %)`,
         },
       );
+      if (helloWeights(found.config) !== helloWeights(policy(podsPercent))) {
+        throw new Error(`the channel applied ${JSON.stringify(found.config)}`);
+      }
       return found.at;
     };
     const following = () =>
@@ -395,7 +393,7 @@ async function main(): Promise<number> {
       },
       { timeoutMs: 15_000, message: 'all six endpoints connected' },
     );
-    await applied(0, 0);
+    await applied(0, firstRevision);
 
     const steps: StepResult[] = [];
     const measure = async (
@@ -467,13 +465,8 @@ async function main(): Promise<number> {
       if (i === 0) continue;
       running.state.step = i;
       const writtenAt = performance.now();
-      await writePolicy(kube, podsPercent);
-      standIn.update({
-        endpoints,
-        serviceConfig: JSON.stringify(policy(podsPercent)),
-        serviceConfigSource: `stand-in (pods ${podsPercent} %)`,
-      });
-      const appliedAt = await applied(podsPercent, writtenAt);
+      const revision = await writePolicy(kube, podsPercent, false);
+      const appliedAt = await applied(podsPercent, revision);
       await measure(
         i,
         podsPercent,
@@ -488,11 +481,6 @@ async function main(): Promise<number> {
     const vmStats = await Promise.all(vms.map((b) => b.stats()));
     const deregisteredAt = performance.now();
     for (const r of registrations.splice(0)) await r.deregister();
-    standIn.update({
-      endpoints: endpoints.filter((e) => e.labels.source !== 'vms'),
-      serviceConfig: JSON.stringify(policy(100)),
-      serviceConfigSource: `stand-in (pods 100 %)`,
-    });
     const vmAddresses = new Set(vms.map((b) => b.address));
     await waitFor(() => !observer.endpoints().some((e) => vmAddresses.has(e.address)), {
       timeoutMs: 10_000,
@@ -520,7 +508,7 @@ async function main(): Promise<number> {
     );
     const summary = {
       example: 'vm-to-k8s-migration',
-      target: compositeTarget,
+      target,
       document: `ConfigMap ${NAMESPACE}/${CONFIG_MAP} ${CONFIG_KEY}`,
       steps,
       maxShareErrorPp: Math.max(...steps.map((s) => s.shareErrorPp)),
@@ -534,7 +522,6 @@ async function main(): Promise<number> {
   } finally {
     await load?.stop();
     client?.close();
-    manual?.dispose();
     for (const r of registrations) await r.deregister().catch(() => undefined);
     await Promise.all([vmSet?.stopAll(), podSet?.stopAll()]);
     await pods.remove();
