@@ -38,6 +38,7 @@ interface Summary {
   configAppliedMsP99: number;
   reconnects: number;
   connections: Record<string, number>;
+  badDocument: { rejectedMs: number; error: string; kept: string };
 }
 
 test('examples/vm-to-k8s-migration: VMs → pods 0/10/50/100 % from a ConfigMap, VMs retired, 0 failed calls, split within ±0.5 pp, no reconnect', async (t) => {
@@ -105,5 +106,12 @@ test('examples/vm-to-k8s-migration: VMs → pods 0/10/50/100 % from a ConfigMap,
   );
   assert.equal(applied.length, 3, stdout);
   assert.equal(summary.configAppliedMsP99, Math.max(...applied));
+  // The bad document written at 50 % was refused, naming the document and the field, and the
+  // channel kept the 50 % one.
+  assert.match(
+    summary.badDocument.error,
+    /ConfigMap prod\/hello-lb service-config\.json \(resourceVersion \d+\): invalid .*traffic_split\.routes\[0\]\.split\[\d\]\.subset: no subset named "pods-v3"/,
+  );
+  assert.equal(summary.badDocument.kept, summary.steps[2]!.document);
   assert.equal(exit, undefined, stdout);
 });

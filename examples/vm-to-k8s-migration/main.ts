@@ -3,7 +3,8 @@
  * "VM" backends (127.0.0.2–4, versions v1/v2/v3) registered in a Consul agent with meta `version`,
  * and three "pods" (10.244.N.2–4, one per version) behind the Kubernetes Services `hello-v1`,
  * `hello-v2` and `hello-v3` of namespace `prod` (a real kube-apiserver; the example writes their
- * EndpointSlices as the EndpointSlice controller would). One client channel follows both worlds
+ * EndpointSlices as the EndpointSlice controller would; a Service per version, because slices carry
+ * none of the pods' labels). One client channel follows both worlds
  * through one composite target:
  *
  *   composite:///hello?vms=consul:///hello&pods-v1=k8s:///hello-v1.prod:grpc?config=hello-lb
@@ -16,7 +17,9 @@
  * divided between VMs and pods by the pods' share. Under steady load (several calls in flight all
  * the time) the example rewrites the ConfigMap to move the pods' share 0 → 10 → 50 → 100 %; at
  * each step it waits until the channel follows the new document (the observer's `config` event),
- * then counts calls. Last, the VMs are deregistered from Consul, leave the channel and are stopped.
+ * then counts calls. At 50 % it also writes a bad document (a route naming a subset that does not
+ * exist): the channel refuses it and keeps the last good one. Last, the VMs are deregistered from
+ * Consul, leave the channel and are stopped.
  *
  * It ends with one JSON line: every call succeeded, every step's split is the policy's within
  * ±0.5 points, no backend saw a second connection from the client (a policy change reconnects
@@ -151,22 +154,26 @@ async function createVersionService(k: KubeApiserver, v: Version, pod: Backend):
  * Writes the policy document to ConfigMap prod/hello-lb (`create`: the first time), as `kubectl
  * apply` would, in one request; resolves with the ConfigMap's new resourceVersion.
  */
-async function writePolicy(
-  k: KubeApiserver,
-  podsPercent: number,
-  create: boolean,
-): Promise<string> {
+async function writeDocument(k: KubeApiserver, text: string, create: boolean): Promise<string> {
   const base = `/api/v1/namespaces/${NAMESPACE}/configmaps`;
   const body = {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: { name: CONFIG_MAP },
-    data: { [CONFIG_KEY]: JSON.stringify(policy(podsPercent), null, 2) },
+    data: { [CONFIG_KEY]: text },
   };
   const result = create
     ? await must(k, 'POST', base, body)
     : await must(k, 'PUT', `${base}/${CONFIG_MAP}`, body);
   return (result.json as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
+}
+
+const writePolicy = (k: KubeApiserver, podsPercent: number, create: boolean) =>
+  writeDocument(k, JSON.stringify(policy(podsPercent), null, 2), create);
+
+/** A mistake an operator could make: the SayHello route names a subset the document lacks. */
+function badPolicy(podsPercent: number): string {
+  return JSON.stringify(policy(podsPercent), null, 2).replace('"pods-v3"', '"pods-v4"');
 }
 
 interface StepResult {
@@ -348,9 +355,13 @@ async function main(): Promise<number> {
       source: string;
       config: Readonly<Record<string, unknown>>;
     }[] = [];
+    const rejectedConfigs: { at: number; source: string; error: string }[] = [];
     observer.on('config', (event) => {
+      const at = performance.now();
       if (event.status === 'applied') {
-        appliedConfigs.push({ at: performance.now(), source: event.source, config: event.config });
+        appliedConfigs.push({ at, source: event.source, config: event.config });
+      } else {
+        rejectedConfigs.push({ at, source: event.source, error: event.error });
       }
     });
     const Greeter = loadGreeterService();
@@ -459,6 +470,34 @@ async function main(): Promise<number> {
       );
     };
 
+    /**
+     * Halfway, a bad document: the channel refuses it (the observer's `rejected` event names the
+     * field) and keeps following the last good one, under the same load.
+     */
+    const writeBadDocument = async (podsPercent: number, goodRevision: string) => {
+      const writtenAt = performance.now();
+      const revision = await writeDocument(kube, badPolicy(podsPercent), false);
+      const rejected = await waitFor(
+        () => rejectedConfigs.find((e) => e.source.endsWith(`(resourceVersion ${revision})`)),
+        { timeoutMs: 10_000, message: `the channel refusing resourceVersion ${revision}` },
+      );
+      const kept = following();
+      if (!kept.endsWith(`(resourceVersion ${goodRevision})`)) {
+        throw new Error(`after a bad document the channel follows ${kept}`);
+      }
+      const result = {
+        rejectedMs: Math.round(rejected.at - writtenAt),
+        error: rejected.error,
+        kept,
+      };
+      console.log(
+        `bad document (resourceVersion ${revision}) refused after ${result.rejectedMs} ms: ${result.error}; ` +
+          `the channel keeps ${kept}`,
+      );
+      return result;
+    };
+    let badDocument: Awaited<ReturnType<typeof writeBadDocument>> | undefined;
+
     running.state.step = 0;
     await measure(0, 0, {});
     for (const [i, podsPercent] of PODS_PERCENT.entries()) {
@@ -473,6 +512,7 @@ async function main(): Promise<number> {
         { configAppliedMs: Math.round(appliedAt - writtenAt) },
         writtenAt,
       );
+      if (podsPercent === 50) badDocument = await writeBadDocument(podsPercent, revision);
     }
 
     // Retire the VMs: deregister them (Consul), wait until the channel has dropped them, stop them.
@@ -516,6 +556,7 @@ async function main(): Promise<number> {
       configAppliedMsP99: percentile(appliedMs, 99),
       reconnects,
       connections,
+      badDocument,
     };
     console.log(JSON.stringify(summary));
     return failedCalls === 0 && reconnects === 0 && summary.maxShareErrorPp <= 0.5 ? 0 : 1;
