@@ -151,8 +151,9 @@ async function createVersionService(k: KubeApiserver, v: Version, pod: Backend):
 }
 
 /**
- * Writes the policy document to ConfigMap prod/hello-lb (`create`: the first time), as `kubectl
- * apply` would, in one request; resolves with the ConfigMap's new resourceVersion.
+ * Writes `text` as the policy document of ConfigMap prod/hello-lb (`create`: the first time; then
+ * a PUT replaces the ConfigMap whole, as `kubectl replace` does) in one request; resolves with the
+ * ConfigMap's new resourceVersion.
  */
 async function writeDocument(k: KubeApiserver, text: string, create: boolean): Promise<string> {
   const base = `/api/v1/namespaces/${NAMESPACE}/configmaps`;
@@ -171,7 +172,7 @@ async function writeDocument(k: KubeApiserver, text: string, create: boolean): P
 const writePolicy = (k: KubeApiserver, podsPercent: number, create: boolean) =>
   writeDocument(k, JSON.stringify(policy(podsPercent), null, 2), create);
 
-/** A mistake an operator could make: the SayHello route names a subset the document lacks. */
+/** A mistake an operator could make: subset pods-v3 renamed, so the routes name a subset the document lacks. */
 function badPolicy(podsPercent: number): string {
   return JSON.stringify(policy(podsPercent), null, 2).replace('"pods-v3"', '"pods-v4"');
 }
