@@ -116,11 +116,63 @@ describe('Consul resolver with ACLs on (real agent, default deny)', () => {
           assert.match(refused.details, /403/);
           assert.ok(!refused.details.includes(bogus), 'the token is not in the message');
           assert.ok(!refused.details.includes(MANAGEMENT));
+          t.diagnostic(refused.details);
 
           const reply = await sayHello(allowed, 'acl', { deadlineMs: 5_000 });
           assert.equal(reply.address, backend.address);
         } finally {
           for (const greeter of [anonymous, wrong, unknown, allowed]) greeter.close();
+        }
+      })
+      .finally(() => backends?.stopAll());
+  });
+
+  test('service config from a KV key the token may not read: calls fail naming the key and the ACL rule, never the token; key read works', async (t) => {
+    const c = await consul.get(t);
+    if (!c) return;
+    let backends: BackendSet | undefined;
+    await consul
+      .logged(async () => {
+        backends = await startBackends({ count: 1 });
+        const backend = backends.backends[0]!;
+        const registered = await c.api('PUT', '/v1/agent/service/register', {
+          ID: 'kv-hello-1',
+          Name: 'kv-hello',
+          Address: backend.host,
+          Port: backend.port,
+        });
+        assert.equal(registered.status, 200, registered.body);
+        const written = await c.api('PUT', '/v1/kv/grpc-lb/kv-hello', {
+          loadBalancingConfig: [{ round_robin: {} }],
+        });
+        assert.equal(written.status, 200, written.body);
+        const serviceRules =
+          'service "kv-hello" { policy = "read" }\nnode_prefix "" { policy = "read" }';
+        const noKey = await aclToken(c, 'kv-hello-service-only', serviceRules);
+        const withKey = await aclToken(
+          c,
+          'kv-hello-with-key',
+          `${serviceRules}\nkey_prefix "grpc-lb/" { policy = "read" }`,
+        );
+        const lacking = client(c, 'kv-hello?config=grpc-lb/kv-hello', noKey);
+        const allowed = client(c, 'kv-hello?config=grpc-lb/kv-hello', withKey);
+        try {
+          const refused = await failure(lacking);
+          assert.equal(refused.code, grpc.status.UNAVAILABLE);
+          assert.match(refused.details, /Consul KV key "grpc-lb\/kv-hello"/);
+          assert.match(refused.details, /403/);
+          assert.match(refused.details, /lacks key:read on "grpc-lb\/kv-hello"/);
+          assert.match(refused.details, /key_prefix "grpc-lb\/" \{ policy = "read" \}/);
+          assert.match(refused.details, /key "grpc-lb\/kv-hello" \{ policy = "read" \}/);
+          assert.ok(!refused.details.includes(noKey), 'the token is not in the message');
+          assert.ok(!refused.details.includes(MANAGEMENT));
+          t.diagnostic(refused.details);
+
+          const reply = await sayHello(allowed, 'acl', { deadlineMs: 5_000 });
+          assert.equal(reply.address, backend.address);
+        } finally {
+          lacking.close();
+          allowed.close();
         }
       })
       .finally(() => backends?.stopAll());

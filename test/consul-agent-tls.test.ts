@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { register } from '@grpc-lb/core';
+import { LoadBalancerObserver, OBSERVER_OPTION, register } from '@grpc-lb/core';
 import { createConsulResolverFactory, registerService } from '@grpc-lb/resolver-consul';
 import {
   type GreeterClient,
@@ -175,6 +175,70 @@ describe('Consul over HTTPS with verify_incoming and ACLs (real agent)', () => {
       })
       .finally(async () => {
         for (const greeter of greeters) greeter.close();
+        await backends?.stopAll();
+      });
+  });
+
+  test('config=: the service config KV key is read over the same HTTPS settings and token', async (t) => {
+    const c = await consul.get(t);
+    if (!c) return;
+    let backends: BackendSet | undefined;
+    let greeter: GreeterClient | undefined;
+    await consul
+      .logged(async () => {
+        assert.ok(c.httpsPort !== undefined);
+        backends = await startBackends({ count: 1 });
+        const backend = backends.backends[0]!;
+        const registered = await c.api('PUT', '/v1/agent/service/register', {
+          ID: 'tls-kv-1',
+          Name: 'tls-kv',
+          Address: backend.host,
+          Port: backend.port,
+        });
+        assert.equal(registered.status, 200, registered.body);
+        const written = await c.api('PUT', '/v1/kv/grpc-lb/tls-kv', {
+          loadBalancingConfig: [{ round_robin: {} }],
+        });
+        assert.equal(written.status, 200, written.body);
+        const reader = await aclToken(
+          c,
+          'read-tls-kv',
+          'service "tls-kv" { policy = "read" }\nnode_prefix "" { policy = "read" }\nkey_prefix "grpc-lb/" { policy = "read" }',
+        );
+        const scheme = `consul-tls-${++serial}`;
+        register({
+          grpc,
+          resolvers: [
+            createConsulResolverFactory({
+              scheme,
+              address: `https://127.0.0.1:${c.httpsPort}`,
+              ca: ca!.certFile,
+              cert: clientCert!.certFile,
+              key: clientCert!.keyFile,
+              token: reader,
+            }),
+          ],
+        });
+        const observer = new LoadBalancerObserver();
+        greeter = new Greeter(
+          `${scheme}:///tls-kv?config=grpc-lb/tls-kv`,
+          grpc.credentials.createInsecure(),
+          { 'grpc.use_local_subchannel_pool': 1, [OBSERVER_OPTION]: observer },
+        );
+        assert.equal(
+          (await sayHello(greeter, 'tls', { deadlineMs: 5_000 })).address,
+          backend.address,
+        );
+        const index = (
+          (await c.api('GET', '/v1/kv/grpc-lb/tls-kv')).json as { ModifyIndex: number }[]
+        )[0]!.ModifyIndex;
+        assert.equal(
+          observer.serviceConfigs()[0]?.source,
+          `Consul KV grpc-lb/tls-kv (index ${index})`,
+        );
+      })
+      .finally(async () => {
+        greeter?.close();
         await backends?.stopAll();
       });
   });

@@ -6,7 +6,6 @@
  * which restarts it empty, runs last.
  */
 import assert from 'node:assert/strict';
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { after, describe, test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { WEIGHTED_ROUND_ROBIN_POLICY } from '@grpc-lb/core';
@@ -24,6 +23,7 @@ import {
 import { requireConsul, startConsul, type Consul } from './support/consul';
 import { spread, startLoad, waitUntilQuiet } from './support/load';
 import { serverFixture } from './support/server-fixture';
+import { openSocketsTo } from './support/sockets';
 
 const Greeter = loadGreeterService();
 const insecure = grpc.credentials.createInsecure();
@@ -79,28 +79,6 @@ async function registerRaw(
     Port: backend.port,
     ...extra,
   });
-}
-
-/** Calls in sequence; how many each backend address served. */
-/** This process's established TCP connections to 127.0.0.1:`port` (from /proc: no guessing). */
-function openSocketsTo(port: number): number {
-  const inodes = new Set<string>();
-  for (const fd of readdirSync('/proc/self/fd')) {
-    try {
-      const link = readlinkSync(`/proc/self/fd/${fd}`);
-      const match = /^socket:\[(\d+)\]$/.exec(link);
-      if (match) inodes.add(match[1]!);
-    } catch {
-      // the fd closed while we looked
-    }
-  }
-  const remote = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
-  let count = 0;
-  for (const line of readFileSync('/proc/self/net/tcp', 'utf8').split('\n').slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[2] === remote && fields[3] === '01' && inodes.has(fields[9] ?? '')) count++;
-  }
-  return count;
 }
 
 describe('consul: grpc-js clients on consul:/// targets (real Consul agent, real backends)', () => {

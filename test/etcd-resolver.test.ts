@@ -81,13 +81,14 @@ function startResolver(
   svc: string,
   options: EtcdResolverFactoryOptions = {},
   retryMs?: number,
+  query = '',
 ): { resolver: EtcdEndpointResolver; sink: Sink } {
   const factory = createEtcdResolverFactory({
     endpoints: etcd.endpoint,
     timeoutMs: 2_000,
     ...options,
   });
-  const target = `etcd:///${svc}`;
+  const target = `etcd:///${svc}${query}`;
   const resolver = factory.create(factory.parseTarget(parseTargetUri(target), target), {
     target,
     channelOptions: {},
@@ -266,6 +267,66 @@ describe('etcd resolver (real etcd)', () => {
           // And live again.
           await etcd.etcdctl('put', `${svc}/e`, naming('127.0.0.6:5000'));
           await waitForSet(sink, ['127.0.0.3:5000', '127.0.0.4:5000', '127.0.0.6:5000']);
+        } finally {
+          resolver.stop();
+        }
+      });
+    } finally {
+      await etcd.dispose();
+    }
+  });
+
+  test('?config=<key>: etcd killed and restarted: the document is kept through the outage (no update), a document written after the restart arrives on the resumed watch', async (t) => {
+    if (!requireEtcd(t)) return;
+    const etcd = await startEtcd();
+    try {
+      await printEtcdLogsOnFailure(etcd, async () => {
+        const svc = service('config-restart');
+        const key = `${svc}.config`;
+        await etcd.etcdctl('put', `${svc}/a`, naming('127.0.0.2:5000'));
+        await etcd.etcdctl('put', key, '{"loadBalancingConfig":[{"round_robin":{}}]}');
+        const first = await etcd.revision();
+        const { resolver, sink } = startResolver(etcd, svc, {}, 300, `?config=${key}`);
+        try {
+          await waitForSet(sink, ['127.0.0.2:5000']);
+          assert.equal(sink.updates().length, 1, 'endpoints and document in one resolution');
+          assert.equal(
+            sink.updates()[0]!.serviceConfig,
+            '{"loadBalancingConfig":[{"round_robin":{}}]}',
+          );
+          assert.equal(
+            sink.updates()[0]!.serviceConfigSource,
+            `etcd key ${key} (revision ${first})`,
+          );
+          await etcd.kill();
+          await waitFor(() => sink.errors().length >= 2, { timeoutMs: 15_000, message: 'errors' });
+          assert.equal(sink.updates().length, 1, 'nothing replaces the last resolution');
+
+          await etcd.start();
+          await etcd.etcdctl('put', key, '{"loadBalancingConfig":[{"pick_first":{}}]}');
+          const written = await etcd.revision();
+          await waitFor(
+            () =>
+              sink.updates().at(-1)?.serviceConfigSource ===
+              `etcd key ${key} (revision ${written})`,
+            { timeoutMs: 20_000, message: 'the document written after the restart' },
+          );
+          const last = sink.updates().at(-1)!;
+          assert.equal(last.serviceConfig, '{"loadBalancingConfig":[{"pick_first":{}}]}');
+          assert.deepEqual(addresses(last), ['127.0.0.2:5000']);
+          assert.equal(resolver.state.lists, 1, 'resumed from its revisions, not re-listed');
+          for (const update of sink.updates()) assert.ok(update.serviceConfig !== undefined);
+          // Deleted: no document, the endpoints stay.
+          await etcd.etcdctl('del', key);
+          await waitFor(() => sink.updates().at(-1)?.serviceConfig === undefined, {
+            timeoutMs: 10_000,
+            message: 'the deletion',
+          });
+          assert.match(
+            sink.updates().at(-1)!.note!,
+            new RegExp(`service config key "${key}" is absent`),
+          );
+          assert.deepEqual(sink.latest(), ['127.0.0.2:5000']);
         } finally {
           resolver.stop();
         }
@@ -520,6 +581,48 @@ describe('etcd resolver with TLS and password auth (real etcd)', () => {
     } finally {
       resolver.stop();
     }
+  });
+
+  test("?config=<key> outside the user's keys: an error naming the key and the permission read; granted, the first resolution comes with the document", async (t) => {
+    const etcd = await secureEtcd(t);
+    if (!etcd) return;
+    await printEtcdLogsOnFailure(etcd, async () => {
+      const svc = service('perm');
+      const key = `config/${svc.slice('services/'.length)}`;
+      await etcd.etcdctl('put', `${svc}/a`, naming('127.0.0.2:5000'));
+      await etcd.etcdctl('put', key, '{}');
+      const { resolver, sink } = startResolver(
+        etcd,
+        svc,
+        { endpoints: etcd.url, tls: { caFile: etcd.tls!.caFile }, auth },
+        300,
+        `?config=${key}`,
+      );
+      try {
+        await waitFor(() => sink.errors().length > 0, { timeoutMs: 10_000, message: 'an error' });
+        const error = sink.errors()[0]!;
+        assert.ok(error instanceof EtcdResolutionError, inspect(error));
+        assert.equal(error.configKey, key);
+        assert.match(
+          error.message,
+          new RegExp(
+            `^etcd read of service config key "${key}" \\(at revision \\d+\\) at https://${etcd.endpoint} as user "app" failed: permission denied for user "app": .*; the etcd user's role needs the permission read on key "${key}"$`,
+          ),
+        );
+        assert.ok(!error.message.includes(auth.password));
+        assert.equal(sink.updates().length, 0, 'no endpoints without the document');
+        // The fix the message asks for.
+        await etcd.etcdctl('role', 'grant-permission', 'services', 'read', key);
+        await waitFor(() => sink.updates().length > 0, {
+          timeoutMs: 15_000,
+          message: 'a resolution once read is granted',
+        });
+        assert.equal(sink.updates()[0]!.serviceConfig, '{}');
+        assert.deepEqual(sink.latest(), ['127.0.0.2:5000']);
+      } finally {
+        resolver.stop();
+      }
+    });
   });
 
   test('without the CA, TLS fails with an error naming the endpoint', async (t) => {

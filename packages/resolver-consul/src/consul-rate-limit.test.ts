@@ -13,6 +13,7 @@ import {
   DEFAULT_QUERY_BURST,
   DEFAULT_QUERY_REFILL_MS,
   type ConsulResolverOptions,
+  type ConsulTransport,
 } from './consul-resolver';
 import { createConsulResolverFactory } from './consul-resolver-factory';
 import { parseConsulTarget } from './consul-target';
@@ -252,5 +253,65 @@ test('bad rate-limit options are a ConfigError from the factory', () => {
       () => createConsulResolverFactory(options),
       new RegExp(`invalid ${field}: expected`),
     );
+  }
+});
+
+test('the service config loop (config=) has the same rate limit: a churning KV index costs at most burst + one query per refill, then the churn backoff', async () => {
+  const kvQueries: number[] = [];
+  let kvIndex = 10;
+  let healthQueries = 0;
+  const transport: ConsulTransport = (path, options) => {
+    if (path.startsWith('/v1/kv/')) {
+      kvQueries.push(Date.now());
+      kvIndex++;
+      const entry = { Key: 'grpc-lb/hello', Value: btoa('{}'), ModifyIndex: kvIndex };
+      return Promise.resolve({
+        status: 200,
+        headers: { 'x-consul-index': String(kvIndex) },
+        body: JSON.stringify([entry]),
+      });
+    }
+    healthQueries++;
+    if (healthQueries === 1) {
+      return Promise.resolve({
+        status: 200,
+        headers: { 'x-consul-index': '5' },
+        body: JSON.stringify([instance('10.0.0.1')]),
+      });
+    }
+    // The health index stays quiet: a blocking query that waits until aborted.
+    return new Promise((_, reject) => {
+      options.signal.addEventListener('abort', () => reject(new Error('aborted')));
+    });
+  };
+  const target = 'consul:///hello?config=grpc-lb/hello';
+  const resolver = new ConsulEndpointResolver(
+    parseConsulTarget(parseTargetUri(target), target),
+    resolveAgentSettings('127.0.0.1:8500', {}, {}),
+    { random: () => 0, transport },
+  );
+  const updates: Resolution[] = [];
+  resolver.start({ update: (u) => updates.push(u), error: () => {}, warn: () => {} });
+  const t0 = Date.now();
+  try {
+    await advance(60_000);
+    assert.ok(
+      kvQueries.length <= DEFAULT_QUERY_BURST + 60,
+      `${kvQueries.length} KV queries in 60 s`,
+    );
+    assert.deepEqual(
+      kvQueries.slice(0, 3).map((at) => at - t0),
+      [0, 0, 0],
+    );
+    assert.ok(kvQueries[3]! - t0 >= 1_000, 'the fourth waited for a token');
+    const late = kvQueries.filter((at) => at >= t0 + 30_000).length;
+    assert.ok(late <= 16, `${late} KV queries in the last 30 s`);
+    assert.equal(resolver.state().config?.refillMs, 2_000, 'the KV loop backs off');
+    assert.equal(resolver.state().refillMs, 1_000, 'the quiet health loop does not');
+    assert.equal(healthQueries, 2);
+    // Every KV answer is a new document revision, each delivered with the endpoints.
+    assert.equal(updates.at(-1)?.serviceConfigSource, `Consul KV grpc-lb/hello (index ${kvIndex})`);
+  } finally {
+    resolver.stop();
   }
 });

@@ -1,5 +1,16 @@
 import type * as http from 'node:http';
-import { ConfigError, type EndpointResolver, type ResolutionSink } from '@grpc-lb/core';
+import {
+  ConfigError,
+  type EndpointResolver,
+  type Resolution,
+  type ResolutionSink,
+} from '@grpc-lb/core';
+import {
+  BlockingQuery,
+  type BlockingQueryLimits,
+  type BlockingQuerySpec,
+  type BlockingQueryState,
+} from './blocking-query';
 import {
   agentRequest,
   createPool,
@@ -11,7 +22,7 @@ import {
 import type { ConsulTarget } from './consul-target';
 import { formatDuration } from './duration';
 import { ConsulResolutionError } from './errors';
-import { endpointsFromHealth, healthQuery, nextIndex } from './health-entries';
+import { endpointsFromHealth, healthQuery } from './health-entries';
 
 /** Default number of queries that may start back to back (the token bucket's size). */
 export const DEFAULT_QUERY_BURST = 3;
@@ -49,104 +60,132 @@ export interface ConsulResolverOptions {
   readonly transport?: ConsulTransport;
 }
 
-export interface ConsulResolverState {
-  /** 'idle' before start/after stop; 'querying' (a query in flight); 'waiting' (rate limit); 'broken' after an error (waits for refresh). */
-  readonly phase: 'idle' | 'querying' | 'waiting' | 'broken';
-  /** The index the next query sends (0: none, a non-blocking query). */
-  readonly index: number;
-  /** Queries made since start. */
-  readonly queries: number;
-  /** Times the index was reset because it went backwards or was below 1. */
-  readonly indexResets: number;
-  /** Tokens left in the rate limit's bucket (fractional while it refills). */
-  readonly tokens: number;
-  /** The bucket's current refill time: `queryRefillMs`, or more while the index churns. */
-  readonly refillMs: number;
+export interface ConsulResolverState extends BlockingQueryState {
+  /** The loop following the service config's KV key, with a target's `config=`. */
+  readonly config?: BlockingQueryState;
 }
+
+/** The service config document as last read: its text and ModifyIndex, or absent (404). */
+type ConfigDocument =
+  | { readonly present: true; readonly text: string; readonly modifyIndex: number }
+  | { readonly present: false };
 
 /**
  * The instances of one Consul service, followed with blocking queries on
  * `/v1/health/service/<name>`: each answer is the whole set, pushed to the sink; the next query
  * waits for a change past the answer's `X-Consul-Index`. Failures are reported to the sink (the
  * channel keeps its last good endpoints) and the next `refresh()` queries again, without an index.
+ *
+ * With `config=<key>` in the target, a second loop follows `/v1/kv/<key>` the same way (same
+ * agent, token, TLS, datacenter and rate limit, a bucket of its own), and every resolution carries
+ * the key's value as `serviceConfig` (the first one waits for both answers).
  */
 export class ConsulEndpointResolver implements EndpointResolver {
   private sink: ResolutionSink | undefined;
-  private generation = 0;
-  private phase: ConsulResolverState['phase'] = 'idle';
-  private index = 0;
-  private queries = 0;
-  private indexResets = 0;
   /** The previous answer's warnings (not repeated while they persist). */
   private warned: ReadonlySet<string> = new Set();
   private pool: http.Agent | undefined;
-  private abort: AbortController | undefined;
-  private timer: NodeJS.Timeout | undefined;
-  /** The rate limit: a token bucket, full at start. */
-  private tokens: number;
-  private refilledAt = 0;
-  private refillMs: number;
-  private readonly burst: number;
-  private readonly baseRefillMs: number;
-  private readonly maxChurnBackoffMs: number;
-  private readonly requestTimeoutMs: number;
-  private readonly random: () => number;
   private readonly transport: ConsulTransport | undefined;
+  private readonly health: BlockingQuery;
+  private readonly kv: BlockingQuery | undefined;
+  /** The last usable health answer: endpoints and their note. */
+  private listing: Resolution | undefined;
+  /** The service config document as last read (undefined: not read yet). */
+  private document: ConfigDocument | undefined;
+  /** The error each loop last stopped on, while it is stopped (re-reported with updates). */
+  private healthError: Error | undefined;
+  private kvError: Error | undefined;
 
   constructor(
     private readonly target: ConsulTarget,
     private readonly settings: AgentSettings,
     options: ConsulResolverOptions = {},
   ) {
-    const limits = rateLimits(options);
-    this.burst = limits.burst;
-    this.baseRefillMs = limits.refillMs;
-    this.maxChurnBackoffMs = limits.maxChurnBackoffMs;
-    this.requestTimeoutMs = options.requestTimeoutMs ?? 10_000;
-    this.random = options.random ?? Math.random;
+    const rates = rateLimits(options);
+    const limits: BlockingQueryLimits = {
+      ...rates,
+      requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
+      waitMs: target.waitMs,
+      random: options.random ?? Math.random,
+    };
     this.transport = options.transport;
-    this.tokens = this.burst;
-    this.refillMs = this.baseRefillMs;
+    const send: BlockingQuerySpec['send'] = (path, request) => {
+      if (this.transport) return this.transport(path, request);
+      if (!this.pool) return Promise.reject(new Error('the resolver is stopped'));
+      return agentRequest(this.settings, this.pool, 'GET', path, request);
+    };
+    const wait = formatDuration(target.waitMs);
+    this.health = new BlockingQuery(limits, {
+      path: (index) =>
+        `/v1/health/service/${encodeURIComponent(target.service)}?${healthQuery(target, index, wait)}`,
+      send,
+      onAnswer: (response) => this.onHealthAnswer(response),
+      onUnusable: (error) => this.failed('health', error),
+      onRequestError: (error) =>
+        this.failed(
+          'health',
+          this.error(
+            `querying ${this.describe()}: ${describeRequestError(error, this.settings)}`,
+            undefined,
+            error,
+          ),
+        ),
+    });
+    const key = target.config;
+    if (key !== undefined) {
+      this.kv = new BlockingQuery(limits, {
+        path: (index) => `/v1/kv/${encodeKey(key)}${kvQuery(target, index, wait)}`,
+        send,
+        onAnswer: (response) => this.onConfigAnswer(response),
+        onUnusable: (error) => this.failed('kv', error),
+        onRequestError: (error) =>
+          this.failed(
+            'kv',
+            this.error(
+              `querying ${this.describeKey()}: ${describeRequestError(error, this.settings)}`,
+              undefined,
+              error,
+              key,
+            ),
+          ),
+      });
+    }
   }
 
+  /** The health loop's state, and the config loop's under `config`. */
   state(): ConsulResolverState {
     return {
-      phase: this.phase,
-      index: this.index,
-      queries: this.queries,
-      indexResets: this.indexResets,
-      tokens: this.tokens,
-      refillMs: this.refillMs,
+      ...this.health.state(),
+      ...(this.kv !== undefined ? { config: this.kv.state() } : {}),
     };
   }
 
   start(sink: ResolutionSink): void {
     this.stop();
     this.sink = sink;
-    this.queries = 0;
-    this.indexResets = 0;
     this.warned = new Set();
-    this.tokens = this.burst;
-    this.refilledAt = Date.now();
-    this.refillMs = this.baseRefillMs;
-    this.pool = this.transport ? undefined : createPool(this.settings);
-    void this.query(this.generation);
+    // Two blocking queries at once need two sockets.
+    this.pool = this.transport
+      ? undefined
+      : createPool(this.settings, this.kv !== undefined ? 2 : 1);
+    this.health.start();
+    this.kv?.start();
   }
 
   refresh(): void {
-    if (this.phase === 'broken') void this.query(this.generation);
+    this.health.restart();
+    this.kv?.restart();
   }
 
   stop(): void {
-    this.generation++;
     this.sink = undefined;
-    this.phase = 'idle';
-    this.index = 0;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.abort?.abort();
-    this.abort = undefined;
-    // Destroys the blocking query's socket and any idle keep-alive one.
+    this.health.stop();
+    this.kv?.stop();
+    this.listing = undefined;
+    this.document = undefined;
+    this.healthError = undefined;
+    this.kvError = undefined;
+    // Destroys the blocking queries' sockets and any idle keep-alive one.
     this.pool?.destroy();
     this.pool = undefined;
   }
@@ -160,176 +199,249 @@ export class ConsulEndpointResolver implements EndpointResolver {
     return `Consul service "${this.target.service}"${filters.length ? ` (${filters.join(', ')})` : ''} at ${this.settings.agent.url}`;
   }
 
-  private async query(generation: number): Promise<void> {
-    const pool = this.pool;
-    if (generation !== this.generation || this.phase === 'querying' || this.sink === undefined) {
-      return;
-    }
-    if (!pool && !this.transport) return;
-    this.phase = 'querying';
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
-    this.queries++;
-    // A query started by refresh() after an error takes a token too (never below zero).
-    this.refill(Date.now());
-    this.tokens = Math.max(0, this.tokens - 1);
-    const startedAt = Date.now();
-    const sent = this.index;
-    const blocking = sent >= 1;
-    const abort = new AbortController();
-    this.abort = abort;
-    const path = `/v1/health/service/${encodeURIComponent(this.target.service)}?${healthQuery(
-      this.target,
-      sent,
-      formatDuration(this.target.waitMs),
-    )}`;
-    let response: AgentResponse;
-    try {
-      const timeoutMs = blocking
-        ? this.target.waitMs + Math.ceil(this.target.waitMs / 16) + this.requestTimeoutMs
-        : this.requestTimeoutMs;
-      response = this.transport
-        ? await this.transport(path, { signal: abort.signal, timeoutMs })
-        : await agentRequest(this.settings, pool!, 'GET', path, {
-            signal: abort.signal,
-            timeoutMs,
-          });
-    } catch (error) {
-      if (generation !== this.generation) return;
-      this.fail(
-        `querying ${this.describe()}: ${describeRequestError(error, this.settings)}`,
-        undefined,
-        error,
-      );
-      return;
-    } finally {
-      if (this.abort === abort) this.abort = undefined;
-    }
-    if (generation !== this.generation) return;
-    // A blocking query that stayed open a full refill time means the index went quiet: the churn
-    // backoff ends.
-    if (blocking && Date.now() - startedAt >= this.baseRefillMs) this.refillMs = this.baseRefillMs;
-    this.onResponse(generation, sent, response);
+  private describeKey(): string {
+    const dc = this.target.dc !== undefined ? ` in dc ${this.target.dc}` : '';
+    return `Consul KV key "${this.target.config ?? ''}"${dc} (the service config of "${this.target.service}") at ${this.settings.agent.url}`;
   }
 
-  private onResponse(generation: number, sent: number, response: AgentResponse): void {
+  private error(
+    message: string,
+    status: number | undefined,
+    cause?: unknown,
+    key?: string,
+  ): ConsulResolutionError {
+    return new ConsulResolutionError(this.target.service, message, status, {
+      ...(cause !== undefined ? { cause } : {}),
+      ...(key !== undefined ? { key } : {}),
+    });
+  }
+
+  /** A loop stopped on `error`: reported now, and again after each update while it stays stopped. */
+  private failed(loop: 'health' | 'kv', error: Error): void {
+    if (loop === 'health') this.healthError = error;
+    else this.kvError = error;
+    this.sink?.error(error);
+  }
+
+  private noTokenHint(): string {
+    return 'no ACL token was given (set the `token` or `tokenFile` option, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)';
+  }
+
+  private onHealthAnswer(response: AgentResponse): Error | undefined {
     const { status, body } = response;
     if (status === 403) {
       const token =
         this.settings.tokenSource === 'none'
-          ? 'no ACL token was given (set the `token` or `tokenFile` option, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)'
+          ? this.noTokenHint()
           : `the ACL token (from ${describeTokenSource(this.settings)}) lacks service:read on "${this.target.service}" (and node:read for its nodes)`;
-      this.fail(`reading ${this.describe()}: 403 ${firstLine(body)}: ${token}`, status);
-      return;
+      return this.error(`reading ${this.describe()}: 403 ${firstLine(body)}: ${token}`, status);
     }
     if (status !== 200) {
-      this.fail(`reading ${this.describe()}: HTTP ${status}: ${firstLine(body)}`, status);
-      return;
+      return this.error(`reading ${this.describe()}: HTTP ${status}: ${firstLine(body)}`, status);
     }
     let entries: unknown;
     try {
       entries = JSON.parse(body);
     } catch (error) {
-      this.fail(`reading ${this.describe()}: the answer is not JSON`, status, error);
-      return;
+      return this.error(`reading ${this.describe()}: the answer is not JSON`, status, error);
     }
     if (!Array.isArray(entries)) {
-      this.fail(`reading ${this.describe()}: the answer is not a list of instances`, status);
-      return;
+      return this.error(
+        `reading ${this.describe()}: the answer is not a list of instances`,
+        status,
+      );
     }
-    const index = nextIndex(sent, response.headers['x-consul-index']);
-    if (index === 0 && sent >= 1) this.indexResets++;
-    this.index = index;
+    this.healthError = undefined;
     const converted = endpointsFromHealth(entries);
     const sink = this.sink;
-    if (sink) {
-      // Each answer is the whole listing, so a malformed entry comes back with every change: warn
-      // about it once, and again only after an answer without it.
-      const warned = new Set(converted.warnings);
-      for (const warning of warned) {
-        if (!this.warned.has(warning)) sink.warn(`consul ${this.target.service}: ${warning}`);
-      }
-      this.warned = warned;
-      if (converted.endpoints.length === 0 && converted.skipped > 0) {
-        // One malformed listing must not empty a good set.
-        sink.error(
-          new ConsulResolutionError(
-            this.target.service,
-            `${this.describe()}: all ${converted.skipped} instances were malformed`,
-            status,
-          ),
-        );
-      } else {
-        const what = this.target.passingOnly ? 'passing instances' : 'instances';
-        // With ACLs on, Consul answers 200 and an empty list when the token may not read the
-        // service (no 403): say so, or "no instances" sends the operator the wrong way.
-        const aclHint =
-          response.headers['x-consul-default-acl-policy'] === 'deny'
-            ? ` (ACLs are on, default deny: if instances exist, ${
-                this.settings.tokenSource === 'none'
-                  ? 'no ACL token was given (set the `token` or `tokenFile` option, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)'
-                  : `the ACL token (from ${describeTokenSource(this.settings)}) may lack service:read on "${this.target.service}" or node:read`
-              })`
-            : '';
-        sink.update({
-          endpoints: converted.endpoints,
-          note:
-            converted.endpoints.length === 0
-              ? `no ${what} of ${this.describe()}${aclHint}`
-              : `${converted.endpoints.length} ${what} of ${this.describe()}`,
-        });
-      }
+    if (!sink) return undefined;
+    // Each answer is the whole listing, so a malformed entry comes back with every change: warn
+    // about it once, and again only after an answer without it.
+    const warned = new Set(converted.warnings);
+    for (const warning of warned) {
+      if (!this.warned.has(warning)) sink.warn(`consul ${this.target.service}: ${warning}`);
     }
-    this.scheduleNext(generation);
-  }
-
-  /** Adds the tokens earned since the last refill, up to the bucket's size. */
-  private refill(now: number): void {
-    const earned = (now - this.refilledAt) / this.refillMs;
-    if (earned > 0) this.tokens = Math.min(this.burst, this.tokens + earned);
-    this.refilledAt = now;
+    this.warned = warned;
+    if (converted.endpoints.length === 0 && converted.skipped > 0) {
+      // One malformed listing must not empty a good set (the loop goes on).
+      sink.error(
+        this.error(`${this.describe()}: all ${converted.skipped} instances were malformed`, status),
+      );
+      return undefined;
+    }
+    const what = this.target.passingOnly ? 'passing instances' : 'instances';
+    // With ACLs on, Consul answers 200 and an empty list when the token may not read the
+    // service (no 403): say so, or "no instances" sends the operator the wrong way.
+    const aclHint =
+      response.headers['x-consul-default-acl-policy'] === 'deny'
+        ? ` (ACLs are on, default deny: if instances exist, ${
+            this.settings.tokenSource === 'none'
+              ? this.noTokenHint()
+              : `the ACL token (from ${describeTokenSource(this.settings)}) may lack service:read on "${this.target.service}" or node:read`
+          })`
+        : '';
+    this.listing = {
+      endpoints: converted.endpoints,
+      note:
+        converted.endpoints.length === 0
+          ? `no ${what} of ${this.describe()}${aclHint}`
+          : `${converted.endpoints.length} ${what} of ${this.describe()}`,
+    };
+    this.deliver();
+    return undefined;
   }
 
   /**
-   * The next blocking query: at once while the bucket holds a token, else when it has earned one
-   * (plus up to 20% jitter). Having to wait means the index changes faster than the refill: the
-   * refill time doubles (up to maxChurnBackoffMs) until a query blocks for a while again.
+   * A `/v1/kv/<key>` answer: 200 with the entry (its value base64), or 404 (no such key: no
+   * service config from Consul). Anything else is a failure naming the key; a 403 also says which
+   * ACL rule reads it.
    */
-  private scheduleNext(generation: number): void {
-    if (generation !== this.generation) return;
-    this.phase = 'waiting';
-    const now = Date.now();
-    this.refill(now);
-    if (this.tokens >= 1) {
-      void this.query(generation);
-      return;
+  private onConfigAnswer(response: AgentResponse): Error | undefined {
+    const key = this.target.config ?? '';
+    const { status, body } = response;
+    let document: ConfigDocument;
+    if (status === 404) {
+      document = { present: false };
+    } else if (status === 403) {
+      const token =
+        this.settings.tokenSource === 'none'
+          ? this.noTokenHint()
+          : `the ACL token (from ${describeTokenSource(this.settings)}) lacks key:read on "${key}"`;
+      return this.error(
+        `reading ${this.describeKey()}: 403 ${firstLine(body)}: ${token}; a policy that reads it: ${keyReadRules(key)}`,
+        status,
+        undefined,
+        key,
+      );
+    } else if (status !== 200) {
+      return this.error(
+        `reading ${this.describeKey()}: HTTP ${status}: ${firstLine(body)}`,
+        status,
+        undefined,
+        key,
+      );
+    } else {
+      const read = readKvEntry(body, key);
+      if (typeof read === 'string') {
+        return this.error(`reading ${this.describeKey()}: ${read}`, status, undefined, key);
+      }
+      document = read;
     }
-    const due = (1 - this.tokens) * this.refillMs;
-    const delay = Math.ceil(due * (1 + this.random() * 0.2));
-    this.refillMs = Math.min(this.maxChurnBackoffMs, this.refillMs * 2);
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      this.refill(Date.now());
-      // The wait was for exactly this token, whatever the new refill time says.
-      this.tokens = Math.max(this.tokens, 1);
-      void this.query(generation);
-    }, delay);
-    this.timer.unref();
+    this.kvError = undefined;
+    const previous = this.document;
+    this.document = document;
+    // A blocking query also wakes up for writes that leave the key as it was.
+    if (previous !== undefined && sameDocument(previous, document)) return undefined;
+    this.deliver();
+    return undefined;
   }
 
-  private fail(message: string, status: number | undefined, cause?: unknown): void {
-    this.phase = 'broken';
-    // The agent may have restarted with a lower index: the next query asks without one.
-    this.index = 0;
-    this.sink?.error(
-      new ConsulResolutionError(
-        this.target.service,
-        message,
-        status,
-        cause !== undefined ? { cause } : undefined,
-      ),
-    );
+  /**
+   * The whole state to the sink: the last listing with the current document. Nothing until both
+   * are known (a channel must not start on the wrong policy). A loop that is stopped on an error
+   * has its error reported again after the update (the update answers the channel's retry).
+   */
+  private deliver(): void {
+    const sink = this.sink;
+    const listing = this.listing;
+    if (!sink || !listing) return;
+    const key = this.target.config;
+    if (key === undefined) {
+      sink.update(listing);
+      return;
+    }
+    const document = this.document;
+    if (document === undefined) return;
+    if (document.present) {
+      const source = `Consul KV ${key} (index ${document.modifyIndex})`;
+      sink.update({
+        endpoints: listing.endpoints,
+        serviceConfig: document.text,
+        serviceConfigSource: source,
+        note: `${listing.note ?? ''}; service config from ${source}`,
+      });
+    } else {
+      sink.update({
+        endpoints: listing.endpoints,
+        note: `${listing.note ?? ''}; no service config in Consul KV: key "${key}" is absent (the channel's own config applies)`,
+      });
+    }
+    const stopped = this.healthError ?? this.kvError;
+    if (stopped) sink.error(stopped);
   }
+}
+
+/** A KV key in a request path: each segment percent-encoded, the `/` kept. */
+function encodeKey(key: string): string {
+  return key.split('/').map(encodeURIComponent).join('/');
+}
+
+/** The query string of a KV read (with its `?`, or empty). */
+function kvQuery(
+  target: {
+    readonly dc: string | undefined;
+    readonly stale: boolean;
+    readonly consistent: boolean;
+  },
+  index: number,
+  wait: string,
+): string {
+  const params = new URLSearchParams();
+  if (target.dc !== undefined) params.set('dc', target.dc);
+  if (target.stale) params.set('stale', '');
+  if (target.consistent) params.set('consistent', '');
+  if (index >= 1) {
+    params.set('index', String(index));
+    params.set('wait', wait);
+  }
+  const text = params.toString();
+  return text === '' ? '' : `?${text}`;
+}
+
+/** The ACL rules that let a token read `key`: its folder's prefix, or the key itself. */
+export function keyReadRules(key: string): string {
+  const slash = key.lastIndexOf('/');
+  const exact = `key ${JSON.stringify(key)} { policy = "read" }`;
+  return slash > 0
+    ? `key_prefix ${JSON.stringify(key.slice(0, slash + 1))} { policy = "read" }, or ${exact}`
+    : exact;
+}
+
+/** A 200 answer of `/v1/kv/<key>` → the entry's value text and ModifyIndex, or what is wrong. */
+export function readKvEntry(
+  body: string,
+  key: string,
+): { present: true; text: string; modifyIndex: number } | string {
+  let entries: unknown;
+  try {
+    entries = JSON.parse(body);
+  } catch {
+    return 'the answer is not JSON';
+  }
+  const entry: unknown = Array.isArray(entries)
+    ? entries.find((e: unknown) => (e as { Key?: unknown } | null)?.Key === key)
+    : undefined;
+  if (typeof entry !== 'object' || entry === null) {
+    return `the answer is not a list holding the entry of "${key}"`;
+  }
+  const { Value: value, ModifyIndex: modifyIndex } = entry as {
+    Value?: unknown;
+    ModifyIndex?: unknown;
+  };
+  if (value !== null && value !== undefined && typeof value !== 'string') {
+    return "the entry's Value is not base64 text";
+  }
+  if (typeof modifyIndex !== 'number' || !Number.isSafeInteger(modifyIndex)) {
+    return 'the entry has no ModifyIndex';
+  }
+  // A key written without a value reads as null: an empty document (which is not JSON).
+  const text = typeof value === 'string' ? Buffer.from(value, 'base64').toString('utf8') : '';
+  return { present: true, text, modifyIndex };
+}
+
+function sameDocument(a: ConfigDocument, b: ConfigDocument): boolean {
+  if (!a.present || !b.present) return a.present === b.present;
+  return a.text === b.text && a.modifyIndex === b.modifyIndex;
 }
 
 /** The rate limit's settings with their defaults; throws `ConfigError` naming a bad one. */

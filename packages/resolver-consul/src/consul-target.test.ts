@@ -23,6 +23,7 @@ const defaults = {
   waitMs: DEFAULT_WAIT_MS,
   stale: false,
   consistent: false,
+  config: undefined,
 };
 
 describe('parseConsulTarget accepts', () => {
@@ -48,6 +49,17 @@ describe('parseConsulTarget accepts', () => {
     ['consul:///hello?allow-stale=true', { service: 'hello', stale: true }],
     ['consul:///hello?require-consistent=true', { service: 'hello', consistent: true }],
     ['consul:///my_svc.v1-api', { service: 'my_svc.v1-api' }],
+    ['consul:///hello?config=grpc-lb/hello', { service: 'hello', config: 'grpc-lb/hello' }],
+    ['consul:///hello?config=grpc-lb%2Fhello', { service: 'hello', config: 'grpc-lb/hello' }],
+    [
+      'consul:///hello?config=lb%20policies/hello',
+      { service: 'hello', config: 'lb policies/hello' },
+    ],
+    ['consul:///hello?config=hello.json', { service: 'hello', config: 'hello.json' }],
+    [
+      'consul:///hello?dc=dc2&config=grpc-lb/hello',
+      { service: 'hello', dc: 'dc2', config: 'grpc-lb/hello' },
+    ],
   ];
   for (const [target, expected] of table) {
     test(target, () => {
@@ -90,6 +102,11 @@ describe('parseConsulTarget rejects, naming the part', () => {
     ['consul:///hello?limit=3', /narrow the set with tag, filter or dc/],
     ['consul:///hello?passing=true', /unknown parameter "passing"/],
     ['consul:///hello?allow-stale=true&require-consistent=true', /exclude each other/],
+    ['consul:///hello?config=', /parameter config is empty: name a Consul KV key/],
+    ['consul:///hello?config=/grpc-lb/hello', /config="\/grpc-lb\/hello" starts with "\/"/],
+    ['consul:///hello?config=%2Fgrpc-lb', /config="\/grpc-lb" starts with "\/".*grpc-lb/],
+    ['consul:///hello?config=a&config=b', /config is given twice/],
+    ['consul:///hello?config=a%0Ab', /config=.* contains a control character/],
   ];
   for (const [target, problem] of table) {
     test(target, () => {

@@ -19,6 +19,7 @@ export const DEFAULT_WAIT_MS = 5 * 60_000;
  *     consul://10.0.0.5:8500/hello?tag=v2&dc=dc2   agent 10.0.0.5:8500, tagged v2, datacenter dc2
  *     consul:///hello?healthy=false                every instance, whatever its checks say
  *     consul:///hello?near=_agent&filter=Service.Meta.version%3D%3Dv2&wait=30s
+ *     consul:///hello?config=grpc-lb/hello         and the service config held in KV key grpc-lb/hello
  *
  * Credentials never go in a target (targets are logged): `token` (or any secret-named parameter)
  * and `user:pass@` are rejected.
@@ -47,6 +48,11 @@ export interface ConsulTarget {
   readonly stale: boolean;
   /** `require-consistent`: the leader confirms it is the leader (`?consistent`). */
   readonly consistent: boolean;
+  /**
+   * `config`: the Consul KV key (percent-decoded, no leading `/`) whose value is the service config
+   * JSON, followed like the instances; undefined: the channel's own service config applies.
+   */
+  readonly config: string | undefined;
 }
 
 const SERVICE_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,254}$/;
@@ -76,6 +82,7 @@ const KNOWN = [
   'wait',
   'allow-stale',
   'require-consistent',
+  'config',
 ];
 
 /** The target with any `user:pass@` and `token=`-like value hidden, for error messages. */
@@ -188,6 +195,8 @@ export function parseConsulTarget(uri: TargetUri, original: string): ConsulTarge
   if (stale && consistent) {
     throw new TargetError(shown, 'allow-stale and require-consistent exclude each other');
   }
+  const config = single(params, 'config', shown);
+  if (config !== undefined) checkKey(config, shown);
   return {
     original: shown,
     service,
@@ -200,5 +209,29 @@ export function parseConsulTarget(uri: TargetUri, original: string): ConsulTarge
     waitMs,
     stale,
     consistent,
+    config,
   };
+}
+
+/** A Consul KV key as the `config` parameter may name it; throws `TargetError` saying what is wrong. */
+function checkKey(key: string, shown: string): void {
+  if (key === '') {
+    throw new TargetError(
+      shown,
+      'parameter config is empty: name a Consul KV key holding the service config, e.g. config=grpc-lb/hello',
+    );
+  }
+  if (key.startsWith('/')) {
+    throw new TargetError(
+      shown,
+      `parameter config="${key}" starts with "/": Consul KV keys have none (write config=${key.replace(/^\/+/, '')})`,
+    );
+  }
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(key)) {
+    throw new TargetError(
+      shown,
+      `parameter config=${JSON.stringify(key)} contains a control character`,
+    );
+  }
 }

@@ -1,26 +1,34 @@
 import { GrpcLbError } from '@grpc-lb/core';
 
 /**
- * Reading a service's instances from Consul failed: the agent is unreachable or timed out,
- * answered 5xx, refused the ACL token (403: the message names the service and the `service:read`
- * permission), or sent something that is not a health listing. The channel keeps its last good
- * endpoints and the resolver tries again. The message never contains a token.
+ * Reading a service's instances (or its service config's KV key) from Consul failed: the agent is
+ * unreachable or timed out, answered 5xx, refused the ACL token (403: the message names the
+ * service and the `service:read` permission, or the key and an ACL rule that reads it), or sent
+ * something that is not a health listing or a KV entry. The channel keeps its last good endpoints
+ * and service config, and the resolver tries again. The message never contains a token.
  */
 export class ConsulResolutionError extends GrpcLbError {
   /** The Consul service name. */
   readonly service: string;
   /** The HTTP status the agent answered, when it answered. */
   readonly status: number | undefined;
+  /** The KV key of the service config, when reading it failed. */
+  readonly key: string | undefined;
   constructor(
     service: string,
     message: string,
     status: number | undefined,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; key?: string },
   ) {
-    super('RESOLUTION_FAILED', message, options);
+    super(
+      'RESOLUTION_FAILED',
+      message,
+      options?.cause !== undefined ? { cause: options.cause } : undefined,
+    );
     this.name = 'ConsulResolutionError';
     this.service = service;
     this.status = status;
+    this.key = options?.key;
   }
 }
 

@@ -36,6 +36,8 @@ export {
   DEFAULT_MAX_CHURN_BACKOFF_MS,
   DEFAULT_QUERY_BURST,
   DEFAULT_QUERY_REFILL_MS,
+  keyReadRules,
+  readKvEntry,
   type ConsulResolverOptions,
   type ConsulTransport,
   type ConsulResolverState,
@@ -64,5 +66,6 @@ export {
   type ConsulRegistrationOptions,
   type Duration,
 } from './consul-registration';
+export { type BlockingQueryState } from './blocking-query';
 export { parseGoDuration } from './duration';
 export { ConsulRegistrationError, ConsulResolutionError } from './errors';

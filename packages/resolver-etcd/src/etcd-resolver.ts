@@ -50,6 +50,15 @@ export function checkResolverEnvironment(env: EtcdResolverEnvironment, context: 
   }
 }
 
+/** The service config document (`?config=<key>`) as last read: its text and revision. */
+interface ConfigDocument {
+  readonly text: string;
+  readonly modRevision: bigint;
+}
+
+/** What a watch follows: the endpoint prefix, or the service config key beside it. */
+type Watched = 'endpoints' | 'config';
+
 interface Entry {
   /** Undefined for a key whose value never parsed. */
   readonly endpoint: ResolvedEndpoint | undefined;
@@ -76,6 +85,13 @@ export interface EtcdResolverState {
   readonly phase: 'idle' | 'syncing' | 'watching' | 'broken';
   /** Every event up to this revision has been applied; undefined before the first list. */
   readonly revision: bigint | undefined;
+  /**
+   * With `?config=<key>`: every change of the key up to this revision has been applied
+   * (undefined before the first list, and without a config key).
+   */
+  readonly configRevision: bigint | undefined;
+  /** With `?config=<key>`: whether the key exists (undefined before the first list). */
+  readonly configPresent: boolean | undefined;
   /** Keys under the prefix, including those whose value was skipped. */
   readonly keys: number;
   /** How many times the prefix was listed since `start()` (1 + re-lists after compaction). */
@@ -86,7 +102,15 @@ export interface EtcdResolverState {
   readonly member: string | undefined;
 }
 
-type WatchOutcome = { readonly kind: 'connected' } | { readonly kind: 'cancelled'; reason: string };
+type WatchOutcome =
+  | { readonly kind: 'connected' }
+  | {
+      readonly kind: 'cancelled';
+      readonly watcher: Watcher;
+      readonly reason: string;
+      /** What the cancelled watch followed, from which revision (for the message). */
+      readonly what: string;
+    };
 
 /**
  * One channel's view of an etcd prefix: list it (in pages, at one revision), then watch from
@@ -102,6 +126,12 @@ type WatchOutcome = { readonly kind: 'connected' } | { readonly kind: 'cancelled
  * revision means a fresh list). With several members, the resolver talks to one at a time and
  * moves to the next after any failure.
  *
+ * With `?config=<key>` the resolver also follows that key, the channel's service config: read in
+ * the same list at the same revision (so the first resolution carries both), then watched beside
+ * the prefix on the same client and stream, each watch resuming from its own last revision. Every
+ * resolution carries the document's text and its revision (`serviceConfigSource`); an absent key
+ * means no `serviceConfig` (the channel's own config applies).
+ *
  * Each resolver has its own etcd client, closed on `stop()` and replaced after a failure.
  */
 export class EtcdEndpointResolver implements EndpointResolver {
@@ -109,18 +139,25 @@ export class EtcdEndpointResolver implements EndpointResolver {
   /** Bumped by start, stop and each sync: continuations of an older one are dropped. */
   private epoch = 0;
   private client: Etcd3 | undefined;
-  private watcher: Watcher | undefined;
+  /** The open watches: the prefix's, then (with a config key) the key's. */
+  private watchers: Watcher[] = [];
   private phase: EtcdResolverState['phase'] = 'idle';
   private entries = new Map<string, Entry>();
   private revision: bigint | undefined;
+  /** The config key's text, null when the key is absent, undefined before it was read. */
+  private document: ConfigDocument | null | undefined;
+  /** Every change of the config key up to this revision has been applied. */
+  private configRevision: bigint | undefined;
   private watchOpenedAt = -Infinity;
   /** Watches cancelled in a row, each within RELIST_GUARD_MS of being opened. */
   private quickCancels = 0;
   private lists = 0;
   private watches = 0;
   private flushImmediate: NodeJS.Immediate | undefined;
-  /** Fires when the watch has been silent for too long (re-armed by every response). */
-  private silenceTimer: NodeJS.Timeout | undefined;
+  /** Per watch: fires when it has been silent for too long (re-armed by every response). */
+  private readonly silenceTimers = new Map<Watcher, NodeJS.Timeout>();
+  /** Deadlines of watches not yet answered. */
+  private readonly openTimers = new Set<NodeJS.Timeout>();
   /** Index into the settings' endpoints of the member used now. */
   private member = 0;
   private readonly silenceMs: number;
@@ -150,6 +187,8 @@ export class EtcdEndpointResolver implements EndpointResolver {
     this.sink = sink;
     this.entries = new Map();
     this.revision = undefined;
+    this.document = undefined;
+    this.configRevision = undefined;
     this.lists = 0;
     this.watches = 0;
     this.quickCancels = 0;
@@ -168,7 +207,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
     this.phase = 'idle';
     if (this.flushImmediate) clearImmediate(this.flushImmediate);
     this.flushImmediate = undefined;
-    this.dropWatcher();
+    this.dropWatchers();
     this.closeClient();
   }
 
@@ -176,6 +215,8 @@ export class EtcdEndpointResolver implements EndpointResolver {
     return {
       phase: this.phase,
       revision: this.revision,
+      configRevision: this.configRevision,
+      configPresent: this.document === undefined ? undefined : this.document !== null,
       keys: this.entries.size,
       lists: this.lists,
       watches: this.watches,
@@ -201,10 +242,21 @@ export class EtcdEndpointResolver implements EndpointResolver {
     if (count > 1) this.member = (this.member + 1) % count;
   }
 
+  /** How messages name what a watch follows: `"services/hello/"` or `service config key "config/hello"`. */
+  private nameOf(what: Watched): string {
+    return what === 'endpoints'
+      ? `"${this.target.keyPrefix}"`
+      : `service config key "${this.target.configKey ?? ''}"`;
+  }
+
+  private revisionOf(what: Watched): bigint | undefined {
+    return what === 'endpoints' ? this.revision : this.configRevision;
+  }
+
   private sync(): void {
     const epoch = ++this.epoch;
     this.phase = 'syncing';
-    this.dropWatcher();
+    this.dropWatchers();
     this.syncUntilWatching(epoch).catch((error: unknown) => {
       if (epoch === this.epoch) this.fail(error);
     });
@@ -218,18 +270,25 @@ export class EtcdEndpointResolver implements EndpointResolver {
         await this.list(epoch);
         if (epoch !== this.epoch) return;
       }
-      const from = this.revision! + 1n;
-      const outcome = await this.openWatch(epoch, from);
+      // Each watch resumes from its own revision: the key's may be ahead of the prefix's.
+      const opening = [this.openWatch(epoch, 'endpoints', this.revision! + 1n)];
+      if (this.target.configKey !== undefined) {
+        opening.push(this.openWatch(epoch, 'config', this.configRevision! + 1n));
+      }
+      const outcomes = await Promise.all(opening);
       if (epoch !== this.epoch) return;
-      if (outcome.kind === 'connected') {
+      const cancelled = outcomes.find((o) => o.kind === 'cancelled');
+      if (!cancelled) {
         this.phase = 'watching';
         // After a resume with nothing new, still report: it tells the channel we are healthy again.
         if (!listed) this.scheduleFlush();
         return;
       }
-      this.watcher = undefined;
+      // etcd dropped that watch already; the other one goes too: a re-list starts both afresh.
+      this.watchers = this.watchers.filter((w) => w !== cancelled.watcher);
+      this.dropWatchers();
       if (!this.relistAfterCancel()) {
-        throw new Error(`etcd cancelled the watch from revision ${from}: ${outcome.reason}`);
+        throw new Error(`etcd cancelled the watch of ${cancelled.what}: ${cancelled.reason}`);
       }
       this.revision = undefined;
     }
@@ -246,17 +305,20 @@ export class EtcdEndpointResolver implements EndpointResolver {
     client?.close();
   }
 
-  private dropWatcher(): void {
+  private dropWatchers(): void {
     this.clearSilence();
-    const watcher = this.watcher;
-    this.watcher = undefined;
-    if (!watcher) return;
-    // Cancelling takes the watcher off etcd3's stream (or out of its reconnect list). It may
-    // fail if the stream is already gone, which is what we wanted anyway.
-    try {
-      watcher.cancel().catch(() => undefined);
-    } catch {
-      // etcd3 throws synchronously when its stream is in an unexpected state.
+    for (const timer of this.openTimers) clearTimeout(timer);
+    this.openTimers.clear();
+    const watchers = this.watchers;
+    this.watchers = [];
+    for (const watcher of watchers) {
+      // Cancelling takes the watcher off etcd3's stream (or out of its reconnect list). It may
+      // fail if the stream is already gone, which is what we wanted anyway.
+      try {
+        watcher.cancel().catch(() => undefined);
+      } catch {
+        // etcd3 throws synchronously when its stream is in an unexpected state.
+      }
     }
   }
 
@@ -293,68 +355,122 @@ export class EtcdEndpointResolver implements EndpointResolver {
         ),
       );
     }
+    // The service config at the same revision: the first resolution carries both.
+    const document = await this.readDocument(epoch, client, revision);
+    if (epoch !== this.epoch) return;
     for (const key of this.warned.keys()) if (!entries.has(key)) this.warned.delete(key);
     this.entries = entries;
     this.revision = BigInt(revision);
+    if (this.target.configKey !== undefined) {
+      this.document = document;
+      this.configRevision = this.revision;
+    }
     this.lists++;
     this.publish();
   }
 
-  /** Opens a watch from `from`; settles on etcd's answer, or rejects after the timeout. */
-  private openWatch(epoch: number, from: bigint): Promise<WatchOutcome> {
+  /**
+   * The config key at `revision`: its text, null when it is absent, undefined without a config
+   * key. A failure names the key and, when refused, the permission needed.
+   */
+  private async readDocument(
+    epoch: number,
+    client: Etcd3,
+    revision: string,
+  ): Promise<ConfigDocument | null | undefined> {
+    const key = this.target.configKey;
+    if (key === undefined) return undefined;
+    try {
+      const response = await client.get(key).revision(revision).exec();
+      if (epoch !== this.epoch) return undefined;
+      const kv = response.kvs[0];
+      return kv ? { text: kv.value.toString('utf8'), modRevision: BigInt(kv.mod_revision) } : null;
+    } catch (error) {
+      const denied =
+        (error instanceof Error && error.constructor.name === 'EtcdPermissionDeniedError') ||
+        /permission denied/i.test(String(error));
+      const described = describeEtcdFailure(
+        error,
+        `etcd read of service config key "${key}" (at revision ${revision})`,
+        this.settings,
+        this.whereNow(),
+      );
+      throw new EtcdResolutionError(
+        this.target.keyPrefix,
+        denied
+          ? `${described}; the etcd user's role needs the permission read on key "${key}"`
+          : described,
+        { configKey: key },
+      );
+    }
+  }
+
+  /** Opens a watch of `what` from `from`; settles on etcd's answer, or rejects after the timeout. */
+  private openWatch(epoch: number, what: Watched, from: bigint): Promise<WatchOutcome> {
     const client = this.ensureClient();
-    const watcher = client
-      .watch()
-      .prefix(this.target.keyPrefix)
+    const builder = client.watch();
+    const watcher = (
+      what === 'endpoints'
+        ? builder.prefix(this.target.keyPrefix)
+        : builder.key(this.target.configKey ?? '')
+    )
       .startRevision(from.toString())
       .watcher();
-    this.watcher = watcher;
+    this.watchers.push(watcher);
     this.watches++;
     this.watchOpenedAt = this.now();
+    const name = this.nameOf(what);
+    const configKey = what === 'config' ? { configKey: this.target.configKey } : undefined;
     const describe = (error: unknown): EtcdResolutionError =>
       new EtcdResolutionError(
         this.target.keyPrefix,
         describeEtcdFailure(
           error,
-          `etcd watch of "${this.target.keyPrefix}" from revision ${from}`,
+          `etcd watch of ${name} from revision ${from}`,
           this.settings,
           this.whereNow(),
         ),
+        configKey,
       );
     return new Promise<WatchOutcome>((resolve, reject) => {
       let settled = false;
       const timer = setTimeout(() => {
+        this.openTimers.delete(timer);
         settled = true;
         reject(describe(new Error(`not established within ${this.settings.timeoutMs} ms`)));
       }, this.settings.timeoutMs);
       timer.unref();
+      this.openTimers.add(timer);
       const settle = (): boolean => {
         if (settled || epoch !== this.epoch) return false;
         settled = true;
         clearTimeout(timer);
+        this.openTimers.delete(timer);
         return true;
       };
       watcher.on('connected', () => {
         if (settle()) {
-          this.armSilence(watcher);
+          this.armSilence(watcher, what);
           resolve({ kind: 'connected' });
         }
       });
-      watcher.on('data', (response: IWatchResponse) => this.onWatchData(watcher, response));
+      watcher.on('data', (response: IWatchResponse) => this.onWatchData(watcher, what, response));
       watcher.on('disconnected', (error: Error) => {
         if (settle()) {
           reject(describe(error));
         } else {
           this.onWatchLost(
             watcher,
+            what,
             new EtcdResolutionError(
               this.target.keyPrefix,
               describeEtcdFailure(
                 error,
-                `etcd watch of "${this.target.keyPrefix}" (at revision ${String(this.revision)})`,
+                `etcd watch of ${name} (at revision ${String(this.revisionOf(what))})`,
                 this.settings,
                 this.whereNow(),
               ),
+              configKey,
             ),
           );
         }
@@ -363,15 +479,27 @@ export class EtcdEndpointResolver implements EndpointResolver {
       // Always listened to: an unhandled 'error' event would throw.
       watcher.on('error', (error: Error) => {
         const reason = scrub(error.message, this.settings).replace(/^Watcher canceled: ?/, '');
-        if (settle()) resolve({ kind: 'cancelled', reason: reason || 'no reason given' });
-        else this.onWatchCancelled(watcher, reason);
+        if (settle()) {
+          resolve({
+            kind: 'cancelled',
+            watcher,
+            reason: reason || 'no reason given',
+            what: `${name} from revision ${from}`,
+          });
+        } else {
+          this.onWatchCancelled(watcher, reason);
+        }
       });
     });
   }
 
-  private onWatchData(watcher: Watcher, response: IWatchResponse): void {
-    if (watcher !== this.watcher || !this.sink) return;
-    this.armSilence(watcher);
+  private onWatchData(watcher: Watcher, what: Watched, response: IWatchResponse): void {
+    if (!this.watchers.includes(watcher) || !this.sink) return;
+    this.armSilence(watcher, what);
+    if (what === 'config') {
+      this.onConfigData(response);
+      return;
+    }
     const events = response.events;
     for (const event of events) {
       const key = event.kv.key.toString('utf8');
@@ -393,30 +521,61 @@ export class EtcdEndpointResolver implements EndpointResolver {
     }
   }
 
-  private onWatchLost(watcher: Watcher, error: EtcdResolutionError): void {
-    if (watcher !== this.watcher || !this.sink) return;
+  /** A response of the config key's watch: the document changed, or progress. */
+  private onConfigData(response: IWatchResponse): void {
+    const key = this.target.configKey;
+    const events = response.events.filter((e) => e.kv.key.toString('utf8') === key);
+    for (const event of events) {
+      this.document =
+        event.type === 'Put'
+          ? { text: event.kv.value.toString('utf8'), modRevision: BigInt(event.kv.mod_revision) }
+          : null;
+    }
+    const last = response.events[response.events.length - 1];
+    if (last) {
+      this.configRevision = BigInt(last.kv.mod_revision);
+      this.scheduleFlush();
+    } else if (!response.created) {
+      const progress = BigInt(response.header.revision);
+      if (this.configRevision === undefined || progress > this.configRevision) {
+        this.configRevision = progress;
+      }
+    }
+  }
+
+  private onWatchLost(watcher: Watcher, what: Watched, error: EtcdResolutionError): void {
+    if (!this.watchers.includes(watcher) || !this.sink) return;
     if (/\bno leader\b/i.test(error.message)) {
-      this.onWatchDead(watcher, 'lost its leader (etcd cancelled the watch: no leader)', error);
+      this.onWatchDead(
+        watcher,
+        what,
+        'lost its leader (etcd cancelled the watch: no leader)',
+        error,
+      );
       return;
     }
     this.fail(error);
   }
 
-  private armSilence(watcher: Watcher): void {
-    this.clearSilence();
-    this.silenceTimer = setTimeout(() => {
-      this.silenceTimer = undefined;
+  /** (Re-)arms the silence deadline of one watch: each watch gets its own progress notifications. */
+  private armSilence(watcher: Watcher, what: Watched): void {
+    const previous = this.silenceTimers.get(watcher);
+    if (previous) clearTimeout(previous);
+    const timer = setTimeout(() => {
+      this.silenceTimers.delete(watcher);
       this.onWatchDead(
         watcher,
+        what,
         `sent neither an event nor a progress notification for ${this.silenceMs} ms`,
       );
     }, this.silenceMs);
-    this.silenceTimer.unref();
+    timer.unref();
+    this.silenceTimers.set(watcher, timer);
   }
 
   private clearSilence(): void {
-    if (this.silenceTimer) clearTimeout(this.silenceTimer);
-    this.silenceTimer = undefined;
+    for (const timer of this.silenceTimers.values()) clearTimeout(timer);
+    this.silenceTimers.clear();
   }
 
   /**
@@ -425,16 +584,16 @@ export class EtcdEndpointResolver implements EndpointResolver {
    * watch was opened less than RELIST_GUARD_MS ago: then it is an error, retried with the
    * channel's backoff, so two bad members never make a loop); otherwise report the error.
    */
-  private onWatchDead(watcher: Watcher, what: string, cause?: unknown): void {
-    if (watcher !== this.watcher || !this.sink) return;
+  private onWatchDead(watcher: Watcher, watched: Watched, what: string, cause?: unknown): void {
+    if (!this.watchers.includes(watcher) || !this.sink) return;
     const from = this.settings.endpoints[this.member];
     const error = new EtcdResolutionError(
       this.target.keyPrefix,
       scrub(
-        `etcd watch of "${this.target.keyPrefix}" on member ${String(from)} (at revision ${String(this.revision)}) ${what}`,
+        `etcd watch of ${this.nameOf(watched)} on member ${String(from)} (at revision ${String(this.revisionOf(watched))}) ${what}`,
         this.settings,
       ),
-      { cause },
+      { cause, ...(watched === 'config' ? { configKey: this.target.configKey } : {}) },
     );
     const young = this.now() - this.watchOpenedAt < RELIST_GUARD_MS;
     if (this.settings.endpoints.length <= 1 || young) {
@@ -445,14 +604,14 @@ export class EtcdEndpointResolver implements EndpointResolver {
     this.sink.warn(
       `${error.message}; resuming from member ${this.settings.endpoints[this.member]}`,
     );
-    this.dropWatcher();
+    this.dropWatchers();
     this.closeClient();
     this.sync();
   }
 
   private onWatchCancelled(watcher: Watcher, reason: string): void {
-    if (watcher !== this.watcher || !this.sink) return;
-    this.watcher = undefined;
+    if (!this.watchers.includes(watcher) || !this.sink) return;
+    this.watchers = this.watchers.filter((w) => w !== watcher);
     if (!this.relistAfterCancel()) {
       this.fail(new Error(`etcd cancelled the watch: ${reason || 'no reason given'}`));
       return;
@@ -476,7 +635,7 @@ export class EtcdEndpointResolver implements EndpointResolver {
     if (!sink) return;
     this.epoch++;
     this.phase = 'broken';
-    this.dropWatcher();
+    this.dropWatchers();
     // A fresh client next time, on the next member if there are several: new connections, a new
     // auth token, no stuck stream, and no member that lost the cluster asked again first.
     this.closeClient();
@@ -546,9 +705,24 @@ export class EtcdEndpointResolver implements EndpointResolver {
       if (!seen || seen.modRevision < entry.modRevision) byAddress.set(address, entry);
     }
     const endpoints = [...byAddress.values()].map((e) => e.endpoint!);
-    sink.update({
-      endpoints,
-      note: `${endpoints.length} endpoints under etcd prefix "${this.target.keyPrefix}" at revision ${String(this.revision)}`,
-    });
+    const note = `${endpoints.length} endpoints under etcd prefix "${this.target.keyPrefix}" at revision ${String(this.revision)}`;
+    const key = this.target.configKey;
+    const document = this.document;
+    if (key === undefined) {
+      sink.update({ endpoints, note });
+    } else if (document) {
+      const source = `etcd key ${key} (revision ${document.modRevision})`;
+      sink.update({
+        endpoints,
+        serviceConfig: document.text,
+        serviceConfigSource: source,
+        note: `${note}; service config from ${source}`,
+      });
+    } else {
+      sink.update({
+        endpoints,
+        note: `${note}; service config key "${key}" is absent (at revision ${String(this.configRevision)}): the channel's own service config applies`,
+      });
+    }
   }
 }

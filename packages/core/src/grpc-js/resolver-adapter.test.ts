@@ -3,6 +3,7 @@ import { describe, test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { experimental } from '@grpc/grpc-js';
 import { ConfigError } from '../errors';
+import { LoadBalancerObserver, OBSERVER_OPTION, type ConfigEvent } from '../observer';
 import { register } from '../register';
 import type { EndpointResolver, ResolutionSink, ResolverFactory } from '../resolver-contract';
 import { ROUND_ROBIN_POLICY } from '../round-robin-config';
@@ -84,6 +85,7 @@ function open(options: grpc.ChannelOptions = {}) {
   const inner = instances.get(name)!;
   return {
     resolver,
+    target: `scripted-test:${name}`,
     inner,
     deliveries,
     verdict,
@@ -537,6 +539,91 @@ describe('resolver adapter', () => {
     assert.ok(
       warnings.some((w) => /"no_such_policy".*keeping the previous service config/.test(w)),
       warnings.join('\n'),
+    );
+    r.resolver.destroy();
+  });
+
+  test('a document delivered as text is parsed; a bad one is refused once, naming its source, and the last good kept', async () => {
+    const observer = new LoadBalancerObserver();
+    const events: ConfigEvent[] = [];
+    observer.on('config', (e) => events.push(e));
+    const r = open({ [OBSERVER_OPTION]: observer });
+    r.resolver.updateResolution();
+    const endpoints = [{ host: '127.0.0.2', port: 1 }];
+    r.inner.sink!.update({ endpoints });
+    await r.nextDelivery();
+    assert.deepEqual(
+      events.map((e) => [e.status, e.source]),
+      [['applied', 'the default (no service config)']],
+    );
+    r.inner.sink!.update({
+      endpoints,
+      serviceConfig: '{"loadBalancingConfig":[{"round_robin":{}}]}',
+      serviceConfigSource: 'etcd key config/a (revision 5)',
+    });
+    const fromText = await r.nextDelivery();
+    assert.ok(fromText.serviceConfig?.ok);
+    assert.deepEqual(
+      (fromText.serviceConfig.value as { loadBalancingConfig: unknown }).loadBalancingConfig,
+      [{ round_robin: {} }],
+    );
+    assert.deepEqual(events.at(-1), {
+      target: r.target,
+      status: 'applied',
+      source: 'etcd key config/a (revision 5)',
+      config: { loadBalancingConfig: [{ round_robin: {} }] },
+    });
+    const before = warnings.length;
+    for (const hosts of [2, 3, 4]) {
+      // The same bad revision with changing endpoints: warned once.
+      r.inner.sink!.update({
+        endpoints: Array.from({ length: hosts }, (_, i) => ({ host: `127.0.0.${i + 2}`, port: 1 })),
+        serviceConfig: '{"loadBalancingConfig": [{"round_robin": {}}',
+        serviceConfigSource: 'etcd key config/a (revision 6)',
+      });
+      const kept = await r.nextDelivery();
+      assert.ok(kept.serviceConfig?.ok);
+      assert.deepEqual(
+        (kept.serviceConfig.value as { loadBalancingConfig: unknown }).loadBalancingConfig,
+        [{ round_robin: {} }],
+      );
+    }
+    const mine = warnings.slice(before);
+    assert.equal(mine.length, 1, mine.join('\n'));
+    assert.match(
+      mine[0]!,
+      /service config from etcd key config\/a \(revision 6\): not valid JSON: .*keeping the previous service config \(etcd key config\/a \(revision 5\)\)/,
+    );
+    assert.equal(events.at(-1)?.status, 'rejected');
+    const [state] = observer.serviceConfigs().filter((c) => c.target === r.target);
+    assert.equal(state?.source, 'etcd key config/a (revision 5)');
+    assert.match(state?.rejected?.error ?? '', /revision 6/);
+    // Deleted: the channel's own config (here the default) again.
+    r.inner.sink!.update({ endpoints });
+    await r.nextDelivery();
+    assert.equal(events.at(-1)?.status, 'applied');
+    assert.equal(events.at(-1)?.source, 'the default (no service config)');
+    r.resolver.destroy();
+  });
+
+  test('a bad first document, with no earlier config to keep, fails calls naming it', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    r.inner.sink!.update({
+      endpoints: [{ host: '127.0.0.2', port: 1 }],
+      serviceConfig: 'not json',
+      serviceConfigSource: 'Consul KV grpc-lb/a (index 9)',
+    });
+    const refused = await r.nextDelivery();
+    assert.ok(refused.serviceConfig && !refused.serviceConfig.ok);
+    assert.match(
+      refused.serviceConfig.error.details,
+      /service config from Consul KV grpc-lb\/a \(index 9\): not valid JSON/,
+    );
+    assert.ok(
+      warnings.some((w) =>
+        /no earlier service config to keep: calls fail until it is fixed/.test(w),
+      ),
     );
     r.resolver.destroy();
   });

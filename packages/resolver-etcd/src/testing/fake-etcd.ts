@@ -16,6 +16,8 @@ export class FakeEtcd {
   readonly clients: FakeEtcdClient[] = [];
   /** When set, list requests to these members fail with this message. */
   readonly failingLists = new Map<string, string>();
+  /** When set, single-key reads of these keys fail with this error (or message). */
+  readonly failingGets = new Map<string, Error | string>();
   /** Watches are answered ('connected') at once unless this is false. */
   autoConnect = true;
 
@@ -98,8 +100,8 @@ export class FakeEtcd {
   }
 
   /** @internal */
-  history(from: bigint, prefix: string): FakeEvent[] {
-    return this.log.filter((e) => e.modRevision >= from && e.key.startsWith(prefix));
+  history(from: bigint, matches: (key: string) => boolean): FakeEvent[] {
+    return this.log.filter((e) => e.modRevision >= from && matches(e.key));
   }
 
   /** @internal */
@@ -146,8 +148,11 @@ export class FakeWatcher extends EventEmitter {
   constructor(
     private readonly etcd: FakeEtcd,
     private readonly client: FakeEtcdClient,
+    /** The key or prefix watched. */
     readonly prefix: string,
     startRevision: bigint,
+    /** Only this key (`watch().key()`), not the keys under it. */
+    readonly exact = false,
   ) {
     super();
     this.next = startRevision;
@@ -159,7 +164,7 @@ export class FakeWatcher extends EventEmitter {
     this.connected = true;
     this.emit('connected', { header: { revision: this.etcd.currentRevision.toString() } });
     if (this.etcd.isIsolated(this.client.member)) return;
-    const missed = this.etcd.history(this.next, this.prefix);
+    const missed = this.etcd.history(this.next, (key) => this.matches(key));
     const last = missed[missed.length - 1];
     if (last) {
       this.next = last.modRevision + 1n;
@@ -167,9 +172,13 @@ export class FakeWatcher extends EventEmitter {
     }
   }
 
+  matches(key: string): boolean {
+    return this.exact ? key === this.prefix : key.startsWith(this.prefix);
+  }
+
   /** @internal */
   deliver(event: FakeEvent): void {
-    if (!this.connected || this.cancelled || !event.key.startsWith(this.prefix)) return;
+    if (!this.connected || this.cancelled || !this.matches(event.key)) return;
     if (event.modRevision < this.next) return;
     this.next = event.modRevision + 1n;
     this.emit('data', response(event.modRevision, [event]));
@@ -242,12 +251,48 @@ export class FakeEtcdClient {
     return builder;
   }
 
+  get(key: string): unknown {
+    const etcd = this.etcd;
+    let at: bigint | undefined;
+    const builder = {
+      revision(revision: string) {
+        at = BigInt(revision);
+        return builder;
+      },
+      exec: () => {
+        if (this.closed) return Promise.reject(new Error('the client was closed'));
+        const failure = etcd.failingGets.get(key);
+        if (failure !== undefined) {
+          return Promise.reject(failure instanceof Error ? failure : new Error(failure));
+        }
+        const revision = at ?? etcd.currentRevision;
+        const found = etcd.keysIn(key, `${key}\0`, revision);
+        return Promise.resolve({
+          header: { revision: revision.toString() },
+          more: false,
+          kvs: found.map((k) => ({
+            key: Buffer.from(k.key),
+            value: Buffer.from(k.value),
+            mod_revision: k.mod.toString(),
+          })),
+        });
+      },
+    };
+    return builder;
+  }
+
   watch(): unknown {
     let prefix = '';
+    let exact = false;
     let start = 0n;
     const builder = {
       prefix: (value: string) => {
         prefix = value;
+        return builder;
+      },
+      key: (value: string) => {
+        prefix = value;
+        exact = true;
         return builder;
       },
       startRevision: (revision: string) => {
@@ -255,7 +300,7 @@ export class FakeEtcdClient {
         return builder;
       },
       watcher: () => {
-        const watcher = new FakeWatcher(this.etcd, this, prefix, start);
+        const watcher = new FakeWatcher(this.etcd, this, prefix, start, exact);
         this.watchers.push(watcher);
         if (this.etcd.autoConnect) setImmediate(() => watcher.connect());
         return watcher;
