@@ -29,6 +29,7 @@ import {
   startKubeApiserver,
   type KubeApiserver,
 } from './support/kube-apiserver';
+import { startLoad } from './support/load';
 import { addPodAddresses, type PodAddresses } from './support/pod-addresses';
 import { serverFixture } from './support/server-fixture';
 
@@ -214,10 +215,15 @@ async function versions(greeter: GreeterClient, calls: number): Promise<Record<s
 }
 
 /** Waits until the channel on `target` follows the config whose source mentions `text`. */
-async function applied(observer: LoadBalancerObserver, target: string, text: string) {
+async function applied(
+  observer: LoadBalancerObserver,
+  target: string,
+  text: string,
+  timeoutMs = 5_000,
+) {
   return waitFor(
     () => observer.serviceConfigs().find((c) => c.target === target && c.source.includes(text)),
-    { timeoutMs: 5_000, message: `the channel follows ${text}` },
+    { timeoutMs, message: `the channel follows ${text}` },
   );
 }
 
@@ -421,6 +427,50 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
         await applied(observer, target, `(resourceVersion ${rv})`);
         assert.deepEqual(await versions(greeter, 20), { v1: 20 });
       } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  // Last: it kills and restarts the API server.
+  test('an API server outage keeps the last document (0 failed calls); after the restart an edit applies', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      await createService(e, 'outage');
+      await putConfigMap(e, 'outage-lb', { 'service-config.json': allTo('v1') });
+      const target = `k8s:///outage.${e.namespace}:grpc?config=outage-lb`;
+      const observer = new LoadBalancerObserver();
+      const greeter = client(target, observer);
+      const load = startLoad(greeter, { concurrency: 2, pauseMs: 2 });
+      try {
+        await waitFor(() => load.result.ok >= 50, { timeoutMs: 10_000, message: '50 calls' });
+        await e.k.kill();
+        await warned(
+          `ConfigMap ${e.namespace}/outage-lb`,
+          'keeping its last document and listing it again with backoff',
+        );
+        const during = load.result.ok;
+        await waitFor(() => load.result.ok >= during + 200, {
+          timeoutMs: 10_000,
+          message: '200 calls while the API server is down',
+        });
+        const result = await load.stop();
+        assert.equal(result.errors.length, 0, result.errors[0]?.message);
+        const [v1a, v1b] = e.set.backends;
+        const toV1 =
+          (result.perBackend.get(v1a!.address) ?? 0) + (result.perBackend.get(v1b!.address) ?? 0);
+        assert.equal(toV1, result.ok, "every call on the document's policy (v1)");
+        await e.k.start();
+        const rv = await putConfigMap(e, 'outage-lb', { 'service-config.json': allTo('v2') });
+        const writtenAt = performance.now();
+        // The ConfigMap is listed again after the watch backoff (1 s, growing while it was down).
+        await applied(observer, target, `(resourceVersion ${rv})`, 35_000);
+        const appliedMs = Math.round(performance.now() - writtenAt);
+        assert.deepEqual(await versions(greeter, 20), { v2: 20 });
+        t.diagnostic(JSON.stringify({ restartWriteToAppliedMs: appliedMs }));
+      } finally {
+        await load.stop();
         greeter.close();
       }
     });
