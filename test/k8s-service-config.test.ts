@@ -336,6 +336,43 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
     });
   });
 
+  test('a bad document from the start: calls fail UNAVAILABLE naming the ConfigMap and the field, and succeed once it is fixed', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      await createService(e, 'broken');
+      const rv = await putConfigMap(e, 'broken-lb', {
+        'service-config.json': allTo('v1').replace('"weight": 100', '"weight": "all"'),
+      });
+      const target = `k8s:///broken.${e.namespace}:grpc?config=broken-lb`;
+      const observer = new LoadBalancerObserver();
+      const greeter = client(target, observer);
+      try {
+        await assert.rejects(sayHello(greeter, 'x', { deadlineMs: 5_000 }), (error: unknown) => {
+          assert.ok(isServiceError(error));
+          assert.equal(error.code, grpc.status.UNAVAILABLE);
+          assert.ok(
+            error.details.includes(
+              `ConfigMap ${e.namespace}/broken-lb service-config.json (resourceVersion ${rv})`,
+            ),
+            error.details,
+          );
+          assert.match(error.details, /routes\[0\]\.split\[0\]\.weight/);
+          return true;
+        });
+        await putConfigMap(e, 'broken-lb', { 'service-config.json': allTo('v1') });
+        await waitFor(
+          async () =>
+            (await sayHello(greeter, 'x').catch(() => undefined))?.labels['version'] === 'v1',
+          { timeoutMs: 10_000, message: 'calls succeed once the document is fixed' },
+        );
+        assert.deepEqual(await versions(greeter, 20), { v1: 20 });
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
   test("a ConfigMap or key absent at first: the channel's own config, and the document applies when it appears", async (t) => {
     const e = await env(t);
     if (!e) return;
@@ -422,6 +459,11 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
           { timeoutMs: 10_000, message: "calls succeed, on the document's policy, once granted" },
         );
         assert.deepEqual(await versions(greeter, 20), { v2: 20 });
+        // Such a rule allows a list by that name only, not of the namespace's ConfigMaps.
+        const base = `/api/v1/namespaces/${e.namespace}/configmaps`;
+        assert.equal((await e.k.request('GET', base, undefined, user)).status, 403);
+        const byName = `${base}?fieldSelector=${encodeURIComponent('metadata.name=guarded-lb')}`;
+        assert.equal((await e.k.request('GET', byName, undefined, user)).status, 200);
         // The watch works under that rule too: an edit arrives.
         const rv = await putConfigMap(e, 'guarded-lb', { 'service-config.json': allTo('v1') });
         await applied(observer, target, `(resourceVersion ${rv})`);
@@ -462,8 +504,8 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
           (result.perBackend.get(v1a!.address) ?? 0) + (result.perBackend.get(v1b!.address) ?? 0);
         assert.equal(toV1, result.ok, "every call on the document's policy (v1)");
         await e.k.start();
-        const rv = await putConfigMap(e, 'outage-lb', { 'service-config.json': allTo('v2') });
         const writtenAt = performance.now();
+        const rv = await putConfigMap(e, 'outage-lb', { 'service-config.json': allTo('v2') });
         // The ConfigMap is listed again after the watch backoff (1 s, growing while it was down).
         await applied(observer, target, `(resourceVersion ${rv})`, 35_000);
         const appliedMs = Math.round(performance.now() - writtenAt);
