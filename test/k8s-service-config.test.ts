@@ -204,6 +204,26 @@ function client(
   });
 }
 
+/**
+ * Watches of one ConfigMap by name open at the API server (a watch with the field selector
+ * metadata.name counts as scope "resource"), the API server's own included.
+ */
+async function configMapWatchesByName(k: KubeApiserver): Promise<number> {
+  const metrics = await k.request('GET', '/metrics');
+  let total = 0;
+  for (const line of metrics.body.split('\n')) {
+    if (
+      line.startsWith('apiserver_longrunning_requests{') &&
+      line.includes('resource="configmaps"') &&
+      line.includes('scope="resource"') &&
+      line.includes('verb="WATCH"')
+    ) {
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return total;
+}
+
 /** `calls` sequential calls; how many each version answered. */
 async function versions(greeter: GreeterClient, calls: number): Promise<Record<string, number>> {
   const seen: Record<string, number> = {};
@@ -263,6 +283,13 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
           assert.equal(stats.peers.length, 1, `${b.name}: peers ${stats.peers.join(', ')}`);
         }
         t.diagnostic(JSON.stringify({ configMapWriteToAppliedMs: appliedMs }));
+        // Closing the channel ends its ConfigMap watch (the API server has watches of its own).
+        const open = await configMapWatchesByName(e.k);
+        greeter.close();
+        await waitFor(async () => (await configMapWatchesByName(e.k)) === open - 1, {
+          timeoutMs: 5_000,
+          message: 'the ConfigMap watch closed at the API server after client.close()',
+        });
       } finally {
         greeter.close();
       }
