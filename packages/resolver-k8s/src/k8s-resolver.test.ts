@@ -1976,6 +1976,49 @@ describe('K8sEndpointResolver: ?config= (the service config from a ConfigMap)', 
     }
   });
 
+  test('with mocked timers: a silent ConfigMap watch is replaced after 60 s; watches that keep ending at once pause before a re-list', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      api.configMapAnswers = [
+        { items: [configMap('42', { 'service-config.json': DOC_A })], resourceVersion: '50' },
+      ];
+      const h = setup('k8s:///hello:grpc?config=hello-lb', api);
+      h.resolver.start(h.sink);
+      await until('the ConfigMap watch', () => api.watches.some((w) => w.kind === 'configmaps'));
+      mock.timers.tick(WATCH_IDLE_TIMEOUT_MS - 1);
+      await settle();
+      assert.equal(api.configMapCalls.length, 1);
+      mock.timers.tick(1);
+      await until('the re-list', () => api.configMapCalls.length === 2);
+      assert.ok(
+        h.sink.warnings.some((w) =>
+          /ConfigMap default\/hello-lb: no watch event, bookmark or end for 60 s/.test(w),
+        ),
+        h.sink.warnings.join('\n'),
+      );
+      // From now on every ConfigMap watch ends as soon as it opens.
+      api.afterOpen = (watch) => {
+        if (watch.kind === 'configmaps') watch.end(null);
+      };
+      const configWatches = (): number => api.watches.filter((w) => w.kind === 'configmaps').length;
+      await until('a new ConfigMap watch', () => configWatches() === 2);
+      api.lastConfigWatch.end(null);
+      await until('three short watches', () => configWatches() === 4 && api.lastConfigWatch.ended);
+      await settle();
+      assert.equal(api.configMapCalls.length, 2, 'no re-list before the pause');
+      assert.match(h.sink.warnings.at(-1) ?? '', /keep ending as soon as they open/);
+      mock.timers.tick(1_200);
+      await until('the re-list after the pause', () => api.configMapCalls.length === 3);
+      // The document was kept throughout.
+      assert.ok(h.sink.updates.every((u) => u.serviceConfig === DOC_A));
+      assert.deepEqual(h.sink.errors, []);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
   test('a target without config= reads no ConfigMap and sends no service config', async () => {
     const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
     const h = await started('k8s:///hello:grpc', api);
