@@ -248,7 +248,7 @@ async function applied(
 }
 
 describe('k8s: the service config from a ConfigMap (real kube-apiserver, real backends)', () => {
-  test('the first resolution comes with the document; an edit moves calls at once, without reconnecting', async (t) => {
+  test('the first resolution comes with the document; an edit moves calls at once, under load, without reconnecting', async (t) => {
     const e = await env(t);
     if (!e) return;
     await kube.logged(async () => {
@@ -265,6 +265,8 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
           followed?.source,
           `ConfigMap ${e.namespace}/hello-lb service-config.json (resourceVersion ${rv})`,
         );
+        // Steady load on the same channel through both edits.
+        const load = startLoad(greeter, { concurrency: 2, pauseMs: 2 });
         const editedAt = performance.now();
         const rv2 = await putConfigMap(e, 'hello-lb', { 'service-config.json': allTo('v1') });
         await applied(observer, target, `(resourceVersion ${rv2})`);
@@ -273,6 +275,9 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
         const rv3 = await putConfigMap(e, 'hello-lb', { 'service-config.json': allTo('v2') });
         await applied(observer, target, `(resourceVersion ${rv3})`);
         assert.deepEqual(await versions(greeter, 50), { v2: 50 });
+        const result = await load.stop();
+        assert.equal(result.errors.length, 0, result.errors[0]?.message);
+        assert.ok(result.ok > 100, `${result.ok} calls under load`);
         // One connection per backend for the whole test: the policy changes reconnected nothing.
         for (const b of e.set.backends) {
           const stats = await b.stats();
