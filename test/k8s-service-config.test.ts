@@ -29,6 +29,7 @@ import {
   startKubeApiserver,
   type KubeApiserver,
 } from './support/kube-apiserver';
+import { startLoad } from './support/load';
 import { addPodAddresses, type PodAddresses } from './support/pod-addresses';
 import { serverFixture } from './support/server-fixture';
 
@@ -203,6 +204,26 @@ function client(
   });
 }
 
+/**
+ * Watches of one ConfigMap by name open at the API server (a watch with the field selector
+ * metadata.name counts as scope "resource"), the API server's own included.
+ */
+async function configMapWatchesByName(k: KubeApiserver): Promise<number> {
+  const metrics = await k.request('GET', '/metrics');
+  let total = 0;
+  for (const line of metrics.body.split('\n')) {
+    if (
+      line.startsWith('apiserver_longrunning_requests{') &&
+      line.includes('resource="configmaps"') &&
+      line.includes('scope="resource"') &&
+      line.includes('verb="WATCH"')
+    ) {
+      total += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+  }
+  return total;
+}
+
 /** `calls` sequential calls; how many each version answered. */
 async function versions(greeter: GreeterClient, calls: number): Promise<Record<string, number>> {
   const seen: Record<string, number> = {};
@@ -214,15 +235,20 @@ async function versions(greeter: GreeterClient, calls: number): Promise<Record<s
 }
 
 /** Waits until the channel on `target` follows the config whose source mentions `text`. */
-async function applied(observer: LoadBalancerObserver, target: string, text: string) {
+async function applied(
+  observer: LoadBalancerObserver,
+  target: string,
+  text: string,
+  timeoutMs = 5_000,
+) {
   return waitFor(
     () => observer.serviceConfigs().find((c) => c.target === target && c.source.includes(text)),
-    { timeoutMs: 5_000, message: `the channel follows ${text}` },
+    { timeoutMs, message: `the channel follows ${text}` },
   );
 }
 
 describe('k8s: the service config from a ConfigMap (real kube-apiserver, real backends)', () => {
-  test('the first resolution comes with the document; an edit moves calls at once, without reconnecting', async (t) => {
+  test('the first resolution comes with the document; an edit moves calls at once, under load, without reconnecting', async (t) => {
     const e = await env(t);
     if (!e) return;
     await kube.logged(async () => {
@@ -239,6 +265,8 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
           followed?.source,
           `ConfigMap ${e.namespace}/hello-lb service-config.json (resourceVersion ${rv})`,
         );
+        // Steady load on the same channel through both edits.
+        const load = startLoad(greeter, { concurrency: 2, pauseMs: 2 });
         const editedAt = performance.now();
         const rv2 = await putConfigMap(e, 'hello-lb', { 'service-config.json': allTo('v1') });
         await applied(observer, target, `(resourceVersion ${rv2})`);
@@ -247,6 +275,9 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
         const rv3 = await putConfigMap(e, 'hello-lb', { 'service-config.json': allTo('v2') });
         await applied(observer, target, `(resourceVersion ${rv3})`);
         assert.deepEqual(await versions(greeter, 50), { v2: 50 });
+        const result = await load.stop();
+        assert.equal(result.errors.length, 0, result.errors[0]?.message);
+        assert.ok(result.ok > 100, `${result.ok} calls under load`);
         // One connection per backend for the whole test: the policy changes reconnected nothing.
         for (const b of e.set.backends) {
           const stats = await b.stats();
@@ -257,6 +288,13 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
           assert.equal(stats.peers.length, 1, `${b.name}: peers ${stats.peers.join(', ')}`);
         }
         t.diagnostic(JSON.stringify({ configMapWriteToAppliedMs: appliedMs }));
+        // Closing the channel ends its ConfigMap watch (the API server has watches of its own).
+        const open = await configMapWatchesByName(e.k);
+        greeter.close();
+        await waitFor(async () => (await configMapWatchesByName(e.k)) === open - 1, {
+          timeoutMs: 5_000,
+          message: 'the ConfigMap watch closed at the API server after client.close()',
+        });
       } finally {
         greeter.close();
       }
@@ -324,6 +362,43 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
           ['v1', 'v2'],
           'round robin over all four',
         );
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test('a bad document from the start: calls fail UNAVAILABLE naming the ConfigMap and the field, and succeed once it is fixed', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      await createService(e, 'broken');
+      const rv = await putConfigMap(e, 'broken-lb', {
+        'service-config.json': allTo('v1').replace('"weight": 100', '"weight": "all"'),
+      });
+      const target = `k8s:///broken.${e.namespace}:grpc?config=broken-lb`;
+      const observer = new LoadBalancerObserver();
+      const greeter = client(target, observer);
+      try {
+        await assert.rejects(sayHello(greeter, 'x', { deadlineMs: 5_000 }), (error: unknown) => {
+          assert.ok(isServiceError(error));
+          assert.equal(error.code, grpc.status.UNAVAILABLE);
+          assert.ok(
+            error.details.includes(
+              `ConfigMap ${e.namespace}/broken-lb service-config.json (resourceVersion ${rv})`,
+            ),
+            error.details,
+          );
+          assert.match(error.details, /routes\[0\]\.split\[0\]\.weight/);
+          return true;
+        });
+        await putConfigMap(e, 'broken-lb', { 'service-config.json': allTo('v1') });
+        await waitFor(
+          async () =>
+            (await sayHello(greeter, 'x').catch(() => undefined))?.labels['version'] === 'v1',
+          { timeoutMs: 10_000, message: 'calls succeed once the document is fixed' },
+        );
+        assert.deepEqual(await versions(greeter, 20), { v1: 20 });
       } finally {
         greeter.close();
       }
@@ -416,11 +491,60 @@ describe('k8s: the service config from a ConfigMap (real kube-apiserver, real ba
           { timeoutMs: 10_000, message: "calls succeed, on the document's policy, once granted" },
         );
         assert.deepEqual(await versions(greeter, 20), { v2: 20 });
+        // Such a rule allows a list by that name only, not of the namespace's ConfigMaps.
+        const base = `/api/v1/namespaces/${e.namespace}/configmaps`;
+        assert.equal((await e.k.request('GET', base, undefined, user)).status, 403);
+        const byName = `${base}?fieldSelector=${encodeURIComponent('metadata.name=guarded-lb')}`;
+        assert.equal((await e.k.request('GET', byName, undefined, user)).status, 200);
         // The watch works under that rule too: an edit arrives.
         const rv = await putConfigMap(e, 'guarded-lb', { 'service-config.json': allTo('v1') });
         await applied(observer, target, `(resourceVersion ${rv})`);
         assert.deepEqual(await versions(greeter, 20), { v1: 20 });
       } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  // Last: it kills and restarts the API server.
+  test('an API server outage keeps the last document (0 failed calls); after the restart an edit applies', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      await createService(e, 'outage');
+      await putConfigMap(e, 'outage-lb', { 'service-config.json': allTo('v1') });
+      const target = `k8s:///outage.${e.namespace}:grpc?config=outage-lb`;
+      const observer = new LoadBalancerObserver();
+      const greeter = client(target, observer);
+      const load = startLoad(greeter, { concurrency: 2, pauseMs: 2 });
+      try {
+        await waitFor(() => load.result.ok >= 50, { timeoutMs: 10_000, message: '50 calls' });
+        await e.k.kill();
+        await warned(
+          `ConfigMap ${e.namespace}/outage-lb`,
+          'keeping its last document and listing it again with backoff',
+        );
+        const during = load.result.ok;
+        await waitFor(() => load.result.ok >= during + 200, {
+          timeoutMs: 10_000,
+          message: '200 calls while the API server is down',
+        });
+        const result = await load.stop();
+        assert.equal(result.errors.length, 0, result.errors[0]?.message);
+        const [v1a, v1b] = e.set.backends;
+        const toV1 =
+          (result.perBackend.get(v1a!.address) ?? 0) + (result.perBackend.get(v1b!.address) ?? 0);
+        assert.equal(toV1, result.ok, "every call on the document's policy (v1)");
+        await e.k.start();
+        const writtenAt = performance.now();
+        const rv = await putConfigMap(e, 'outage-lb', { 'service-config.json': allTo('v2') });
+        // The ConfigMap is listed again after the watch backoff (1 s, growing while it was down).
+        await applied(observer, target, `(resourceVersion ${rv})`, 35_000);
+        const appliedMs = Math.round(performance.now() - writtenAt);
+        assert.deepEqual(await versions(greeter, 20), { v2: 20 });
+        t.diagnostic(JSON.stringify({ restartWriteToAppliedMs: appliedMs }));
+      } finally {
+        await load.stop();
         greeter.close();
       }
     });

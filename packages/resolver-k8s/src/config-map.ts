@@ -330,7 +330,7 @@ export class ConfigMapFollower {
       this.scheduleRetry(generation);
       return;
     }
-    this.retryLater(generation, failure.message);
+    this.retryLater(generation, `k8s: ${failure.message}`);
   }
 
   private retryLater(generation: number, problem: string): void {
