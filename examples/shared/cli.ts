@@ -16,6 +16,16 @@ export class Tally {
     this.counts.set(line, (this.counts.get(line) ?? 0) + 1);
   }
 
+  /** How many times `line` was added. */
+  count(line: string): number {
+    return this.counts.get(line) ?? 0;
+  }
+
+  /** The lines added, in first-added order. */
+  keys(): string[] {
+    return [...this.counts.keys()];
+  }
+
   get total(): number {
     let sum = 0;
     for (const count of this.counts.values()) sum += count;

@@ -1,8 +1,9 @@
 import { GrpcLbError } from '@grpc-lb/core';
 
 /**
- * Reading or watching a Service's EndpointSlices (or its core/v1 Endpoints) failed: the API server is unreachable, refused
- * the credentials (401), or RBAC does not allow it (403 — the message names the identity and the
+ * Reading or watching a Service's EndpointSlices (or its core/v1 Endpoints), or the ConfigMap
+ * holding its service config (`?config=`), failed: the API server is unreachable, refused the
+ * credentials (401), or RBAC does not allow it (403 — the message names the identity and the
  * permission to grant). The channel keeps its last good endpoints and the resolver tries again.
  * The message never contains a token.
  */

@@ -7,7 +7,9 @@ export {
   type RegisterK8sOptions,
 } from './k8s-resolver-factory';
 export {
+  DEFAULT_CONFIG_KEY,
   parseK8sTarget,
+  type K8sConfigMapRef,
   type K8sEndpointSource,
   type K8sTarget,
   type K8sPortSelector,
@@ -17,6 +19,7 @@ export {
   SERVICE_ACCOUNT_DIR,
   SERVICE_NAME_LABEL,
   WATCH_TIMEOUT_SECONDS,
+  type ConfigMapLike,
   type K8sApi,
   type K8sConnectionOptions,
   type WatchEventType,
@@ -37,3 +40,4 @@ export {
 } from './slices';
 export { slicesFromEndpoints, type EndpointsLike, type EndpointAddressLike } from './endpoints';
 export { K8sResolutionError } from './errors';
+export { describeConfigMapFailure } from './config-map';

@@ -246,4 +246,97 @@ describe('createK8sApi: no request outlives its timeout or its signal', () => {
       hanging.answer = undefined;
     }
   });
+
+  test('a ConfigMap list asks for the one ConfigMap by metadata.name, and times out like the others', async () => {
+    const k = await api(300);
+    const count = hanging.requests.length;
+    await assert.rejects(k.listConfigMaps('prod', 'hello-lb'), {
+      message: `listing ConfigMap prod/hello-lb at ${k.server}: no answer in 300 ms`,
+    });
+    const seen = await hanging.next(count + 1);
+    assert.equal(seen.url.pathname, '/api/v1/namespaces/prod/configmaps');
+    assert.equal(seen.url.searchParams.get('fieldSelector'), 'metadata.name=hello-lb');
+    await socketClosed(seen, 'the timed-out ConfigMap list');
+    const long = await api(60_000);
+    const controller = new AbortController();
+    const listing = long.listConfigMaps('prod', 'hello-lb', controller.signal);
+    const next = await hanging.next(count + 2);
+    controller.abort();
+    await assert.rejects(listing);
+    await socketClosed(next, 'the aborted ConfigMap list');
+  });
+
+  test('a ConfigMap list answered: its items and resourceVersion', async () => {
+    const k = await api(5_000);
+    hanging.answer = (req, res) => {
+      if (!req.url?.includes('/configmaps')) return false;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          kind: 'ConfigMapList',
+          apiVersion: 'v1',
+          metadata: { resourceVersion: '77' },
+          items: [
+            {
+              metadata: { name: 'hello-lb', resourceVersion: '70' },
+              data: { 'service-config.json': '{}' },
+            },
+          ],
+        }),
+      );
+      return true;
+    };
+    try {
+      const list = await k.listConfigMaps('prod', 'hello-lb');
+      assert.equal(list.resourceVersion, '77');
+      assert.equal(list.items.length, 1);
+      assert.equal(list.items[0]?.metadata?.name, 'hello-lb');
+      assert.deepEqual(list.items[0]?.data, { 'service-config.json': '{}' });
+    } finally {
+      hanging.answer = undefined;
+    }
+  });
+
+  test('a ConfigMap watch: the same field selector, bookmarks and server-side timeout; abort() closes it', async () => {
+    const k = await api(5_000);
+    const count = hanging.requests.length;
+    hanging.answer = (req, res) => {
+      if (!req.url?.includes('watch=true')) return false;
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.write(
+        JSON.stringify({
+          type: 'MODIFIED',
+          object: { kind: 'ConfigMap', metadata: { name: 'hello-lb', resourceVersion: '9' } },
+        }) + '\n',
+      );
+      return true;
+    };
+    try {
+      const events: unknown[] = [];
+      const watch = await k.watchConfigMaps(
+        'prod',
+        'hello-lb',
+        '5',
+        (type, object) => events.push([type, object]),
+        () => undefined,
+      );
+      const seen = await hanging.next(count + 1);
+      assert.equal(seen.url.pathname, '/api/v1/namespaces/prod/configmaps');
+      const query = seen.url.searchParams;
+      assert.equal(query.get('watch'), 'true');
+      assert.equal(query.get('fieldSelector'), 'metadata.name=hello-lb');
+      assert.equal(query.get('allowWatchBookmarks'), 'true');
+      assert.equal(query.get('resourceVersion'), '5');
+      const timeout = Number(query.get('timeoutSeconds'));
+      assert.ok(timeout >= 40 && timeout <= 50, `timeoutSeconds=${timeout}`);
+      while (events.length === 0) await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(events, [
+        ['MODIFIED', { kind: 'ConfigMap', metadata: { name: 'hello-lb', resourceVersion: '9' } }],
+      ]);
+      watch.abort();
+      await socketClosed(seen, 'the aborted ConfigMap watch');
+    } finally {
+      hanging.answer = undefined;
+    }
+  });
 });

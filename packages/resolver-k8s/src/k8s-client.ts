@@ -89,6 +89,31 @@ export interface K8sApi {
     done: (error: unknown) => void,
     signal?: AbortSignal,
   ): Promise<{ abort(): void }>;
+  /**
+   * The ConfigMap called `name` (`fieldSelector=metadata.name=<name>`, so that an RBAC rule with
+   * `resourceNames: [name]` allows it): zero or one item.
+   */
+  listConfigMaps(
+    namespace: string,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<{ items: ConfigMapLike[]; resourceVersion: string }>;
+  /** As `watchSlices`, on the ConfigMap called `name`. */
+  watchConfigMaps(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }>;
+}
+
+/** The parts of a ConfigMap the resolver reads. */
+export interface ConfigMapLike {
+  readonly metadata?: { readonly name?: string; readonly resourceVersion?: string };
+  readonly data?: Readonly<Record<string, string>>;
+  readonly binaryData?: Readonly<Record<string, string>>;
 }
 
 type ClientNodeModule = typeof ClientNode;
@@ -380,6 +405,32 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
       return watch(
         `/api/v1/namespaces/${encodeURIComponent(namespace)}/endpoints`,
         { fieldSelector: `metadata.name=${service}` },
+        resourceVersion,
+        onEvent,
+        done,
+        signal,
+      );
+    },
+    async listConfigMaps(namespace, name, signal) {
+      const list = await bounded(
+        timeoutMs,
+        `listing ConfigMap ${namespace}/${name} at ${server}`,
+        signal,
+        (bound) =>
+          core.listNamespacedConfigMap(
+            { namespace, fieldSelector: `metadata.name=${name}` },
+            withSignal(k8s, bound),
+          ),
+      );
+      return {
+        items: list.items,
+        resourceVersion: list.metadata?.resourceVersion ?? '',
+      };
+    },
+    watchConfigMaps(namespace, name, resourceVersion, onEvent, done, signal) {
+      return watch(
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/configmaps`,
+        { fieldSelector: `metadata.name=${name}` },
         resourceVersion,
         onEvent,
         done,

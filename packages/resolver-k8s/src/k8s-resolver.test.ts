@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { describe, mock, test } from 'node:test';
 import { parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/core';
 import { K8sResolutionError } from './errors';
-import type { K8sApi, K8sConnectionOptions, WatchEventType } from './k8s-client';
+import type { ConfigMapLike, K8sApi, K8sConnectionOptions, WatchEventType } from './k8s-client';
 import { describeFailure, K8sEndpointResolver, WATCH_IDLE_TIMEOUT_MS } from './k8s-resolver';
 import type { K8sEndpointSource } from './k8s-target';
 import { parseK8sTarget } from './k8s-target';
@@ -19,13 +19,14 @@ const SERVER = 'https://fake-apiserver.test:6443';
 
 type ListAnswer = { items: SliceLike[]; resourceVersion: string } | { error: unknown };
 type EndpointsAnswer = { items: EndpointsLike[]; resourceVersion: string } | { error: unknown };
+type ConfigMapAnswer = { items: ConfigMapLike[]; resourceVersion: string } | { error: unknown };
 
 /** One watch the resolver opened on the FakeK8sApi; the test drives it. */
 class FakeWatch {
   aborted = false;
   ended = false;
-  /** What is watched: EndpointSlices, or core/v1 Endpoints. */
-  kind: 'endpointslices' | 'endpoints' = 'endpointslices';
+  /** What is watched: EndpointSlices, core/v1 Endpoints, or a ConfigMap. */
+  kind: 'endpointslices' | 'endpoints' | 'configmaps' = 'endpointslices';
   constructor(
     readonly namespace: string,
     readonly service: string,
@@ -90,6 +91,11 @@ class FakeK8sApi implements K8sApi {
   /** Answers to Endpoints lists, as `listAnswers` (default: refused, 403). */
   endpointsAnswers: EndpointsAnswer[] = [{ error: forbiddenEndpoints() }];
   readonly endpointsCalls: string[] = [];
+  /** Answers to ConfigMap lists, as `listAnswers` (default: none exists). */
+  configMapAnswers: ConfigMapAnswer[] = [{ items: [], resourceVersion: '1' }];
+  readonly configMapCalls: string[] = [];
+  /** While set, ConfigMap lists wait for it. */
+  configMapGate: Promise<void> | undefined;
 
   constructor(
     listAnswers: ListAnswer[],
@@ -101,9 +107,41 @@ class FakeK8sApi implements K8sApi {
   }
 
   get lastWatch(): FakeWatch {
-    const watch = this.watches.at(-1);
+    const watch = this.watches.filter((w) => w.kind !== 'configmaps').at(-1);
     assert.ok(watch, 'no watch was opened');
     return watch;
+  }
+
+  get lastConfigWatch(): FakeWatch {
+    const watch = this.watches.filter((w) => w.kind === 'configmaps').at(-1);
+    assert.ok(watch, 'no ConfigMap watch was opened');
+    return watch;
+  }
+
+  async listConfigMaps(
+    namespace: string,
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<{ items: ConfigMapLike[]; resourceVersion: string }> {
+    this.configMapCalls.push(`${namespace}/${name}`);
+    this.signals.push(signal);
+    const answers = this.configMapAnswers;
+    const answer = answers.length > 1 ? answers.shift() : answers[0];
+    await this.configMapGate;
+    assert.ok(answer, 'FakeK8sApi has no ConfigMap answer');
+    if ('error' in answer) throw answer.error;
+    return { items: [...answer.items], resourceVersion: answer.resourceVersion };
+  }
+
+  watchConfigMaps(
+    namespace: string,
+    name: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }> {
+    return this.openWatch('configmaps', namespace, name, resourceVersion, onEvent, done, signal);
   }
 
   async listSlices(
@@ -1741,5 +1779,251 @@ describe('K8sEndpointResolver: core/v1 Endpoints', () => {
     assert.ok(signal && !signal.aborted);
     h.resolver.stop();
     assert.equal(signal.aborted, true);
+  });
+});
+
+function configMap(
+  resourceVersion: string,
+  data: Record<string, string> | undefined,
+  binaryData?: Record<string, string>,
+): ConfigMapLike {
+  return {
+    metadata: { name: 'hello-lb', resourceVersion },
+    ...(data ? { data } : {}),
+    ...(binaryData ? { binaryData } : {}),
+  };
+}
+
+const DOC_A = '{"loadBalancingConfig": [{"round_robin": {}}]}';
+const DOC_B = '{"loadBalancingConfig": [{"pick_first": {}}]}';
+
+describe('K8sEndpointResolver: ?config= (the service config from a ConfigMap)', () => {
+  test('the first update waits for the ConfigMap and carries its text, named with its resourceVersion', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    let release = (): void => undefined;
+    api.configMapGate = new Promise((resolve) => (release = resolve));
+    api.configMapAnswers = [
+      { items: [configMap('42', { 'service-config.json': DOC_A })], resourceVersion: '50' },
+    ];
+    const h = setup('k8s:///hello.prod:grpc?config=hello-lb', api);
+    h.resolver.start(h.sink);
+    await until('the slice watch', () => h.resolver.state().phase === 'watching');
+    await settle();
+    assert.deepEqual(h.sink.events, [], 'nothing before the document is read');
+    assert.deepEqual(api.configMapCalls, ['prod/hello-lb']);
+    release();
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.deepEqual(h.sink.updates[0], {
+      endpoints: [{ host: '10.0.0.1', port: 8080 }],
+      serviceConfig: DOC_A,
+      serviceConfigSource: 'ConfigMap prod/hello-lb service-config.json (resourceVersion 42)',
+      note: '1 ready endpoint from 1 EndpointSlice of Service prod/hello; service config from ConfigMap prod/hello-lb service-config.json (resourceVersion 42)',
+    });
+    await until('the ConfigMap watch', () => api.watches.some((w) => w.kind === 'configmaps'));
+    const watch = api.lastConfigWatch;
+    assert.deepEqual(
+      [watch.namespace, watch.service, watch.resourceVersion],
+      ['prod', 'hello-lb', '50'],
+    );
+    // Every update carries the document.
+    api.lastWatch.emit('MODIFIED', slice('a', ['10.0.0.1', '10.0.0.2'], '101'));
+    assert.equal(h.sink.updates.length, 2);
+    assert.equal(h.sink.updates[1]?.serviceConfig, DOC_A);
+    assert.equal(h.sink.updates[1]?.endpoints.length, 2);
+    h.resolver.stop();
+    assert.ok(watch.aborted, 'stop() ends the ConfigMap watch');
+  });
+
+  test('a write, a deletion and a re-creation are followed; absence is a note and a warning', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    api.configMapAnswers = [
+      { items: [configMap('42', { 'service-config.json': DOC_A })], resourceVersion: '50' },
+    ];
+    const h = setup('k8s:///hello:grpc?config=hello-lb', api);
+    h.resolver.start(h.sink);
+    await until('the ConfigMap watch', () => api.watches.some((w) => w.kind === 'configmaps'));
+    const watch = api.lastConfigWatch;
+    watch.emit('MODIFIED', configMap('43', { 'service-config.json': DOC_B }));
+    assert.equal(h.sink.updates.at(-1)?.serviceConfig, DOC_B);
+    assert.match(h.sink.updates.at(-1)?.serviceConfigSource ?? '', /resourceVersion 43\)$/);
+    watch.emit('BOOKMARK', { metadata: { resourceVersion: '60' } });
+    const before = h.sink.updates.length;
+    watch.emit('DELETED', configMap('61', { 'service-config.json': DOC_B }));
+    assert.equal(h.sink.updates.length, before + 1);
+    const deleted = h.sink.updates.at(-1)!;
+    assert.equal('serviceConfig' in deleted, false);
+    assert.equal('serviceConfigSource' in deleted, false);
+    assert.match(
+      deleted.note ?? '',
+      /; ConfigMap default\/hello-lb does not exist: no service config from it$/,
+    );
+    assert.match(h.sink.warnings.at(-1) ?? '', /ConfigMap default\/hello-lb does not exist/);
+    watch.emit('ADDED', configMap('62', { 'service-config.json': DOC_A }));
+    assert.equal(h.sink.updates.at(-1)?.serviceConfig, DOC_A);
+    assert.match(h.sink.warnings.at(-1) ?? '', /resourceVersion 62\) is there again/);
+    h.resolver.stop();
+  });
+
+  test('another data key (…/policy.json): absent is a note; binaryData is read as UTF-8', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    api.configMapAnswers = [
+      { items: [configMap('42', { 'service-config.json': DOC_A })], resourceVersion: '50' },
+    ];
+    const h = setup('k8s:///hello:grpc?config=hello-lb/policy.json', api);
+    h.resolver.start(h.sink);
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.equal('serviceConfig' in h.sink.updates[0]!, false);
+    assert.match(
+      h.sink.updates[0]!.note ?? '',
+      /ConfigMap default\/hello-lb has no data key "policy.json"/,
+    );
+    await until('the ConfigMap watch', () => api.watches.some((w) => w.kind === 'configmaps'));
+    api.lastConfigWatch.emit(
+      'MODIFIED',
+      configMap('43', undefined, { 'policy.json': Buffer.from(DOC_B).toString('base64') }),
+    );
+    assert.equal(h.sink.updates.at(-1)?.serviceConfig, DOC_B);
+    assert.equal(
+      h.sink.updates.at(-1)?.serviceConfigSource,
+      'ConfigMap default/hello-lb policy.json (resourceVersion 43)',
+    );
+    h.resolver.stop();
+  });
+
+  test('a 403 before the first read is an error naming the ConfigMap and the rule; no endpoints go out until it is read', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    api.configMapAnswers = [
+      {
+        error: {
+          code: 403,
+          body: JSON.stringify({
+            kind: 'Status',
+            code: 403,
+            message:
+              'configmaps is forbidden: User "u" cannot list resource "configmaps" in API group "" in the namespace "prod"',
+          }),
+        },
+      },
+      { items: [configMap('42', { 'service-config.json': DOC_A })], resourceVersion: '50' },
+    ];
+    const h = setup('k8s:///hello.prod:grpc?config=hello-lb', api);
+    h.resolver.start(h.sink);
+    await until('the error', () => h.sink.errors.length === 1);
+    await settle();
+    assert.equal(h.sink.updates.length, 0);
+    const error = h.sink.errors[0]!;
+    assert.ok(error instanceof K8sResolutionError);
+    assert.equal(error.status, 403);
+    assert.equal(error.service, 'prod/hello');
+    assert.match(
+      error.message,
+      /^listing ConfigMap prod\/hello-lb \(service config key "service-config.json"\) at https:\/\/fake-apiserver.test:6443: 403 Forbidden: configmaps is forbidden: User "u" cannot list/,
+    );
+    assert.match(
+      error.message,
+      /Grant this identity get, list and watch on configmaps \(the core apiGroup ""\) in namespace prod/,
+    );
+    assert.match(
+      error.message,
+      /resourceNames: \["hello-lb"\] may restrict the rule to this ConfigMap/,
+    );
+    // The channel's retry (refresh) lists it again.
+    h.resolver.refresh();
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.equal(h.sink.updates[0]?.serviceConfig, DOC_A);
+    h.resolver.stop();
+  });
+
+  test('after a good read, a failed watch keeps the document (one warning) and lists again after the backoff; 410 re-lists at once', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      api.configMapAnswers = [
+        { items: [configMap('42', { 'service-config.json': DOC_A })], resourceVersion: '50' },
+      ];
+      const h = setup('k8s:///hello:grpc?config=hello-lb', api);
+      h.resolver.start(h.sink);
+      await until('the ConfigMap watch', () => api.watches.some((w) => w.kind === 'configmaps'));
+      api.lastConfigWatch.emit('ERROR', { code: 410, message: 'too old resource version' });
+      await until('the re-list', () => api.configMapCalls.length === 2);
+      await until(
+        'a new ConfigMap watch',
+        () => api.watches.filter((w) => w.kind === 'configmaps').length === 2,
+      );
+      api.configMapAnswers = [{ error: new Error('connect ECONNREFUSED 127.0.0.1:6443') }];
+      api.lastConfigWatch.end(new Error('Premature close'));
+      await settle();
+      assert.equal(h.sink.warnings.length, 1);
+      assert.match(
+        h.sink.warnings[0]!,
+        /^k8s: watching ConfigMap default\/hello-lb .*Premature close; keeping its last document/,
+      );
+      assert.deepEqual(h.sink.errors, []);
+      // The endpoints still go out with the last document.
+      api.lastWatch.emit('MODIFIED', slice('a', ['10.0.0.2'], '101'));
+      assert.equal(h.sink.updates.at(-1)?.serviceConfig, DOC_A);
+      mock.timers.tick(1_200);
+      await until('the list after the backoff', () => api.configMapCalls.length === 3);
+      await settle();
+      assert.equal(h.sink.warnings.length, 2);
+      assert.match(h.sink.warnings[1]!, /listing ConfigMap .*ECONNREFUSED/);
+      h.resolver.stop();
+      mock.timers.tick(60_000);
+      await settle();
+      assert.equal(api.configMapCalls.length, 3, 'stop() cancels the retry');
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test('with mocked timers: a silent ConfigMap watch is replaced after 60 s; watches that keep ending at once pause before a re-list', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+      api.configMapAnswers = [
+        { items: [configMap('42', { 'service-config.json': DOC_A })], resourceVersion: '50' },
+      ];
+      const h = setup('k8s:///hello:grpc?config=hello-lb', api);
+      h.resolver.start(h.sink);
+      await until('the ConfigMap watch', () => api.watches.some((w) => w.kind === 'configmaps'));
+      mock.timers.tick(WATCH_IDLE_TIMEOUT_MS - 1);
+      await settle();
+      assert.equal(api.configMapCalls.length, 1);
+      mock.timers.tick(1);
+      await until('the re-list', () => api.configMapCalls.length === 2);
+      assert.ok(
+        h.sink.warnings.some((w) =>
+          /ConfigMap default\/hello-lb: no watch event, bookmark or end for 60 s/.test(w),
+        ),
+        h.sink.warnings.join('\n'),
+      );
+      // From now on every ConfigMap watch ends as soon as it opens.
+      api.afterOpen = (watch) => {
+        if (watch.kind === 'configmaps') watch.end(null);
+      };
+      const configWatches = (): number => api.watches.filter((w) => w.kind === 'configmaps').length;
+      await until('a new ConfigMap watch', () => configWatches() === 2);
+      api.lastConfigWatch.end(null);
+      await until('three short watches', () => configWatches() === 4 && api.lastConfigWatch.ended);
+      await settle();
+      assert.equal(api.configMapCalls.length, 2, 'no re-list before the pause');
+      assert.match(h.sink.warnings.at(-1) ?? '', /keep ending as soon as they open/);
+      mock.timers.tick(1_200);
+      await until('the re-list after the pause', () => api.configMapCalls.length === 3);
+      // The document was kept throughout.
+      assert.ok(h.sink.updates.every((u) => u.serviceConfig === DOC_A));
+      assert.deepEqual(h.sink.errors, []);
+      h.resolver.stop();
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test('a target without config= reads no ConfigMap and sends no service config', async () => {
+    const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
+    const h = await started('k8s:///hello:grpc', api);
+    assert.deepEqual(api.configMapCalls, []);
+    assert.equal('serviceConfig' in h.sink.updates[0]!, false);
+    h.resolver.stop();
   });
 });

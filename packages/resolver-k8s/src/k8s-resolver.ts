@@ -1,4 +1,11 @@
-import { Backoff, redactSecrets, type EndpointResolver, type ResolutionSink } from '@grpc-lb/core';
+import {
+  Backoff,
+  redactSecrets,
+  type EndpointResolver,
+  type Resolution,
+  type ResolutionSink,
+} from '@grpc-lb/core';
+import { ConfigMapFollower, type ConfigDocument } from './config-map';
 import { K8sResolutionError } from './errors';
 import {
   statusMessage,
@@ -126,6 +133,12 @@ export class K8sEndpointResolver implements EndpointResolver {
   private readonly source: K8sEndpointSource;
   /** The slice warnings of the last publish: only new ones are emitted. */
   private sliceWarnings = new Set<string>();
+  /** With `?config=`: follows the ConfigMap holding the service config. */
+  private follower: ConfigMapFollower | undefined;
+  /** What the ConfigMap held at its last read (undefined: not read yet since `start()`). */
+  private document: ConfigDocument | undefined;
+  /** The endpoints last published, sent again with the document when it changes. */
+  private held: Resolution | undefined;
 
   constructor(
     private readonly target: K8sTarget,
@@ -160,6 +173,7 @@ export class K8sEndpointResolver implements EndpointResolver {
     if (this.phase === 'broken' && this.retryTimer === undefined) {
       void this.listAndWatch(this.generation);
     }
+    this.follower?.refresh();
   }
 
   stop(): void {
@@ -181,6 +195,10 @@ export class K8sEndpointResolver implements EndpointResolver {
     this.watchBackoff.reset();
     this.troubles.clear();
     this.sliceWarnings = new Set();
+    this.follower?.stop();
+    this.follower = undefined;
+    this.document = undefined;
+    this.held = undefined;
   }
 
   private closeWatch(): void {
@@ -238,6 +256,8 @@ export class K8sEndpointResolver implements EndpointResolver {
     try {
       this.api ??= this.createApi(this.connection);
       api = await this.api;
+      if (generation !== this.generation) return;
+      this.followConfig(api, generation);
       const namespace = this.namespace(api);
       const signal = this.requests.signal;
       const [listed, read] = await Promise.all([
@@ -597,7 +617,7 @@ export class K8sEndpointResolver implements EndpointResolver {
     let portName: string | undefined;
     if (this.needsService() && !this.serviceForbidden) {
       if (this.service === undefined) {
-        sink.update({ endpoints: [], note: `Service ${name} does not exist (${api.server})` });
+        this.deliver({ endpoints: [], note: `Service ${name} does not exist (${api.server})` });
         this.retryServiceLater(api, generation);
         return;
       }
@@ -621,7 +641,81 @@ export class K8sEndpointResolver implements EndpointResolver {
     // Each skipped slice or address is warned about once, not again on every event.
     for (const warning of warnings) if (!this.sliceWarnings.has(warning)) sink.warn(warning);
     this.sliceWarnings = warnings;
-    sink.update({ endpoints: result.endpoints, note: `${result.note} of Service ${name}` });
+    this.deliver({ endpoints: result.endpoints, note: `${result.note} of Service ${name}` });
+  }
+
+  /** With `?config=`: starts following the ConfigMap (once per `start()`). */
+  private followConfig(api: K8sApi, generation: number): void {
+    const ref = this.target.config;
+    if (ref === undefined || this.follower !== undefined) return;
+    const follower = new ConfigMapFollower(
+      this.target.service,
+      ref,
+      {
+        changed: (document) => {
+          if (generation !== this.generation) return;
+          this.document = document;
+          const service = this.name(api);
+          if (document.present) {
+            this.clear('config', `k8s ${service}: ${document.source} is there again`);
+          } else {
+            this.raise(
+              'config',
+              `k8s ${service}: ${document.absence}: no service config from it (the channel's own applies until it appears)`,
+            );
+          }
+          if (this.held) this.deliver(this.held);
+        },
+        failed: (error) => {
+          // Until the document is read, the endpoints wait: a channel never starts on the
+          // wrong policy.
+          if (generation === this.generation && this.document === undefined) {
+            this.sink?.error(error);
+          }
+        },
+        warn: (message) => {
+          if (generation === this.generation) this.sink?.warn(message);
+        },
+      },
+      {
+        shortWatchMs: SHORT_WATCH_MS,
+        watchIdleTimeoutMs: WATCH_IDLE_TIMEOUT_MS,
+        watchStableMs: WATCH_STABLE_MS,
+        retryInitialMs: WATCH_RETRY_INITIAL_MS,
+        retryMaxMs: WATCH_RETRY_MAX_MS,
+      },
+    );
+    this.follower = follower;
+    follower.start(api, this.namespace(api));
+  }
+
+  /**
+   * Sends the endpoints, with the ConfigMap's document when the target follows one: then nothing
+   * is sent before the document's first read, and every resolution carries the document.
+   */
+  private deliver(resolution: Resolution): void {
+    this.held = resolution;
+    const sink = this.sink;
+    if (!sink) return;
+    if (this.target.config === undefined) {
+      sink.update(resolution);
+      return;
+    }
+    const document = this.document;
+    if (document === undefined) return;
+    sink.update(
+      document.present
+        ? {
+            ...resolution,
+            serviceConfig: document.text,
+            serviceConfigSource: document.source,
+            note: `${resolution.note ?? ''}; service config from ${document.source}`,
+          }
+        : {
+            ...resolution,
+            note: `${resolution.note ?? ''}; ${document.absence}: no service config from it`,
+          },
+    );
   }
 
   private fail(

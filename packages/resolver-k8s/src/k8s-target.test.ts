@@ -305,7 +305,7 @@ describe('parseK8sTarget rejects', () => {
     ['k8s://ns/svc/extra', /expected k8s:\/\/\/<service>/],
     [
       'k8s:///svc:grpc?watch=true',
-      /unknown query parameter "watch" \(a Kubernetes target takes only source=auto\|endpointslices\|endpoints\)/,
+      /unknown query parameter "watch" \(a Kubernetes target takes only source=auto\|endpointslices\|endpoints and config=<ConfigMap>\[\/<key>\]\)/,
     ],
     ['k8s:///svc:grpc?source=slices', /source="slices" is not auto, endpointslices or endpoints/],
     ['k8s:///svc:grpc?source=endpoints&source=auto', /source is given twice/],
@@ -386,4 +386,103 @@ describe('parseK8sTarget: ?source=', () => {
   test('without it the target has no source (the option decides)', () => {
     assert.equal('source' in parse('k8s:///hello.prod:grpc'), false);
   });
+});
+
+describe('parseK8sTarget: ?config=', () => {
+  for (const [target, namespace, name, key, source] of [
+    [
+      'k8s:///hello.prod:grpc?config=hello-lb',
+      'prod',
+      'hello-lb',
+      'service-config.json',
+      undefined,
+    ],
+    [
+      'k8s:///hello.prod:grpc?config=hello-lb/policy.json',
+      'prod',
+      'hello-lb',
+      'policy.json',
+      undefined,
+    ],
+    [
+      'k8s:///hello.prod:grpc?config=hello-lb%2Fpolicy.json',
+      'prod',
+      'hello-lb',
+      'policy.json',
+      undefined,
+    ],
+    [
+      'k8s://prod/hello:grpc?config=lb.v1&source=endpoints',
+      'prod',
+      'lb.v1',
+      'service-config.json',
+      'endpoints',
+    ],
+    ['k8s:///hello:grpc?source=auto&config=a/B_c-1.yaml', undefined, 'a', 'B_c-1.yaml', 'auto'],
+    [
+      'kubernetes:///hello.prod?config=hello-lb',
+      'prod',
+      'hello-lb',
+      'service-config.json',
+      undefined,
+    ],
+    [
+      'kubernetes://hello.prod:8080/?config=hello-lb',
+      'prod',
+      'hello-lb',
+      'service-config.json',
+      undefined,
+    ],
+    ['kubernetes://hello.prod/?config=hello-lb/k', 'prod', 'hello-lb', 'k', undefined],
+    [
+      'k8s:///hello.prod.svc.cluster.local:grpc?config=hello-lb',
+      'prod',
+      'hello-lb',
+      'service-config.json',
+      undefined,
+    ],
+  ] as const) {
+    test(target, () => {
+      const parsed = parse(target);
+      assert.equal(parsed.service, 'hello');
+      assert.equal(parsed.namespace, namespace);
+      assert.deepEqual(parsed.config, { name, key });
+      assert.equal(parsed.source, source);
+    });
+  }
+
+  test('without it the target has no config', () => {
+    assert.equal('config' in parse('k8s:///hello.prod:grpc'), false);
+  });
+
+  const errors: [string, RegExp][] = [
+    ['k8s:///hello.prod:grpc?config=', /config= is empty/],
+    ['k8s:///hello.prod:grpc?config', /config= is empty/],
+    [
+      'k8s:///hello.prod:grpc?config=Hello-LB',
+      /config: "Hello-LB" is not a ConfigMap name \(a DNS subdomain/,
+    ],
+    ['k8s:///hello.prod:grpc?config=-lb', /config: "-lb" is not a ConfigMap name/],
+    ['k8s:///hello.prod:grpc?config=lb..x', /config: "lb..x" is not a ConfigMap name/],
+    [`k8s:///hello.prod:grpc?config=${'a'.repeat(254)}`, /is not a ConfigMap name/],
+    ['k8s:///hello.prod:grpc?config=/policy.json', /config: "" is not a ConfigMap name/],
+    ['k8s:///hello.prod:grpc?config=lb/', /config: "" is not a ConfigMap data key/],
+    ['k8s:///hello.prod:grpc?config=lb/a%20b', /config: "a b" is not a ConfigMap data key/],
+    ['k8s:///hello.prod:grpc?config=lb/a/b', /config: "a\/b" is not a ConfigMap data key/],
+    ['k8s:///hello.prod:grpc?config=lb/..json', /config: "..json" is not a ConfigMap data key/],
+    ['k8s:///hello.prod:grpc?config=lb/.', /config: "." is not a ConfigMap data key/],
+    ['k8s:///hello.prod:grpc?config=a&config=b', /config is given twice/],
+  ];
+  for (const [target, message] of errors) {
+    test(`refused: ${target.length > 60 ? `${target.slice(0, 60)}…` : target}`, () => {
+      assert.throws(
+        () => parse(target),
+        (error: unknown) => {
+          assert.ok(error instanceof TargetError, String(error));
+          assert.match(error.message, message);
+          return true;
+        },
+      );
+    });
+  }
 });

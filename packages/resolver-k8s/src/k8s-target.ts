@@ -22,9 +22,13 @@ export type K8sPortSelector =
  *     kubernetes://hello.prod:8080/            kuberesolver's host-as-authority forms, with or
  *     kubernetes://hello.prod.svc.cluster.local without the trailing slash
  *
- * One query parameter is accepted, `source=auto|endpointslices|endpoints` (e.g.
- * `k8s:///hello.prod:grpc?source=endpoints`): it overrides the resolver's `source` option for
- * this target. Any other parameter is refused.
+ * Two query parameters are accepted, on every form:
+ * - `source=auto|endpointslices|endpoints` (e.g. `k8s:///hello.prod:grpc?source=endpoints`):
+ *   overrides the resolver's `source` option for this target;
+ * - `config=<ConfigMap>[/<key>]` (e.g. `k8s:///hello.prod:grpc?config=hello-lb`): the channel's
+ *   service config is the text of data key `<key>` (default `service-config.json`) of that
+ *   ConfigMap in the Service's namespace, followed live.
+ * Any other parameter is refused.
  *
  * Credentials are refused (`k8s://user:token@…`): the API server is reached with the kubeconfig's
  * or the pod's service-account credentials, never the target's.
@@ -43,7 +47,19 @@ export interface K8sTarget {
   readonly authority: string;
   /** `?source=…` in the target: overrides the resolver's `source` option. */
   readonly source?: K8sEndpointSource;
+  /** `?config=<name>[/<key>]`: the ConfigMap (in the Service's namespace) holding the service config. */
+  readonly config?: K8sConfigMapRef;
 }
+
+/** A ConfigMap data key holding a service config document. */
+export interface K8sConfigMapRef {
+  readonly name: string;
+  /** The data key (default `service-config.json`). */
+  readonly key: string;
+}
+
+/** The data key read when `?config=` names only the ConfigMap. */
+export const DEFAULT_CONFIG_KEY = 'service-config.json';
 
 /** Percent-decoding that leaves a malformed escape as written. */
 function decode(text: string): string {
@@ -54,31 +70,74 @@ function decode(text: string): string {
   }
 }
 
-/** The `?source=` parameter of a target's query (the only one accepted). */
-function parseQuery(query: string, original: string): K8sEndpointSource | undefined {
-  let source: K8sEndpointSource | undefined;
+const PARAMETERS =
+  'a Kubernetes target takes only source=auto|endpointslices|endpoints and config=<ConfigMap>[/<key>]';
+
+interface Query {
+  source?: K8sEndpointSource;
+  config?: K8sConfigMapRef;
+}
+
+/** The `?source=` and `?config=` parameters of a target's query (the only ones accepted). */
+function parseQuery(query: string, original: string): Query {
+  const parsed: Query = {};
   for (const part of query.split('&')) {
     if (part === '') continue;
     const eq = part.indexOf('=');
     const key = decode(eq >= 0 ? part.slice(0, eq) : part);
-    if (key !== 'source') {
+    const value = eq >= 0 ? decode(part.slice(eq + 1)) : '';
+    if (key === 'source') {
+      if (!(SOURCES as readonly string[]).includes(value)) {
+        throw new TargetError(
+          original,
+          `source=${JSON.stringify(redactSecrets(value))} is not auto, endpointslices or endpoints`,
+        );
+      }
+      if (parsed.source !== undefined) throw new TargetError(original, 'source is given twice');
+      parsed.source = value as K8sEndpointSource;
+    } else if (key === 'config') {
+      if (parsed.config !== undefined) throw new TargetError(original, 'config is given twice');
+      parsed.config = parseConfigRef(value, original);
+    } else {
       // Only the name: a value could be a secret (`token=…`).
       throw new TargetError(
         original,
-        `unknown query parameter "${redactSecrets(key)}" (a Kubernetes target takes only source=auto|endpointslices|endpoints)`,
+        `unknown query parameter "${redactSecrets(key)}" (${PARAMETERS})`,
       );
     }
-    const value = eq >= 0 ? decode(part.slice(eq + 1)) : '';
-    if (!(SOURCES as readonly string[]).includes(value)) {
-      throw new TargetError(
-        original,
-        `source=${JSON.stringify(redactSecrets(value))} is not auto, endpointslices or endpoints`,
-      );
-    }
-    if (source !== undefined) throw new TargetError(original, 'source is given twice');
-    source = value as K8sEndpointSource;
   }
-  return source;
+  return parsed;
+}
+
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const CONFIG_MAP_KEY = /^[-._a-zA-Z0-9]+$/;
+
+/** `config=<name>[/<key>]`: a ConfigMap name (DNS subdomain) and a data key. */
+function parseConfigRef(value: string, original: string): K8sConfigMapRef {
+  if (value === '') {
+    throw new TargetError(
+      original,
+      'config= is empty (expected config=<ConfigMap name>[/<data key>], e.g. config=hello-lb)',
+    );
+  }
+  const slash = value.indexOf('/');
+  const name = slash >= 0 ? value.slice(0, slash) : value;
+  const key = slash >= 0 ? value.slice(slash + 1) : DEFAULT_CONFIG_KEY;
+  const shown = JSON.stringify(redactSecrets(name));
+  if (name.length > 253 || !DNS_SUBDOMAIN.test(name)) {
+    throw new TargetError(
+      original,
+      `config: ${shown} is not a ConfigMap name (a DNS subdomain: lowercase letters, digits, "-" and ".", at most 253)`,
+    );
+  }
+  const shownKey = JSON.stringify(redactSecrets(key));
+  if (key.length > 253 || !CONFIG_MAP_KEY.test(key) || key === '.' || key.startsWith('..')) {
+    throw new TargetError(
+      original,
+      `config: ${shownKey} is not a ConfigMap data key (letters, digits, "-", "_" and ".", at most 253, not "." nor starting with "..")`,
+    );
+  }
+  return { name, key };
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -132,7 +191,8 @@ export function parseK8sTarget(uri: TargetUri, written: string): K8sTarget {
     throw new TargetError(original, 'a Kubernetes target takes no fragment');
   }
   const question = uri.path.indexOf('?');
-  const source = question >= 0 ? parseQuery(uri.path.slice(question + 1), original) : undefined;
+  const { source, config } =
+    question >= 0 ? parseQuery(uri.path.slice(question + 1), original) : ({} as Query);
   let pathPart = question >= 0 ? uri.path.slice(0, question) : uri.path;
   let uriAuthority = uri.authority;
   if (question >= 0 && pathPart === '' && uriAuthority) {
@@ -202,5 +262,6 @@ export function parseK8sTarget(uri: TargetUri, written: string): K8sTarget {
     port,
     authority: port.kind === 'number' ? `${authorityHost}:${port.value}` : authorityHost,
     ...(source !== undefined ? { source } : {}),
+    ...(config !== undefined ? { config } : {}),
   };
 }
