@@ -84,11 +84,6 @@ export class ConfigMapFollower {
     return `${this.namespace}/${this.ref.name}`;
   }
 
-  /** Whether a read has succeeded since `start()`. */
-  get read(): boolean {
-    return this.document !== undefined;
-  }
-
   start(api: K8sApi, namespace: string): void {
     this.stop();
     this.api = api;

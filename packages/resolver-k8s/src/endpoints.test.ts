@@ -96,6 +96,24 @@ describe('slicesFromEndpoints', () => {
     assert.deepEqual([none.endpoints, none.usingTerminating], [[], false]);
   });
 
+  test("the Endpoints object's labels go to its endpoints, as a slice's do", () => {
+    const result = endpointsFromSlices(
+      slicesFromEndpoints({
+        metadata: {
+          name: 'hello',
+          labels: { 'endpoints.kubernetes.io/managed-by': 'x', version: 'v1' },
+        },
+        subsets: [{ addresses: [{ ip: '10.0.0.1' }], ports: PORTS }],
+      }),
+      { kind: 'name', value: 'grpc' },
+      'grpc',
+      SUBSET_NOUN,
+    );
+    assert.deepEqual(result.endpoints, [
+      { host: '10.0.0.1', port: 8080, labels: { version: 'v1' } },
+    ]);
+  });
+
   test('an ip that is no address is skipped with a warning naming the subset; no subsets is no slice', () => {
     const result = endpointsFromSlices(
       slicesFromEndpoints({

@@ -3,7 +3,11 @@ import type { SliceLike } from './slices';
 
 /** The core/v1 Endpoints fields read here (the object is named after its Service). */
 export interface EndpointsLike {
-  readonly metadata?: { readonly name?: string; readonly resourceVersion?: string };
+  readonly metadata?: {
+    readonly name?: string;
+    readonly resourceVersion?: string;
+    readonly labels?: Readonly<Record<string, string>>;
+  };
   readonly subsets?: readonly {
     /** Ready addresses. */
     readonly addresses?: readonly EndpointAddressLike[];
@@ -29,6 +33,7 @@ export interface EndpointAddressLike {
  * `notReadyAddresses` are neither ready nor serving, so they get no calls. Endpoints say nothing
  * about terminating pods (the controller drops them), so there is never a terminating fallback.
  * An `ip` that is neither IPv4 nor IPv6 is kept in the IPv4 slice, where the merge warns about it.
+ * The object's labels go to each slice (and so, as a slice's do, to its endpoints).
  */
 export function slicesFromEndpoints(endpoints: EndpointsLike): SliceLike[] {
   const name = endpoints.metadata?.name ?? '(unnamed)';
@@ -54,8 +59,9 @@ export function slicesFromEndpoints(endpoints: EndpointsLike): SliceLike[] {
       const members = families[addressType];
       // A subset always has an address; a family it lacks is no slice (and no "no port" warning).
       if (members.length === 0) continue;
+      const labels = endpoints.metadata?.labels;
       slices.push({
-        metadata: { name: `${name}[${index}]` },
+        metadata: { name: `${name}[${index}]`, ...(labels ? { labels } : {}) },
         addressType,
         endpoints: members,
         ports: subset.ports ?? [],

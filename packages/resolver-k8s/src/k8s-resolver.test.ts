@@ -2019,6 +2019,21 @@ describe('K8sEndpointResolver: ?config= (the service config from a ConfigMap)', 
     }
   });
 
+  test('a 403 on the EndpointSlices of a target with config= also names the ConfigMap rule', async () => {
+    const api = new FakeK8sApi([{ error: forbidden() }]);
+    api.configMapAnswers = [
+      { items: [configMap('42', { 'service-config.json': DOC_A })], resourceVersion: '50' },
+    ];
+    const h = setup('k8s:///hello:grpc?config=hello-lb&source=endpointslices', api);
+    h.resolver.start(h.sink);
+    await until('the error', () => h.sink.errors.length === 1);
+    assert.match(
+      h.sink.errors[0]!.message,
+      /Grant this identity list and watch on endpointslices .*; its service config \(\?config=hello-lb\) also needs get, list and watch on configmaps \(the core apiGroup ""\) in that namespace$/,
+    );
+    h.resolver.stop();
+  });
+
   test('a target without config= reads no ConfigMap and sends no service config', async () => {
     const api = new FakeK8sApi([list('100', slice('a', ['10.0.0.1']))]);
     const h = await started('k8s:///hello:grpc', api);

@@ -549,6 +549,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       'watching',
       this.needsService(),
       this.resource(),
+      this.target.config?.name,
     );
     this.retryLater(api, generation, `k8s: ${failure.message}`);
   }
@@ -731,12 +732,24 @@ export class K8sEndpointResolver implements EndpointResolver {
     const namespace = api ? this.namespace(api) : (this.target.namespace ?? '(default)');
     const name = `${namespace}/${this.target.service}`;
     sink.error(
-      describeFailure(error, name, api?.server, doing, this.target.port.kind !== 'name', resource),
+      describeFailure(
+        error,
+        name,
+        api?.server,
+        doing,
+        this.target.port.kind !== 'name',
+        resource,
+        this.target.config?.name,
+      ),
     );
   }
 }
 
-/** A K8sResolutionError saying what failed, why, and (for 401/403) what to do about it. */
+/**
+ * A K8sResolutionError saying what failed, why, and (for 401/403) what to do about it. With
+ * `configMap` (the target's `?config=`), a 403 also names the ConfigMap rule the target needs, so
+ * that every grant is made at once.
+ */
 export function describeFailure(
   error: unknown,
   name: string,
@@ -744,6 +757,7 @@ export function describeFailure(
   doing: 'listing' | 'watching',
   needsService: boolean,
   resource: K8sResource = 'endpointslices',
+  configMap?: string,
 ): Error {
   if (!server) return error instanceof Error ? error : new Error(String(error));
   const status = statusOf(error);
@@ -760,7 +774,10 @@ export function describeFailure(
       `${what}: 403 Forbidden: ${detail}. Grant this identity list and watch on ` +
       `${grant}${needsService ? ' and get on services' : ''} ` +
       `in namespace ${namespace} (a Role and a RoleBinding)` +
-      (resource === 'either' ? '; listing its core/v1 Endpoints instead was refused too' : '');
+      (resource === 'either' ? '; listing its core/v1 Endpoints instead was refused too' : '') +
+      (configMap !== undefined
+        ? `; its service config (?config=${configMap}) also needs get, list and watch on configmaps (the core apiGroup "") in that namespace`
+        : '');
   } else if (status === 401) {
     message = `${what}: 401 Unauthorized: the API server refused the credentials (an expired or revoked token, or a client certificate from another CA)`;
   } else if (status !== undefined) {

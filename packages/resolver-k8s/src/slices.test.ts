@@ -383,6 +383,47 @@ describe('endpointsFromSlices', () => {
     ]);
   });
 
+  test("a slice's own labels go to its endpoints, but those Kubernetes writes; node and pod are the endpoint's", () => {
+    const labelled: SliceLike = {
+      ...slice('v2', [
+        {
+          addresses: ['10.0.0.1'],
+          conditions: READY,
+          nodeName: 'node-1',
+          targetRef: { kind: 'Pod', name: 'hello-v2-abcde' },
+        },
+      ]),
+      metadata: {
+        name: 'v2',
+        labels: {
+          'kubernetes.io/service-name': 'hello',
+          'endpointslice.kubernetes.io/managed-by': 'example.com/mirror',
+          'service.kubernetes.io/headless': '',
+          'k8s.io/x': 'y',
+          'app.kubernetes.io/version': '2.0.1',
+          version: 'v2',
+          node: 'not-this',
+          pod: 'nor-this',
+        },
+      },
+    };
+    const plain = slice('v1', [ep('10.0.0.2', READY)]);
+    const result = endpointsFromSlices([labelled, plain], GRPC, 'grpc');
+    assert.deepEqual(result.endpoints, [
+      {
+        host: '10.0.0.1',
+        port: 8080,
+        labels: {
+          'app.kubernetes.io/version': '2.0.1',
+          version: 'v2',
+          node: 'node-1',
+          pod: 'hello-v2-abcde',
+        },
+      },
+      { host: '10.0.0.2', port: 8080 },
+    ]);
+  });
+
   test('the output is sorted by host, then port, whatever the slice order', () => {
     const slices = [
       slice('c', [ep('10.0.0.20', READY)], [{ name: 'grpc', port: 2 }]),

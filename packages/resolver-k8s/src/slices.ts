@@ -4,7 +4,11 @@ import type { K8sPortSelector } from './k8s-target';
 
 /** The EndpointSlice fields read here (a subset of discovery.k8s.io/v1 EndpointSlice). */
 export interface SliceLike {
-  readonly metadata?: { readonly name?: string; readonly resourceVersion?: string };
+  readonly metadata?: {
+    readonly name?: string;
+    readonly resourceVersion?: string;
+    readonly labels?: Readonly<Record<string, string>>;
+  };
   readonly addressType?: string;
   readonly endpoints?: readonly {
     readonly addresses?: readonly string[];
@@ -81,6 +85,33 @@ function hostOf(address: string, addressType: string): string | undefined {
   return undefined;
 }
 
+/**
+ * Label prefixes Kubernetes itself writes on EndpointSlices and Endpoints
+ * (`kubernetes.io/service-name`, `endpointslice.kubernetes.io/managed-by`,
+ * `service.kubernetes.io/headless`, …): not copied to the endpoints.
+ */
+const RESERVED_LABEL_PREFIXES = [
+  'kubernetes.io/',
+  'k8s.io/',
+  'endpointslice.kubernetes.io/',
+  'endpoints.kubernetes.io/',
+  'service.kubernetes.io/',
+];
+
+/** A slice's own labels, as its endpoints carry them (the ones Kubernetes reserves left out). */
+export function endpointLabelsOf(
+  labels: Readonly<Record<string, string>> | undefined,
+): Record<string, string> {
+  const copied: Record<string, string> = {};
+  for (const [key, value] of Object.entries(labels ?? {})) {
+    if (typeof value !== 'string') continue;
+    if (RESERVED_LABEL_PREFIXES.some((prefix) => key.startsWith(prefix))) continue;
+    if (key === 'node' || key === 'pod') continue;
+    copied[key] = value;
+  }
+  return copied;
+}
+
 /** What the slices are called in warnings and notes. */
 const SLICE_NOUN = { one: 'EndpointSlice', many: 'EndpointSlices' } as const;
 
@@ -92,6 +123,9 @@ const SLICE_NOUN = { one: 'EndpointSlice', many: 'EndpointSlices' } as const;
  *
  * `portName` is the port's name when known; `undefined` (a numeric or "only" port without the
  * Service) falls back to the slice's only TCP port, or a port whose number equals the selector's.
+ *
+ * Each endpoint is labelled with the slice's own labels (but those Kubernetes reserves, see
+ * `endpointLabelsOf`), its `node` (nodeName) and its `pod` (targetRef).
  */
 export function endpointsFromSlices(
   slices: Iterable<SliceLike>,
@@ -114,6 +148,7 @@ export function endpointsFromSlices(
       continue;
     }
     const tcpPorts = (slice.ports ?? []).filter((p) => (p.protocol ?? 'TCP') === 'TCP');
+    const sliceLabels = endpointLabelsOf(slice.metadata?.labels);
     let port: number | undefined;
     if (portName !== undefined) {
       port = tcpPorts.find((p) => (p.name ?? '') === portName)?.port;
@@ -155,7 +190,7 @@ export function endpointsFromSlices(
           );
           continue;
         }
-        const labels: Record<string, string> = {};
+        const labels: Record<string, string> = { ...sliceLabels };
         if (endpoint.nodeName) labels['node'] = endpoint.nodeName;
         if (endpoint.targetRef?.kind === 'Pod' && endpoint.targetRef.name) {
           labels['pod'] = endpoint.targetRef.name;
