@@ -305,7 +305,7 @@ describe('parseK8sTarget rejects', () => {
     ['k8s://ns/svc/extra', /expected k8s:\/\/\/<service>/],
     [
       'k8s:///svc:grpc?watch=true',
-      /unknown query parameter "watch" \(a Kubernetes target takes only source=auto\|endpointslices\|endpoints and config=<ConfigMap>\[\/<key>\]\)/,
+      /unknown query parameter "watch" \(a Kubernetes target takes only source=auto\|endpointslices\|endpoints, config=<ConfigMap>\[\/<key>\] and pod_labels=<key>\[,<key>…\]\)/,
     ],
     ['k8s:///svc:grpc?source=slices', /source="slices" is not auto, endpointslices or endpoints/],
     ['k8s:///svc:grpc?source=endpoints&source=auto', /source is given twice/],
@@ -472,6 +472,78 @@ describe('parseK8sTarget: ?config=', () => {
     ['k8s:///hello.prod:grpc?config=lb/..json', /config: "..json" is not a ConfigMap data key/],
     ['k8s:///hello.prod:grpc?config=lb/.', /config: "." is not a ConfigMap data key/],
     ['k8s:///hello.prod:grpc?config=a&config=b', /config is given twice/],
+  ];
+  for (const [target, message] of errors) {
+    test(`refused: ${target.length > 60 ? `${target.slice(0, 60)}…` : target}`, () => {
+      assert.throws(
+        () => parse(target),
+        (error: unknown) => {
+          assert.ok(error instanceof TargetError, String(error));
+          assert.match(error.message, message);
+          return true;
+        },
+      );
+    });
+  }
+});
+
+describe('parseK8sTarget: ?pod_labels=', () => {
+  for (const [target, namespace, keys] of [
+    ['k8s:///hello.prod:grpc?pod_labels=version', 'prod', ['version']],
+    [
+      'k8s:///hello.prod:grpc?config=hello-lb&pod_labels=version,app.kubernetes.io/version',
+      'prod',
+      ['version', 'app.kubernetes.io/version'],
+    ],
+    ['k8s://prod/hello:grpc?pod_labels=track&source=endpoints', 'prod', ['track']],
+    ['kubernetes:///hello.prod?pod_labels=example.com%2Fv_1.x-Y', 'prod', ['example.com/v_1.x-Y']],
+    ['kubernetes://hello.prod:8080/?pod_labels=version', 'prod', ['version']],
+    ['k8s:///hello.prod.svc.cluster.local:grpc?pod_labels=a,b', 'prod', ['a', 'b']],
+    [`k8s:///hello:grpc?pod_labels=${'k'.repeat(63)}`, undefined, ['k'.repeat(63)]],
+    [
+      `k8s:///hello:grpc?pod_labels=${Array.from({ length: 16 }, (_, i) => `k${i}`).join(',')}`,
+      undefined,
+      Array.from({ length: 16 }, (_, i) => `k${i}`),
+    ],
+  ] as const) {
+    test(target.length > 80 ? `${target.slice(0, 80)}…` : target, () => {
+      const parsed = parse(target);
+      assert.equal(parsed.service, 'hello');
+      assert.equal(parsed.namespace, namespace);
+      assert.deepEqual(parsed.podLabels, keys);
+    });
+  }
+
+  test('without it the target has no podLabels', () => {
+    assert.equal('podLabels' in parse('k8s:///hello.prod:grpc?config=hello-lb'), false);
+  });
+
+  const errors: [string, RegExp][] = [
+    ['k8s:///hello.prod:grpc?pod_labels=', /pod_labels= is empty/],
+    ['k8s:///hello.prod:grpc?pod_labels', /pod_labels= is empty/],
+    ['k8s:///hello.prod:grpc?pod_labels=version,', /pod_labels: "" is not a label key/],
+    ['k8s:///hello.prod:grpc?pod_labels=-version', /pod_labels: "-version" is not a label key/],
+    ['k8s:///hello.prod:grpc?pod_labels=ver%20sion', /pod_labels: "ver sion" is not a label key/],
+    [`k8s:///hello:grpc?pod_labels=${'k'.repeat(64)}`, /is not a label key \(\[<prefix>\/\]<name>/],
+    [
+      'k8s:///hello:grpc?pod_labels=Example.com/version',
+      /pod_labels: "Example.com\/version" is not a label key: its prefix before "\/" must be a DNS subdomain/,
+    ],
+    [
+      'k8s:///hello:grpc?pod_labels=/version',
+      /pod_labels: "\/version" is not a label key: its prefix/,
+    ],
+    ['k8s:///hello:grpc?pod_labels=a/b/c', /pod_labels: "a\/b\/c" is not a label key: its prefix/],
+    [
+      'k8s:///hello:grpc?pod_labels=example.com/',
+      /pod_labels: "example.com\/" is not a label key \(/,
+    ],
+    ['k8s:///hello:grpc?pod_labels=version,version', /pod_labels: "version" is given twice/],
+    ['k8s:///hello:grpc?pod_labels=a&pod_labels=b', /pod_labels is given twice/],
+    [
+      `k8s:///hello:grpc?pod_labels=${Array.from({ length: 17 }, (_, i) => `k${i}`).join(',')}`,
+      /pod_labels: 17 label keys, at most 16/,
+    ],
   ];
   for (const [target, message] of errors) {
     test(`refused: ${target.length > 60 ? `${target.slice(0, 60)}…` : target}`, () => {

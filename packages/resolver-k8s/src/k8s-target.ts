@@ -27,7 +27,10 @@ export type K8sPortSelector =
  *   overrides the resolver's `source` option for this target;
  * - `config=<ConfigMap>[/<key>]` (e.g. `k8s:///hello.prod:grpc?config=hello-lb`): the channel's
  *   service config is the text of data key `<key>` (default `service-config.json`) of that
- *   ConfigMap in the Service's namespace, followed live.
+ *   ConfigMap in the Service's namespace, followed live;
+ * - `pod_labels=<key>[,<key>…]` (e.g. `k8s:///hello.prod:grpc?pod_labels=version`): each endpoint
+ *   whose EndpointSlice entry names a Pod (targetRef) also carries these labels of that Pod, read
+ *   from the Pods of the Service's namespace, followed live (at most 16 keys).
  * Any other parameter is refused.
  *
  * Credentials are refused (`k8s://user:token@…`): the API server is reached with the kubeconfig's
@@ -49,7 +52,12 @@ export interface K8sTarget {
   readonly source?: K8sEndpointSource;
   /** `?config=<name>[/<key>]`: the ConfigMap (in the Service's namespace) holding the service config. */
   readonly config?: K8sConfigMapRef;
+  /** `?pod_labels=<key>,…`: the Pod labels each endpoint also carries (distinct, in order). */
+  readonly podLabels?: readonly string[];
 }
+
+/** At most this many keys in `?pod_labels=`. */
+export const MAX_POD_LABELS = 16;
 
 /** A ConfigMap data key holding a service config document. */
 export interface K8sConfigMapRef {
@@ -71,14 +79,15 @@ function decode(text: string): string {
 }
 
 const PARAMETERS =
-  'a Kubernetes target takes only source=auto|endpointslices|endpoints and config=<ConfigMap>[/<key>]';
+  'a Kubernetes target takes only source=auto|endpointslices|endpoints, config=<ConfigMap>[/<key>] and pod_labels=<key>[,<key>…]';
 
 interface Query {
   source?: K8sEndpointSource;
   config?: K8sConfigMapRef;
+  podLabels?: readonly string[];
 }
 
-/** The `?source=` and `?config=` parameters of a target's query (the only ones accepted). */
+/** The `?source=`, `?config=` and `?pod_labels=` parameters of a query (the only ones accepted). */
 function parseQuery(query: string, original: string): Query {
   const parsed: Query = {};
   for (const part of query.split('&')) {
@@ -98,6 +107,10 @@ function parseQuery(query: string, original: string): Query {
     } else if (key === 'config') {
       if (parsed.config !== undefined) throw new TargetError(original, 'config is given twice');
       parsed.config = parseConfigRef(value, original);
+    } else if (key === 'pod_labels') {
+      if (parsed.podLabels !== undefined)
+        throw new TargetError(original, 'pod_labels is given twice');
+      parsed.podLabels = parsePodLabels(value, original);
     } else {
       // Only the name: a value could be a secret (`token=…`).
       throw new TargetError(
@@ -138,6 +151,51 @@ function parseConfigRef(value: string, original: string): K8sConfigMapRef {
     );
   }
   return { name, key };
+}
+
+/** The name part of a label key: 63 characters at most, alphanumeric at both ends. */
+const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
+
+/**
+ * `pod_labels=<key>[,<key>…]`: Kubernetes label keys (`[<DNS subdomain prefix>/]<name>`), at most
+ * MAX_POD_LABELS, none twice.
+ */
+function parsePodLabels(value: string, original: string): readonly string[] {
+  if (value === '') {
+    throw new TargetError(
+      original,
+      'pod_labels= is empty (expected pod_labels=<label key>[,<label key>…], e.g. pod_labels=version)',
+    );
+  }
+  const keys = value.split(',');
+  if (keys.length > MAX_POD_LABELS) {
+    throw new TargetError(
+      original,
+      `pod_labels: ${keys.length} label keys, at most ${MAX_POD_LABELS}`,
+    );
+  }
+  const seen = new Set<string>();
+  for (const key of keys) {
+    const shown = JSON.stringify(redactSecrets(key));
+    const slash = key.lastIndexOf('/');
+    const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
+    const name = slash >= 0 ? key.slice(slash + 1) : key;
+    if (prefix !== undefined && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) {
+      throw new TargetError(
+        original,
+        `pod_labels: ${shown} is not a label key: its prefix before "/" must be a DNS subdomain (lowercase letters, digits, "-" and ".", at most 253)`,
+      );
+    }
+    if (name.length > 63 || !LABEL_NAME.test(name)) {
+      throw new TargetError(
+        original,
+        `pod_labels: ${shown} is not a label key ([<prefix>/]<name>, the name: letters, digits, "-", "_" and ".", at most 63, starting and ending with a letter or digit)`,
+      );
+    }
+    if (seen.has(key)) throw new TargetError(original, `pod_labels: ${shown} is given twice`);
+    seen.add(key);
+  }
+  return keys;
 }
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
@@ -191,7 +249,7 @@ export function parseK8sTarget(uri: TargetUri, written: string): K8sTarget {
     throw new TargetError(original, 'a Kubernetes target takes no fragment');
   }
   const question = uri.path.indexOf('?');
-  const { source, config } =
+  const { source, config, podLabels } =
     question >= 0 ? parseQuery(uri.path.slice(question + 1), original) : ({} as Query);
   let pathPart = question >= 0 ? uri.path.slice(0, question) : uri.path;
   let uriAuthority = uri.authority;
@@ -263,5 +321,6 @@ export function parseK8sTarget(uri: TargetUri, written: string): K8sTarget {
     authority: port.kind === 'number' ? `${authorityHost}:${port.value}` : authorityHost,
     ...(source !== undefined ? { source } : {}),
     ...(config !== undefined ? { config } : {}),
+    ...(podLabels !== undefined ? { podLabels } : {}),
   };
 }
