@@ -107,6 +107,30 @@ export interface K8sApi {
     done: (error: unknown) => void,
     signal?: AbortSignal,
   ): Promise<{ abort(): void }>;
+  /** The Pods of the namespace (paged), narrowed by `labelSelector` when given. */
+  listPods(
+    namespace: string,
+    labelSelector: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ items: PodLike[]; resourceVersion: string }>;
+  /** As `watchSlices`, on the Pods of the namespace (narrowed by `labelSelector` when given). */
+  watchPods(
+    namespace: string,
+    labelSelector: string | undefined,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }>;
+}
+
+/** The parts of a Pod the resolver reads: its name and labels. */
+export interface PodLike {
+  readonly metadata?: {
+    readonly name?: string;
+    readonly resourceVersion?: string;
+    readonly labels?: Readonly<Record<string, string>>;
+  };
 }
 
 /** The parts of a ConfigMap the resolver reads. */
@@ -296,7 +320,7 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
   /** Opens a watch of `path` (with bookmarks and a jittered server timeout). */
   async function watch(
     path: string,
-    selector: { labelSelector: string } | { fieldSelector: string },
+    selector: { labelSelector: string } | { fieldSelector: string } | Record<string, never>,
     resourceVersion: string,
     onEvent: (type: WatchEventType, object: unknown) => void,
     done: (error: unknown) => void,
@@ -426,6 +450,50 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
         items: list.items,
         resourceVersion: list.metadata?.resourceVersion ?? '',
       };
+    },
+    async listPods(namespace, labelSelector, signal) {
+      const items: PodLike[] = [];
+      let resourceVersion = '';
+      let next: string | undefined;
+      do {
+        const page = await bounded(
+          timeoutMs,
+          `listing Pods of namespace ${namespace} at ${server}`,
+          signal,
+          (bound) =>
+            core.listNamespacedPod(
+              {
+                namespace,
+                ...(labelSelector !== undefined ? { labelSelector } : {}),
+                limit: 500,
+                ...(next !== undefined ? { _continue: next } : {}),
+              },
+              withSignal(k8s, bound),
+            ),
+        );
+        // Only name, version and labels are kept: a Pod object is large.
+        for (const pod of page.items) {
+          items.push({
+            metadata: {
+              ...(pod.metadata?.name !== undefined ? { name: pod.metadata.name } : {}),
+              ...(pod.metadata?.labels !== undefined ? { labels: pod.metadata.labels } : {}),
+            },
+          });
+        }
+        resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+        next = page.metadata?._continue || undefined;
+      } while (next !== undefined);
+      return { items, resourceVersion };
+    },
+    watchPods(namespace, labelSelector, resourceVersion, onEvent, done, signal) {
+      return watch(
+        `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
+        labelSelector !== undefined ? { labelSelector } : {},
+        resourceVersion,
+        onEvent,
+        done,
+        signal,
+      );
     },
     watchConfigMaps(namespace, name, resourceVersion, onEvent, done, signal) {
       return watch(

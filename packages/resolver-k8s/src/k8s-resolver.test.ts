@@ -8,7 +8,13 @@ import assert from 'node:assert/strict';
 import { describe, mock, test } from 'node:test';
 import { parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/core';
 import { K8sResolutionError } from './errors';
-import type { ConfigMapLike, K8sApi, K8sConnectionOptions, WatchEventType } from './k8s-client';
+import type {
+  ConfigMapLike,
+  K8sApi,
+  K8sConnectionOptions,
+  PodLike,
+  WatchEventType,
+} from './k8s-client';
 import { describeFailure, K8sEndpointResolver, WATCH_IDLE_TIMEOUT_MS } from './k8s-resolver';
 import type { K8sEndpointSource } from './k8s-target';
 import { parseK8sTarget } from './k8s-target';
@@ -20,13 +26,14 @@ const SERVER = 'https://fake-apiserver.test:6443';
 type ListAnswer = { items: SliceLike[]; resourceVersion: string } | { error: unknown };
 type EndpointsAnswer = { items: EndpointsLike[]; resourceVersion: string } | { error: unknown };
 type ConfigMapAnswer = { items: ConfigMapLike[]; resourceVersion: string } | { error: unknown };
+type PodAnswer = { items: PodLike[]; resourceVersion: string } | { error: unknown };
 
 /** One watch the resolver opened on the FakeK8sApi; the test drives it. */
 class FakeWatch {
   aborted = false;
   ended = false;
-  /** What is watched: EndpointSlices, core/v1 Endpoints, or a ConfigMap. */
-  kind: 'endpointslices' | 'endpoints' | 'configmaps' = 'endpointslices';
+  /** What is watched: EndpointSlices, core/v1 Endpoints, a ConfigMap, or Pods. */
+  kind: 'endpointslices' | 'endpoints' | 'configmaps' | 'pods' = 'endpointslices';
   constructor(
     readonly namespace: string,
     readonly service: string,
@@ -96,6 +103,12 @@ class FakeK8sApi implements K8sApi {
   readonly configMapCalls: string[] = [];
   /** While set, ConfigMap lists wait for it. */
   configMapGate: Promise<void> | undefined;
+  /** Answers to Pod lists, as `listAnswers` (default: no Pods). */
+  podAnswers: PodAnswer[] = [{ items: [], resourceVersion: '1' }];
+  /** `namespace selector` of each Pod list (`-`: no selector). */
+  readonly podCalls: string[] = [];
+  /** While set, Pod lists wait for it. */
+  podGate: Promise<void> | undefined;
 
   constructor(
     listAnswers: ListAnswer[],
@@ -107,9 +120,51 @@ class FakeK8sApi implements K8sApi {
   }
 
   get lastWatch(): FakeWatch {
-    const watch = this.watches.filter((w) => w.kind !== 'configmaps').at(-1);
+    const watch = this.watches
+      .filter((w) => w.kind === 'endpointslices' || w.kind === 'endpoints')
+      .at(-1);
     assert.ok(watch, 'no watch was opened');
     return watch;
+  }
+
+  get lastPodWatch(): FakeWatch {
+    const watch = this.watches.filter((w) => w.kind === 'pods').at(-1);
+    assert.ok(watch, 'no Pod watch was opened');
+    return watch;
+  }
+
+  async listPods(
+    namespace: string,
+    labelSelector: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ items: PodLike[]; resourceVersion: string }> {
+    this.podCalls.push(`${namespace} ${labelSelector ?? '-'}`);
+    this.signals.push(signal);
+    const answers = this.podAnswers;
+    const answer = answers.length > 1 ? answers.shift() : answers[0];
+    await this.podGate;
+    assert.ok(answer, 'FakeK8sApi has no Pod answer');
+    if ('error' in answer) throw answer.error;
+    return { items: [...answer.items], resourceVersion: answer.resourceVersion };
+  }
+
+  watchPods(
+    namespace: string,
+    labelSelector: string | undefined,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }> {
+    return this.openWatch(
+      'pods',
+      namespace,
+      labelSelector ?? '-',
+      resourceVersion,
+      onEvent,
+      done,
+      signal,
+    );
   }
 
   get lastConfigWatch(): FakeWatch {
@@ -2039,6 +2094,325 @@ describe('K8sEndpointResolver: ?config= (the service config from a ConfigMap)', 
     const h = await started('k8s:///hello:grpc', api);
     assert.deepEqual(api.configMapCalls, []);
     assert.equal('serviceConfig' in h.sink.updates[0]!, false);
+    h.resolver.stop();
+  });
+});
+
+/** A slice whose endpoints name their Pods (targetRef), with optional slice labels. */
+function podSlice(
+  name: string,
+  members: [address: string, pod: string][],
+  resourceVersion = '1',
+  labels?: Record<string, string>,
+): SliceLike {
+  return {
+    metadata: { name, resourceVersion, ...(labels ? { labels } : {}) },
+    addressType: 'IPv4',
+    endpoints: members.map(([address, pod]) => ({
+      addresses: [address],
+      conditions: { ready: true, serving: true, terminating: false },
+      nodeName: 'node-1',
+      targetRef: { kind: 'Pod', name: pod },
+    })),
+    ports: [{ name: 'grpc', port: 8080, protocol: 'TCP' }],
+  };
+}
+
+function pod(name: string, labels: Record<string, string>, resourceVersion = '1'): PodLike {
+  return { metadata: { name, resourceVersion, labels } };
+}
+
+/** `host=version` of each endpoint of the last update (`-`: no version label). */
+function versions(sink: RecordingSink): string[] {
+  const last = sink.updates.at(-1);
+  assert.ok(last, 'no update yet');
+  return last.endpoints.map((e) => `${e.host}=${e.labels?.['version'] ?? '-'}`);
+}
+
+const HELLO = podSlice('hello-abc', [
+  ['10.0.0.1', 'hello-1'],
+  ['10.0.0.2', 'hello-2'],
+  ['10.0.0.3', 'hello-3'],
+]);
+
+function forbiddenPods(): { code: number; body: string } {
+  return {
+    code: 403,
+    body: JSON.stringify({
+      kind: 'Status',
+      code: 403,
+      message:
+        'pods is forbidden: User "u" cannot list resource "pods" in API group "" in the namespace "prod"',
+    }),
+  };
+}
+
+describe('K8sEndpointResolver: ?pod_labels= (labels of the Pods the slices name)', () => {
+  test('the first update waits for the Pod list; each endpoint carries its Pod’s requested labels; one key narrows the list to the Pods carrying it', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    let release = (): void => undefined;
+    api.podGate = new Promise((resolve) => (release = resolve));
+    api.podAnswers = [
+      {
+        items: [
+          pod('hello-1', { version: 'v1', team: 'a' }),
+          pod('hello-2', { version: 'v2' }),
+          pod('hello-3', { version: 'v2' }),
+        ],
+        resourceVersion: '70',
+      },
+    ];
+    const h = setup('k8s:///hello.prod:grpc?pod_labels=version', api);
+    h.resolver.start(h.sink);
+    await until('the slice watch', () => h.resolver.state().phase === 'watching');
+    await settle();
+    assert.deepEqual(h.sink.events, [], 'nothing before the Pods are listed');
+    assert.deepEqual(api.podCalls, ['prod version']);
+    release();
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.deepEqual(h.sink.updates[0], {
+      endpoints: [
+        {
+          host: '10.0.0.1',
+          port: 8080,
+          labels: { node: 'node-1', pod: 'hello-1', version: 'v1' },
+        },
+        {
+          host: '10.0.0.2',
+          port: 8080,
+          labels: { node: 'node-1', pod: 'hello-2', version: 'v2' },
+        },
+        {
+          host: '10.0.0.3',
+          port: 8080,
+          labels: { node: 'node-1', pod: 'hello-3', version: 'v2' },
+        },
+      ],
+      note: '3 ready endpoints from 1 EndpointSlice of Service prod/hello; 3 of 3 labelled from their Pods (pod_labels=version)',
+    });
+    await until('the Pod watch', () => api.watches.some((w) => w.kind === 'pods'));
+    const watch = api.lastPodWatch;
+    assert.deepEqual(
+      [watch.namespace, watch.service, watch.resourceVersion],
+      ['prod', 'version', '70'],
+    );
+    h.resolver.stop();
+    assert.ok(watch.aborted, 'stop() ends the Pod watch');
+  });
+
+  test('several keys: every Pod is listed (no selector); the resolver’s node and pod win over Pod labels, which win over slice labels', async () => {
+    const api = new FakeK8sApi([
+      list(
+        '100',
+        podSlice('hello-abc', [['10.0.0.1', 'hello-1']], '1', { version: 'slice', track: 'x' }),
+      ),
+    ]);
+    api.podAnswers = [
+      {
+        items: [pod('hello-1', { version: 'v2', pod: 'other', node: 'other', app: 'hello' })],
+        resourceVersion: '70',
+      },
+    ];
+    const h = setup('k8s:///hello.prod:grpc?pod_labels=version,pod,node', api);
+    h.resolver.start(h.sink);
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.deepEqual(api.podCalls, ['prod -']);
+    assert.deepEqual(h.sink.updates[0]?.endpoints[0]?.labels, {
+      version: 'v2',
+      track: 'x',
+      pod: 'hello-1',
+      node: 'node-1',
+    });
+    h.resolver.stop();
+  });
+
+  test('a relabelled Pod is delivered; a change to other labels, or to a Pod no endpoint names, sends nothing; a deleted Pod takes its labels away', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    api.podAnswers = [
+      {
+        items: [
+          pod('hello-1', { version: 'v1' }),
+          pod('hello-2', { version: 'v1' }),
+          pod('hello-3', { version: 'v2' }),
+        ],
+        resourceVersion: '70',
+      },
+    ];
+    const h = setup('k8s:///hello.prod:grpc?pod_labels=version', api);
+    h.resolver.start(h.sink);
+    await until('the Pod watch', () => api.watches.some((w) => w.kind === 'pods'));
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=v1', '10.0.0.2=v1', '10.0.0.3=v2']);
+    const watch = api.lastPodWatch;
+    watch.emit('MODIFIED', pod('hello-2', { version: 'v2' }, '71'));
+    assert.equal(h.sink.updates.length, 2);
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=v1', '10.0.0.2=v2', '10.0.0.3=v2']);
+    watch.emit('MODIFIED', pod('hello-2', { version: 'v2', restarted: 'yes' }, '72'));
+    watch.emit('ADDED', pod('other-1', { version: 'v9' }, '73'));
+    watch.emit('BOOKMARK', { metadata: { resourceVersion: '80' } });
+    assert.equal(h.sink.updates.length, 2, 'nothing an endpoint carries changed');
+    watch.emit('DELETED', pod('hello-1', { version: 'v1' }, '81'));
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=-', '10.0.0.2=v2', '10.0.0.3=v2']);
+    assert.deepEqual(h.sink.updates.at(-1)?.endpoints[0]?.labels, {
+      node: 'node-1',
+      pod: 'hello-1',
+    });
+    assert.match(h.sink.updates.at(-1)?.note ?? '', /; 2 of 3 labelled from their Pods/);
+    // A 410 re-lists the Pods from the version watched last.
+    api.podAnswers = [{ items: [pod('hello-1', { version: 'v3' })], resourceVersion: '90' }];
+    watch.emit('ERROR', { code: 410, message: 'too old resource version' });
+    await until('the re-list', () => api.podCalls.length === 2);
+    await until('the update', () => versions(h.sink)[0] === '10.0.0.1=v3');
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=v3', '10.0.0.2=-', '10.0.0.3=-']);
+    assert.deepEqual(h.sink.errors, []);
+    h.resolver.stop();
+  });
+
+  test('a Pod the slice names before the watch has seen it: its endpoint goes out unlabelled, and is labelled when the Pod arrives', async () => {
+    const api = new FakeK8sApi([list('100', podSlice('hello-abc', [['10.0.0.1', 'hello-1']]))]);
+    api.podAnswers = [{ items: [pod('hello-1', { version: 'v1' })], resourceVersion: '70' }];
+    const h = setup('k8s:///hello.prod:grpc?pod_labels=version', api);
+    h.resolver.start(h.sink);
+    await until('the Pod watch', () => api.watches.some((w) => w.kind === 'pods'));
+    api.lastWatch.emit(
+      'MODIFIED',
+      podSlice(
+        'hello-abc',
+        [
+          ['10.0.0.1', 'hello-1'],
+          ['10.0.0.4', 'hello-4'],
+        ],
+        '101',
+      ),
+    );
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=v1', '10.0.0.4=-']);
+    assert.match(h.sink.updates.at(-1)?.note ?? '', /; 1 of 2 labelled from their Pods/);
+    api.lastPodWatch.emit('ADDED', pod('hello-4', { version: 'v2' }, '71'));
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=v1', '10.0.0.4=v2']);
+    assert.deepEqual(h.sink.errors, []);
+    h.resolver.stop();
+  });
+
+  test('a 403 on the Pods before their first list is an error naming the rule (resourceNames cannot narrow it); nothing goes out until they are listed', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    api.podAnswers = [
+      { error: forbiddenPods() },
+      { items: [pod('hello-1', { version: 'v1' })], resourceVersion: '70' },
+    ];
+    const h = setup('k8s:///hello.prod:grpc?pod_labels=version', api);
+    h.resolver.start(h.sink);
+    await until('the error', () => h.sink.errors.length === 1);
+    await settle();
+    assert.equal(h.sink.updates.length, 0);
+    const error = h.sink.errors[0]!;
+    assert.ok(error instanceof K8sResolutionError);
+    assert.equal(error.status, 403);
+    assert.equal(error.service, 'prod/hello');
+    assert.match(
+      error.message,
+      /^listing Pods of namespace prod \(for the labels version of the endpoints of Service prod\/hello\) at https:\/\/fake-apiserver.test:6443: 403 Forbidden: pods is forbidden: User "u" cannot list/,
+    );
+    assert.match(
+      error.message,
+      /Grant this identity list and watch on pods \(the core apiGroup ""\) in namespace prod .*resourceNames cannot narrow it/,
+    );
+    h.resolver.refresh();
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=v1', '10.0.0.2=-', '10.0.0.3=-']);
+    h.resolver.stop();
+  });
+
+  test('a 403 on the EndpointSlices of a target with pod_labels= also names the Pod rule', async () => {
+    const api = new FakeK8sApi([{ error: forbidden() }]);
+    const h = setup('k8s:///hello:grpc?pod_labels=version&source=endpointslices', api);
+    h.resolver.start(h.sink);
+    await until('the error', () => h.sink.errors.length === 1);
+    assert.match(
+      h.sink.errors[0]!.message,
+      /; its Pod labels \(\?pod_labels=version\) also need list and watch on pods \(the core apiGroup ""\) in that namespace$/,
+    );
+    h.resolver.stop();
+  });
+
+  test('after a good list, an outage keeps the last labels (one warning) and lists again after the backoff; stop() cancels the retry', async () => {
+    mock.timers.enable({ apis: ['setTimeout'] });
+    try {
+      const api = new FakeK8sApi([list('100', HELLO)]);
+      api.podAnswers = [
+        {
+          items: [pod('hello-1', { version: 'v1' }), pod('hello-2', { version: 'v2' })],
+          resourceVersion: '70',
+        },
+      ];
+      const h = setup('k8s:///hello:grpc?pod_labels=version', api);
+      h.resolver.start(h.sink);
+      await until('the Pod watch', () => api.watches.some((w) => w.kind === 'pods'));
+      api.podAnswers = [{ error: new Error('connect ECONNREFUSED 127.0.0.1:6443') }];
+      api.lastPodWatch.end(new Error('Premature close'));
+      await settle();
+      assert.equal(h.sink.warnings.length, 1);
+      assert.match(
+        h.sink.warnings[0]!,
+        /^k8s: watching Pods of namespace default .*Premature close; keeping the last Pod labels/,
+      );
+      assert.deepEqual(h.sink.errors, []);
+      // The endpoints still go out with the last labels.
+      api.lastWatch.emit(
+        'MODIFIED',
+        podSlice(
+          'hello-abc',
+          [
+            ['10.0.0.1', 'hello-1'],
+            ['10.0.0.2', 'hello-2'],
+          ],
+          '101',
+        ),
+      );
+      assert.deepEqual(versions(h.sink), ['10.0.0.1=v1', '10.0.0.2=v2']);
+      mock.timers.tick(1_200);
+      await until('the list after the backoff', () => api.podCalls.length === 2);
+      await settle();
+      assert.equal(h.sink.warnings.length, 2);
+      assert.match(h.sink.warnings[1]!, /listing Pods of namespace default .*ECONNREFUSED/);
+      assert.deepEqual(versions(h.sink), ['10.0.0.1=v1', '10.0.0.2=v2']);
+      assert.deepEqual(h.sink.errors, []);
+      h.resolver.stop();
+      mock.timers.tick(60_000);
+      await settle();
+      assert.equal(api.podCalls.length, 2, 'stop() cancels the retry');
+    } finally {
+      mock.timers.reset();
+    }
+  });
+
+  test('with config= too: the first update waits for both the Pods and the document, and carries both', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    let release = (): void => undefined;
+    api.podGate = new Promise((resolve) => (release = resolve));
+    api.podAnswers = [{ items: [pod('hello-1', { version: 'v1' })], resourceVersion: '70' }];
+    api.configMapAnswers = [
+      { items: [configMap('42', { 'service-config.json': DOC_A })], resourceVersion: '50' },
+    ];
+    const h = setup('k8s:///hello.prod:grpc?config=hello-lb&pod_labels=version', api);
+    h.resolver.start(h.sink);
+    await until('the ConfigMap watch', () => api.watches.some((w) => w.kind === 'configmaps'));
+    await settle();
+    assert.deepEqual(h.sink.events, [], 'the document alone is not enough');
+    release();
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.equal(h.sink.updates[0]?.serviceConfig, DOC_A);
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=v1', '10.0.0.2=-', '10.0.0.3=-']);
+    assert.match(
+      h.sink.updates[0]?.note ?? '',
+      /; 1 of 3 labelled from their Pods \(pod_labels=version\); service config from ConfigMap prod\/hello-lb/,
+    );
+    h.resolver.stop();
+  });
+
+  test('a target without pod_labels= lists no Pods', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    const h = await started('k8s:///hello:grpc', api);
+    assert.deepEqual(api.podCalls, []);
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=-', '10.0.0.2=-', '10.0.0.3=-']);
     h.resolver.stop();
   });
 });

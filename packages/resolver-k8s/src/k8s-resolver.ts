@@ -15,6 +15,7 @@ import {
   type WatchEventType,
 } from './k8s-client';
 import type { K8sEndpointSource, K8sTarget } from './k8s-target';
+import { PodLabelFollower } from './pod-labels';
 import { slicesFromEndpoints, type EndpointsLike } from './endpoints';
 import { endpointsFromSlices, servicePortName, type ServiceLike, type SliceLike } from './slices';
 
@@ -137,7 +138,9 @@ export class K8sEndpointResolver implements EndpointResolver {
   private follower: ConfigMapFollower | undefined;
   /** What the ConfigMap held at its last read (undefined: not read yet since `start()`). */
   private document: ConfigDocument | undefined;
-  /** The endpoints last published, sent again with the document when it changes. */
+  /** With `?pod_labels=`: follows the requested labels of the namespace's Pods. */
+  private pods: PodLabelFollower | undefined;
+  /** The endpoints last published, sent again with the document or Pod labels when they change. */
   private held: Resolution | undefined;
 
   constructor(
@@ -174,6 +177,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       void this.listAndWatch(this.generation);
     }
     this.follower?.refresh();
+    this.pods?.refresh();
   }
 
   stop(): void {
@@ -197,6 +201,8 @@ export class K8sEndpointResolver implements EndpointResolver {
     this.sliceWarnings = new Set();
     this.follower?.stop();
     this.follower = undefined;
+    this.pods?.stop();
+    this.pods = undefined;
     this.document = undefined;
     this.held = undefined;
   }
@@ -258,6 +264,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       api = await this.api;
       if (generation !== this.generation) return;
       this.followConfig(api, generation);
+      this.followPods(api, generation);
       const namespace = this.namespace(api);
       const signal = this.requests.signal;
       const [listed, read] = await Promise.all([
@@ -550,6 +557,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       this.needsService(),
       this.resource(),
       this.target.config?.name,
+      this.target.podLabels,
     );
     this.retryLater(api, generation, `k8s: ${failure.message}`);
   }
@@ -690,14 +698,84 @@ export class K8sEndpointResolver implements EndpointResolver {
     follower.start(api, this.namespace(api));
   }
 
+  /** With `?pod_labels=`: starts following the Pods' labels (once per `start()`). */
+  private followPods(api: K8sApi, generation: number): void {
+    const keys = this.target.podLabels;
+    if (keys === undefined || this.pods !== undefined) return;
+    const follower = new PodLabelFollower(
+      this.target.service,
+      keys,
+      {
+        changed: (pods) => {
+          if (generation !== this.generation || this.held === undefined) return;
+          // A relabelled Pod that is none of the endpoints changes nothing.
+          if (
+            pods !== undefined &&
+            !this.held.endpoints.some((e) => pods.has(e.labels?.['pod'] ?? ''))
+          ) {
+            return;
+          }
+          this.deliver(this.held);
+        },
+        failed: (error) => {
+          // Until the Pods are listed, the endpoints wait: a channel never starts unlabelled.
+          if (generation === this.generation) this.sink?.error(error);
+        },
+        warn: (message) => {
+          if (generation === this.generation) this.sink?.warn(message);
+        },
+      },
+      {
+        shortWatchMs: SHORT_WATCH_MS,
+        watchIdleTimeoutMs: WATCH_IDLE_TIMEOUT_MS,
+        watchStableMs: WATCH_STABLE_MS,
+        retryInitialMs: WATCH_RETRY_INITIAL_MS,
+        retryMaxMs: WATCH_RETRY_MAX_MS,
+      },
+    );
+    this.pods = follower;
+    follower.start(api, this.namespace(api));
+  }
+
   /**
-   * Sends the endpoints, with the ConfigMap's document when the target follows one: then nothing
-   * is sent before the document's first read, and every resolution carries the document.
+   * Each endpoint whose slice entry names a Pod, with that Pod's requested labels: the resolver's
+   * own `node` and `pod` win over them, and they win over the slice's labels.
    */
-  private deliver(resolution: Resolution): void {
-    this.held = resolution;
+  private withPodLabels(resolution: Resolution, pods: PodLabelFollower): Resolution {
+    let labelled = 0;
+    const endpoints = resolution.endpoints.map((endpoint) => {
+      const pod = endpoint.labels?.['pod'];
+      const extra = pod !== undefined ? pods.labelsOf(pod) : undefined;
+      if (pod === undefined || extra === undefined) return endpoint;
+      labelled++;
+      const node = endpoint.labels?.['node'];
+      return {
+        ...endpoint,
+        labels: { ...endpoint.labels, ...extra, pod, ...(node !== undefined ? { node } : {}) },
+      };
+    });
+    const keys = this.target.podLabels?.join(',') ?? '';
+    return {
+      ...resolution,
+      endpoints,
+      note: `${resolution.note ?? ''}; ${labelled} of ${endpoints.length} labelled from their Pods (pod_labels=${keys})`,
+    };
+  }
+
+  /**
+   * Sends the endpoints, with their Pods' labels when the target asks for them and the ConfigMap's
+   * document when it follows one: then nothing is sent before the Pods' first list and the
+   * document's first read, and every resolution carries both.
+   */
+  private deliver(held: Resolution): void {
+    this.held = held;
     const sink = this.sink;
     if (!sink) return;
+    let resolution = held;
+    if (this.target.podLabels !== undefined) {
+      if (this.pods === undefined || !this.pods.hasRead) return;
+      resolution = this.withPodLabels(held, this.pods);
+    }
     if (this.target.config === undefined) {
       sink.update(resolution);
       return;
@@ -740,6 +818,7 @@ export class K8sEndpointResolver implements EndpointResolver {
         this.target.port.kind !== 'name',
         resource,
         this.target.config?.name,
+        this.target.podLabels,
       ),
     );
   }
@@ -747,8 +826,8 @@ export class K8sEndpointResolver implements EndpointResolver {
 
 /**
  * A K8sResolutionError saying what failed, why, and (for 401/403) what to do about it. With
- * `configMap` (the target's `?config=`), a 403 also names the ConfigMap rule the target needs, so
- * that every grant is made at once.
+ * `configMap` (the target's `?config=`) or `podLabels` (its `?pod_labels=`), a 403 also names the
+ * ConfigMap or Pod rule the target needs, so that every grant is made at once.
  */
 export function describeFailure(
   error: unknown,
@@ -758,6 +837,7 @@ export function describeFailure(
   needsService: boolean,
   resource: K8sResource = 'endpointslices',
   configMap?: string,
+  podLabels?: readonly string[],
 ): Error {
   if (!server) return error instanceof Error ? error : new Error(String(error));
   const status = statusOf(error);
@@ -777,6 +857,9 @@ export function describeFailure(
       (resource === 'either' ? '; listing its core/v1 Endpoints instead was refused too' : '') +
       (configMap !== undefined
         ? `; its service config (?config=${configMap}) also needs get, list and watch on configmaps (the core apiGroup "") in that namespace`
+        : '') +
+      (podLabels !== undefined
+        ? `; its Pod labels (?pod_labels=${podLabels.join(',')}) also need list and watch on pods (the core apiGroup "") in that namespace`
         : '');
   } else if (status === 401) {
     message = `${what}: 401 Unauthorized: the API server refused the credentials (an expired or revoked token, or a client certificate from another CA)`;
