@@ -8,6 +8,7 @@ export {
 } from './k8s-resolver-factory';
 export {
   DEFAULT_CONFIG_KEY,
+  MAX_POD_LABELS,
   parseK8sTarget,
   type K8sConfigMapRef,
   type K8sEndpointSource,
@@ -22,6 +23,7 @@ export {
   type ConfigMapLike,
   type K8sApi,
   type K8sConnectionOptions,
+  type PodLike,
   type WatchEventType,
 } from './k8s-client';
 export {
@@ -41,3 +43,4 @@ export {
 export { slicesFromEndpoints, type EndpointsLike, type EndpointAddressLike } from './endpoints';
 export { K8sResolutionError } from './errors';
 export { describeConfigMapFailure } from './config-map';
+export { describePodFailure } from './pod-labels';
