@@ -28,6 +28,7 @@ import { startGoEtcdServer } from './support/go-etcd-server';
 import { startLoad, waitUntilQuiet } from './support/load';
 import { freePort, httpRequest } from './support/server-process';
 import { serverFixture } from './support/server-fixture';
+import { openSocketsTo } from './support/sockets';
 
 const Greeter = loadGreeterService();
 const consul = serverFixture('consul', () => startConsul(), requireConsul);
@@ -338,6 +339,13 @@ describe('composite: one service across Consul and etcd (Go and Node members)', 
           [vm1, vm2, pod1, pod2].map(async (b) => (await b.stats()).connectionsAccepted),
         );
         assert.deepEqual(accepted, [1, 1, 1, 1], 'no reconnect through four policy changes');
+        // Closing the client stops every source: no connection to the agent stays open.
+        assert.ok(openSocketsTo(c.httpPort) > 0);
+        greeter.close();
+        await waitFor(() => openSocketsTo(c.httpPort) === 0, {
+          timeoutMs: 10_000,
+          message: 'no connection to the Consul agent after client.close()',
+        });
       });
     } finally {
       client?.close();

@@ -244,6 +244,11 @@ describe('composite: targets through a real channel', () => {
         warnings.join('\n'),
         /source vms: resolution failed, keeping its last 2 endpoints: registry unreachable/,
       );
+      client.close();
+      await waitFor(() => vms.activeResolvers === 0 && pods.activeResolvers === 0, {
+        timeoutMs: 5_000,
+        message: 'client.close() stops every source',
+      });
     } finally {
       client.close();
       vms.dispose();

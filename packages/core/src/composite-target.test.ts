@@ -19,6 +19,13 @@ const lookup: SchemeLookup = {
   schemes: () => [...factories.map((f) => f.scheme), 'composite'],
 };
 const composite = createCompositeResolverFactory(lookup);
+/** Accepts any target: lets a test see exactly what a source was given. */
+const echoFactory: ResolverFactory = {
+  scheme: 'echo',
+  parseTarget: (_uri, original) => original,
+  defaultAuthority: () => 'echo',
+  create: () => ({ start() {}, refresh() {}, stop() {} }),
+};
 
 function parse(target: string) {
   return composite.parseTarget(parseTargetUri(target), target);
@@ -59,6 +66,25 @@ describe('composite: targets', () => {
     manual.dispose();
   });
 
+  test('a source keeps its own & parameters; a new source starts at name=<registered scheme>:', () => {
+    const lookupWithEcho: SchemeLookup = {
+      get: (scheme) => (scheme === 'echo' ? echoFactory : lookup.get(scheme)),
+      schemes: () => [...lookup.schemes(), 'echo'],
+    };
+    const factory = createCompositeResolverFactory(lookupWithEcho);
+    const target =
+      'composite:///hello?vms=echo:///hello?tag=v2&dc=dc2&near=a:b&pods=echo:///hello.prod:grpc?config=lb&pod_labels=version&weight.pods=2&edge=echo:///e?x=1%26y=2';
+    const parsed = factory.parseTarget(parseTargetUri(target), target);
+    assert.deepEqual(
+      parsed.sources.map((s) => [s.name, s.target, s.weight]),
+      [
+        ['vms', 'echo:///hello?tag=v2&dc=dc2&near=a:b', 1],
+        ['pods', 'echo:///hello.prod:grpc?config=lb&pod_labels=version', 2],
+        ['edge', 'echo:///e?x=1&y=2', 1],
+      ],
+    );
+  });
+
   test('weight.<name> multiplies a source, 0 to 1000', () => {
     const parsed = parse(
       'composite:///hello?a=static:///127.0.0.2:1&weight.a=0&b=static:///127.0.0.3:1&weight.b=7',
@@ -94,14 +120,24 @@ describe('composite: targets', () => {
     ['a stray &', 'composite:///h?a=static:///127.0.0.2:1&', /parameter 2 is empty/],
     ['no =', 'composite:///h?static:///127.0.0.2:1', /is not name=target/],
     [
-      'an unescaped & of a source (its next parameter looks like ours)',
+      'a source that takes no parameters given one',
       'composite:///h?a=static:///127.0.0.2:1&tag=v2',
-      /source "tag": expected scheme:.*; if "tag=…" belongs to the target of the source before it, write its "&" as %26/,
+      /source "a": endpoint 1 "127\.0\.0\.2:1&tag=v2" has an invalid port|source "a": .*tag=v2/,
+    ],
+    [
+      'a misspelt scheme',
+      'composite:///h?a=static:///127.0.0.2:1&b=k8z:///x',
+      /source "b": unknown scheme "k8z:"/,
+    ],
+    [
+      'a weight parameter with an &',
+      'composite:///h?a=static:///127.0.0.2:1&weight.a=1&x=1',
+      /source "x": expected scheme:.*a source's own parameters follow its target, before any weight\.… parameter/,
     ],
     [
       'an upper-case name',
       'composite:///h?VMs=static:///127.0.0.2:1',
-      /unknown parameter "VMs".*%26/,
+      /"VMs" is not a source name/,
     ],
     [
       'a name twice',

@@ -9,7 +9,7 @@ import { parseTargetUri } from './target-uri';
  * target of any registered scheme:
  *
  *     composite:///hello?vms=consul:///hello&pods=k8s:///hello.prod:grpc
- *     composite:///hello?vms=etcd:///services/hello&pods=k8s:///hello.prod:grpc?config=hello-lb&weight.vms=2
+ *     composite:///hello?vms=etcd:///services/hello&pods=k8s:///hello.prod:grpc?config=hello-lb&source=endpoints&weight.vms=2
  *
  * - The path before `?` is the service's name, used as the default
  *   `:authority` (empty: the first source's).
@@ -17,8 +17,10 @@ import { parseTargetUri } from './target-uri';
  *   (`[a-z0-9]([a-z0-9-]*[a-z0-9])?`, at most 63 characters); it becomes the
  *   label `source=<name>` of every endpoint the source finds, so
  *   `grpc-lb.traffic_split` subsets can select a source as they select a
- *   version. The value is percent-decoded once: a `&` inside a source's own
- *   target is written `%26` (a `?` needs no escape).
+ *   version. A source's target keeps its own `?` and `&` parameters: a `&`
+ *   starts the next source only before `name=<registered scheme>:` (or
+ *   `weight.`). The value is percent-decoded once; `%26` is a `&` that never
+ *   splits.
  * - `weight.<name>=N` (an integer 0–1000, default 1) multiplies the weight of
  *   every endpoint of that source; 0 keeps them known and connected but sent
  *   no calls by the weighted policies.
@@ -100,7 +102,7 @@ export function parseCompositeTarget(
   const sources: CompositeSource[] = [];
   const weights = new Map<string, number>();
   const names = new Set<string>();
-  for (const [index, part] of query.split('&').entries()) {
+  for (const [index, part] of splitParameters(query, lookup).entries()) {
     const at = `parameter ${index + 1}`;
     if (part === '') throw new TargetError(original, `${at} is empty (a stray "&"?)`);
     const eq = part.indexOf('=');
@@ -127,7 +129,7 @@ export function parseCompositeTarget(
     if (!SOURCE_NAME.test(key)) {
       throw new TargetError(
         original,
-        `unknown parameter "${key}": a source name is a lower-case DNS label (vms, pods-eu), and a "&" inside a source's own target is written %26`,
+        `"${key}" is not a source name: a source name is a lower-case DNS label (vms, pods-eu)`,
       );
     }
     if (names.has(key)) throw new TargetError(original, `source "${key}" is given twice`);
@@ -154,6 +156,40 @@ export function parseCompositeTarget(
   };
 }
 
+/** `name=scheme:` at the start of a parameter: a source, when the scheme is known or `:/` follows. */
+const SOURCE_START = /^([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)=([A-Za-z][A-Za-z0-9+.-]*):(\/)?/;
+
+/**
+ * The composite's own parameters. A `&` starts one only when what follows is `weight.…=` or a new
+ * source, `name=scheme:` with a registered scheme (or any scheme followed by `/`, so that a
+ * misspelt scheme is reported as such); any other `&key=value` belongs to the target of the
+ * source before it (`vms=consul:///hello?tag=v2&dc=dc2&pods=k8s:///…`). `%26` is always part of
+ * a value.
+ */
+function splitParameters(query: string, lookup: SchemeLookup): string[] {
+  const parts: string[] = [];
+  for (const piece of query.split('&')) {
+    const previous = parts.length - 1;
+    const startsSource = (): boolean => {
+      const m = SOURCE_START.exec(piece);
+      return (
+        m !== null &&
+        (m[3] !== undefined || m[2] === COMPOSITE_SCHEME || lookup.get(m[2]!) !== undefined)
+      );
+    };
+    const continues =
+      previous >= 0 &&
+      piece !== '' &&
+      !piece.startsWith('weight.') &&
+      !startsSource() &&
+      // Only a source's target takes parameters of its own.
+      !parts[previous]!.startsWith('weight.');
+    if (continues) parts[previous] += `&${piece}`;
+    else parts.push(piece);
+  }
+  return parts;
+}
+
 function parseSource(
   name: string,
   target: string,
@@ -168,7 +204,7 @@ function parseSource(
   } catch (error) {
     const hint = first
       ? ''
-      : `; if "${name}=…" belongs to the target of the source before it, write its "&" as %26`;
+      : `; a source's own parameters follow its target, before any weight.… parameter`;
     throw new TargetError(original, `${what}: ${problemOf(error)}${hint}`);
   }
   if (uri.scheme === COMPOSITE_SCHEME) {
