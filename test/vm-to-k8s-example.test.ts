@@ -1,6 +1,7 @@
 /**
- * examples/vm-to-k8s-migration keeps its promise: one composite target over VMs in Consul and pods
- * in Kubernetes EndpointSlices, the traffic policy in a ConfigMap moved 0 → 10 → 50 → 100 % to the
+ * examples/vm-to-k8s-migration keeps its promise: one composite target over VMs in Consul and the
+ * pods of ONE Kubernetes Service (its EndpointSlice naming Pods labelled by version, read with
+ * pod_labels=version), the traffic policy in a ConfigMap moved 0 → 10 → 50 → 100 % to the
  * pods under steady load, then the VMs retired — with no failed call, every step's split within
  * ±0.5 points of the policy, no reconnect, and every step following the ConfigMap.
  */
@@ -61,7 +62,10 @@ test('examples/vm-to-k8s-migration: VMs → pods 0/10/50/100 % from a ConfigMap,
   const summary = JSON.parse(lines[lines.length - 1]!) as Summary;
 
   assert.equal(summary.example, 'vm-to-k8s-migration');
-  assert.match(summary.target, /^composite:\/\/\/hello\?vms=consul:\/\/\/hello&pods-v1=k8s:/);
+  assert.equal(
+    summary.target,
+    'composite:///hello?vms=consul:///hello&pods=k8s:///hello.prod:grpc?config=hello-lb&pod_labels=version',
+  );
   assert.deepEqual(
     summary.steps.map((s) => [s.podsShare, s.vmsRetired === true]),
     [
@@ -84,7 +88,7 @@ test('examples/vm-to-k8s-migration: VMs → pods 0/10/50/100 % from a ConfigMap,
     // The channel followed the ConfigMap (through the source that names it), with its revision.
     assert.match(
       step.document,
-      /^source pods-v1: ConfigMap prod\/hello-lb service-config\.json \(resourceVersion \d+\)$/,
+      /^source pods: ConfigMap prod\/hello-lb service-config\.json \(resourceVersion \d+\)$/,
       at,
     );
     // Every subset's share, recomputed from what was counted, against the policy's.

@@ -1,17 +1,17 @@
 /**
  * Moving a service from VMs to Kubernetes while both run, with no mesh. Service `hello` has three
  * "VM" backends (127.0.0.2–4, versions v1/v2/v3) registered in a Consul agent with meta `version`,
- * and three "pods" (10.244.N.2–4, one per version) behind the Kubernetes Services `hello-v1`,
- * `hello-v2` and `hello-v3` of namespace `prod` (a real kube-apiserver; the example writes their
- * EndpointSlices as the EndpointSlice controller would; a Service per version, because slices carry
- * none of the pods' labels). One client channel follows both worlds
- * through one composite target:
+ * and three "pods" (10.244.N.2–4, one per version) behind ONE Kubernetes Service `hello` of
+ * namespace `prod` (a real kube-apiserver with no controllers: the example writes the Pod objects,
+ * labelled `app: hello` and `version: v1|v2|v3`, and the Service's EndpointSlice as the EndpointSlice
+ * controller would, its endpoints naming their Pods and carrying none of their labels). One client
+ * channel follows both worlds through one composite target:
  *
- *   composite:///hello?vms=consul:///hello&pods-v1=k8s:///hello-v1.prod:grpc?config=hello-lb
- *                     &pods-v2=k8s:///hello-v2.prod:grpc&pods-v3=k8s:///hello-v3.prod:grpc
+ *   composite:///hello?vms=consul:///hello&pods=k8s:///hello.prod:grpc?config=hello-lb&pod_labels=version
  *
- * Every endpoint is labelled with its source (`source=vms`, `source=pods-v2`, …), the VMs also with
- * their Consul meta (`version=v2`). The traffic policy is a `grpc-lb.traffic_split` service config
+ * (`&pod_labels=version` starts no new source, so it belongs to the pods' target.) Every endpoint
+ * is labelled with its source (`source=vms`, `source=pods`), the VMs also with their Consul meta
+ * (`version=v2`) and the pods with their Pod's `version` label. The traffic policy is a `grpc-lb.traffic_split` service config
  * held in ConfigMap `prod/hello-lb` (data key `service-config.json`): one subset per version and
  * world, SayHello split 30/60/10 across v1/v2/v3 and SayGoodbye pinned to v2, each version's share
  * divided between VMs and pods by the pods' share. Under steady load (several calls in flight all
@@ -71,7 +71,6 @@ const PODS_PERCENT = [0, 10, 50, 100] as const;
 type Method = typeof SAY_HELLO | typeof SAY_GOODBYE;
 const METHODS: readonly Method[] = [SAY_HELLO, SAY_GOODBYE];
 
-const podsSource = (v: Version) => `pods-${v}`;
 const subsetName = (world: 'vms' | 'pods', v: Version) => `${world}-${v}`;
 
 /**
@@ -82,7 +81,7 @@ function policy(podsPercent: number): Record<string, unknown> {
   const split = trafficSplit();
   for (const v of VERSIONS) {
     split.subset(subsetName('vms', v), { source: 'vms', version: v });
-    split.subset(subsetName('pods', v), { source: podsSource(v) });
+    split.subset(subsetName('pods', v), { source: 'pods', version: v });
   }
   return serviceConfig(
     split
@@ -126,27 +125,41 @@ async function must(k: KubeApiserver, method: string, path: string, body?: unkno
   return result;
 }
 
-/** Service hello-<v> and its EndpointSlice holding `pod`, ready. */
-async function createVersionService(k: KubeApiserver, v: Version, pod: Backend): Promise<void> {
-  const name = `${SERVICE}-${v}`;
+/**
+ * Service hello, one Pod object per pod backend (labelled `app: hello`, `version: <v>`; the API
+ * server has no kubelet, so a bare Pod is only its record) and the Service's EndpointSlice as the
+ * EndpointSlice controller writes it: the Service's name, every pod ready, each naming its Pod —
+ * and none of the Pods' labels, which the resolver reads from the Pods (`pod_labels=version`).
+ */
+async function createService(k: KubeApiserver, pods: readonly Backend[]): Promise<void> {
+  const port = pods[0]!.port;
   await must(k, 'POST', `/api/v1/namespaces/${NAMESPACE}/services`, {
-    metadata: { name, labels: { app: SERVICE, version: v } },
-    spec: {
-      selector: { app: SERVICE, version: v },
-      ports: [{ name: 'grpc', port: 80, targetPort: pod.port }],
-    },
+    metadata: { name: SERVICE, labels: { app: SERVICE } },
+    spec: { selector: { app: SERVICE }, ports: [{ name: 'grpc', port: 80, targetPort: port }] },
   });
-  await must(k, 'POST', `/apis/discovery.k8s.io/v1/namespaces/${NAMESPACE}/endpointslices`, {
-    metadata: { name: `${name}-1`, labels: { 'kubernetes.io/service-name': name } },
-    addressType: 'IPv4',
-    endpoints: [
-      {
-        addresses: [pod.host],
-        conditions: { ready: true, serving: true, terminating: false },
-        targetRef: { kind: 'Pod', name: pod.name },
+  for (const [i, pod] of pods.entries()) {
+    await must(k, 'POST', `/api/v1/namespaces/${NAMESPACE}/pods`, {
+      metadata: { name: pod.name, labels: { app: SERVICE, version: VERSIONS[i]! } },
+      spec: {
+        containers: [{ name: SERVICE, image: `registry.example/${SERVICE}:${VERSIONS[i]}` }],
       },
-    ],
-    ports: [{ name: 'grpc', port: pod.port, protocol: 'TCP' }],
+    });
+  }
+  await must(k, 'POST', `/apis/discovery.k8s.io/v1/namespaces/${NAMESPACE}/endpointslices`, {
+    metadata: {
+      name: `${SERVICE}-x7k2p`,
+      labels: {
+        'kubernetes.io/service-name': SERVICE,
+        'endpointslice.kubernetes.io/managed-by': 'endpointslice-controller.k8s.io',
+      },
+    },
+    addressType: 'IPv4',
+    endpoints: pods.map((pod) => ({
+      addresses: [pod.host],
+      conditions: { ready: true, serving: true, terminating: false },
+      targetRef: { kind: 'Pod', name: pod.name, namespace: NAMESPACE },
+    })),
+    ports: [{ name: 'grpc', port, protocol: 'TCP' }],
   });
 }
 
@@ -325,12 +338,13 @@ async function main(): Promise<number> {
         `consul: ${vm.name} ${vm.address} registered as ${SERVICE}, meta version=${VERSIONS[i]}`,
       );
     }
-    // The pods: one Service per version, and the policy document before any client starts.
+    // The pods: one Service, Pods labelled by version, and the policy document before any client
+    // starts.
     await must(kube, 'POST', '/api/v1/namespaces', { metadata: { name: NAMESPACE } });
+    await createService(kube, podBackends);
     for (const [i, pod] of podBackends.entries()) {
-      await createVersionService(kube, VERSIONS[i]!, pod);
       console.log(
-        `kubernetes: ${pod.name} ${pod.address} behind Service ${NAMESPACE}/${SERVICE}-${VERSIONS[i]}`,
+        `kubernetes: Pod ${pod.name} ${pod.address} (version=${VERSIONS[i]}) behind Service ${NAMESPACE}/${SERVICE}`,
       );
     }
     const firstRevision = await writePolicy(kube, 0, true);
@@ -339,14 +353,9 @@ async function main(): Promise<number> {
     register({ grpc });
     registerConsul({ grpc, address: consul.address });
     registerK8s({ grpc, kubeconfig: kube.adminKubeconfig });
-    const sources = [
-      `vms=consul:///${SERVICE}`,
-      ...VERSIONS.map(
-        (v, i) =>
-          `${podsSource(v)}=k8s:///${SERVICE}-${v}.${NAMESPACE}:grpc${i === 0 ? `?config=${CONFIG_MAP}` : ''}`,
-      ),
-    ];
-    const target = `composite:///${SERVICE}?${sources.join('&')}`;
+    const target =
+      `composite:///${SERVICE}?vms=consul:///${SERVICE}` +
+      `&pods=k8s:///${SERVICE}.${NAMESPACE}:grpc?config=${CONFIG_MAP}&pod_labels=version`;
     console.log(`client target ${target}`);
 
     const observer = new LoadBalancerObserver();
