@@ -91,18 +91,14 @@ function podName(name: string, i: number): string {
  * Service `name` (port `grpc`), ONE EndpointSlice labelled only as the controller labels it, each
  * endpoint naming its Pod, and the 4 Pods labelled version v1, v1, v2, v2.
  */
-async function createService(e: Env, name: string): Promise<void> {
+async function createService(e: Env, name: string, withoutPods: number[] = []): Promise<void> {
   const service = await e.k.request('POST', `/api/v1/namespaces/${e.namespace}/services`, {
     metadata: { name },
     spec: { ports: [{ name: 'grpc', port: 80, targetPort: e.set.port, protocol: 'TCP' }] },
   });
   assert.equal(service.status, 201, service.body);
   for (const [i, version] of VERSIONS.entries()) {
-    const pod = await e.k.request('POST', `/api/v1/namespaces/${e.namespace}/pods`, {
-      metadata: { name: podName(name, i), labels: { app: name, version } },
-      spec: { containers: [{ name: 'app', image: 'registry.invalid/hello:1' }] },
-    });
-    assert.equal(pod.status, 201, pod.body);
+    if (!withoutPods.includes(i)) await createPod(e, podName(name, i), { app: name, version });
   }
   const slice = await e.k.request(
     'POST',
@@ -127,13 +123,24 @@ async function createService(e: Env, name: string): Promise<void> {
   assert.equal(slice.status, 201, slice.body);
 }
 
-/** Sets label `version` of Pod `pod` (read, then replaced at its resourceVersion). */
-async function relabel(e: Env, pod: string, version: string): Promise<void> {
+async function createPod(e: Env, name: string, labels: Record<string, string>): Promise<void> {
+  const pod = await e.k.request('POST', `/api/v1/namespaces/${e.namespace}/pods`, {
+    metadata: { name, labels },
+    spec: { containers: [{ name: 'app', image: 'registry.invalid/hello:1' }] },
+  });
+  assert.equal(pod.status, 201, pod.body);
+}
+
+/** Sets label `version` of Pod `pod` (undefined: removes it) (read, then replaced at its resourceVersion). */
+async function relabel(e: Env, pod: string, version: string | undefined): Promise<void> {
   const path = `/api/v1/namespaces/${e.namespace}/pods/${pod}`;
   const read = await e.k.request('GET', path);
   assert.equal(read.status, 200, read.body);
   const object = read.json as { metadata: { labels?: Record<string, string> } };
-  object.metadata.labels = { ...object.metadata.labels, version };
+  const labels = { ...object.metadata.labels };
+  if (version === undefined) delete labels['version'];
+  else labels['version'] = version;
+  object.metadata.labels = labels;
   const written = await e.k.request('PUT', path, object);
   assert.equal(written.status, 200, written.body);
 }
@@ -241,6 +248,38 @@ describe('k8s: endpoints carry their Pods’ labels (real kube-apiserver, real b
           );
         }
         t.diagnostic(JSON.stringify({ podRelabelToMovedMs: movedMs }));
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test('a Pod created after the slice names it gets its calls when it appears; a Pod that loses the label (it leaves the watch narrowed by the selector) loses them', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      // churn-3 (v2) is named by the slice but does not exist yet.
+      await createService(e, 'churn', [3]);
+      await putConfigMap(e, 'churn-lb', policy([{ subset: 'v2', weight: 100 }]));
+      const target = `k8s:///churn.${e.namespace}:grpc?config=churn-lb&pod_labels=version`;
+      const greeter = client(target, new LoadBalancerObserver());
+      try {
+        assert.deepEqual(await perBackend(e, greeter, 20), [0, 0, 20, 0], 'only churn-2 is v2');
+        await createPod(e, podName('churn', 3), { app: 'churn', version: 'v2' });
+        await waitFor(async () => (await perBackend(e, greeter, 10))[3]! > 0, {
+          timeoutMs: 5_000,
+          message: 'churn-3 answers once its Pod exists',
+        });
+        const both = await perBackend(e, greeter, 40);
+        assert.deepEqual([both[0], both[1]], [0, 0]);
+        near(both[2]!, 20, 'churn-2');
+        near(both[3]!, 20, 'churn-3');
+        await relabel(e, podName('churn', 2), undefined);
+        await waitFor(async () => (await perBackend(e, greeter, 10))[2] === 0, {
+          timeoutMs: 5_000,
+          message: 'churn-2 gets no call once it has no version label',
+        });
+        assert.deepEqual(await perBackend(e, greeter, 20), [0, 0, 0, 20]);
       } finally {
         greeter.close();
       }
