@@ -86,6 +86,10 @@ type ServiceRead = { service: ServiceLike | undefined } | { forbidden: unknown }
  * keeps its last good endpoints) and the next `refresh()` re-lists. A watch failure after a good
  * list is a warning (once, until a watch works again): the listed endpoints stay, and the
  * resolver lists and watches again after its own jittered, growing backoff (1 s → 30 s).
+ *
+ * With `?config=` the ConfigMap holding the service config is followed too (ConfigMapFollower),
+ * and with `?pod_labels=` the labels of the namespace's Pods (PodLabelFollower); the first update
+ * waits for the first read of each, and every update carries both.
  */
 export class K8sEndpointResolver implements EndpointResolver {
   private sink: ResolutionSink | undefined;
