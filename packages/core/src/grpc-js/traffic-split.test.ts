@@ -416,6 +416,69 @@ describe('traffic_split picker: routes by method, prefix and header', () => {
   });
 });
 
+describe('traffic_split picker: routes by regex (whole method, whole header value)', () => {
+  const routes = splitConfig({
+    subsets: ['v1', 'v2', 'v3'].map((name) => ({ name, labels: { version: name } })),
+    routes: [
+      {
+        name: 'testers',
+        match: {
+          regex: '/helloworld\\.Greeter/Say.*',
+          headers: [{ name: 'x-user', regex: 'test-[a-z]+' }],
+        },
+        split: [{ subset: 'v3', weight: 100 }],
+      },
+      {
+        name: 'say',
+        match: { regex: '/helloworld\\.Greeter/Say(Hello|Goodbye)' },
+        split: [{ subset: 'v1', weight: 100 }],
+      },
+      { name: 'rest', split: [{ subset: 'v2', weight: 100 }] },
+    ],
+  });
+  const endpoints = (): EndpointChild[] => [
+    ...version('v1', 1, 1, CS.READY),
+    ...version('v2', 2, 1, CS.READY),
+    ...version('v3', 3, 1, CS.READY),
+  ];
+  const cases: [string, CallSpec, string][] = [
+    ['SayHello matches the alternation', { method: METHOD }, 'v1'],
+    ['SayGoodbye too', { method: '/helloworld.Greeter/SayGoodbye' }, 'v1'],
+    [
+      'SayHelloAgain does not: the whole name must match',
+      { method: '/helloworld.Greeter/SayHelloAgain' },
+      'v2',
+    ],
+    ['"." is a regex dot', { method: '/helloworldXGreeter/SayHello' }, 'v2'],
+    [
+      'a header regex before it takes the call first',
+      { method: METHOD, headers: { 'x-user': 'test-bob' } },
+      'v3',
+    ],
+    [
+      'a header value matching only in part does not match',
+      { method: METHOD, headers: { 'x-user': 'test-bob-2' } },
+      'v1',
+    ],
+  ];
+  for (const [behaviour, call, subset] of cases) {
+    test(behaviour, () => {
+      const picker = splitPolicy().picker(routes, endpoints(), new Map());
+      assert.deepEqual(bySubset(pickMany(picker, 6, call)), { [subset]: 6 });
+    });
+  }
+
+  test('picks without a method name: a regex route that cannot match "" is named in the warning', () => {
+    const split = splitPolicy();
+    pickMany(split.picker(routes, endpoints(), new Map()), 1, { method: undefined });
+    assert.equal(split.warnings.length, 1);
+    assert.match(
+      split.warnings[0]!,
+      /routes "testers", "say", which match by method, prefix or regex, never match/,
+    );
+  });
+});
+
 describe("traffic_split on a channel whose resolver is not grpc-lb's", () => {
   const labelled = splitConfig({
     subsets: [
@@ -444,7 +507,7 @@ describe("traffic_split on a channel whose resolver is not grpc-lb's", () => {
     assert.equal(
       warning,
       'grpc-lb.traffic_split on the channel to endpoints 10.1.0.1:443, 10.1.0.2:443: its resolver is not a grpc-lb one, ' +
-        'so calls carry no method name (route "hello", which matches by method or prefix, never matches) ' +
+        'so calls carry no method name (route "hello", which matches by method, prefix or regex, never matches) ' +
         'and endpoints carry no labels (subsets "v1", "v2", which select by labels, stay empty); ' +
         'use a target whose scheme grpc-lb registered',
     );
@@ -462,7 +525,7 @@ describe("traffic_split on a channel whose resolver is not grpc-lb's", () => {
     assert.equal(
       split.warnings[0],
       'grpc-lb.traffic_split on static:///split.test: its resolver is not a grpc-lb one, ' +
-        'so calls carry no method name (route "hello", which matches by method or prefix, never matches); ' +
+        'so calls carry no method name (route "hello", which matches by method, prefix or regex, never matches); ' +
         'use a target whose scheme grpc-lb registered',
     );
   });
