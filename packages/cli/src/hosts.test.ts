@@ -59,3 +59,46 @@ describe('defaultHost: the host the resources share', () => {
     );
   });
 });
+
+describe('defaultHost: names compared as Istio reads them', () => {
+  const inNs = <T extends object>(namespace: string, resource: T) => ({
+    ...resource,
+    metadata: { name: 'r', namespace },
+  });
+
+  test('a short name and the full name of the same Service give the full name', () => {
+    const resources = {
+      virtualServices: [inNs('prod', vs('hello2'))],
+      destinationRules: [inNs('prod', dr('hello2.prod.svc.cluster.local'))],
+    };
+    assert.equal(defaultHost(resources, 'x'), 'hello2.prod.svc.cluster.local');
+  });
+
+  test('a short name in a resource without a namespace reads in --namespace', () => {
+    const resources = {
+      virtualServices: [vs('hello2')],
+      destinationRules: [dr('hello2.prod')],
+    };
+    assert.equal(defaultHost(resources, 'x', 'prod'), 'hello2.prod.svc.cluster.local');
+    assert.throws(
+      () => defaultHost(resources, 'x', 'staging'),
+      /several hosts \(hello2, hello2\.prod\)/,
+    );
+  });
+
+  test('the same short name in two namespaces is two hosts', () => {
+    const resources = {
+      virtualServices: [],
+      destinationRules: [inNs('a', dr('hello2')), inNs('b', dr('hello2'))],
+    };
+    assert.throws(() => defaultHost(resources, 'x'), UsageError);
+  });
+
+  test('a wildcard host is never chosen', () => {
+    const resources = {
+      virtualServices: [vs('*.example.com', 'api.example.com')],
+      destinationRules: [],
+    };
+    assert.equal(defaultHost(resources, 'x'), 'api.example.com');
+  });
+});

@@ -52,7 +52,7 @@ async function translate(context: CommandContext, options: TranslateOptions): Pr
     const names = files.map((f) => f.name).join(', ');
     throw new InputError(`no VirtualService or DestinationRule (networking.istio.io) in ${names}`);
   }
-  const host = options.host ?? defaultHost(resources, TRANSLATE);
+  const host = options.host ?? defaultHost(resources, TRANSLATE, options.namespace);
   let translation;
   try {
     translation = translateIstio({
