@@ -1,38 +1,10 @@
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-/** The built command, run as an operator runs it. */
-const BIN = join(__dirname, 'bin.js');
-
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function grpcLb(args: readonly string[], stdin = ''): Run {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
-    input: stdin,
-    encoding: 'utf8',
-    timeout: 30_000,
-  });
-  if (result.error) throw result.error;
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-/** The run printed exactly one line on stderr, an `error:` without a stack trace, and nothing on stdout. */
-function assertOneErrorLine(run: Run): string {
-  const lines = run.stderr.split('\n').filter((l) => l !== '');
-  assert.equal(lines.length, 1, `one line on stderr, got:\n${run.stderr}`);
-  assert.match(lines[0]!, /^error: /);
-  assert.doesNotMatch(run.stderr, /\n\s+at /);
-  assert.equal(run.stdout, '');
-  return lines[0]!;
-}
+import { assertOneErrorLine, grpcLb } from './testing/run-bin';
 
 const dir = mkdtempSync(join(tmpdir(), 'grpc-lb-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -10,7 +10,7 @@ import {
   parseIstioYaml,
   translateIstio,
   type IstioResources,
-} from '../istio-api';
+} from '@grpc-lb/istio';
 import { oneLine, writeJson, writeWarnings } from '../output';
 
 const TRANSLATE = 'grpc-lb istio translate';
@@ -63,13 +63,21 @@ async function translate(context: CommandContext, options: TranslateOptions): Pr
     });
   } catch (error) {
     if (!(error instanceof IstioTranslationError)) throw error;
+    const asked =
+      options.host !== undefined
+        ? `--host ${options.host}`
+        : options.namespace !== undefined
+          ? `--namespace ${options.namespace}`
+          : undefined;
     if (
-      options.host !== undefined &&
+      asked !== undefined &&
       (error.code === 'BAD_HOST' || error.code === 'NO_RESOURCE_FOR_HOST')
     ) {
+      // The resources may be fine: the host asked for is not one of theirs.
       const named = namedHosts(resources);
       const hint = named.length > 0 ? ` (the resources name ${named.join(', ')})` : '';
-      throw new UsageError(`--host ${options.host}: ${oneLine(error.message)}${hint}`, TRANSLATE);
+      const problem = error.resource === '' ? error.problem : error.message;
+      throw new UsageError(`${asked}: ${oneLine(problem)}${hint}`, TRANSLATE);
     }
     throw new InputError(error.message, { cause: error });
   }
@@ -108,7 +116,10 @@ function translateCommand(context: CommandContext): Command {
       '--host <host>',
       'the host to translate for (default: the one host the resources share; required when they name several)',
     )
-    .option('-n, --namespace <namespace>', 'the namespace of resources that do not name one')
+    .option(
+      '-n, --namespace <namespace>',
+      "the client's namespace: the namespace of a short --host, and of resources that name none",
+    )
     .option('--json', 'print one JSON object on one line: {host, serviceConfig, warnings, used}')
     .addHelpText(
       'after',
