@@ -111,6 +111,15 @@ describe('grpc-lb istio translate: input that cannot be used exits 1 with one li
     assert.equal(assertOneErrorLine(run), `error: cannot read ${missing}: no such file`);
   });
 
+  test('a file name quoting a credential is shown with the credential masked', () => {
+    const run = grpcLb(['istio', 'translate', '-f', 'https://ops:hunter2@example.com/vs.yaml']);
+    assert.equal(run.code, 1);
+    assert.equal(
+      assertOneErrorLine(run),
+      'error: cannot read https://***@example.com/vs.yaml: no such file',
+    );
+  });
+
   test('a directory is named', () => {
     const run = grpcLb(['istio', 'translate', '-f', dir]);
     assert.equal(run.code, 1);
