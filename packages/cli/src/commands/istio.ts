@@ -1,16 +1,18 @@
 import { Command, Option } from 'commander';
 
-import type { CliCommand, CommandContext } from '../command';
-import { InputError, UsageError } from '../errors';
-import { defaultHost, namedHosts } from '../hosts';
-import { readInputFiles } from '../input-files';
 import {
   IstioTranslationError,
   IstioYamlError,
   parseIstioYaml,
   translateIstio,
   type IstioResources,
+  type IstioTranslation,
 } from '@grpc-lb/istio';
+
+import type { CliCommand, CommandContext } from '../command';
+import { InputError, UsageError } from '../errors';
+import { defaultHost, namedHosts } from '../hosts';
+import { readInputFiles } from '../input-files';
 import { oneLine, writeJson, writeWarnings } from '../output';
 
 const TRANSLATE = 'grpc-lb istio translate';
@@ -53,7 +55,7 @@ async function translate(context: CommandContext, options: TranslateOptions): Pr
     throw new InputError(`no VirtualService or DestinationRule (networking.istio.io) in ${names}`);
   }
   const host = options.host ?? defaultHost(resources, TRANSLATE, options.namespace);
-  let translation;
+  let translation: IstioTranslation;
   try {
     translation = translateIstio({
       host,
