@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 
-import { assertOneErrorLine, grpcLb } from './testing/run-bin';
+import { assertOneErrorLine, grpcLb, LAUNCHER } from './testing/run-bin';
 
 const dir = mkdtempSync(join(tmpdir(), 'grpc-lb-cli-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -49,6 +49,13 @@ describe('grpc-lb: help', () => {
     const run = grpcLb(['--version']);
     assert.equal(run.code, 0);
     assert.match(run.stdout, /^\d+\.\d+\.\d+\n$/);
+  });
+
+  test("the package's bin (bin/grpc-lb.js) runs the same program, exit codes included", () => {
+    const version = grpcLb(['--version'], '', LAUNCHER);
+    assert.equal(version.code, 0, version.stderr);
+    assert.equal(version.stdout, grpcLb(['--version']).stdout);
+    assert.equal(grpcLb(['frobnicate'], '', LAUNCHER).code, 2);
   });
 
   test('no command prints the usage on stderr, exit 2', () => {

@@ -11,9 +11,12 @@ export interface Run {
   readonly stderr: string;
 }
 
-/** Runs `node dist/bin.js …args` with `stdin` as its input and waits for it to exit. */
-export function grpcLb(args: readonly string[], stdin = ''): Run {
-  const result = spawnSync(process.execPath, [BIN, ...args], {
+/** The launcher the package's `grpc-lb` bin points at (it runs dist/bin.js). */
+export const LAUNCHER = join(__dirname, '..', '..', 'bin', 'grpc-lb.js');
+
+/** Runs `node dist/bin.js …args` (or another script) with `stdin` as its input and waits for it to exit. */
+export function grpcLb(args: readonly string[], stdin = '', script = BIN): Run {
+  const result = spawnSync(process.execPath, [script, ...args], {
     input: stdin,
     encoding: 'utf8',
     timeout: 30_000,
