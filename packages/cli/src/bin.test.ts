@@ -103,6 +103,12 @@ describe('grpc-lb: usage errors exit 2 with one line', () => {
     assert.match(assertOneErrorLine(run), /too many arguments/);
   });
 
+  test('a stray help after a command without subcommands', () => {
+    const run = grpcLb(['istio', 'translate', '-f', 'x.yaml', 'help']);
+    assert.equal(run.code, 2);
+    assert.match(assertOneErrorLine(run), /too many arguments/);
+  });
+
   test('stdin given twice', () => {
     const run = grpcLb(['istio', 'translate', '-f', '-', '-f', '-']);
     assert.equal(run.code, 2);

@@ -29,17 +29,16 @@ function allCommands(command: Command): Command[] {
 describe('the grpc-lb program', () => {
   test('every command has a description and a --help that exits 0 on stdout', async () => {
     const program = createProgram({ io: memoryIo() });
-    const paths = allCommands(program)
-      .filter((c) => c.name() !== 'help')
-      .map((c) => {
-        assert.notEqual(c.description(), '', `${commandPath(c)} has a description`);
-        return commandPath(c).split(' ').slice(1);
-      });
-    assert.ok(paths.some((p) => p.join(' ') === 'istio translate'));
-    for (const path of paths) {
+    const commands = allCommands(program).filter((c) => c.name() !== 'help');
+    assert.ok(commands.some((c) => commandPath(c) === 'grpc-lb istio translate'));
+    for (const command of commands) {
+      const path = commandPath(command);
+      assert.notEqual(command.description(), '', `${path} has a description`);
       const io = memoryIo();
-      assert.equal(await runCli([...path, '--help'], io), 0, path.join(' '));
-      assert.match(io.out, new RegExp(`^Usage: ${['grpc-lb', ...path].join(' ')} `));
+      assert.equal(await runCli([...path.split(' ').slice(1), '--help'], io), 0, path);
+      assert.match(io.out, new RegExp(`^Usage: ${path} `));
+      // `help <command>` only where there are commands to name.
+      assert.equal(/\nCommands:/.test(io.out), command.commands.length > 0, path);
       assert.equal(io.err, '');
     }
   });

@@ -30,9 +30,12 @@ export function commandPath(command: Command): string {
  * (commander's own printing of it is silenced; `runCli` prints one line).
  */
 function applySettings(command: Command, io: CliIo): void {
+  command.helpOption('-h, --help', 'print this help');
+  // Only a command with subcommands gets `help <subcommand>`; on a leaf, `help` is a stray argument.
+  if (command.commands.length > 0) {
+    command.helpCommand('help [command]', 'print the help of a command');
+  }
   command
-    .helpOption('-h, --help', 'print this help')
-    .helpCommand('help [command]', 'print the help of a command')
     .configureOutput({
       writeOut: (text) => io.writeOut(text),
       writeErr: (text) => io.writeErr(text),
