@@ -1,0 +1,5 @@
+import type { CliCommand } from './command';
+import { istioCommand } from './commands/istio';
+
+/** Every top-level command of `grpc-lb`, in the order `grpc-lb --help` lists them. */
+export const COMMANDS: readonly CliCommand[] = [istioCommand];
