@@ -214,3 +214,69 @@ describe('host matching', () => {
     assert.ok(!t.warnings.some((w) => w.includes('exportTo')));
   });
 });
+
+describe('warnings', () => {
+  test('every warning names its resource and a field path in it', () => {
+    const result = translateIstio({
+      host: 'hello2',
+      namespace: 'prod',
+      virtualServices: [
+        vs({
+          hosts: ['hello2'],
+          exportTo: ['.'],
+          tcp: [{ route: [{ destination: { host: 'hello2' } }] }],
+          http: [
+            {
+              match: [
+                { uri: { exact: '/healthz' } },
+                {
+                  uri: { regex: '/a\\..*' },
+                  sourceLabels: { app: 'x' },
+                  headers: { ':authority': { exact: 'a' } },
+                },
+              ],
+              route: [dest('v1', 50), dest('v9', 25), dest('v2', 25, 'hello3')],
+              timeout: '1s',
+              retries: { attempts: 9, perTryTimeout: '1s', retryOn: 'reset,retriable-4xx' },
+              fault: { abort: { httpStatus: 500 } },
+              mirror: { host: 'hello2' },
+              rewrite: { uri: '/b' },
+              headers: { request: { add: { a: 'b' } } },
+              corsPolicy: {},
+            },
+            { redirect: { uri: '/c' } },
+            { delegate: { name: 'other' } },
+          ],
+        }),
+        vs({ hosts: ['hello4'], http: [] }, 'hello4'),
+      ],
+      destinationRules: [
+        dr({
+          host: 'hello2',
+          workloadSelector: { matchLabels: { app: 'hello1' } },
+          subsets: [...SUBSETS, { name: 'v1', labels: {} }],
+          trafficPolicy: {
+            loadBalancer: { simple: 'PASSTHROUGH', consistentHash: { useSourceIp: true } },
+            connectionPool: { tcp: { maxConnections: 1 } },
+            outlierDetection: {
+              consecutive5xxErrors: 9,
+              consecutiveGatewayErrors: 1,
+              minHealthPercent: 50,
+              splitExternalLocalOriginErrors: true,
+            },
+            tls: { mode: 'ISTIO_MUTUAL' },
+            portLevelSettings: [],
+          },
+        }),
+      ],
+    });
+    assert.ok(result.warnings.length >= 20, `${result.warnings.length} warnings`);
+    for (const warning of result.warnings) {
+      assert.match(
+        warning,
+        /^(VirtualService|DestinationRule) prod\/hello\d: [a-zA-Z][\w.[\]:-]*: \S/,
+        warning,
+      );
+    }
+  });
+});

@@ -480,7 +480,7 @@ describe('timeouts and retries → methodConfig', () => {
       { route: [to('v1')], timeout: '5s' },
     );
     assert.deepEqual(result.serviceConfig['methodConfig'], [{ name: [{}], timeout: '5s' }]);
-    assert.deepEqual(fields(result), ['http[0]']);
+    assert.deepEqual(fields(result), ['http[0].match[0]']);
     assert.match(
       result.warnings[0]!,
       /timeout cannot be limited to the calls this match block selects \(it matches on headers/,
@@ -520,7 +520,7 @@ describe('timeouts and retries → methodConfig', () => {
     assert.deepEqual(result.serviceConfig['methodConfig'], [
       { name: [{ service: 'helloworld.Greeter', method: 'SayHello' }], timeout: '2s' },
     ]);
-    assert.deepEqual(fields(result), ['http[0]']);
+    assert.deepEqual(fields(result), ['http[0].match[0]']);
     accepts(t, result);
   });
 
@@ -530,7 +530,7 @@ describe('timeouts and retries → methodConfig', () => {
       { match: [{ uri: { regex: '/.*/Say.*' } }], route: [to('v2')], retries: { attempts: 1 } },
     );
     assert.equal(result.serviceConfig['methodConfig'], undefined);
-    assert.deepEqual(fields(result), ['http[0]', 'http[1]']);
+    assert.deepEqual(fields(result), ['http[0].match[0]', 'http[1].match[0]']);
   });
 
   test('several match blocks share one method config with every name they cover', (t) => {

@@ -37,6 +37,8 @@ export interface RoutePolicy {
 export interface HttpRoute {
   readonly at: At;
   readonly routes: TrafficRoute[];
+  /** Where each of `routes` comes from: its match block, or the route when it has none. */
+  readonly sources: At[];
   readonly policy: RoutePolicy | undefined;
 }
 
@@ -262,8 +264,10 @@ export function translateHttpRoutes(at: At, value: unknown, ctx: RouteContext): 
     }
     const policy = policyOf(hat, http);
     const routes: TrafficRoute[] = [];
+    const sources: At[] = [];
     if (http['match'] === undefined) {
       routes.push({ name: unique(base, names), split });
+      sources.push(hat);
     } else {
       const blocks = hat.key('match').list(http['match']);
       blocks.forEach((rawBlock, j) => {
@@ -277,13 +281,14 @@ export function translateHttpRoutes(at: At, value: unknown, ctx: RouteContext): 
             : `${base}.${typeof blockName === 'string' && blockName ? blockName : `match[${j}]`}`;
         const empty = Object.keys(match).length === 0;
         routes.push({ name: unique(name, names), ...(empty ? {} : { match }), split: [...split] });
+        sources.push(mat);
       });
       if (routes.length === 0) {
         hat.key('match').note('no match block is left: this route is left out');
         return;
       }
     }
-    result.push({ at: hat, routes, policy });
+    result.push({ at: hat, routes, sources, policy });
   });
   return result;
 }
