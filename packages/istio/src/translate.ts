@@ -2,6 +2,7 @@
  * VirtualService + DestinationRule → a service config with one
  * `grpc-lb.traffic_split` policy and `methodConfig` entries, for one host.
  */
+import { checkServiceConfig, ConfigError, parseTrafficSplitConfig } from '@grpc-lb/core';
 import { translateDestinationRules, type TranslatedSubset } from './destination-rule';
 import { IstioTranslationError } from './errors';
 import { At, describe, isObject, otherFields, type Json } from './fields';
@@ -79,6 +80,20 @@ function parseIn(at: At, text: string, namespace: string | undefined): HostName 
   const parsed = parseHostName(text, namespace);
   if (!parsed) at.fail(`"${text}" is not a host name`);
   return parsed;
+}
+
+/** Why the traffic split would refuse `pattern` as a route regex (core compiles it as it will). */
+function regexProblem(pattern: string): string | undefined {
+  try {
+    parseTrafficSplitConfig({
+      subsets: [{ name: 'all' }],
+      routes: [{ match: { regex: pattern }, split: [{ subset: 'all', weight: 1 }] }],
+    });
+    return undefined;
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problem;
+    throw error;
+  }
 }
 
 export function translateIstio(input: IstioTranslationInput): IstioTranslation {
@@ -194,6 +209,7 @@ export function translateIstio(input: IstioTranslationInput): IstioTranslation {
       },
       hasSubset: (name) => subsets.some((s) => s.name === name),
       everyEndpoint: everyEndpointName,
+      regexProblem,
     });
     if (httpRoutes.length === 0) {
       at.key('http').fail(
@@ -228,6 +244,18 @@ export function translateIstio(input: IstioTranslationInput): IstioTranslation {
   };
   const methods = methodConfigs(httpRoutes);
   if (methods.length > 0) serviceConfig['methodConfig'] = methods;
+  // Every field is checked as it is read; this catches what slips through, before a client sees it.
+  try {
+    checkServiceConfig(serviceConfig, `translation for ${shown}`);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new IstioTranslationError(
+      'BAD_RESOURCE',
+      [service?.at.resource, ...rules.map((r) => r.at.resource)].filter(Boolean).join(', '),
+      '',
+      `the translated config is refused: ${error.message}`,
+    );
+  }
   const used = [...(service ? [service.at.resource] : []), ...rules.map((r) => r.at.resource)];
   return { serviceConfig, warnings, used };
 }

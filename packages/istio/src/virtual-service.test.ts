@@ -190,6 +190,34 @@ describe('VirtualService http routes → traffic split routes', () => {
     );
   });
 
+  test('a regex the client cannot use (not RE2) is an error naming the field', () => {
+    for (const [match, field] of [
+      [{ uri: { regex: '/a(?=b)' } }, 'http[0].match[0].uri.regex'],
+      [{ headers: { 'x-user': { regex: '(a|b' } } }, 'http[0].match[0].headers.x-user.regex'],
+    ] as const) {
+      assert.throws(
+        () => translate({ match: [match], route: [to('v1')] }),
+        (e: unknown) =>
+          e instanceof IstioTranslationError &&
+          e.code === 'BAD_RESOURCE' &&
+          e.field === field &&
+          /RE2/.test(e.problem),
+      );
+    }
+  });
+
+  test('anything else the client would refuse is an error naming the resources and the config field', () => {
+    assert.throws(
+      () => translate({ match: [{ headers: { '': { exact: 'a' } } }], route: [to('v1')] }),
+      (e: unknown) =>
+        e instanceof IstioTranslationError &&
+        e.code === 'BAD_RESOURCE' &&
+        e.resource === 'VirtualService prod/hello2, DestinationRule prod/hello2' &&
+        e.problem.startsWith('the translated config is refused: ') &&
+        e.problem.includes('routes[0].match.headers[0].name'),
+    );
+  });
+
   test('a weight that is not a number is an error naming the field', () => {
     assert.throws(
       () => translate({ route: [{ destination: { host: 'hello2', subset: 'v1' }, weight: '30' }] }),

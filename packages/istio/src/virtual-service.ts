@@ -49,6 +49,8 @@ export interface RouteContext {
   hasSubset(name: string): boolean;
   /** The name of the subset of every endpoint (a destination without a subset). */
   everyEndpoint(): string;
+  /** Why the client cannot use a regex (not RE2, or too large), or undefined when it can. */
+  regexProblem(pattern: string): string | undefined;
 }
 
 /** A full gRPC method path, as a VirtualService `uri` names one. */
@@ -98,7 +100,12 @@ function stringMatch(
 }
 
 /** One match block, or undefined when no gRPC call can match it (with a warning saying why). */
-function matchBlock(at: At, value: unknown): RouteMatch | undefined {
+function matchBlock(at: At, value: unknown, ctx: RouteContext): RouteMatch | undefined {
+  const regex = (where: At, pattern: string): string => {
+    const problem = ctx.regexProblem(pattern);
+    if (problem !== undefined) where.fail(problem);
+    return pattern;
+  };
   const m = at.object(value);
   for (const key of otherFields(m, ['name', 'uri', 'headers'])) {
     at.key(key).note(MATCH_NOTES[key] ?? 'not applied by the client');
@@ -123,7 +130,7 @@ function matchBlock(at: At, value: unknown): RouteMatch | undefined {
       }
       if (uri.value !== '/') match.prefix = uri.value;
     } else if (uri?.kind === 'regex') {
-      match.regex = uri.value;
+      match.regex = regex(at.key('uri.regex'), uri.value);
     }
   }
   if (m['headers'] !== undefined) {
@@ -141,7 +148,7 @@ function matchBlock(at: At, value: unknown): RouteMatch | undefined {
       if (sm === undefined) headers.push({ name, present: true });
       else if (sm.kind === 'exact') headers.push({ name, exact: sm.value });
       else if (sm.kind === 'prefix') headers.push({ name, prefix: sm.value });
-      else headers.push({ name, regex: sm.value });
+      else headers.push({ name, regex: regex(hat.key('regex'), sm.value) });
     }
     if (headers.length > 0) match.headers = headers;
   }
@@ -151,7 +158,6 @@ function matchBlock(at: At, value: unknown): RouteMatch | undefined {
 function splitOf(at: At, value: unknown, ctx: RouteContext): SplitTarget[] {
   const list = at.list(value);
   const weights = new Map<string, number>();
-  const dropped: string[] = [];
   list.forEach((raw, i) => {
     const dat = at.index(i);
     const d = dat.object(raw);
@@ -180,7 +186,6 @@ function splitOf(at: At, value: unknown, ctx: RouteContext): SplitTarget[] {
           `${host} is another host: a channel balances one service, so this destination (weight ${weight}) is left out` +
             (list.length > 1 ? ' and its share goes to the other destinations' : ''),
         );
-      dropped.push(host);
       return;
     }
     let subset: string;
@@ -272,7 +277,7 @@ export function translateHttpRoutes(at: At, value: unknown, ctx: RouteContext): 
       const blocks = hat.key('match').list(http['match']);
       blocks.forEach((rawBlock, j) => {
         const mat = hat.key('match').index(j);
-        const match = matchBlock(mat, rawBlock);
+        const match = matchBlock(mat, rawBlock, ctx);
         if (!match) return;
         const blockName = mat.object(rawBlock)['name'];
         const name =
