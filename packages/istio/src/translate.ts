@@ -21,7 +21,7 @@ export interface IstioTranslationInput {
 }
 
 export interface IstioTranslation {
-  /** A service config for the client's channel (validate it with `checkServiceConfig`). */
+  /** A service config for the client's channel, checked with core's `checkServiceConfig`. */
   readonly serviceConfig: Record<string, unknown>;
   /** Every field not carried over, each naming its resource and field path. */
   readonly warnings: string[];
