@@ -157,6 +157,32 @@ describe('host matching', () => {
     );
   });
 
+  test('a resource whose host is not a host name is named and not used; the others still apply', () => {
+    const t = translate([
+      vs({ hosts: ['hello_2'], ...route }, 'bad'),
+      vs({ hosts: ['hello2'], ...route }),
+    ]);
+    assert.deepEqual(t.used, ['VirtualService prod/hello2', 'DestinationRule prod/hello2']);
+    assert.ok(
+      t.warnings.includes(
+        'VirtualService prod/bad: hosts[0]: "hello_2" is not a host name: it names no service',
+      ),
+    );
+  });
+
+  test('a resource that is not an object is an error naming its kind', () => {
+    assert.throws(
+      () =>
+        translateIstio({
+          host: 'hello2',
+          virtualServices: [null as unknown as object],
+          destinationRules: [],
+        }),
+      (e: unknown) =>
+        e instanceof IstioTranslationError && e.resource === 'VirtualService (unnamed)',
+    );
+  });
+
   test('a host and a namespace that disagree are an error naming both', () => {
     assert.throws(
       () =>

@@ -62,10 +62,11 @@ function readResource(
   clientNamespace: string | undefined,
   warnings: string[],
 ): Found {
-  const resource = raw as Json;
-  const name = resourceName(resource, kind);
-  const at = new At(name, '', warnings);
-  if (!isObject(resource)) at.fail('expected an object');
+  if (!isObject(raw)) {
+    throw new IstioTranslationError('BAD_RESOURCE', `${kind} (unnamed)`, '', 'expected an object');
+  }
+  const resource: Json = raw;
+  const at = new At(resourceName(resource, kind), '', warnings);
   if (resource['kind'] !== undefined && resource['kind'] !== kind) {
     at.fail(`expected kind ${kind}, got ${describe(resource['kind'])}`);
   }
@@ -76,9 +77,11 @@ function readResource(
   return { at, spec, namespace };
 }
 
-function parseIn(at: At, text: string, namespace: string | undefined): HostName {
+/** A resource's host, or undefined (with a warning) when it is not a host name. */
+function parseIn(at: At, value: unknown, namespace: string | undefined): HostName | undefined {
+  const text = at.string(value);
   const parsed = parseHostName(text, namespace);
-  if (!parsed) at.fail(`"${text}" is not a host name`);
+  if (!parsed) at.note(`"${text}" is not a host name: it names no service`);
   return parsed;
 }
 
@@ -121,7 +124,8 @@ export function translateIstio(input: IstioTranslationInput): IstioTranslation {
   for (const raw of input.destinationRules) {
     const found = readResource(raw, 'DestinationRule', clientNamespace, warnings);
     const hostAt = found.at.key('host');
-    const ruleHost = parseIn(hostAt, hostAt.string(found.spec['host']), found.namespace);
+    const ruleHost = parseIn(hostAt, found.spec['host'], found.namespace);
+    if (!ruleHost) continue;
     if (!hostCovers(ruleHost, host)) {
       hostAt.note(`${showHost(ruleHost)} is not ${shown}: not used`);
       continue;
@@ -136,7 +140,8 @@ export function translateIstio(input: IstioTranslationInput): IstioTranslation {
     const hostsAt = found.at.key('hosts');
     const hosts = hostsAt
       .list(found.spec['hosts'] ?? [])
-      .map((h, i) => parseIn(hostsAt.index(i), hostsAt.index(i).string(h), found.namespace));
+      .map((h, i) => parseIn(hostsAt.index(i), h, found.namespace))
+      .filter((h): h is HostName => h !== undefined);
     if (!hosts.some((h) => hostCovers(h, host))) {
       hostsAt.note(
         `${hosts.map(showHost).join(', ') || '(none)'} do${hosts.length === 1 ? 'es' : ''} not include ${shown}: not used`,
