@@ -47,13 +47,13 @@ export function methodConfigs(routes: readonly HttpRoute[]): Json[] {
   const entries: { scope: Scope; route: HttpRoute }[] = [];
   for (const route of routes) {
     route.routes.forEach((traffic, j) => {
-      const where = route.routes.length > 1 ? route.at.key('match').index(j) : route.at;
+      const where = route.sources[j] ?? route.at;
       const found = scopeOf(traffic.match);
       if ('why' in found) {
         if (route.policy) {
           where.note(
             `the route's ${settingsOf(route)} cannot be limited to the calls this match block selects (${found.why}): ` +
-              'not applied to them; they get the settings of the first route without headers that covers their method, if any',
+              "not applied to them (a later route's settings for their method, if any, apply instead)",
           );
         }
         return;

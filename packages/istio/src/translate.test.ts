@@ -157,6 +157,32 @@ describe('host matching', () => {
     );
   });
 
+  test('a resource whose host is not a host name is named and not used; the others still apply', () => {
+    const t = translate([
+      vs({ hosts: ['hello_2'], ...route }, 'bad'),
+      vs({ hosts: ['hello2'], ...route }),
+    ]);
+    assert.deepEqual(t.used, ['VirtualService prod/hello2', 'DestinationRule prod/hello2']);
+    assert.ok(
+      t.warnings.includes(
+        'VirtualService prod/bad: hosts[0]: "hello_2" is not a host name: it names no service',
+      ),
+    );
+  });
+
+  test('a resource that is not an object is an error naming its kind', () => {
+    assert.throws(
+      () =>
+        translateIstio({
+          host: 'hello2',
+          virtualServices: [null as unknown as object],
+          destinationRules: [],
+        }),
+      (e: unknown) =>
+        e instanceof IstioTranslationError && e.resource === 'VirtualService (unnamed)',
+    );
+  });
+
   test('a host and a namespace that disagree are an error naming both', () => {
     assert.throws(
       () =>
@@ -212,5 +238,71 @@ describe('host matching', () => {
   test('exportTo "*" needs no note', () => {
     const t = translate([vs({ hosts: ['hello2'], exportTo: ['*'], ...route })]);
     assert.ok(!t.warnings.some((w) => w.includes('exportTo')));
+  });
+});
+
+describe('warnings', () => {
+  test('every warning names its resource and a field path in it', () => {
+    const result = translateIstio({
+      host: 'hello2',
+      namespace: 'prod',
+      virtualServices: [
+        vs({
+          hosts: ['hello2'],
+          exportTo: ['.'],
+          tcp: [{ route: [{ destination: { host: 'hello2' } }] }],
+          http: [
+            {
+              match: [
+                { uri: { exact: '/healthz' } },
+                {
+                  uri: { regex: '/a\\..*' },
+                  sourceLabels: { app: 'x' },
+                  headers: { ':authority': { exact: 'a' } },
+                },
+              ],
+              route: [dest('v1', 50), dest('v9', 25), dest('v2', 25, 'hello3')],
+              timeout: '1s',
+              retries: { attempts: 9, perTryTimeout: '1s', retryOn: 'reset,retriable-4xx' },
+              fault: { abort: { httpStatus: 500 } },
+              mirror: { host: 'hello2' },
+              rewrite: { uri: '/b' },
+              headers: { request: { add: { a: 'b' } } },
+              corsPolicy: {},
+            },
+            { redirect: { uri: '/c' } },
+            { delegate: { name: 'other' } },
+          ],
+        }),
+        vs({ hosts: ['hello4'], http: [] }, 'hello4'),
+      ],
+      destinationRules: [
+        dr({
+          host: 'hello2',
+          workloadSelector: { matchLabels: { app: 'hello1' } },
+          subsets: [...SUBSETS, { name: 'v1', labels: {} }],
+          trafficPolicy: {
+            loadBalancer: { simple: 'PASSTHROUGH', consistentHash: { useSourceIp: true } },
+            connectionPool: { tcp: { maxConnections: 1 } },
+            outlierDetection: {
+              consecutive5xxErrors: 9,
+              consecutiveGatewayErrors: 1,
+              minHealthPercent: 50,
+              splitExternalLocalOriginErrors: true,
+            },
+            tls: { mode: 'ISTIO_MUTUAL' },
+            portLevelSettings: [],
+          },
+        }),
+      ],
+    });
+    assert.ok(result.warnings.length >= 20, `${result.warnings.length} warnings`);
+    for (const warning of result.warnings) {
+      assert.match(
+        warning,
+        /^(VirtualService|DestinationRule) prod\/hello\d: [a-zA-Z][\w.[\]:-]*: \S/,
+        warning,
+      );
+    }
   });
 });

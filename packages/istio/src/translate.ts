@@ -2,6 +2,7 @@
  * VirtualService + DestinationRule → a service config with one
  * `grpc-lb.traffic_split` policy and `methodConfig` entries, for one host.
  */
+import { checkServiceConfig, ConfigError, parseTrafficSplitConfig } from '@grpc-lb/core';
 import { translateDestinationRules, type TranslatedSubset } from './destination-rule';
 import { IstioTranslationError } from './errors';
 import { At, describe, isObject, otherFields, type Json } from './fields';
@@ -20,7 +21,7 @@ export interface IstioTranslationInput {
 }
 
 export interface IstioTranslation {
-  /** A service config for the client's channel (validate it with `checkServiceConfig`). */
+  /** A service config for the client's channel, checked with core's `checkServiceConfig`. */
   readonly serviceConfig: Record<string, unknown>;
   /** Every field not carried over, each naming its resource and field path. */
   readonly warnings: string[];
@@ -61,10 +62,11 @@ function readResource(
   clientNamespace: string | undefined,
   warnings: string[],
 ): Found {
-  const resource = raw as Json;
-  const name = resourceName(resource, kind);
-  const at = new At(name, '', warnings);
-  if (!isObject(resource)) at.fail('expected an object');
+  if (!isObject(raw)) {
+    throw new IstioTranslationError('BAD_RESOURCE', `${kind} (unnamed)`, '', 'expected an object');
+  }
+  const resource: Json = raw;
+  const at = new At(resourceName(resource, kind), '', warnings);
   if (resource['kind'] !== undefined && resource['kind'] !== kind) {
     at.fail(`expected kind ${kind}, got ${describe(resource['kind'])}`);
   }
@@ -75,10 +77,26 @@ function readResource(
   return { at, spec, namespace };
 }
 
-function parseIn(at: At, text: string, namespace: string | undefined): HostName {
+/** A resource's host, or undefined (with a warning) when it is not a host name. */
+function parseIn(at: At, value: unknown, namespace: string | undefined): HostName | undefined {
+  const text = at.string(value);
   const parsed = parseHostName(text, namespace);
-  if (!parsed) at.fail(`"${text}" is not a host name`);
+  if (!parsed) at.note(`"${text}" is not a host name: it names no service`);
   return parsed;
+}
+
+/** Why the traffic split would refuse `pattern` as a route regex (core compiles it as it will). */
+function regexProblem(pattern: string): string | undefined {
+  try {
+    parseTrafficSplitConfig({
+      subsets: [{ name: 'all' }],
+      routes: [{ match: { regex: pattern }, split: [{ subset: 'all', weight: 1 }] }],
+    });
+    return undefined;
+  } catch (error) {
+    if (error instanceof ConfigError) return error.problem;
+    throw error;
+  }
 }
 
 export function translateIstio(input: IstioTranslationInput): IstioTranslation {
@@ -106,7 +124,8 @@ export function translateIstio(input: IstioTranslationInput): IstioTranslation {
   for (const raw of input.destinationRules) {
     const found = readResource(raw, 'DestinationRule', clientNamespace, warnings);
     const hostAt = found.at.key('host');
-    const ruleHost = parseIn(hostAt, hostAt.string(found.spec['host']), found.namespace);
+    const ruleHost = parseIn(hostAt, found.spec['host'], found.namespace);
+    if (!ruleHost) continue;
     if (!hostCovers(ruleHost, host)) {
       hostAt.note(`${showHost(ruleHost)} is not ${shown}: not used`);
       continue;
@@ -121,7 +140,8 @@ export function translateIstio(input: IstioTranslationInput): IstioTranslation {
     const hostsAt = found.at.key('hosts');
     const hosts = hostsAt
       .list(found.spec['hosts'] ?? [])
-      .map((h, i) => parseIn(hostsAt.index(i), hostsAt.index(i).string(h), found.namespace));
+      .map((h, i) => parseIn(hostsAt.index(i), h, found.namespace))
+      .filter((h): h is HostName => h !== undefined);
     if (!hosts.some((h) => hostCovers(h, host))) {
       hostsAt.note(
         `${hosts.map(showHost).join(', ') || '(none)'} do${hosts.length === 1 ? 'es' : ''} not include ${shown}: not used`,
@@ -194,6 +214,7 @@ export function translateIstio(input: IstioTranslationInput): IstioTranslation {
       },
       hasSubset: (name) => subsets.some((s) => s.name === name),
       everyEndpoint: everyEndpointName,
+      regexProblem,
     });
     if (httpRoutes.length === 0) {
       at.key('http').fail(
@@ -228,6 +249,18 @@ export function translateIstio(input: IstioTranslationInput): IstioTranslation {
   };
   const methods = methodConfigs(httpRoutes);
   if (methods.length > 0) serviceConfig['methodConfig'] = methods;
+  // Every field is checked as it is read; this catches what slips through, before a client sees it.
+  try {
+    checkServiceConfig(serviceConfig, `translation for ${shown}`);
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    throw new IstioTranslationError(
+      'BAD_RESOURCE',
+      [service?.at.resource, ...rules.map((r) => r.at.resource)].filter(Boolean).join(', '),
+      '',
+      `the translated config is refused: ${error.message}`,
+    );
+  }
   const used = [...(service ? [service.at.resource] : []), ...rules.map((r) => r.at.resource)];
   return { serviceConfig, warnings, used };
 }

@@ -190,6 +190,34 @@ describe('VirtualService http routes → traffic split routes', () => {
     );
   });
 
+  test('a regex the client cannot use (not RE2) is an error naming the field', () => {
+    for (const [match, field] of [
+      [{ uri: { regex: '/a(?=b)' } }, 'http[0].match[0].uri.regex'],
+      [{ headers: { 'x-user': { regex: '(a|b' } } }, 'http[0].match[0].headers.x-user.regex'],
+    ] as const) {
+      assert.throws(
+        () => translate({ match: [match], route: [to('v1')] }),
+        (e: unknown) =>
+          e instanceof IstioTranslationError &&
+          e.code === 'BAD_RESOURCE' &&
+          e.field === field &&
+          /RE2/.test(e.problem),
+      );
+    }
+  });
+
+  test('anything else the client would refuse is an error naming the resources and the config field', () => {
+    assert.throws(
+      () => translate({ match: [{ headers: { '': { exact: 'a' } } }], route: [to('v1')] }),
+      (e: unknown) =>
+        e instanceof IstioTranslationError &&
+        e.code === 'BAD_RESOURCE' &&
+        e.resource === 'VirtualService prod/hello2, DestinationRule prod/hello2' &&
+        e.problem.startsWith('the translated config is refused: ') &&
+        e.problem.includes('routes[0].match.headers[0].name'),
+    );
+  });
+
   test('a weight that is not a number is an error naming the field', () => {
     assert.throws(
       () => translate({ route: [{ destination: { host: 'hello2', subset: 'v1' }, weight: '30' }] }),
@@ -480,7 +508,7 @@ describe('timeouts and retries → methodConfig', () => {
       { route: [to('v1')], timeout: '5s' },
     );
     assert.deepEqual(result.serviceConfig['methodConfig'], [{ name: [{}], timeout: '5s' }]);
-    assert.deepEqual(fields(result), ['http[0]']);
+    assert.deepEqual(fields(result), ['http[0].match[0]']);
     assert.match(
       result.warnings[0]!,
       /timeout cannot be limited to the calls this match block selects \(it matches on headers/,
@@ -520,7 +548,7 @@ describe('timeouts and retries → methodConfig', () => {
     assert.deepEqual(result.serviceConfig['methodConfig'], [
       { name: [{ service: 'helloworld.Greeter', method: 'SayHello' }], timeout: '2s' },
     ]);
-    assert.deepEqual(fields(result), ['http[0]']);
+    assert.deepEqual(fields(result), ['http[0].match[0]']);
     accepts(t, result);
   });
 
@@ -530,7 +558,7 @@ describe('timeouts and retries → methodConfig', () => {
       { match: [{ uri: { regex: '/.*/Say.*' } }], route: [to('v2')], retries: { attempts: 1 } },
     );
     assert.equal(result.serviceConfig['methodConfig'], undefined);
-    assert.deepEqual(fields(result), ['http[0]', 'http[1]']);
+    assert.deepEqual(fields(result), ['http[0].match[0]', 'http[1].match[0]']);
   });
 
   test('several match blocks share one method config with every name they cover', (t) => {

@@ -37,6 +37,8 @@ export interface RoutePolicy {
 export interface HttpRoute {
   readonly at: At;
   readonly routes: TrafficRoute[];
+  /** Where each of `routes` comes from: its match block, or the route when it has none. */
+  readonly sources: At[];
   readonly policy: RoutePolicy | undefined;
 }
 
@@ -47,6 +49,8 @@ export interface RouteContext {
   hasSubset(name: string): boolean;
   /** The name of the subset of every endpoint (a destination without a subset). */
   everyEndpoint(): string;
+  /** Why the client cannot use a regex (not RE2, or too large), or undefined when it can. */
+  regexProblem(pattern: string): string | undefined;
 }
 
 /** A full gRPC method path, as a VirtualService `uri` names one. */
@@ -96,7 +100,12 @@ function stringMatch(
 }
 
 /** One match block, or undefined when no gRPC call can match it (with a warning saying why). */
-function matchBlock(at: At, value: unknown): RouteMatch | undefined {
+function matchBlock(at: At, value: unknown, ctx: RouteContext): RouteMatch | undefined {
+  const regex = (where: At, pattern: string): string => {
+    const problem = ctx.regexProblem(pattern);
+    if (problem !== undefined) where.fail(problem);
+    return pattern;
+  };
   const m = at.object(value);
   for (const key of otherFields(m, ['name', 'uri', 'headers'])) {
     at.key(key).note(MATCH_NOTES[key] ?? 'not applied by the client');
@@ -121,7 +130,7 @@ function matchBlock(at: At, value: unknown): RouteMatch | undefined {
       }
       if (uri.value !== '/') match.prefix = uri.value;
     } else if (uri?.kind === 'regex') {
-      match.regex = uri.value;
+      match.regex = regex(at.key('uri.regex'), uri.value);
     }
   }
   if (m['headers'] !== undefined) {
@@ -139,7 +148,7 @@ function matchBlock(at: At, value: unknown): RouteMatch | undefined {
       if (sm === undefined) headers.push({ name, present: true });
       else if (sm.kind === 'exact') headers.push({ name, exact: sm.value });
       else if (sm.kind === 'prefix') headers.push({ name, prefix: sm.value });
-      else headers.push({ name, regex: sm.value });
+      else headers.push({ name, regex: regex(hat.key('regex'), sm.value) });
     }
     if (headers.length > 0) match.headers = headers;
   }
@@ -149,7 +158,6 @@ function matchBlock(at: At, value: unknown): RouteMatch | undefined {
 function splitOf(at: At, value: unknown, ctx: RouteContext): SplitTarget[] {
   const list = at.list(value);
   const weights = new Map<string, number>();
-  const dropped: string[] = [];
   list.forEach((raw, i) => {
     const dat = at.index(i);
     const d = dat.object(raw);
@@ -178,7 +186,6 @@ function splitOf(at: At, value: unknown, ctx: RouteContext): SplitTarget[] {
           `${host} is another host: a channel balances one service, so this destination (weight ${weight}) is left out` +
             (list.length > 1 ? ' and its share goes to the other destinations' : ''),
         );
-      dropped.push(host);
       return;
     }
     let subset: string;
@@ -262,13 +269,15 @@ export function translateHttpRoutes(at: At, value: unknown, ctx: RouteContext): 
     }
     const policy = policyOf(hat, http);
     const routes: TrafficRoute[] = [];
+    const sources: At[] = [];
     if (http['match'] === undefined) {
       routes.push({ name: unique(base, names), split });
+      sources.push(hat);
     } else {
       const blocks = hat.key('match').list(http['match']);
       blocks.forEach((rawBlock, j) => {
         const mat = hat.key('match').index(j);
-        const match = matchBlock(mat, rawBlock);
+        const match = matchBlock(mat, rawBlock, ctx);
         if (!match) return;
         const blockName = mat.object(rawBlock)['name'];
         const name =
@@ -277,13 +286,14 @@ export function translateHttpRoutes(at: At, value: unknown, ctx: RouteContext): 
             : `${base}.${typeof blockName === 'string' && blockName ? blockName : `match[${j}]`}`;
         const empty = Object.keys(match).length === 0;
         routes.push({ name: unique(name, names), ...(empty ? {} : { match }), split: [...split] });
+        sources.push(mat);
       });
       if (routes.length === 0) {
         hat.key('match').note('no match block is left: this route is left out');
         return;
       }
     }
-    result.push({ at: hat, routes, policy });
+    result.push({ at: hat, routes, sources, policy });
   });
   return result;
 }
