@@ -1,3 +1,4 @@
+import { hostCovers, parseHostName, showHost, type HostName } from '@grpc-lb/istio';
 import { UsageError } from './errors';
 
 /**
@@ -16,33 +17,20 @@ function field(value: unknown, key: string): unknown {
   return isObject(value) ? value[key] : undefined;
 }
 
-/** A host as written by one resource, and what it names. */
+/** A host as written by one resource, and what it names (Istio's reading, from `@grpc-lb/istio`). */
 interface WrittenHost {
   readonly written: string;
-  /** The Service and its namespace (undefined: a short name with no namespace known)… */
-  readonly service?: string;
-  readonly namespace?: string | undefined;
-  /** …or another name, lower case. */
-  readonly external?: string;
+  readonly host: HostName;
 }
 
+/** Wildcards and names Istio would not read are never candidates. */
 function readHost(written: string, namespace: string | undefined): WrittenHost | undefined {
-  const name = written.trim().toLowerCase().replace(/\.$/, '');
-  if (name === '' || name.includes('*')) return undefined;
-  const labels = name.split('.');
-  if (labels.length === 1) return { written, service: name, namespace };
-  if (labels.length === 2 || labels[2] === 'svc') {
-    return { written, service: labels[0]!, namespace: labels[1]! };
-  }
-  return { written, external: name };
+  const host = parseHostName(written, namespace);
+  return host === undefined || host.kind === 'wildcard' ? undefined : { written, host };
 }
 
 function sameHost(a: WrittenHost, b: WrittenHost): boolean {
-  if (a.external !== undefined || b.external !== undefined) return a.external === b.external;
-  return (
-    a.service === b.service &&
-    (a.namespace === undefined || b.namespace === undefined || a.namespace === b.namespace)
-  );
+  return hostCovers(a.host, b.host);
 }
 
 /** What `defaultHost` reads: the resources found in the files. */
@@ -120,9 +108,8 @@ export function defaultHost(
     );
   }
   if (matches.every((h) => h.written === matches[0]!.written)) return matches[0]!.written;
-  const withNamespace = matches.find((h) => h.namespace !== undefined);
-  if (withNamespace !== undefined) {
-    return `${withNamespace.service}.${withNamespace.namespace}.svc.cluster.local`;
-  }
-  return matches[0]!.external ?? matches[0]!.service!;
+  const withNamespace = matches.find(
+    (h) => h.host.kind === 'service' && h.host.namespace !== undefined,
+  );
+  return showHost((withNamespace ?? matches[0]!).host);
 }
