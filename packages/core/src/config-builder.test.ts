@@ -210,6 +210,57 @@ describe('trafficSplit().resilience()', () => {
     );
   });
 
+  test('routes by regex and header regex, and subsets picking by least request or at random', () => {
+    const built = trafficSplit()
+      .subset('v1', { version: 'v1' }, { policy: 'least_request' })
+      .subset('v2', { version: 'v2' }, { policy: 'random' })
+      .route(
+        {
+          regex: '/helloworld\\.Greeter/Say(Hello|Goodbye)',
+          headers: [{ name: 'x-user', regex: 'test-.*' }],
+        },
+        { v2: 100 },
+      )
+      .defaultRoute({ v1: 100 })
+      .build();
+    assert.deepEqual(built, {
+      'grpc-lb.traffic_split': {
+        subsets: [
+          { name: 'v1', labels: { version: 'v1' }, policy: 'least_request' },
+          { name: 'v2', labels: { version: 'v2' }, policy: 'random' },
+        ],
+        routes: [
+          {
+            match: {
+              regex: '/helloworld\\.Greeter/Say(Hello|Goodbye)',
+              headers: [{ name: 'x-user', regex: 'test-.*' }],
+            },
+            split: [{ subset: 'v2', weight: 100 }],
+          },
+          { split: [{ subset: 'v1', weight: 100 }] },
+        ],
+      },
+    });
+  });
+
+  test('a route regex that is not RE2 is refused, naming the field', () => {
+    rejects(
+      () =>
+        trafficSplit().subset('v1', {}).route({ regex: '/pkg\\.Svc/(?=Get).*' }, { v1: 1 }).build(),
+      `grpc-lb.traffic_split.routes[0].match.regex`,
+      /not a valid RE2 pattern/,
+    );
+    rejects(
+      () =>
+        trafficSplit()
+          .subset('v1', {})
+          .route({ headers: [{ name: 'x-user', regex: '(' }] }, { v1: 1 })
+          .build(),
+      `grpc-lb.traffic_split.routes[0].match.headers[0].regex`,
+      /not a valid RE2 pattern/,
+    );
+  });
+
   test('the split itself is still validated', () => {
     rejects(
       () =>

@@ -15,16 +15,28 @@
 import { LEAST_REQUEST_POLICY } from './least-request-config';
 import { ROUND_ROBIN_POLICY } from './round-robin-config';
 import { checkServiceConfig, parseOurPolicy } from './service-config';
-import { TRAFFIC_SPLIT_POLICY, type HeaderMatch, type SubsetPolicy } from './traffic-split-config';
+import { TRAFFIC_SPLIT_POLICY, type SubsetPolicy } from './traffic-split-config';
 import { WEIGHTED_ROUND_ROBIN_POLICY } from './weighted-round-robin-config';
 
 /** One `loadBalancingConfig` entry: `{ "<policy>": { … } }`. */
 export type LoadBalancingConfigJson = Readonly<Record<string, unknown>>;
 
+/** A header match as written in the config: `regex` is an RE2 pattern the whole value must match. */
+export type HeaderMatchInput =
+  | { readonly name: string; readonly exact: string }
+  | { readonly name: string; readonly prefix: string }
+  | { readonly name: string; readonly regex: string }
+  | { readonly name: string; readonly present: boolean };
+
+/** One of `method`, `prefix`, `regex` (or none: every method), and the headers. */
 export interface RouteMatchInput {
+  /** Exact full method name, `/pkg.Service/Method`. */
   readonly method?: string;
+  /** Method name prefix, `/pkg.Service/`. */
   readonly prefix?: string;
-  readonly headers?: readonly HeaderMatch[];
+  /** An RE2 pattern the whole method name must match, `/pkg\\.Service/Get.*`. */
+  readonly regex?: string;
+  readonly headers?: readonly HeaderMatchInput[];
 }
 
 /**

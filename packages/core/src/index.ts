@@ -38,6 +38,7 @@ export {
   type SplitTarget,
   type SubsetPolicy,
 } from './traffic-split-config';
+export { RoutePattern } from './route-regex';
 export {
   LEAST_REQUEST_POLICY,
   parseLeastRequestConfig,
@@ -66,6 +67,7 @@ export {
   TrafficSplitBuilder,
   type LoadBalancingConfigJson,
   type RouteMatchInput,
+  type HeaderMatchInput,
 } from './config-builder';
 export { checkServiceConfig, parseServiceConfigText, withDefaultPolicy } from './service-config';
 

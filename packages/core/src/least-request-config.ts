@@ -19,6 +19,12 @@ export interface LeastRequestConfig {
   readonly defaultLatencyMs: number;
 }
 
+/** The options of a policy that picks by least request without its own (a traffic split's subsets). */
+export const DEFAULT_LEAST_REQUEST: LeastRequestConfig = Object.freeze({
+  choiceCount: 2,
+  defaultLatencyMs: 10,
+});
+
 export function parseLeastRequestConfig(
   json: unknown,
   field = LEAST_REQUEST_POLICY,
@@ -27,7 +33,10 @@ export function parseLeastRequestConfig(
   const f = Fields.of(json ?? {}, field, ctx);
   f.only(['choiceCount', 'defaultLatency']);
   return {
-    choiceCount: f.read('choiceCount', (v, at) => integer(v, at, 2, 10)) ?? 2,
-    defaultLatencyMs: f.read('defaultLatency', (v, at) => parseDurationMs(v, at, ctx)) ?? 10,
+    choiceCount:
+      f.read('choiceCount', (v, at) => integer(v, at, 2, 10)) ?? DEFAULT_LEAST_REQUEST.choiceCount,
+    defaultLatencyMs:
+      f.read('defaultLatency', (v, at) => parseDurationMs(v, at, ctx)) ??
+      DEFAULT_LEAST_REQUEST.defaultLatencyMs,
   };
 }

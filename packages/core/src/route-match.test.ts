@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { routeMatches, type HeaderReader } from './route-match';
+import { RoutePattern } from './route-regex';
 import type { HeaderMatch, RouteMatch } from './traffic-split-config';
 
 const METHOD = '/helloworld.Greeter/SayHello';
@@ -187,6 +188,32 @@ describe('routeMatches: headers', () => {
     });
   }
 
+  test('a route regex must match the whole method name', () => {
+    const match: RouteMatch = {
+      regex: RoutePattern.compile('/helloworld\\.Greeter/Say(Hello|Goodbye)', 'r'),
+      headers: [],
+    };
+    assert.equal(routeMatches(match, METHOD, headers()), true);
+    assert.equal(routeMatches(match, '/helloworld.Greeter/SayGoodbye', headers()), true);
+    assert.equal(routeMatches(match, '/helloworld.Greeter/SayHelloAgain', headers()), false);
+    assert.equal(routeMatches(match, '/x/helloworld.Greeter/SayHello', headers()), false);
+    // "." is a regex dot: it also matches another character.
+    assert.equal(routeMatches(match, '/helloworld.GreeterXSayHello', headers()), false);
+  });
+
+  test('a header regex holds when one text value matches it whole; binary values never match', () => {
+    const match: HeaderMatch = { name: 'x-user', regex: RoutePattern.compile('test-[a-z]+', 'h') };
+    assert.equal(matchesHeader(match, { 'x-user': ['alice', 'test-bob'] }), true);
+    assert.equal(matchesHeader(match, { 'x-user': ['test-bob2'] }), false);
+    assert.equal(matchesHeader(match, { 'x-user': ['xtest-bob'] }), false);
+    assert.equal(matchesHeader(match, {}), false);
+    assert.equal(matchesHeader(match, { 'x-user': [Buffer.from('test-bob')] }), false);
+    // An empty value matches a pattern that accepts the empty string.
+    const any: HeaderMatch = { name: 'x-user', regex: RoutePattern.compile('.*', 'h') };
+    assert.equal(matchesHeader(any, { 'x-user': [''] }), true);
+    assert.equal(matchesHeader(any, {}), false);
+  });
+
   test('every header match must hold, and the method too', () => {
     const match: RouteMatch = {
       prefix: '/helloworld.Greeter/',
@@ -214,10 +241,15 @@ describe('routeMatches: headers', () => {
 describe('routeMatches properties', () => {
   const name = fc.constantFrom('x-a', 'x-b', 'x-c-bin');
   const value = fc.oneof(fc.constantFrom('', '1', '12', 'test-a'), fc.string({ maxLength: 4 }));
+  /** Patterns whose whole-value meaning is the same in RE2 and in a JavaScript RegExp. */
+  const pattern = fc.constantFrom('', '1', '1+', '[0-9]*', 'test-.*', 'x|12', '.?', '(a|1)(2|b)');
+  /** The oracle for `pattern`: a native RegExp anchored at both ends. */
+  const whole = (source: string, text: string): boolean => new RegExp(`^(?:${source})$`).test(text);
   const headerMatch: fc.Arbitrary<HeaderMatch> = fc.oneof(
     fc.record({ name, exact: value }),
     fc.record({ name, prefix: value }),
     fc.record({ name, present: fc.boolean() }),
+    fc.record({ name, regex: pattern.map((p) => RoutePattern.compile(p, 'test')) }),
   );
   const sent = fc.dictionary(
     name,
@@ -225,31 +257,37 @@ describe('routeMatches properties', () => {
   );
   const methodName = fc.constantFrom(METHOD, '/helloworld.Greeter/Bye', '/other.S/M', '');
 
-  test('a match holds exactly when its method, prefix and every header match hold, in any order', () => {
+  test('a match holds exactly when its method, prefix, regex and every header match hold, in any order', () => {
     fc.assert(
       fc.property(
         fc.option(methodName, { nil: undefined }),
         fc.option(fc.constantFrom('/', '/helloworld.', '/helloworld.Greeter/', '/x'), {
           nil: undefined,
         }),
+        fc.option(fc.constantFrom('/helloworld\\.Greeter/.*', '.*/Bye', '/other\\..*', ''), {
+          nil: undefined,
+        }),
         fc.array(headerMatch, { maxLength: 3 }),
         methodName,
         sent,
-        (method, prefix, headerMatches, called, values) => {
+        (method, prefix, regex, headerMatches, called, values) => {
           const read = headers(values);
           const match: RouteMatch = {
             ...(method === undefined ? {} : { method }),
             ...(prefix === undefined ? {} : { prefix }),
+            ...(regex === undefined ? {} : { regex: RoutePattern.compile(regex, 'test') }),
             headers: headerMatches,
           };
           const expected =
             (method === undefined || method === called) &&
             (prefix === undefined || called.startsWith(prefix)) &&
+            (regex === undefined || whole(regex, called)) &&
             headerMatches.every((h) => {
               const all = values[h.name] ?? [];
               const texts = all.filter((v): v is string => typeof v === 'string');
               if ('present' in h) return all.length > 0 === h.present;
               if ('exact' in h) return texts.includes(h.exact);
+              if ('regex' in h) return texts.some((t) => whole(h.regex.source, t));
               return texts.some((t) => t.startsWith(h.prefix));
             });
           assert.equal(routeMatches(match, called, read), expected);

@@ -151,6 +151,44 @@ describe('parseTrafficSplitConfig', () => {
     });
   });
 
+  test('reads subset policies least_request and random, per subset or as subsetPolicy', () => {
+    const config = parseTrafficSplitConfig({
+      subsets: [
+        { name: 'a', policy: 'least_request' },
+        { name: 'b', policy: 'random' },
+        { name: 'c' },
+      ],
+      routes: [],
+      subset_policy: 'least_request',
+    });
+    assert.deepEqual(
+      config.subsets.map((s) => s.policy),
+      ['least_request', 'random', 'least_request'],
+    );
+  });
+
+  test('compiles a route regex and header regexes once, at parse time; they match whole values', () => {
+    const config = parseTrafficSplitConfig(
+      match({
+        regex: '/helloworld\\.Greeter/Say(Hello|Goodbye)',
+        headers: [{ name: 'x-user', regex: 'test-[a-z]+' }],
+      }),
+    );
+    const m = config.routes[0]!.match;
+    assert.equal(m.regex?.source, '/helloworld\\.Greeter/Say(Hello|Goodbye)');
+    assert.equal(m.regex?.matches('/helloworld.Greeter/SayGoodbye'), true);
+    assert.equal(m.regex?.matches('/helloworld.Greeter/SayGoodbyeNow'), false);
+    const h = m.headers[0]!;
+    assert.ok('regex' in h);
+    assert.equal(h.regex.matches('test-alice'), true);
+    assert.equal(h.regex.matches('test-alice2'), false);
+    // The parsed config prints as the JSON it came from.
+    assert.deepEqual(JSON.parse(JSON.stringify(m)), {
+      regex: '/helloworld\\.Greeter/Say(Hello|Goodbye)',
+      headers: [{ name: 'x-user', regex: 'test-[a-z]+' }],
+    });
+  });
+
   test('accepts weight 0 beside a positive weight, and the largest weight 1,000,000', () => {
     const config = parseTrafficSplitConfig(
       split({ subset: 'v1', weight: 0 }, { subset: 'v2', weight: 1_000_000 }),
@@ -182,10 +220,10 @@ describe('parseTrafficSplitConfig', () => {
       /"redistribute", "fail".*"drop"/,
     ],
     [
-      'subsetPolicy "random"',
-      { ...valid(), subsetPolicy: 'random' },
+      'subsetPolicy "ring_hash"',
+      { ...valid(), subsetPolicy: 'ring_hash' },
       `${P}.subsetPolicy`,
-      /"round_robin", "weighted_round_robin".*"random"/,
+      /"round_robin", "weighted_round_robin", "least_request", "random".*"ring_hash"/,
     ],
     // Subsets.
     ['missing subsets', { routes: [] }, `${P}.subsets`, /expected an array, got undefined/],
@@ -239,8 +277,8 @@ describe('parseTrafficSplitConfig', () => {
       /expected a string, got number/,
     ],
     [
-      'a subset policy "random"',
-      { subsets: [{ name: 'v1', policy: 'random' }], routes: [] },
+      'a subset policy "LEAST_REQUEST" (Istio\'s spelling)',
+      { subsets: [{ name: 'v1', policy: 'LEAST_REQUEST' }], routes: [] },
       `${P}.subsets[0].policy`,
       /expected one of/,
     ],
@@ -354,7 +392,51 @@ describe('parseTrafficSplitConfig', () => {
       'method and prefix together',
       match({ method: '/pkg.Svc/Method', prefix: '/pkg.Svc/' }),
       `${R0}.match`,
-      /method or prefix, not both/,
+      /one of method, prefix, regex, not method and prefix/,
+    ],
+    [
+      'prefix and regex together',
+      match({ prefix: '/pkg.Svc/', regex: '/pkg.*' }),
+      `${R0}.match`,
+      /one of method, prefix, regex, not prefix and regex/,
+    ],
+    [
+      'a regex that is not RE2 (unbalanced)',
+      match({ regex: '/pkg.Svc/(Say' }),
+      `${R0}.match.regex`,
+      /is not a valid RE2 pattern: missing closing \)/,
+    ],
+    [
+      'a regex with a lookahead (not RE2)',
+      match({ regex: '/pkg.Svc/(?!Internal).*' }),
+      `${R0}.match.regex`,
+      /is not a valid RE2 pattern: invalid or unsupported Perl syntax/,
+    ],
+    [
+      'a regex with a backreference',
+      match({ regex: '/(\\w+)\\.Svc/\\1' }),
+      `${R0}.match.regex`,
+      /is not a valid RE2 pattern: invalid escape sequence/,
+    ],
+    ['an empty regex', match({ regex: '' }), `${R0}.match.regex`, /non-empty string/],
+    ['a regex that is not a string', match({ regex: 3 }), `${R0}.match.regex`, /string/],
+    [
+      'a header regex that is not RE2',
+      header({ name: 'x-user', regex: '[a-' }),
+      `${R0}.match.headers[0].regex`,
+      /is not a valid RE2 pattern: missing closing \]/,
+    ],
+    [
+      'a header regex that is not a string',
+      header({ name: 'x-user', regex: ['a'] }),
+      `${R0}.match.headers[0].regex`,
+      /expected a string, got an array/,
+    ],
+    [
+      'a header with regex and exact',
+      header({ name: 'x-user', regex: 'a', exact: 'a' }),
+      `${R0}.match.headers[0]`,
+      /exactly one of exact, prefix, regex, present; got exact, regex/,
     ],
     [
       'a prefix without a leading "/"',
@@ -384,13 +466,13 @@ describe('parseTrafficSplitConfig', () => {
       'a header with none of exact/prefix/present',
       header({ name: 'x-canary' }),
       `${R0}.match.headers[0]`,
-      /exactly one of exact, prefix, present; got none/,
+      /exactly one of exact, prefix, regex, present; got none/,
     ],
     [
       'a header with exact and prefix',
       header({ name: 'x-canary', exact: '1', prefix: '1' }),
       `${R0}.match.headers[0]`,
-      /exactly one of exact, prefix, present; got exact, prefix/,
+      /exactly one of exact, prefix, regex, present; got exact, prefix/,
     ],
     [
       'a header with exact and present',
@@ -400,8 +482,8 @@ describe('parseTrafficSplitConfig', () => {
     ],
     [
       'an unknown field in a header',
-      header({ name: 'x-canary', regex: '.*' }),
-      `${R0}.match.headers[0].regex`,
+      header({ name: 'x-canary', suffix: '1' }),
+      `${R0}.match.headers[0].suffix`,
       /unknown field/,
     ],
     [

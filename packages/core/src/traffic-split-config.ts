@@ -11,6 +11,8 @@
  *             "split": [ { "subset": "v1", "weight": 30 }, { "subset": "v2", "weight": 60 }, … ] },
  *           { "match": { "prefix": "/helloworld.Greeter/", "headers": [ { "name": "x-canary", "exact": "1" } ] },
  *             "split": [ { "subset": "v3", "weight": 100 } ] },
+ *           { "match": { "regex": "/helloworld\\.Greeter/Say(Hello|Goodbye)" },
+ *             "split": [ { "subset": "v1", "weight": 100 } ] },
  *           { "split": [ { "subset": "v2", "weight": 100 } ] }
  *         ],
  *         "subsetPolicy": "round_robin",
@@ -27,11 +29,17 @@ import {
   STRICT,
   type ParseContext,
 } from './json-fields';
+import { RoutePattern } from './route-regex';
 
 export const TRAFFIC_SPLIT_POLICY = 'grpc-lb.traffic_split';
 
-/** How endpoints inside a subset are picked. */
-export type SubsetPolicy = 'round_robin' | 'weighted_round_robin';
+/**
+ * How endpoints inside a subset are picked: `round_robin` (equal shares),
+ * `weighted_round_robin` (in proportion to the endpoints' weights),
+ * `least_request` (the cheaper of two endpoints drawn at random, with the
+ * load estimate of `grpc-lb.least_request`), `random` (uniformly at random).
+ */
+export type SubsetPolicy = 'round_robin' | 'weighted_round_robin' | 'least_request' | 'random';
 
 export interface SubsetConfig {
   readonly name: string;
@@ -43,13 +51,20 @@ export interface SubsetConfig {
 export type HeaderMatch =
   | { readonly name: string; readonly exact: string }
   | { readonly name: string; readonly prefix: string }
-  | { readonly name: string; readonly present: boolean };
+  | { readonly name: string; readonly present: boolean }
+  /** An RE2 pattern that must match the whole value. */
+  | { readonly name: string; readonly regex: RoutePattern };
 
 export interface RouteMatch {
   /** Exact full method name, `/pkg.Service/Method`. */
   readonly method?: string;
   /** Method name prefix, `/pkg.Service/` (like a VirtualService `uri.prefix`). */
   readonly prefix?: string;
+  /**
+   * An RE2 pattern the whole method name must match (like a VirtualService
+   * `uri.regex`): `/helloworld\.Greeter/Say.*`.
+   */
+  readonly regex?: RoutePattern;
   /** Every header match must hold (names are lower-case). */
   readonly headers: readonly HeaderMatch[];
 }
@@ -83,7 +98,12 @@ export interface TrafficSplitConfig {
   readonly onEmptySubset: 'redistribute' | 'fail';
 }
 
-const SUBSET_POLICIES: readonly SubsetPolicy[] = ['round_robin', 'weighted_round_robin'];
+const SUBSET_POLICIES: readonly SubsetPolicy[] = [
+  'round_robin',
+  'weighted_round_robin',
+  'least_request',
+  'random',
+];
 
 function parseLabels(value: unknown, field: string): Record<string, string> {
   const labels: Record<string, string> = {};
@@ -101,15 +121,15 @@ const PREFIX = /^\/\S*$/;
 
 function parseHeader(value: unknown, field: string, ctx: ParseContext): HeaderMatch {
   const f = Fields.of(value, field, ctx);
-  f.only(['name', 'exact', 'prefix', 'present']);
+  f.only(['name', 'exact', 'prefix', 'regex', 'present']);
   const name = nonEmptyString(f.get('name'), `${field}.name`);
   if (name !== name.toLowerCase())
     throw new ConfigError(`${field}.name`, `header names are lower-case ("${name.toLowerCase()}")`);
-  const kinds = (['exact', 'prefix', 'present'] as const).filter((k) => f.has(k));
+  const kinds = (['exact', 'prefix', 'regex', 'present'] as const).filter((k) => f.has(k));
   if (kinds.length !== 1) {
     throw new ConfigError(
       field,
-      `expected exactly one of exact, prefix, present; got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`,
+      `expected exactly one of exact, prefix, regex, present; got ${kinds.length === 0 ? 'none' : kinds.join(', ')}`,
     );
   }
   const kind = kinds[0]!;
@@ -121,15 +141,23 @@ function parseHeader(value: unknown, field: string, ctx: ParseContext): HeaderMa
   }
   if (typeof given !== 'string')
     throw new ConfigError(`${field}.${kind}`, `expected a string, got ${describe(given)}`);
-  return kind === 'exact' ? { name, exact: given } : { name, prefix: given };
+  switch (kind) {
+    case 'exact':
+      return { name, exact: given };
+    case 'prefix':
+      return { name, prefix: given };
+    case 'regex':
+      return { name, regex: RoutePattern.compile(given, `${field}.regex`) };
+  }
 }
 
 function parseMatch(value: unknown, field: string, ctx: ParseContext): RouteMatch {
   if (value === undefined) return { headers: [] };
   const f = Fields.of(value, field, ctx);
-  f.only(['method', 'prefix', 'headers']);
-  if (f.has('method') && f.has('prefix'))
-    throw new ConfigError(field, 'give method or prefix, not both');
+  f.only(['method', 'prefix', 'regex', 'headers']);
+  const given = (['method', 'prefix', 'regex'] as const).filter((k) => f.has(k));
+  if (given.length > 1)
+    throw new ConfigError(field, `give one of method, prefix, regex, not ${given.join(' and ')}`);
   const method = f.read('method', (v, at) => {
     const text = nonEmptyString(v, at);
     if (!METHOD.test(text))
@@ -145,6 +173,7 @@ function parseMatch(value: unknown, field: string, ctx: ParseContext): RouteMatc
       );
     return text;
   });
+  const regex = f.read('regex', (v, at) => RoutePattern.compile(nonEmptyString(v, at), at));
   const headers =
     f.read('headers', (list, at) =>
       array(list, at).map((h, i) => parseHeader(h, `${at}[${i}]`, ctx)),
@@ -152,6 +181,7 @@ function parseMatch(value: unknown, field: string, ctx: ParseContext): RouteMatc
   return {
     ...(method === undefined ? {} : { method }),
     ...(prefix === undefined ? {} : { prefix }),
+    ...(regex === undefined ? {} : { regex }),
     headers,
   };
 }

@@ -366,8 +366,13 @@ export class EndpointBalancer<C>
 
   /** What each call must report: nothing, counts (outlier detection), or counts and latency. */
   private updateTracking(): void {
+    const { needsLatency } = this.spec;
+    const pickerNeedsLatency =
+      typeof needsLatency === 'function'
+        ? this.config !== undefined && needsLatency(this.config)
+        : needsLatency === true;
     this.tracker.mode =
-      this.spec.needsLatency || this.observer
+      pickerNeedsLatency || this.observer
         ? Tracking.Latency
         : this.resilience.countsCalls
           ? Tracking.Count

@@ -59,8 +59,11 @@ export interface PolicySpec<C> {
   parse(json: Readonly<Record<string, unknown>>): C;
   /** The picker while at least one endpoint is in rotation. */
   makePicker(context: PickerContext<C>): experimental.Picker;
-  /** The picker reads per-endpoint latency and outstanding calls (least request). */
-  readonly needsLatency?: boolean;
+  /**
+   * The picker reads per-endpoint latency and outstanding calls (least
+   * request): always, or for the configs this returns true for.
+   */
+  readonly needsLatency?: boolean | ((config: C) => boolean);
 }
 
 export interface PolicyClasses {

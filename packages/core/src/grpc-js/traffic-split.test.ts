@@ -444,7 +444,7 @@ describe("traffic_split on a channel whose resolver is not grpc-lb's", () => {
     assert.equal(
       warning,
       'grpc-lb.traffic_split on the channel to endpoints 10.1.0.1:443, 10.1.0.2:443: its resolver is not a grpc-lb one, ' +
-        'so calls carry no method name (route "hello", which matches by method or prefix, never matches) ' +
+        'so calls carry no method name (route "hello", which matches by method, prefix or regex, never matches) ' +
         'and endpoints carry no labels (subsets "v1", "v2", which select by labels, stay empty); ' +
         'use a target whose scheme grpc-lb registered',
     );
@@ -462,7 +462,7 @@ describe("traffic_split on a channel whose resolver is not grpc-lb's", () => {
     assert.equal(
       split.warnings[0],
       'grpc-lb.traffic_split on static:///split.test: its resolver is not a grpc-lb one, ' +
-        'so calls carry no method name (route "hello", which matches by method or prefix, never matches); ' +
+        'so calls carry no method name (route "hello", which matches by method, prefix or regex, never matches); ' +
         'use a target whose scheme grpc-lb registered',
     );
   });

@@ -3,11 +3,13 @@
  * in the client. Endpoints are grouped into named subsets by labels; each
  * call's method (and headers) picks a route; the route's split picks a subset
  * by smooth weighted round robin (30/60/10 is exact over every 10 calls);
- * the subset picks an endpoint (round robin or weighted). One connection per
+ * the subset picks an endpoint (round robin, weighted round robin, least
+ * request or random). One connection per
  * endpoint, shared by every subset it belongs to; new routes or weights apply
  * with the next picker, without reconnecting.
  */
 import type { experimental } from '@grpc/grpc-js';
+import { DEFAULT_LEAST_REQUEST } from '../least-request-config';
 import { routeMatches } from '../route-match';
 import {
   parseTrafficSplitConfig,
@@ -24,7 +26,8 @@ import {
   type PolicyClasses,
   type PolicySpec,
 } from './endpoint-policy';
-import { RoundRobinPicker, WeightedPicker } from './pickers';
+import { LeastRequestPicker } from './least-request';
+import { RandomPicker, RoundRobinPicker, WeightedPicker } from './pickers';
 import type { Runtime } from './runtime';
 
 const enum SubsetState {
@@ -161,6 +164,49 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
     return child.state === CS.CONNECTING || child.state === CS.IDLE;
   }
 
+  /**
+   * The subset's picker over its endpoints in rotation (`ready`, not empty),
+   * by its policy; undefined when none of them has a weight above 0 to pick
+   * with. `round_robin` and `random` give equal shares (slowed by slow start
+   * only); `weighted_round_robin` and `least_request` go by the endpoints'
+   * weights.
+   */
+  function subsetPicker(
+    config: SubsetConfig,
+    ready: readonly EndpointChild[],
+    context: {
+      memo: Map<string, unknown>;
+      where: string;
+      weightOf: (c: EndpointChild) => number;
+      rampOf: (c: EndpointChild) => number;
+      rampingUp: boolean;
+    },
+  ): experimental.Picker | undefined {
+    const { memo, where, weightOf, rampOf, rampingUp } = context;
+    switch (config.policy) {
+      case 'round_robin':
+      case 'weighted_round_robin': {
+        if (config.policy === 'round_robin' && !rampingUp) {
+          return new RoundRobinPicker(ready, memo, `subset:${config.name}`);
+        }
+        const weighted = new WeightedPicker(
+          ready,
+          config.policy === 'round_robin' ? rampOf : weightOf,
+          new UnavailablePicker({ details: `grpc-lb: ${where}: no weight above 0` }),
+        );
+        return weighted.size > 0 ? weighted : undefined;
+      }
+      case 'least_request': {
+        const weighted = ready.filter((c) => weightOf(c) > 0);
+        return weighted.length > 0
+          ? new LeastRequestPicker(weighted, DEFAULT_LEAST_REQUEST, weightOf)
+          : undefined;
+      }
+      case 'random':
+        return new RandomPicker(ready, rampingUp ? rampOf : undefined);
+    }
+  }
+
   function viewSubset(
     config: SubsetConfig,
     children: readonly EndpointChild[],
@@ -172,26 +218,13 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
       rampingUp: boolean;
     },
   ): SubsetView {
-    const { memo, target, weightOf, rampOf, rampingUp } = context;
+    const { target } = context;
     const members = children.filter((c) => hasLabels(c, config.labels));
     const ready = members.filter((c) => c.state === CS.READY);
     const where = `subset "${config.name}" (${describeLabels(config.labels)}) of ${target}`;
     if (ready.length > 0) {
-      if (config.policy === 'round_robin' && !rampingUp) {
-        return {
-          config,
-          state: SubsetState.Ready,
-          picker: new RoundRobinPicker(ready, memo, `subset:${config.name}`),
-          why: '',
-        };
-      }
-      const equal = config.policy === 'round_robin';
-      const weighted = new WeightedPicker(
-        ready,
-        equal ? rampOf : weightOf,
-        new UnavailablePicker({ details: `grpc-lb: ${where}: no weight above 0` }),
-      );
-      if (weighted.size > 0) return { config, state: SubsetState.Ready, picker: weighted, why: '' };
+      const picker = subsetPicker(config, ready, { ...context, where });
+      if (picker) return { config, state: SubsetState.Ready, picker, why: '' };
     }
     if (members.some(isWaiting)) {
       return { config, state: SubsetState.Waiting, picker: undefined, why: '' };
@@ -231,7 +264,7 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
   /**
    * Our resolvers put labels on every endpoint, and our ConfigSelector puts
    * the method in every pick; another resolver does neither, and then routes
-   * by method or prefix never match and subsets by labels stay empty. Says so
+   * by method, prefix or regex never match and subsets by labels stay empty. Says so
    * once per balancer: `noLabels` / `noMethod` are what is missing.
    */
   function warnForeignResolver(
@@ -247,7 +280,12 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
     const { config, children, target, memo } = context;
     if (warnedBalancers.has(memo)) return;
     const methodRoutes = config.routes
-      .filter((r) => r.match.method !== undefined || r.match.prefix !== undefined)
+      .filter(
+        (r) =>
+          r.match.method !== undefined ||
+          r.match.prefix !== undefined ||
+          (r.match.regex !== undefined && !r.match.regex.matches('')),
+      )
       .map((r) => r.name);
     const labelSubsets = config.subsets
       .filter((s) => Object.keys(s.labels).length > 0)
@@ -256,8 +294,8 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
     if (noMethod && methodRoutes.length > 0) {
       effects.push(
         methodRoutes.length === 1
-          ? `calls carry no method name (route ${quoted(methodRoutes)}, which matches by method or prefix, never matches)`
-          : `calls carry no method name (routes ${quoted(methodRoutes)}, which match by method or prefix, never match)`,
+          ? `calls carry no method name (route ${quoted(methodRoutes)}, which matches by method, prefix or regex, never matches)`
+          : `calls carry no method name (routes ${quoted(methodRoutes)}, which match by method, prefix or regex, never match)`,
       );
     }
     if (noLabels && labelSubsets.length > 0) {
@@ -343,6 +381,10 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
   return {
     name: TRAFFIC_SPLIT_POLICY,
     parse: (json) => parseTrafficSplitConfig(json),
+    // A least_request subset compares its endpoints' calls in flight and latency: every call of
+    // the channel is then tracked (calls of other subsets and of no route too, which costs little
+    // and keeps each endpoint's load right when it belongs to several subsets).
+    needsLatency: (config) => config.subsets.some((s) => s.policy === 'least_request'),
     makePicker(context) {
       const { config, children, ready, target, memo, weightOf, rampOf, rampingUp } = context;
       if (children.length > 0 && children.every((c) => c.info === undefined)) {
