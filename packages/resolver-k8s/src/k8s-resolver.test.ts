@@ -2926,3 +2926,23 @@ describe('K8sEndpointResolver: ?istio=true (the service config from VirtualServi
     h.resolver.stop();
   });
 });
+
+describe('K8sEndpointResolver: ?istio=true, resources that do not apply to mesh clients', () => {
+  test('a VirtualService bound to gateways only: no service config (a note and a warning), not an error', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    const gatewayOnly = virtualService('hello', '71', [30, 60, 10]);
+    api.istioAnswers.virtualservices = [
+      istioList('80', {
+        ...gatewayOnly,
+        spec: { ...(gatewayOnly.spec as object), gateways: ['ingress'] },
+      }),
+    ];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.equal(h.sink.errors.length, 0);
+    assert.equal('serviceConfig' in h.sink.updates[0]!, false);
+    assert.match(h.sink.updates[0]!.note ?? '', /gateways only .*: no service config from Istio$/);
+    h.resolver.stop();
+  });
+});

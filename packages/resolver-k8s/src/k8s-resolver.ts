@@ -5,7 +5,7 @@ import {
   type Resolution,
   type ResolutionSink,
 } from '@grpc-lb/core';
-import { translateIstio } from '@grpc-lb/istio';
+import { IstioTranslationError, translateIstio } from '@grpc-lb/istio';
 import { ConfigMapFollower, type ConfigDocument } from './config-map';
 import { K8sResolutionError } from './errors';
 import {
@@ -896,10 +896,15 @@ export class K8sEndpointResolver implements EndpointResolver {
       return items.sort(byCreation);
     });
     const [virtualServices = [], destinationRules = []] = chosen;
-    if (virtualServices.length === 0 && destinationRules.length === 0) {
-      const absence = `no VirtualService or DestinationRule of namespace ${namespace} names Service ${service}: no service config from Istio`;
+    const absent = (why: string): void => {
+      const absence = `${why}: no service config from Istio`;
       this.raise('istio', `k8s ${name}: ${absence} (the channel's own applies until one appears)`);
       this.setIstio(api, generation, { present: false, absence }, []);
+    };
+    if (virtualServices.length === 0 && destinationRules.length === 0) {
+      absent(
+        `no VirtualService or DestinationRule of namespace ${namespace} names Service ${service}`,
+      );
       return;
     }
     let translation: ReturnType<typeof translateIstio>;
@@ -911,6 +916,11 @@ export class K8sEndpointResolver implements EndpointResolver {
         destinationRules,
       });
     } catch (error) {
+      if (error instanceof IstioTranslationError && error.code === 'NO_RESOURCE_FOR_HOST') {
+        // Only VirtualServices bound to gateways: none applies to mesh clients.
+        absent(error.message);
+        return;
+      }
       const shown = [...versions].map(([r, v]) => `${r} (resourceVersion ${v})`).join(', ');
       const problem = error instanceof Error ? error.message : String(error);
       if (this.istio?.present) {
