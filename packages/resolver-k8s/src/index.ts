@@ -21,6 +21,9 @@ export {
   SERVICE_NAME_LABEL,
   WATCH_TIMEOUT_SECONDS,
   type ConfigMapLike,
+  type IstioKind,
+  type IstioObjectLike,
+  type IstioVersion,
   type K8sApi,
   type K8sConnectionOptions,
   type PodLike,
@@ -44,3 +47,4 @@ export { slicesFromEndpoints, type EndpointsLike, type EndpointAddressLike } fro
 export { K8sResolutionError } from './errors';
 export { describeConfigMapFailure } from './config-map';
 export { describePodFailure } from './pod-labels';
+export { describeIstioFailure } from './istio';

@@ -122,6 +122,48 @@ export interface K8sApi {
     done: (error: unknown) => void,
     signal?: AbortSignal,
   ): Promise<{ abort(): void }>;
+  /**
+   * Which version of networking.istio.io the API server serves (API discovery): `v1` when served,
+   * else `v1beta1`; undefined when neither is (the Istio CRDs are not installed).
+   */
+  istioVersion(signal?: AbortSignal): Promise<IstioVersion | undefined>;
+  /** The VirtualServices or DestinationRules of the namespace (paged). */
+  listIstio(
+    kind: IstioKind,
+    version: IstioVersion,
+    namespace: string,
+    signal?: AbortSignal,
+  ): Promise<{ items: IstioObjectLike[]; resourceVersion: string }>;
+  /** As `watchSlices`, on the VirtualServices or DestinationRules of the namespace. */
+  watchIstio(
+    kind: IstioKind,
+    version: IstioVersion,
+    namespace: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }>;
+}
+
+/** The Istio resources the resolver follows with `?istio=true` (group networking.istio.io). */
+export type IstioKind = 'virtualservices' | 'destinationrules';
+
+/** The networking.istio.io versions the resolver reads, preferred first. */
+export type IstioVersion = 'v1' | 'v1beta1';
+
+/** The API group of VirtualServices and DestinationRules. */
+export const ISTIO_GROUP = 'networking.istio.io';
+
+/** An Istio resource as listed or watched: read by `translateIstio` from `@grpc-lb/istio`. */
+export interface IstioObjectLike {
+  readonly metadata?: {
+    readonly name?: string;
+    readonly namespace?: string;
+    readonly resourceVersion?: string;
+    readonly creationTimestamp?: string;
+  };
+  readonly spec?: unknown;
 }
 
 /** The parts of a Pod the resolver reads: its name and labels. */
@@ -316,6 +358,8 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
   const timeoutMs = options.requestTimeoutMs ?? 10_000;
   const discovery = kc.makeApiClient(k8s.DiscoveryV1Api);
   const core = kc.makeApiClient(k8s.CoreV1Api);
+  const apis = kc.makeApiClient(k8s.ApisApi);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 
   /** Opens a watch of `path` (with bookmarks and a jittered server timeout). */
   async function watch(
@@ -489,6 +533,60 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
       return watch(
         `/api/v1/namespaces/${encodeURIComponent(namespace)}/pods`,
         labelSelector !== undefined ? { labelSelector } : {},
+        resourceVersion,
+        onEvent,
+        done,
+        signal,
+      );
+    },
+    async istioVersion(signal) {
+      const groups = await bounded(
+        timeoutMs,
+        `discovering the API groups at ${server}`,
+        signal,
+        (bound) => apis.getAPIVersions(withSignal(k8s, bound)),
+      );
+      const group = groups.groups.find((g) => g.name === ISTIO_GROUP);
+      const served = new Set(group?.versions.map((v) => v.version) ?? []);
+      if (served.has('v1')) return 'v1';
+      if (served.has('v1beta1')) return 'v1beta1';
+      return undefined;
+    },
+    async listIstio(kind, version, namespace, signal) {
+      const items: IstioObjectLike[] = [];
+      let resourceVersion = '';
+      let next: string | undefined;
+      do {
+        const page = (await bounded(
+          timeoutMs,
+          `listing ${kind}.${ISTIO_GROUP} of namespace ${namespace} at ${server}`,
+          signal,
+          (bound) =>
+            custom.listNamespacedCustomObject(
+              {
+                group: ISTIO_GROUP,
+                version,
+                namespace,
+                plural: kind,
+                limit: 500,
+                ...(next !== undefined ? { _continue: next } : {}),
+              },
+              withSignal(k8s, bound),
+            ),
+        )) as {
+          items?: IstioObjectLike[];
+          metadata?: { resourceVersion?: string; continue?: string };
+        };
+        items.push(...(page.items ?? []));
+        resourceVersion = page.metadata?.resourceVersion ?? resourceVersion;
+        next = page.metadata?.continue || undefined;
+      } while (next !== undefined);
+      return { items, resourceVersion };
+    },
+    watchIstio(kind, version, namespace, resourceVersion, onEvent, done, signal) {
+      return watch(
+        `/apis/${ISTIO_GROUP}/${version}/namespaces/${encodeURIComponent(namespace)}/${kind}`,
+        {},
         resourceVersion,
         onEvent,
         done,

@@ -6,10 +6,18 @@
  */
 import assert from 'node:assert/strict';
 import { describe, mock, test } from 'node:test';
-import { parseTargetUri, type Resolution, type ResolutionSink } from '@grpc-lb/core';
+import {
+  checkServiceConfig,
+  parseTargetUri,
+  type Resolution,
+  type ResolutionSink,
+} from '@grpc-lb/core';
 import { K8sResolutionError } from './errors';
 import type {
   ConfigMapLike,
+  IstioKind,
+  IstioObjectLike,
+  IstioVersion,
   K8sApi,
   K8sConnectionOptions,
   PodLike,
@@ -27,13 +35,20 @@ type ListAnswer = { items: SliceLike[]; resourceVersion: string } | { error: unk
 type EndpointsAnswer = { items: EndpointsLike[]; resourceVersion: string } | { error: unknown };
 type ConfigMapAnswer = { items: ConfigMapLike[]; resourceVersion: string } | { error: unknown };
 type PodAnswer = { items: PodLike[]; resourceVersion: string } | { error: unknown };
+type IstioAnswer = { items: IstioObjectLike[]; resourceVersion: string } | { error: unknown };
 
 /** One watch the resolver opened on the FakeK8sApi; the test drives it. */
 class FakeWatch {
   aborted = false;
   ended = false;
   /** What is watched: EndpointSlices, core/v1 Endpoints, a ConfigMap, or Pods. */
-  kind: 'endpointslices' | 'endpoints' | 'configmaps' | 'pods' = 'endpointslices';
+  kind:
+    | 'endpointslices'
+    | 'endpoints'
+    | 'configmaps'
+    | 'pods'
+    | 'virtualservices'
+    | 'destinationrules' = 'endpointslices';
   constructor(
     readonly namespace: string,
     readonly service: string,
@@ -109,6 +124,18 @@ class FakeK8sApi implements K8sApi {
   readonly podCalls: string[] = [];
   /** While set, Pod lists wait for it. */
   podGate: Promise<void> | undefined;
+  /** What API discovery says of networking.istio.io (an error: discovery fails so). */
+  istioServed: IstioVersion | undefined | { error: unknown } = 'v1';
+  readonly istioVersionCalls: number[] = [];
+  /** Answers to VirtualService and DestinationRule lists, as `listAnswers` (default: none). */
+  readonly istioAnswers: Record<IstioKind, IstioAnswer[]> = {
+    virtualservices: [{ items: [], resourceVersion: '1' }],
+    destinationrules: [{ items: [], resourceVersion: '1' }],
+  };
+  /** `kind version namespace` of each Istio list. */
+  readonly istioCalls: string[] = [];
+  /** While set, Istio lists wait for it. */
+  istioGate: Promise<void> | undefined;
 
   constructor(
     listAnswers: ListAnswer[],
@@ -165,6 +192,49 @@ class FakeK8sApi implements K8sApi {
       done,
       signal,
     );
+  }
+
+  lastIstioWatch(kind: IstioKind): FakeWatch {
+    const watch = this.watches.filter((w) => w.kind === kind).at(-1);
+    assert.ok(watch, `no ${kind} watch was opened`);
+    return watch;
+  }
+
+  async istioVersion(signal?: AbortSignal): Promise<IstioVersion | undefined> {
+    this.istioVersionCalls.push(1);
+    this.signals.push(signal);
+    await Promise.resolve();
+    const served = this.istioServed;
+    if (typeof served === 'object') throw served.error;
+    return served;
+  }
+
+  async listIstio(
+    kind: IstioKind,
+    version: IstioVersion,
+    namespace: string,
+    signal?: AbortSignal,
+  ): Promise<{ items: IstioObjectLike[]; resourceVersion: string }> {
+    this.istioCalls.push(`${kind} ${version} ${namespace}`);
+    this.signals.push(signal);
+    const answers = this.istioAnswers[kind];
+    const answer = answers.length > 1 ? answers.shift() : answers[0];
+    await this.istioGate;
+    assert.ok(answer, `FakeK8sApi has no ${kind} answer`);
+    if ('error' in answer) throw answer.error;
+    return { items: [...answer.items], resourceVersion: answer.resourceVersion };
+  }
+
+  watchIstio(
+    kind: IstioKind,
+    version: IstioVersion,
+    namespace: string,
+    resourceVersion: string,
+    onEvent: (type: WatchEventType, object: unknown) => void,
+    done: (error: unknown) => void,
+    signal?: AbortSignal,
+  ): Promise<{ abort(): void }> {
+    return this.openWatch(kind, namespace, version, resourceVersion, onEvent, done, signal);
   }
 
   get lastConfigWatch(): FakeWatch {
@@ -2413,6 +2483,466 @@ describe('K8sEndpointResolver: ?pod_labels= (labels of the Pods the slices name)
     const h = await started('k8s:///hello:grpc', api);
     assert.deepEqual(api.podCalls, []);
     assert.deepEqual(versions(h.sink), ['10.0.0.1=-', '10.0.0.2=-', '10.0.0.3=-']);
+    h.resolver.stop();
+  });
+});
+
+const MINUTE_AGO = '2026-01-01T00:00:00Z';
+
+/** A VirtualService for `hosts` splitting SayHello over subsets v1/v2/v3 by `weights`. */
+function virtualService(
+  name: string,
+  resourceVersion: string,
+  weights: [number, number, number],
+  extra: { hosts?: string[]; exportTo?: string[]; created?: string; http?: unknown } = {},
+): IstioObjectLike {
+  return {
+    metadata: {
+      name,
+      namespace: 'prod',
+      resourceVersion,
+      creationTimestamp: extra.created ?? MINUTE_AGO,
+    },
+    spec: {
+      hosts: extra.hosts ?? ['hello'],
+      ...(extra.exportTo ? { exportTo: extra.exportTo } : {}),
+      http: extra.http ?? [
+        {
+          match: [{ uri: { exact: '/helloworld.Greeter/SayHello' } }],
+          route: weights.map((weight, i) => ({
+            destination: { host: 'hello', subset: `v${i + 1}` },
+            weight,
+          })),
+        },
+        { route: [{ destination: { host: 'hello', subset: 'v1' } }] },
+      ],
+    },
+  };
+}
+
+/** A DestinationRule for `host` with subsets v1/v2/v3 selecting Pod label `key`. */
+function destinationRule(
+  name: string,
+  resourceVersion: string,
+  extra: { host?: string; key?: string } = {},
+): IstioObjectLike {
+  const key = extra.key ?? 'version';
+  return {
+    metadata: { name, namespace: 'prod', resourceVersion, creationTimestamp: MINUTE_AGO },
+    spec: {
+      host: extra.host ?? 'hello.prod.svc.cluster.local',
+      subsets: ['v1', 'v2', 'v3'].map((v) => ({ name: v, labels: { [key]: v } })),
+    },
+  };
+}
+
+/** The traffic split's weights on the SayHello route of a delivered config. */
+function sayHelloWeights(resolution: Resolution | undefined): number[] {
+  const config = resolution?.serviceConfig as
+    | {
+        loadBalancingConfig: {
+          'grpc-lb.traffic_split': { routes: { split: { weight: number }[] }[] };
+        }[];
+      }
+    | undefined;
+  assert.ok(config && typeof config === 'object', 'no service config object');
+  const split = config.loadBalancingConfig[0]!['grpc-lb.traffic_split'];
+  return split.routes[0]!.split.map((s) => s.weight);
+}
+
+function istioList(
+  resourceVersion: string,
+  ...items: IstioObjectLike[]
+): { items: IstioObjectLike[]; resourceVersion: string } {
+  return { items, resourceVersion };
+}
+
+describe('K8sEndpointResolver: ?istio=true (the service config from VirtualServices and DestinationRules)', () => {
+  test('the first update waits for both lists and the Pods its subsets select; it carries the translation, named with each resource and its resourceVersion', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    let release = (): void => undefined;
+    api.istioGate = new Promise((resolve) => (release = resolve));
+    api.istioAnswers.virtualservices = [
+      istioList(
+        '80',
+        virtualService('hello', '71', [30, 60, 10]),
+        virtualService('other', '72', [1, 1, 1], { hosts: ['other'] }),
+      ),
+    ];
+    api.istioAnswers.destinationrules = [istioList('81', destinationRule('hello', '73'))];
+    api.podAnswers = [
+      {
+        items: [
+          pod('hello-1', { version: 'v1' }),
+          pod('hello-2', { version: 'v2' }),
+          pod('hello-3', { version: 'v3' }),
+        ],
+        resourceVersion: '90',
+      },
+    ];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until('the slice watch', () => h.resolver.state().phase === 'watching');
+    await settle();
+    assert.equal(h.sink.updates.length, 0, 'nothing before the Istio resources are read');
+    assert.deepEqual(api.podCalls, [], 'the Pods wait for the subsets');
+    release();
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.equal(api.istioVersionCalls.length, 1, 'API discovery is made once for both kinds');
+    assert.deepEqual(api.istioCalls.sort(), [
+      'destinationrules v1 prod',
+      'virtualservices v1 prod',
+    ]);
+    assert.deepEqual(api.podCalls, ['prod version'], 'the label its subsets select is followed');
+    const update = h.sink.updates[0]!;
+    assert.deepEqual(sayHelloWeights(update), [30, 60, 10]);
+    assert.equal(
+      update.serviceConfigSource,
+      'VirtualService prod/hello (resourceVersion 71), DestinationRule prod/hello (resourceVersion 73) (networking.istio.io/v1)',
+    );
+    assert.deepEqual(versions(h.sink), ['10.0.0.1=v1', '10.0.0.2=v2', '10.0.0.3=v3']);
+    assert.match(
+      update.note ?? '',
+      /3 of 3 labelled from their Pods \(pod_labels=version\); service config from VirtualService prod\/hello \(resourceVersion 71\)/,
+    );
+    assert.doesNotThrow(() => checkServiceConfig(update.serviceConfig, 'test'));
+    assert.equal(
+      h.sink.warnings.filter((w) => w.includes('other')).length,
+      0,
+      'a VirtualService for another host is not read at all',
+    );
+    // The watches start from each list's version.
+    await until('the Istio watches', () => api.watches.some((w) => w.kind === 'destinationrules'));
+    assert.equal(api.lastIstioWatch('virtualservices').resourceVersion, '80');
+    assert.equal(api.lastIstioWatch('destinationrules').resourceVersion, '81');
+    h.resolver.stop();
+    assert.ok(api.lastIstioWatch('virtualservices').aborted, 'stop() ends the watches');
+    assert.ok(api.lastIstioWatch('destinationrules').aborted);
+  });
+
+  test('an edit is delivered with the new resourceVersion; the Pods are not listed again while the subsets select the same labels', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    api.istioAnswers.virtualservices = [
+      istioList('80', virtualService('hello', '71', [30, 60, 10])),
+    ];
+    api.istioAnswers.destinationrules = [istioList('81', destinationRule('hello', '73'))];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until(
+      'the Istio watches',
+      () => api.watches.some((w) => w.kind === 'destinationrules') && h.sink.updates.length === 1,
+    );
+    api
+      .lastIstioWatch('virtualservices')
+      .emit('MODIFIED', virtualService('hello', '74', [0, 100, 0]));
+    assert.equal(h.sink.updates.length, 2);
+    assert.deepEqual(sayHelloWeights(h.sink.updates[1]), [0, 100, 0]);
+    assert.match(
+      h.sink.updates[1]?.serviceConfigSource ?? '',
+      /^VirtualService prod\/hello \(resourceVersion 74\)/,
+    );
+    assert.deepEqual(api.podCalls, ['prod version']);
+    // The same version again (a re-list, a duplicate event) sends nothing.
+    api
+      .lastIstioWatch('virtualservices')
+      .emit('MODIFIED', virtualService('hello', '74', [0, 100, 0]));
+    assert.equal(h.sink.updates.length, 2);
+    // A DestinationRule whose subsets select another label: the Pods are listed for it.
+    api
+      .lastIstioWatch('destinationrules')
+      .emit('MODIFIED', destinationRule('hello', '75', { key: 'track' }));
+    await until('the Pods listed again', () => api.podCalls.length === 2);
+    assert.equal(api.podCalls[1], 'prod track');
+    await until('the update', () => h.sink.updates.length === 3);
+    h.resolver.stop();
+  });
+
+  test('a bad edit keeps the last good config and warns once; a good edit applies again', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    api.istioAnswers.virtualservices = [
+      istioList('80', virtualService('hello', '71', [30, 60, 10])),
+    ];
+    api.istioAnswers.destinationrules = [istioList('81', destinationRule('hello', '73'))];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until(
+      'the Istio watches',
+      () => api.watches.some((w) => w.kind === 'destinationrules') && h.sink.updates.length === 1,
+    );
+    const watch = api.lastIstioWatch('virtualservices');
+    const warnings = h.sink.warnings.length;
+    watch.emit('MODIFIED', virtualService('hello', '76', [30, 60, 10], { http: 'not a list' }));
+    // The same version again (a re-list, a duplicate event): said once.
+    watch.emit('MODIFIED', virtualService('hello', '76', [30, 60, 10], { http: 'not a list' }));
+    assert.equal(h.sink.errors.length, 0);
+    assert.equal(h.sink.updates.length, 1, 'the last good config stands');
+    const said = h.sink.warnings.slice(warnings);
+    assert.equal(said.length, 1, said.join('\n'));
+    assert.match(
+      said[0]!,
+      /^k8s prod\/hello: the Istio resources cannot be used \(VirtualService prod\/hello: http: .*read from VirtualService prod\/hello \(resourceVersion 76\).*\): keeping the last good service config, from VirtualService prod\/hello \(resourceVersion 71\)/,
+    );
+    // Another bad version is another warning, naming it.
+    watch.emit('MODIFIED', virtualService('hello', '77', [30, 60, 10], { http: 'not a list' }));
+    assert.equal(h.sink.updates.length, 1);
+    assert.match(
+      h.sink.warnings.at(-1) ?? '',
+      /read from VirtualService prod\/hello \(resourceVersion 77\)/,
+    );
+    watch.emit('MODIFIED', virtualService('hello', '78', [10, 10, 80]));
+    assert.deepEqual(sayHelloWeights(h.sink.updates.at(-1)), [10, 10, 80]);
+    assert.match(
+      h.sink.warnings.at(-1) ?? '',
+      /service config from VirtualService prod\/hello \(resourceVersion 78\)/,
+    );
+    h.resolver.stop();
+  });
+
+  test('unusable from the start: an error naming the resource, no update; a fix applies', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    api.istioAnswers.virtualservices = [
+      istioList('80', virtualService('hello', '71', [30, 60, 10], { http: 'not a list' })),
+    ];
+    api.istioAnswers.destinationrules = [istioList('81', destinationRule('hello', '73'))];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until('the error', () => h.sink.errors.length === 1);
+    await settle();
+    assert.equal(h.sink.updates.length, 0);
+    const error = h.sink.errors[0]!;
+    assert.ok(error instanceof K8sResolutionError);
+    assert.match(
+      error.message,
+      /^the service config of Service prod\/hello from its Istio resources \(VirtualService prod\/hello \(resourceVersion 71\), DestinationRule prod\/hello \(resourceVersion 73\)\) cannot be used: VirtualService prod\/hello: http/,
+    );
+    await until('the watch', () => api.watches.some((w) => w.kind === 'virtualservices'));
+    api
+      .lastIstioWatch('virtualservices')
+      .emit('MODIFIED', virtualService('hello', '79', [30, 60, 10]));
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.deepEqual(sayHelloWeights(h.sink.updates[0]), [30, 60, 10]);
+    h.resolver.stop();
+  });
+
+  test('every field not carried over is warned about once per resource version', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    const faulty = (version: string): IstioObjectLike =>
+      virtualService('hello', version, [30, 60, 10], {
+        http: [
+          {
+            fault: { abort: { percentage: { value: 1 }, httpStatus: 503 } },
+            route: [{ destination: { host: 'hello', subset: 'v1' } }],
+          },
+        ],
+      });
+    api.istioAnswers.virtualservices = [istioList('80', faulty('71'))];
+    api.istioAnswers.destinationrules = [istioList('81', destinationRule('hello', '73'))];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until(
+      'the Istio watches',
+      () => api.watches.some((w) => w.kind === 'destinationrules') && h.sink.updates.length === 1,
+    );
+    const fault = (): string[] => h.sink.warnings.filter((w) => w.includes('http[0].fault'));
+    assert.equal(fault().length, 1);
+    assert.match(fault()[0]!, /^k8s prod\/hello: VirtualService prod\/hello: http\[0\]\.fault/);
+    // A DestinationRule edit: the VirtualService's warning is not repeated.
+    api.lastIstioWatch('destinationrules').emit('MODIFIED', destinationRule('hello', '74'));
+    assert.equal(fault().length, 1);
+    api.lastIstioWatch('virtualservices').emit('MODIFIED', faulty('75'));
+    assert.equal(fault().length, 2, 'a new version of the resource is warned about again');
+    h.resolver.stop();
+  });
+
+  test('host forms and exportTo: short, svc.ns and FQDN names are read; another namespace, another host or a resource hidden by exportTo is not', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    api.istioAnswers.virtualservices = [
+      istioList(
+        '80',
+        virtualService('hidden', '60', [1, 0, 0], {
+          exportTo: ['~'],
+          created: '2025-01-01T00:00:00Z',
+        }),
+        virtualService('elsewhere', '61', [1, 0, 0], { hosts: ['hello.staging'] }),
+        virtualService('newer', '62', [0, 0, 1], {
+          hosts: ['hello.prod'],
+          created: '2026-06-01T00:00:00Z',
+        }),
+        virtualService('oldest', '63', [0, 1, 0], {
+          hosts: ['hello.prod.svc.cluster.local'],
+          exportTo: ['.'],
+        }),
+      ),
+    ];
+    api.istioAnswers.destinationrules = [
+      istioList('81', destinationRule('hello', '73', { host: 'hello' })),
+    ];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.deepEqual(
+      sayHelloWeights(h.sink.updates[0]),
+      [0, 1, 0],
+      'the oldest VirtualService applies',
+    );
+    assert.ok(
+      h.sink.warnings.some((w) =>
+        /^k8s prod\/hello: VirtualService prod\/hidden \(resourceVersion 60\): its exportTo hides it from clients in namespace prod: not used$/.test(
+          w,
+        ),
+      ),
+      h.sink.warnings.join('\n'),
+    );
+    assert.ok(h.sink.warnings.some((w) => /VirtualService prod\/newer.*already used/.test(w)));
+    assert.ok(!h.sink.warnings.some((w) => w.includes('elsewhere')));
+    h.resolver.stop();
+  });
+
+  test('no resource names the Service: a note and a warning, no service config; one appearing later applies', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until('the update', () => h.sink.updates.length === 1);
+    const first = h.sink.updates[0]!;
+    assert.equal('serviceConfig' in first, false);
+    assert.match(
+      first.note ?? '',
+      /; no VirtualService or DestinationRule of namespace prod names Service hello: no service config from Istio$/,
+    );
+    assert.deepEqual(api.podCalls, [], 'no subset, no Pod labels');
+    assert.match(h.sink.warnings.at(-1) ?? '', /the channel's own applies until one appears/);
+    await until('the watch', () => api.watches.some((w) => w.kind === 'destinationrules'));
+    api.lastIstioWatch('destinationrules').emit('ADDED', destinationRule('hello', '90'));
+    await until('the update', () => h.sink.updates.length === 2);
+    assert.equal(
+      h.sink.updates[1]?.serviceConfigSource,
+      'DestinationRule prod/hello (resourceVersion 90) (networking.istio.io/v1)',
+    );
+    h.resolver.stop();
+  });
+
+  test('API discovery: v1beta1 when v1 is not served; neither is an error saying so', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    api.istioServed = 'v1beta1';
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.deepEqual(api.istioCalls.sort(), [
+      'destinationrules v1beta1 prod',
+      'virtualservices v1beta1 prod',
+    ]);
+    await until('the watches', () => api.watches.some((w) => w.kind === 'destinationrules'));
+    assert.equal(api.lastIstioWatch('virtualservices').service, 'v1beta1');
+    h.resolver.stop();
+
+    const none = new FakeK8sApi([list('100', HELLO)]);
+    none.istioServed = undefined;
+    const n = setup('k8s:///hello.prod:grpc?istio=true', none);
+    n.resolver.start(n.sink);
+    await until('the error', () => n.sink.errors.length >= 1);
+    assert.match(
+      n.sink.errors[0]!.message,
+      /serves neither networking.istio.io\/v1 nor networking.istio.io\/v1beta1 \(are the Istio CRDs installed\?\)/,
+    );
+    assert.equal(n.sink.updates.length, 0);
+    // Installed since: the next refresh discovers again.
+    none.istioServed = 'v1';
+    n.resolver.refresh();
+    await until('the update', () => n.sink.updates.length === 1);
+    n.resolver.stop();
+  });
+
+  test('a 403 before the first read is an error naming the rule; after a refresh it works', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    api.istioAnswers.virtualservices = [
+      {
+        error: {
+          code: 403,
+          body: JSON.stringify({
+            kind: 'Status',
+            code: 403,
+            message:
+              'virtualservices.networking.istio.io is forbidden: User "u" cannot list resource "virtualservices" in API group "networking.istio.io" in the namespace "prod"',
+          }),
+        },
+      },
+      istioList('80', virtualService('hello', '71', [30, 60, 10])),
+    ];
+    api.istioAnswers.destinationrules = [istioList('81', destinationRule('hello', '73'))];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until('the error', () => h.sink.errors.length === 1);
+    await settle();
+    assert.equal(h.sink.updates.length, 0);
+    const error = h.sink.errors[0]!;
+    assert.ok(error instanceof K8sResolutionError);
+    assert.equal(error.status, 403);
+    assert.match(
+      error.message,
+      /^listing VirtualServices \(networking.istio.io\) of namespace prod \(the service config of Service prod\/hello, istio=true\) at https:\/\/fake-apiserver.test:6443: 403 Forbidden: virtualservices.networking.istio.io is forbidden/,
+    );
+    assert.match(
+      error.message,
+      /Grant this identity list and watch on virtualservices and destinationrules \(apiGroup networking.istio.io\) in namespace prod/,
+    );
+    h.resolver.refresh();
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.deepEqual(sayHelloWeights(h.sink.updates[0]), [30, 60, 10]);
+    h.resolver.stop();
+  });
+
+  test('after a good read, a failed watch keeps the config (one warning), with no error', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    api.istioAnswers.virtualservices = [
+      istioList('80', virtualService('hello', '71', [30, 60, 10])),
+    ];
+    api.istioAnswers.destinationrules = [istioList('81', destinationRule('hello', '73'))];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until(
+      'the Istio watches',
+      () => api.watches.some((w) => w.kind === 'virtualservices') && h.sink.updates.length === 1,
+    );
+    api.lastIstioWatch('virtualservices').end(Object.assign(new Error('connection reset'), {}));
+    await settle();
+    assert.equal(h.sink.errors.length, 0);
+    assert.equal(h.sink.updates.length, 1);
+    assert.match(
+      h.sink.warnings.at(-1) ?? '',
+      /^k8s: watching VirtualServices .*connection reset; keeping the last VirtualServices and listing them again with backoff/,
+    );
+    h.resolver.stop();
+  });
+
+  test('a 403 on the EndpointSlices of a target with istio=true also names the Istio rule', async () => {
+    const api = new FakeK8sApi([{ error: forbidden() }]);
+    const h = setup('k8s:///hello:grpc?istio=true&source=endpointslices', api);
+    h.resolver.start(h.sink);
+    await until('the error', () => h.sink.errors.some((e) => /EndpointSlices/.test(e.message)));
+    assert.match(
+      h.sink.errors.find((e) => /EndpointSlices/.test(e.message))!.message,
+      /; its service config \(\?istio=true\) also needs list and watch on virtualservices and destinationrules \(apiGroup networking.istio.io\), and list and watch on pods/,
+    );
+    h.resolver.stop();
+  });
+});
+
+describe('K8sEndpointResolver: ?istio=true, resources that do not apply to mesh clients', () => {
+  test('a VirtualService bound to gateways only: no service config (a note and a warning), not an error', async () => {
+    const api = new FakeK8sApi([list('100', HELLO)]);
+    const gatewayOnly = virtualService('hello', '71', [30, 60, 10]);
+    api.istioAnswers.virtualservices = [
+      istioList('80', {
+        ...gatewayOnly,
+        spec: { ...(gatewayOnly.spec as object), gateways: ['ingress'] },
+      }),
+    ];
+    const h = setup('k8s:///hello.prod:grpc?istio=true', api);
+    h.resolver.start(h.sink);
+    await until('the update', () => h.sink.updates.length === 1);
+    assert.equal(h.sink.errors.length, 0);
+    assert.equal('serviceConfig' in h.sink.updates[0]!, false);
+    assert.match(h.sink.updates[0]!.note ?? '', /gateways only .*: no service config from Istio$/);
     h.resolver.stop();
   });
 });

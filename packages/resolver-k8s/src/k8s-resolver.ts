@@ -5,15 +5,28 @@ import {
   type Resolution,
   type ResolutionSink,
 } from '@grpc-lb/core';
+import { IstioTranslationError, translateIstio } from '@grpc-lb/istio';
 import { ConfigMapFollower, type ConfigDocument } from './config-map';
 import { K8sResolutionError } from './errors';
 import {
   statusMessage,
   statusOf,
+  type IstioObjectLike,
+  type IstioVersion,
   type K8sApi,
   type K8sConnectionOptions,
   type WatchEventType,
 } from './k8s-client';
+import {
+  byCreation,
+  exportedToOwnNamespace,
+  IstioNotServedError,
+  IstioResourceFollower,
+  ISTIO_NOUN,
+  ISTIO_RULE,
+  namesService,
+  subsetLabelKeys,
+} from './istio';
 import type { K8sEndpointSource, K8sTarget } from './k8s-target';
 import { PodLabelFollower } from './pod-labels';
 import { slicesFromEndpoints, type EndpointsLike } from './endpoints';
@@ -75,6 +88,16 @@ export interface K8sResolverState {
   /** Watches opened since start. */
   readonly watches: number;
 }
+
+/** The service config translated from the Istio resources (`?istio=true`), or why there is none. */
+type IstioConfig =
+  | {
+      readonly present: true;
+      readonly config: Record<string, unknown>;
+      /** `VirtualService prod/hello2 (resourceVersion 12), DestinationRule … (networking.istio.io/v1)`. */
+      readonly source: string;
+    }
+  | { readonly present: false; readonly absence: string };
 
 /** What reading the Service gave: the Service (undefined: it does not exist), or a 403. */
 type ServiceRead = { service: ServiceLike | undefined } | { forbidden: unknown };
@@ -146,6 +169,18 @@ export class K8sEndpointResolver implements EndpointResolver {
   private pods: PodLabelFollower | undefined;
   /** The endpoints last published, sent again with the document or Pod labels when they change. */
   private held: Resolution | undefined;
+  /** The keys the Pod follower was made for. */
+  private podKeys: readonly string[] | undefined;
+  /** With `?istio=true`: follow the VirtualServices and the DestinationRules of the namespace. */
+  private istioFollowers: readonly IstioResourceFollower[] | undefined;
+  /** API discovery of networking.istio.io, made once (again only after it failed). */
+  private istioVersion: Promise<IstioVersion> | undefined;
+  /** The config the Istio resources give (undefined: not read, or unusable since the start). */
+  private istio: IstioConfig | undefined;
+  /** The label keys the delivered Istio config's subsets select on. */
+  private istioKeys: readonly string[] = [];
+  /** Istio warnings already given, each with the resource version it is about. */
+  private istioWarned = new Set<string>();
 
   constructor(
     private readonly target: K8sTarget,
@@ -182,6 +217,7 @@ export class K8sEndpointResolver implements EndpointResolver {
     }
     this.follower?.refresh();
     this.pods?.refresh();
+    for (const follower of this.istioFollowers ?? []) follower.refresh();
   }
 
   stop(): void {
@@ -207,6 +243,13 @@ export class K8sEndpointResolver implements EndpointResolver {
     this.follower = undefined;
     this.pods?.stop();
     this.pods = undefined;
+    this.podKeys = undefined;
+    for (const follower of this.istioFollowers ?? []) follower.stop();
+    this.istioFollowers = undefined;
+    this.istioVersion = undefined;
+    this.istio = undefined;
+    this.istioKeys = [];
+    this.istioWarned = new Set();
     this.document = undefined;
     this.held = undefined;
   }
@@ -268,6 +311,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       api = await this.api;
       if (generation !== this.generation) return;
       this.followConfig(api, generation);
+      this.followIstio(api, generation);
       this.followPods(api, generation);
       const namespace = this.namespace(api);
       const signal = this.requests.signal;
@@ -562,6 +606,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       this.resource(),
       this.target.config?.name,
       this.target.podLabels,
+      this.target.istio,
     );
     this.retryLater(api, generation, `k8s: ${failure.message}`);
   }
@@ -702,10 +747,33 @@ export class K8sEndpointResolver implements EndpointResolver {
     follower.start(api, this.namespace(api));
   }
 
-  /** With `?pod_labels=`: starts following the Pods' labels (once per `start()`). */
+  /**
+   * The Pod labels the endpoints carry: the target's `?pod_labels=`, and the keys the subsets of
+   * the Istio config select on (undefined: none).
+   */
+  private wantedPodKeys(): readonly string[] | undefined {
+    const keys = [...(this.target.podLabels ?? [])];
+    for (const key of this.istioKeys) if (!keys.includes(key)) keys.push(key);
+    return keys.length > 0 ? keys : undefined;
+  }
+
+  /**
+   * With `?pod_labels=`, or Istio subsets selecting labels: follows the Pods' labels. When the
+   * keys change (a DestinationRule's subsets select other labels) the Pods are listed again for
+   * the new keys; until then nothing is delivered.
+   */
   private followPods(api: K8sApi, generation: number): void {
-    const keys = this.target.podLabels;
-    if (keys === undefined || this.pods !== undefined) return;
+    const keys = this.wantedPodKeys();
+    const same =
+      keys !== undefined &&
+      this.podKeys !== undefined &&
+      keys.length === this.podKeys.length &&
+      keys.every((k, i) => this.podKeys?.[i] === k);
+    if (same || (keys === undefined && this.podKeys === undefined)) return;
+    this.pods?.stop();
+    this.pods = undefined;
+    this.podKeys = keys;
+    if (keys === undefined) return;
     const follower = new PodLabelFollower(
       this.target.service,
       keys,
@@ -742,6 +810,172 @@ export class K8sEndpointResolver implements EndpointResolver {
   }
 
   /**
+   * With `?istio=true`: starts following the VirtualServices and DestinationRules of the
+   * namespace (once per `start()`); networking.istio.io/v1 is read when the API server serves it,
+   * else v1beta1 (API discovery, once).
+   */
+  private followIstio(api: K8sApi, generation: number): void {
+    if (!this.target.istio || this.istioFollowers !== undefined) return;
+    const discover = (from: K8sApi, signal: AbortSignal): Promise<IstioVersion> => {
+      const version = (this.istioVersion ??= from.istioVersion(signal).then((served) => {
+        if (served === undefined) throw new IstioNotServedError(from.server);
+        return served;
+      }));
+      // A failed discovery (an outage, CRDs not installed yet) is made again by the next list.
+      version.catch(() => {
+        if (this.istioVersion === version) this.istioVersion = undefined;
+      });
+      return version;
+    };
+    const timings = {
+      shortWatchMs: SHORT_WATCH_MS,
+      watchIdleTimeoutMs: WATCH_IDLE_TIMEOUT_MS,
+      watchStableMs: WATCH_STABLE_MS,
+      retryInitialMs: WATCH_RETRY_INITIAL_MS,
+      retryMaxMs: WATCH_RETRY_MAX_MS,
+    };
+    const followers = (['virtualservices', 'destinationrules'] as const).map(
+      (kind) =>
+        new IstioResourceFollower(
+          this.target.service,
+          kind,
+          discover,
+          {
+            changed: () => {
+              if (generation === this.generation) this.translateIstio(api, generation);
+            },
+            failed: (error) => {
+              // Until both kinds are read, the endpoints wait: a channel never starts on the
+              // wrong policy.
+              if (generation === this.generation && this.istio === undefined) {
+                this.sink?.error(error);
+              }
+            },
+            warn: (message) => {
+              if (generation === this.generation) this.sink?.warn(message);
+            },
+          },
+          timings,
+        ),
+    );
+    this.istioFollowers = followers;
+    for (const follower of followers) follower.start(api, this.namespace(api));
+  }
+
+  /**
+   * Translates the VirtualServices and DestinationRules that name the Service (and that Istio's
+   * exportTo shows to a client of the namespace) into the service config delivered with the
+   * endpoints. A translation that fails keeps the last good config (with a warning), or, with
+   * none yet, is an error: nothing is delivered before a usable config or a known absence.
+   */
+  private translateIstio(api: K8sApi, generation: number): void {
+    const followers = this.istioFollowers;
+    if (followers === undefined || !followers.every((f) => f.hasRead)) return;
+    const namespace = this.namespace(api);
+    const service = this.target.service;
+    const name = this.name(api);
+    const apiVersion = followers[0]?.apiVersion ?? 'networking.istio.io';
+    const versions = new Map<string, string>();
+    const chosen = followers.map((follower) => {
+      const noun = ISTIO_NOUN[follower.kind].one;
+      const items: IstioObjectLike[] = [];
+      for (const item of follower.items) {
+        if (!namesService(follower.kind, item, service, namespace)) continue;
+        const shown = `${noun} ${namespace}/${item.metadata?.name ?? ''}`;
+        const version = item.metadata?.resourceVersion ?? '?';
+        versions.set(shown, version);
+        if (!exportedToOwnNamespace(item.spec, namespace)) {
+          this.warnIstio(
+            `${shown}@${version}`,
+            `k8s ${name}: ${shown} (resourceVersion ${version}): its exportTo hides it from clients in namespace ${namespace}: not used`,
+          );
+          continue;
+        }
+        items.push(item);
+      }
+      return items.sort(byCreation);
+    });
+    const [virtualServices = [], destinationRules = []] = chosen;
+    const absent = (why: string): void => {
+      const absence = `${why}: no service config from Istio`;
+      this.raise('istio', `k8s ${name}: ${absence} (the channel's own applies until one appears)`);
+      this.setIstio(api, generation, { present: false, absence }, []);
+    };
+    if (virtualServices.length === 0 && destinationRules.length === 0) {
+      absent(
+        `no VirtualService or DestinationRule of namespace ${namespace} names Service ${service}`,
+      );
+      return;
+    }
+    let translation: ReturnType<typeof translateIstio>;
+    try {
+      translation = translateIstio({
+        host: `${service}.${namespace}`,
+        namespace,
+        virtualServices,
+        destinationRules,
+      });
+    } catch (error) {
+      if (error instanceof IstioTranslationError && error.code === 'NO_RESOURCE_FOR_HOST') {
+        // Only VirtualServices bound to gateways: none applies to mesh clients.
+        absent(error.message);
+        return;
+      }
+      const shown = [...versions].map(([r, v]) => `${r} (resourceVersion ${v})`).join(', ');
+      const problem = error instanceof Error ? error.message : String(error);
+      if (this.istio?.present) {
+        this.raise(
+          'istio',
+          `k8s ${name}: the Istio resources cannot be used (${problem}; read from ${shown}): keeping the last good service config, from ${this.istio.source}`,
+        );
+        return;
+      }
+      this.raise('istio', `k8s ${name}: the Istio resources cannot be used`);
+      this.sink?.error(
+        new K8sResolutionError(
+          name,
+          redactSecrets(
+            `the service config of Service ${name} from its Istio resources (${shown}) cannot be used: ${problem}`,
+          ),
+          undefined,
+          { cause: error },
+        ),
+      );
+      return;
+    }
+    const source =
+      translation.used.map((r) => `${r} (resourceVersion ${versions.get(r) ?? '?'})`).join(', ') +
+      ` (${apiVersion})`;
+    this.clear('istio', `k8s ${name}: service config from ${source}`);
+    for (const warning of translation.warnings) {
+      const resource = [...versions.keys()].find((r) => warning.startsWith(`${r}:`));
+      const version = resource !== undefined ? versions.get(resource) : undefined;
+      this.warnIstio(`${resource ?? ''}@${version ?? ''}: ${warning}`, `k8s ${name}: ${warning}`);
+    }
+    this.setIstio(
+      api,
+      generation,
+      { present: true, config: translation.serviceConfig, source },
+      subsetLabelKeys(translation.serviceConfig),
+    );
+  }
+
+  /** Gives an Istio warning once per version of the resource it is about. */
+  private warnIstio(key: string, text: string): void {
+    if (this.istioWarned.has(key)) return;
+    this.istioWarned.add(key);
+    this.sink?.warn(text);
+  }
+
+  /** The Istio config changed: follows the labels its subsets select on, and delivers it. */
+  private setIstio(api: K8sApi, generation: number, istio: IstioConfig, keys: string[]): void {
+    this.istio = istio;
+    this.istioKeys = keys;
+    this.followPods(api, generation);
+    if (this.held) this.deliver(this.held);
+  }
+
+  /**
    * Each endpoint whose slice entry names a Pod, with that Pod's requested labels: the resolver's
    * own `node` and `pod` win over them, and they win over the slice's labels.
    */
@@ -758,7 +992,7 @@ export class K8sEndpointResolver implements EndpointResolver {
         labels: { ...endpoint.labels, ...extra, pod, ...(node !== undefined ? { node } : {}) },
       };
     });
-    const keys = this.target.podLabels?.join(',') ?? '';
+    const keys = this.podKeys?.join(',') ?? '';
     return {
       ...resolution,
       endpoints,
@@ -775,10 +1009,25 @@ export class K8sEndpointResolver implements EndpointResolver {
     this.held = held;
     const sink = this.sink;
     if (!sink) return;
+    if (this.target.istio && this.istio === undefined) return;
     let resolution = held;
-    if (this.target.podLabels !== undefined) {
+    if (this.podKeys !== undefined) {
       if (this.pods === undefined || !this.pods.hasRead) return;
       resolution = this.withPodLabels(held, this.pods);
+    }
+    if (this.target.istio) {
+      const istio = this.istio!;
+      sink.update(
+        istio.present
+          ? {
+              ...resolution,
+              serviceConfig: istio.config,
+              serviceConfigSource: istio.source,
+              note: `${resolution.note ?? ''}; service config from ${istio.source}`,
+            }
+          : { ...resolution, note: `${resolution.note ?? ''}; ${istio.absence}` },
+      );
+      return;
     }
     if (this.target.config === undefined) {
       sink.update(resolution);
@@ -823,6 +1072,7 @@ export class K8sEndpointResolver implements EndpointResolver {
         resource,
         this.target.config?.name,
         this.target.podLabels,
+        this.target.istio,
       ),
     );
   }
@@ -830,8 +1080,9 @@ export class K8sEndpointResolver implements EndpointResolver {
 
 /**
  * A K8sResolutionError saying what failed, why, and (for 401/403) what to do about it. With
- * `configMap` (the target's `?config=`) or `podLabels` (its `?pod_labels=`), a 403 also names the
- * ConfigMap or Pod rule the target needs, so that every grant is made at once.
+ * `configMap` (the target's `?config=`), `podLabels` (its `?pod_labels=`) or `istio` (its
+ * `?istio=true`), a 403 also names the ConfigMap, Pod or Istio rules the target needs, so that
+ * every grant is made at once.
  */
 export function describeFailure(
   error: unknown,
@@ -842,6 +1093,7 @@ export function describeFailure(
   resource: K8sResource = 'endpointslices',
   configMap?: string,
   podLabels?: readonly string[],
+  istio?: boolean,
 ): Error {
   if (!server) return error instanceof Error ? error : new Error(String(error));
   const status = statusOf(error);
@@ -864,6 +1116,9 @@ export function describeFailure(
         : '') +
       (podLabels !== undefined
         ? `; its Pod labels (?pod_labels=${podLabels.join(',')}) also need list and watch on pods (the core apiGroup "") in that namespace`
+        : '') +
+      (istio
+        ? `; its service config (?istio=true) also needs ${ISTIO_RULE}, and list and watch on pods (the core apiGroup "") for the labels its subsets select, in that namespace`
         : '');
   } else if (status === 401) {
     message = `${what}: 401 Unauthorized: the API server refused the credentials (an expired or revoked token, or a client certificate from another CA)`;

@@ -305,7 +305,7 @@ describe('parseK8sTarget rejects', () => {
     ['k8s://ns/svc/extra', /expected k8s:\/\/\/<service>/],
     [
       'k8s:///svc:grpc?watch=true',
-      /unknown query parameter "watch" \(a Kubernetes target takes only source=auto\|endpointslices\|endpoints, config=<ConfigMap>\[\/<key>\] and pod_labels=<key>\[,<key>…\]\)/,
+      /unknown query parameter "watch" \(a Kubernetes target takes only source=auto\|endpointslices\|endpoints, config=<ConfigMap>\[\/<key>\], pod_labels=<key>\[,<key>…\] and istio=true\)/,
     ],
     ['k8s:///svc:grpc?source=slices', /source="slices" is not auto, endpointslices or endpoints/],
     ['k8s:///svc:grpc?source=endpoints&source=auto', /source is given twice/],
@@ -547,6 +547,54 @@ describe('parseK8sTarget: ?pod_labels=', () => {
   ];
   for (const [target, message] of errors) {
     test(`refused: ${target.length > 60 ? `${target.slice(0, 60)}…` : target}`, () => {
+      assert.throws(
+        () => parse(target),
+        (error: unknown) => {
+          assert.ok(error instanceof TargetError, String(error));
+          assert.match(error.message, message);
+          return true;
+        },
+      );
+    });
+  }
+});
+
+describe('parseK8sTarget: ?istio=true', () => {
+  for (const [target, namespace, podLabels] of [
+    ['k8s:///hello2.prod:grpc?istio=true', 'prod', undefined],
+    ['k8s://prod/hello2:grpc?istio=true&source=endpoints', 'prod', undefined],
+    ['k8s:///hello2.prod:grpc?pod_labels=track&istio=true', 'prod', ['track']],
+    ['kubernetes://hello2.prod:8080/?istio=true', 'prod', undefined],
+  ] as const) {
+    test(target, () => {
+      const parsed = parse(target);
+      assert.equal(parsed.service, 'hello2');
+      assert.equal(parsed.namespace, namespace);
+      assert.equal(parsed.istio, true);
+      assert.deepEqual(parsed.podLabels, podLabels);
+    });
+  }
+
+  test('without it the target has no istio', () => {
+    assert.equal('istio' in parse('k8s:///hello2.prod:grpc?config=hello-lb'), false);
+  });
+
+  const errors: [string, RegExp][] = [
+    ['k8s:///hello2.prod:grpc?istio', /istio="": the only value is true/],
+    ['k8s:///hello2.prod:grpc?istio=false', /istio="false": the only value is true/],
+    ['k8s:///hello2.prod:grpc?istio=1', /istio="1": the only value is true/],
+    ['k8s:///hello2.prod:grpc?istio=true&istio=true', /istio is given twice/],
+    [
+      'k8s:///hello2.prod:grpc?istio=true&config=hello-lb',
+      /config= and istio=true both give the service config: a target takes one source of service config/,
+    ],
+    [
+      'k8s:///hello2.prod:grpc?config=hello-lb&istio=true',
+      /config= and istio=true both give the service config/,
+    ],
+  ];
+  for (const [target, message] of errors) {
+    test(`refused: ${target}`, () => {
       assert.throws(
         () => parse(target),
         (error: unknown) => {

@@ -30,7 +30,11 @@ export type K8sPortSelector =
  *   ConfigMap in the Service's namespace, followed live;
  * - `pod_labels=<key>[,<key>…]` (e.g. `k8s:///hello.prod:grpc?pod_labels=version`): each endpoint
  *   whose EndpointSlice entry names a Pod (targetRef) also carries these labels of that Pod, read
- *   from the Pods of the Service's namespace, followed live (at most 16 keys).
+ *   from the Pods of the Service's namespace, followed live (at most 16 keys);
+ * - `istio=true` (e.g. `k8s:///hello2.prod:grpc?istio=true`): the channel's service config is the
+ *   translation of the Istio VirtualService and DestinationRules (networking.istio.io) of the
+ *   Service's namespace that name the Service, followed live; the Pod labels their subsets select
+ *   are followed as with `pod_labels=`. One source of service config: not with `config=`.
  * Any other parameter is refused.
  *
  * Credentials are refused (`k8s://user:token@…`): the API server is reached with the kubeconfig's
@@ -54,6 +58,8 @@ export interface K8sTarget {
   readonly config?: K8sConfigMapRef;
   /** `?pod_labels=<key>,…`: the Pod labels each endpoint also carries (distinct, in order). */
   readonly podLabels?: readonly string[];
+  /** `?istio=true`: the service config is translated from the namespace's Istio resources. */
+  readonly istio?: true;
 }
 
 /** At most this many keys in `?pod_labels=`. */
@@ -79,15 +85,19 @@ function decode(text: string): string {
 }
 
 const PARAMETERS =
-  'a Kubernetes target takes only source=auto|endpointslices|endpoints, config=<ConfigMap>[/<key>] and pod_labels=<key>[,<key>…]';
+  'a Kubernetes target takes only source=auto|endpointslices|endpoints, config=<ConfigMap>[/<key>], pod_labels=<key>[,<key>…] and istio=true';
 
 interface Query {
   source?: K8sEndpointSource;
   config?: K8sConfigMapRef;
   podLabels?: readonly string[];
+  istio?: true;
 }
 
-/** The `?source=`, `?config=` and `?pod_labels=` parameters of a query (the only ones accepted). */
+/**
+ * The `?source=`, `?config=`, `?pod_labels=` and `?istio=` parameters of a query (the only ones
+ * accepted).
+ */
 function parseQuery(query: string, original: string): Query {
   const parsed: Query = {};
   for (const part of query.split('&')) {
@@ -111,6 +121,15 @@ function parseQuery(query: string, original: string): Query {
       if (parsed.podLabels !== undefined)
         throw new TargetError(original, 'pod_labels is given twice');
       parsed.podLabels = parsePodLabels(value, original);
+    } else if (key === 'istio') {
+      if (parsed.istio !== undefined) throw new TargetError(original, 'istio is given twice');
+      if (value !== 'true') {
+        throw new TargetError(
+          original,
+          `istio=${JSON.stringify(redactSecrets(value))}: the only value is true (istio=true follows the namespace's VirtualServices and DestinationRules; leave it out otherwise)`,
+        );
+      }
+      parsed.istio = true;
     } else {
       // Only the name: a value could be a secret (`token=…`).
       throw new TargetError(
@@ -118,6 +137,12 @@ function parseQuery(query: string, original: string): Query {
         `unknown query parameter "${redactSecrets(key)}" (${PARAMETERS})`,
       );
     }
+  }
+  if (parsed.istio && parsed.config !== undefined) {
+    throw new TargetError(
+      original,
+      'config= and istio=true both give the service config: a target takes one source of service config (a ConfigMap, or the Istio resources)',
+    );
   }
   return parsed;
 }
@@ -249,7 +274,7 @@ export function parseK8sTarget(uri: TargetUri, written: string): K8sTarget {
     throw new TargetError(original, 'a Kubernetes target takes no fragment');
   }
   const question = uri.path.indexOf('?');
-  const { source, config, podLabels } =
+  const { source, config, podLabels, istio } =
     question >= 0 ? parseQuery(uri.path.slice(question + 1), original) : ({} as Query);
   let pathPart = question >= 0 ? uri.path.slice(0, question) : uri.path;
   let uriAuthority = uri.authority;
@@ -322,5 +347,6 @@ export function parseK8sTarget(uri: TargetUri, written: string): K8sTarget {
     ...(source !== undefined ? { source } : {}),
     ...(config !== undefined ? { config } : {}),
     ...(podLabels !== undefined ? { podLabels } : {}),
+    ...(istio !== undefined ? { istio } : {}),
   };
 }
