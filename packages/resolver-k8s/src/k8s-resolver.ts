@@ -8,6 +8,7 @@ import {
 import { IstioTranslationError, translateIstio } from '@grpc-lb/istio';
 import { ConfigMapFollower, type ConfigDocument } from './config-map';
 import { K8sResolutionError } from './errors';
+import type { FollowerTimings } from './follower';
 import {
   statusMessage,
   statusOf,
@@ -69,6 +70,14 @@ export const WATCH_STABLE_MS = 30_000;
 /** After a watch failure (the list had succeeded): first retry, growing ×1.6 (±20%) up to the cap. */
 export const WATCH_RETRY_INITIAL_MS = 1_000;
 export const WATCH_RETRY_MAX_MS = 30_000;
+/** The same watch discipline for the ConfigMap, Pod and Istio followers as for the slices. */
+const FOLLOWER_TIMINGS: FollowerTimings = {
+  shortWatchMs: SHORT_WATCH_MS,
+  watchIdleTimeoutMs: WATCH_IDLE_TIMEOUT_MS,
+  watchStableMs: WATCH_STABLE_MS,
+  retryInitialMs: WATCH_RETRY_INITIAL_MS,
+  retryMaxMs: WATCH_RETRY_MAX_MS,
+};
 /** While the Service is missing (or lacks the port), it is looked for again this often. */
 export const SERVICE_RETRY_MS = 5_000;
 
@@ -735,13 +744,7 @@ export class K8sEndpointResolver implements EndpointResolver {
           if (generation === this.generation) this.sink?.warn(message);
         },
       },
-      {
-        shortWatchMs: SHORT_WATCH_MS,
-        watchIdleTimeoutMs: WATCH_IDLE_TIMEOUT_MS,
-        watchStableMs: WATCH_STABLE_MS,
-        retryInitialMs: WATCH_RETRY_INITIAL_MS,
-        retryMaxMs: WATCH_RETRY_MAX_MS,
-      },
+      FOLLOWER_TIMINGS,
     );
     this.follower = follower;
     follower.start(api, this.namespace(api));
@@ -797,13 +800,7 @@ export class K8sEndpointResolver implements EndpointResolver {
           if (generation === this.generation) this.sink?.warn(message);
         },
       },
-      {
-        shortWatchMs: SHORT_WATCH_MS,
-        watchIdleTimeoutMs: WATCH_IDLE_TIMEOUT_MS,
-        watchStableMs: WATCH_STABLE_MS,
-        retryInitialMs: WATCH_RETRY_INITIAL_MS,
-        retryMaxMs: WATCH_RETRY_MAX_MS,
-      },
+      FOLLOWER_TIMINGS,
     );
     this.pods = follower;
     follower.start(api, this.namespace(api));
@@ -827,13 +824,7 @@ export class K8sEndpointResolver implements EndpointResolver {
       });
       return version;
     };
-    const timings = {
-      shortWatchMs: SHORT_WATCH_MS,
-      watchIdleTimeoutMs: WATCH_IDLE_TIMEOUT_MS,
-      watchStableMs: WATCH_STABLE_MS,
-      retryInitialMs: WATCH_RETRY_INITIAL_MS,
-      retryMaxMs: WATCH_RETRY_MAX_MS,
-    };
+    const timings = FOLLOWER_TIMINGS;
     const followers = (['virtualservices', 'destinationrules'] as const).map(
       (kind) =>
         new IstioResourceFollower(
