@@ -29,6 +29,7 @@ import {
   startKubeApiserver,
   type KubeApiserver,
 } from './support/kube-apiserver';
+import { installIstioCrds } from './support/istio-crds';
 import { startLoad } from './support/load';
 import { addPodAddresses, type PodAddresses } from './support/pod-addresses';
 import { serverFixture } from './support/server-fixture';
@@ -65,46 +66,6 @@ let serial = 0;
 const VERSIONS = ['v1', 'v2', 'v3'] as const;
 const SAY_HELLO = '/grpclb.test.Greeter/SayHello';
 
-/** A minimal CustomResourceDefinition for an Istio kind: v1 (stored) and v1beta1, open schema. */
-function crd(kind: string, plural: string): unknown {
-  const schema = {
-    openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-  };
-  return {
-    apiVersion: 'apiextensions.k8s.io/v1',
-    kind: 'CustomResourceDefinition',
-    metadata: { name: `${plural}.networking.istio.io` },
-    spec: {
-      group: 'networking.istio.io',
-      scope: 'Namespaced',
-      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
-      versions: [
-        { name: 'v1', served: true, storage: true, schema },
-        { name: 'v1beta1', served: true, storage: false, schema },
-      ],
-    },
-  };
-}
-
-/** Installs the two CRDs (once) and waits until the API server serves them. */
-async function installCrds(k: KubeApiserver): Promise<void> {
-  for (const [kind, plural] of [
-    ['VirtualService', 'virtualservices'],
-    ['DestinationRule', 'destinationrules'],
-  ] as const) {
-    const created = await k.request(
-      'POST',
-      '/apis/apiextensions.k8s.io/v1/customresourcedefinitions',
-      crd(kind, plural),
-    );
-    assert.ok(created.status === 201 || created.status === 409, created.body);
-    await waitFor(
-      async () => (await k.request('GET', `/apis/networking.istio.io/v1/${plural}`)).status === 200,
-      { timeoutMs: 20_000, message: `${plural}.networking.istio.io is served` },
-    );
-  }
-}
-
 /** The API server with the Istio CRDs, 3 backends on pod addresses, and a fresh namespace. */
 async function env(t: TestContext): Promise<Env | undefined> {
   const k = await kube.get(t);
@@ -113,7 +74,7 @@ async function env(t: TestContext): Promise<Env | undefined> {
     registerK8s({ grpc, kubeconfig: k.adminKubeconfig, logger: recordingLogger });
     registered = true;
   }
-  crds ??= installCrds(k);
+  crds ??= installIstioCrds(k);
   await crds;
   addresses ??= addPodAddresses(t, 3);
   const pods = await addresses;
