@@ -46,6 +46,7 @@ import {
   startBackends,
   waitFor,
 } from '@grpc-lb/test/harness';
+import { installIstioCrds } from '@grpc-lb/test/support/istio-crds';
 import { startKubeApiserver, type KubeApiserver } from '@grpc-lb/test/support/kube-apiserver';
 import { reexecInTestNetns } from '@grpc-lb/test/support/netns';
 import { createPodAddresses } from '@grpc-lb/test/support/pod-addresses';
@@ -117,43 +118,6 @@ async function must(k: KubeApiserver, method: string, path: string, body?: unkno
 
 const resourceVersion = (json: unknown) =>
   (json as { metadata: { resourceVersion: string } }).metadata.resourceVersion;
-
-/**
- * Minimal CustomResourceDefinitions for the two Istio kinds (v1 stored; v1beta1 and v1alpha3
- * served too, as Istio's own), open schemas; resolves once the API server serves them.
- */
-async function installIstioCrds(k: KubeApiserver): Promise<void> {
-  const schema = {
-    openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
-  };
-  for (const [kind, plural] of [
-    ['VirtualService', 'virtualservices'],
-    ['DestinationRule', 'destinationrules'],
-  ] as const) {
-    await must(k, 'POST', '/apis/apiextensions.k8s.io/v1/customresourcedefinitions', {
-      apiVersion: 'apiextensions.k8s.io/v1',
-      kind: 'CustomResourceDefinition',
-      metadata: { name: `${plural}.networking.istio.io` },
-      spec: {
-        group: 'networking.istio.io',
-        scope: 'Namespaced',
-        names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
-        versions: [
-          { name: 'v1', served: true, storage: true, schema },
-          { name: 'v1beta1', served: true, storage: false, schema },
-          { name: 'v1alpha3', served: true, storage: false, schema },
-        ],
-      },
-    });
-    for (const version of ['v1', 'v1alpha3']) {
-      await waitFor(
-        async () =>
-          (await k.request('GET', `/apis/networking.istio.io/${version}/${plural}`)).status === 200,
-        { timeoutMs: 20_000, message: `${plural}.networking.istio.io/${version} served` },
-      );
-    }
-  }
-}
 
 /**
  * Service hello2-svc, one Pod object per backend (labelled `app: hello2`, `version: <v>`; the API

@@ -1,13 +1,13 @@
 /**
  * Minimal Istio CustomResourceDefinitions (VirtualService, DestinationRule) for the tests' API
- * server: `networking.istio.io` v1 (stored) and v1beta1, open schemas — enough to store and watch
+ * server: `networking.istio.io` v1 (stored), v1beta1 and v1alpha3 served, open schemas — enough to store and watch
  * the resources as Istio's own CRDs would.
  */
 import assert from 'node:assert/strict';
 import { waitFor } from '../harness';
 import type { KubeApiserver } from './kube-apiserver';
 
-/** A minimal CustomResourceDefinition for an Istio kind: v1 (stored) and v1beta1, open schema. */
+/** A minimal CustomResourceDefinition for an Istio kind: v1 (stored), v1beta1, v1alpha3; open schema. */
 function crd(kind: string, plural: string): unknown {
   const schema = {
     openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true },
@@ -23,6 +23,7 @@ function crd(kind: string, plural: string): unknown {
       versions: [
         { name: 'v1', served: true, storage: true, schema },
         { name: 'v1beta1', served: true, storage: false, schema },
+        { name: 'v1alpha3', served: true, storage: false, schema },
       ],
     },
   };
@@ -40,9 +41,12 @@ export async function installIstioCrds(k: KubeApiserver): Promise<void> {
       crd(kind, plural),
     );
     assert.ok(created.status === 201 || created.status === 409, created.body);
-    await waitFor(
-      async () => (await k.request('GET', `/apis/networking.istio.io/v1/${plural}`)).status === 200,
-      { timeoutMs: 20_000, message: `${plural}.networking.istio.io is served` },
-    );
+    for (const version of ['v1', 'v1beta1', 'v1alpha3']) {
+      await waitFor(
+        async () =>
+          (await k.request('GET', `/apis/networking.istio.io/${version}/${plural}`)).status === 200,
+        { timeoutMs: 20_000, message: `${plural}.networking.istio.io/${version} is served` },
+      );
+    }
   }
 }
