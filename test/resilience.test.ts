@@ -257,6 +257,11 @@ describe('active health checks', () => {
         timeoutMs: 5000,
         message: 'the watch reports NOT_SERVING',
       });
+      // A call picked just before the answer may still be on its way: count from when none is.
+      await waitFor(() => observer.endpoint(target.address)?.outstanding === 0, {
+        timeoutMs: 5000,
+        message: 'the calls picked before NOT_SERVING have ended',
+      });
       const callsAtRemoval = (await target.stats()).totalCalls;
       await waitFor(() => load.result.ok > 300, { timeoutMs: 10_000, message: '300 calls' });
       assert.equal(
