@@ -285,7 +285,7 @@ module.exports = { greeterClient, sayHello };
 
 /** ESM: named imports from the CommonJS build, every CommonJS export visible as an ESM name. */
 const CONSUMER_MJS = `import * as grpc from '@grpc/grpc-js';
-import { register, validateTarget } from '@grpc-lb/core';
+import { register, ROUND_ROBIN_POLICY, validateTarget } from '@grpc-lb/core';
 import { createRequire } from 'node:module';
 import codec from './codec.cjs';
 
@@ -298,6 +298,7 @@ for (const name of JSON.parse(packagesJson)) {
   if (missing.length > 0) missingNamedExports[name] = missing;
 }
 validateTarget(target);
+const registeredAtImport = grpc.experimental.isLoadBalancerNameRegistered(ROUND_ROBIN_POLICY);
 const registration = register({ grpc });
 const Greeter = codec.greeterClient(grpc);
 const client = new Greeter(target, grpc.credentials.createInsecure());
@@ -306,7 +307,9 @@ try {
   console.log(JSON.stringify({
     module: 'esm',
     core: import.meta.resolve('@grpc-lb/core'),
+    registeredAtImport,
     schemes: registration.schemes,
+    policies: registration.policies,
     missingNamedExports,
     reply,
   }));
@@ -317,13 +320,14 @@ try {
 
 const CONSUMER_CJS = `'use strict';
 const grpc = require('@grpc/grpc-js');
-const { register, validateTarget } = require('@grpc-lb/core');
+const { register, ROUND_ROBIN_POLICY, validateTarget } = require('@grpc-lb/core');
 const codec = require('./codec.cjs');
 
 async function main() {
   const [target, packagesJson] = process.argv.slice(2);
   for (const name of JSON.parse(packagesJson)) require(name);
   validateTarget(target);
+  const registeredAtImport = grpc.experimental.isLoadBalancerNameRegistered(ROUND_ROBIN_POLICY);
   const registration = register({ grpc });
   const Greeter = codec.greeterClient(grpc);
   const client = new Greeter(target, grpc.credentials.createInsecure());
@@ -332,7 +336,9 @@ async function main() {
     console.log(JSON.stringify({
       module: 'cjs',
       core: require.resolve('@grpc-lb/core'),
+      registeredAtImport,
       schemes: registration.schemes,
+      policies: registration.policies,
       reply,
     }));
   } finally {
@@ -459,9 +465,18 @@ describe('installing the packed packages into a project outside the workspace', 
     const reply = out['reply'] as Record<string, unknown> | undefined;
     assert.equal(reply?.['address'], set?.addresses[0], `${file}: the reply came from elsewhere`);
     assert.equal(reply?.['message'], `Hello ${out['module'] as string}`);
+    assert.equal(
+      out['registeredAtImport'],
+      false,
+      `${file}: importing the packages registered a policy before register() was called`,
+    );
     assert.ok(
       (out['schemes'] as string[]).includes('static'),
       `${file}: register() did not install static:`,
+    );
+    assert.ok(
+      (out['policies'] as string[]).includes('grpc-lb.round_robin'),
+      `${file}: register() did not install grpc-lb.round_robin`,
     );
     const core = String(out['core']).replace(/^file:\/\//, '');
     assert.ok(
