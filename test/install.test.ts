@@ -27,6 +27,7 @@ import { type BackendSet, startBackends } from './harness';
 const ROOT = resolve(__dirname, '..', '..');
 const PNPM_VERSION = '10.34.9';
 const GRPC_JS_RANGE = '~1.14';
+const TYPES_NODE_RANGE = '^20.19.0';
 
 interface Manifest {
   readonly name: string;
@@ -351,6 +352,42 @@ main().catch((error) => {
 });
 `;
 
+/** TypeScript consumers (checked, not run): the declarations found through `exports` by node16 resolution. */
+const TYPED_MTS = `import * as grpc from '@grpc/grpc-js';
+import { register, type Registration } from '@grpc-lb/core';
+import { registerDns } from '@grpc-lb/resolver-dns';
+import { registerK8s } from '@grpc-lb/resolver-k8s';
+import { registerEtcd } from '@grpc-lb/resolver-etcd';
+import { registerConsul } from '@grpc-lb/resolver-consul';
+import { translateIstio } from '@grpc-lb/istio';
+export type Cli = typeof import('@grpc-lb/cli');
+const registration: Registration = register({ grpc });
+export const used = [registration.schemes, registerDns, registerK8s, registerEtcd, registerConsul, translateIstio];
+`;
+
+const TYPED_CTS = `import grpc = require('@grpc/grpc-js');
+import core = require('@grpc-lb/core');
+import k8s = require('@grpc-lb/resolver-k8s');
+const registration: core.Registration = core.register({
+  grpc,
+  resolvers: [k8s.createK8sResolverFactory()],
+});
+export = registration.schemes;
+`;
+
+const TYPED_TSCONFIG = {
+  compilerOptions: {
+    module: 'node16',
+    moduleResolution: 'node16',
+    target: 'ES2022',
+    strict: true,
+    noEmit: true,
+    skipLibCheck: true,
+    types: ['node'],
+  },
+  files: ['typed.mts', 'typed.cts'],
+};
+
 /** Environment for commands in the consumer project: no path leaking the workspace in. */
 function consumerEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
@@ -426,6 +463,7 @@ describe('installing the packed packages into a project outside the workspace', 
           '--prefer-offline',
           ...files,
           `@grpc/grpc-js@${GRPC_JS_RANGE}`,
+          `@types/node@${TYPES_NODE_RANGE}`,
         ],
         { cwd: project, env: consumerEnv(), timeoutMs: 240_000 },
       );
@@ -434,6 +472,9 @@ describe('installing the packed packages into a project outside the workspace', 
       writeFileSync(join(project, 'codec.cjs'), CODEC_CJS);
       writeFileSync(join(project, 'consumer.mjs'), CONSUMER_MJS);
       writeFileSync(join(project, 'consumer.cjs'), CONSUMER_CJS);
+      writeFileSync(join(project, 'typed.mts'), TYPED_MTS);
+      writeFileSync(join(project, 'typed.cts'), TYPED_CTS);
+      writeFileSync(join(project, 'tsconfig.json'), `${JSON.stringify(TYPED_TSCONFIG, null, 2)}\n`);
 
       set = await startBackends({ count: 1 });
       target = `static:///${set.addresses.join(',')}`;
@@ -497,6 +538,20 @@ describe('installing the packed packages into a project outside the workspace', 
 
   test('a CommonJS file requires every package and makes a balanced call', async () => {
     await consumer('consumer.cjs');
+  });
+
+  test("TypeScript finds every package's declarations from an ES module and a CommonJS file (node16)", async () => {
+    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc');
+    const result = await run(process.execPath, [tsc, '-p', 'tsconfig.json'], {
+      cwd: project,
+      env: consumerEnv(),
+      timeoutMs: 120_000,
+    });
+    assert.equal(
+      result.code,
+      0,
+      describeRun('tsc -p tsconfig.json (typed.mts, typed.cts)', result),
+    );
   });
 
   test('the installed grpc-lb command prints its help', async () => {
