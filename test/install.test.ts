@@ -388,13 +388,17 @@ const TYPED_TSCONFIG = {
   files: ['typed.mts', 'typed.cts'],
 };
 
-/** Environment for commands in the consumer project: no path leaking the workspace in. */
+/**
+ * Environment for commands in the consumer project: nothing pointing back at the workspace
+ * (`npm test` exports its package's fields and its local prefix); npm's other settings stay.
+ */
 function consumerEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env };
   delete env['NODE_PATH'];
   delete env['NODE_OPTIONS'];
   for (const key of Object.keys(env)) {
-    if (key.startsWith('npm_')) delete env[key];
+    const npmRun = key.startsWith('npm_') && !key.startsWith('npm_config_');
+    if (npmRun || key === 'npm_config_local_prefix') delete env[key];
   }
   return env;
 }
