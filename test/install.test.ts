@@ -403,6 +403,13 @@ function consumerEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
+/** The problems of the tarballs that have any, one block per package. */
+function problemReport(problems: ReadonlyMap<string, readonly string[]>): string[] {
+  return [...problems]
+    .filter(([, list]) => list.length > 0)
+    .map(([name, list]) => `${name}:\n  ${list.join('\n  ')}`);
+}
+
 function lastJsonLine(output: string): Record<string, unknown> {
   const line = output.trim().split('\n').at(-1) ?? '';
   return JSON.parse(line) as Record<string, unknown>;
@@ -471,7 +478,11 @@ describe('installing the packed packages into a project outside the workspace', 
         ],
         { cwd: project, env: consumerEnv(), timeoutMs: 240_000 },
       );
-      assert.equal(installed.code, 0, describeRun('npm install of the tarballs', installed));
+      assert.equal(
+        installed.code,
+        0,
+        `${describeRun('npm install of the tarballs', installed)}\n${problemReport(problems).join('\n')}`,
+      );
 
       writeFileSync(join(project, 'codec.cjs'), CODEC_CJS);
       writeFileSync(join(project, 'consumer.mjs'), CONSUMER_MJS);
@@ -492,9 +503,7 @@ describe('installing the packed packages into a project outside the workspace', 
   });
 
   test('every tarball is clean: no build info, tests or test kits; entry points, source maps, requires and ranges resolve', () => {
-    const report = [...problems]
-      .filter(([, list]) => list.length > 0)
-      .map(([name, list]) => `${name}:\n  ${list.join('\n  ')}`);
+    const report = problemReport(problems);
     assert.equal(problems.size, packages.length);
     assert.deepEqual(report, [], `broken tarballs:\n${report.join('\n')}`);
   });
