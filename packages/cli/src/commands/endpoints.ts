@@ -274,16 +274,18 @@ async function endpoints(
   // The first resolution, or the last error when none comes within --timeout.
   const started = Date.now();
   let progress: NodeJS.Timeout | undefined;
+  let drawn = false;
   const clearProgress = () => {
     if (progress === undefined) return;
     clearInterval(progress);
     progress = undefined;
-    io.writeErr('\r\u001b[K');
+    if (drawn) io.writeErr('\r\u001b[K');
   };
   if (io.stderrIsTTY === true) {
     progress = setInterval(() => {
       const elapsed = ((Date.now() - started) / 1000).toFixed(1);
       io.writeErr(`\r\u001b[Kresolving ${redactSecrets(target)}… ${elapsed} s`);
+      drawn = true;
     }, 100);
     progress.unref();
   }
