@@ -91,3 +91,24 @@ describe('grpc-lb endpoints: options', () => {
     assert.match(io.err, /unknown scheme "xds:".*static:.*composite:|unknown scheme "xds:".*etcd:/);
   });
 });
+
+describe('grpc-lb endpoints: settings', () => {
+  test('a kubeconfig that does not exist is reported at once, not after --timeout (exit 1)', async () => {
+    const io = memoryIo(false);
+    const started = Date.now();
+    const code = await runCli(
+      [
+        'endpoints',
+        'k8s:///hello.prod:grpc',
+        '--kubeconfig',
+        '/nonexistent/kubeconfig',
+        '--timeout',
+        '60',
+      ],
+      io,
+    );
+    assert.equal(code, 1);
+    assert.match(io.err, /^error: .*kubeconfig \/nonexistent\/kubeconfig does not exist\n$/);
+    assert.ok(Date.now() - started < 30_000, 'well before the 60 s timeout');
+  });
+});

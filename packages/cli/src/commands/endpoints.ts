@@ -313,6 +313,10 @@ async function endpoints(
           first = event.resolution;
           backoff.reset();
         } else if (first === undefined) {
+          // A setting that is wrong (a kubeconfig that does not exist) will not mend by waiting.
+          if (event.error instanceof ConfigError) {
+            throw new InputError(event.error.message, { cause: event.error });
+          }
           lastError = event.error;
           scheduleRetry();
         }
