@@ -214,6 +214,45 @@ describe('grpc-lb endpoints: etcd', () => {
       assert.equal(run.stderr, '');
     });
   });
+  test('--watch through an outage: one warning, the endpoints kept, then the changes after it', async (t) => {
+    const e = await etcd.get(t);
+    if (!e) return;
+    await etcd.logged(async () => {
+      const svc = `services/${unique('outage')}`;
+      await e.etcdctl('put', `${svc}/a`, naming('127.0.0.2:5000'));
+      const child = start(['endpoints', `etcd:///${svc}`, '--watch', '--etcd-endpoints', e.url]);
+      try {
+        await waitFor(() => child.stdout().includes('127.0.0.2:5000'), {
+          timeoutMs: 15_000,
+          message: `the first table (stderr: ${child.stderr()})`,
+        });
+        await e.kill();
+        await waitFor(
+          () => /warning: .*keeping the last endpoints; retrying/.test(child.stderr()),
+          {
+            timeoutMs: 30_000,
+            message: 'the outage warning',
+          },
+        );
+        await e.start();
+        await e.etcdctl('put', `${svc}/b`, naming('127.0.0.3:5000'));
+        await waitFor(() => / added 127\.0\.0\.3:5000 /.test(child.stdout()), {
+          timeoutMs: 30_000,
+          message: `the addition after the outage (stderr: ${child.stderr()})`,
+        });
+        assert.match(child.stderr(), /warning: .*the registry answers again/);
+        assert.doesNotMatch(child.stdout(), /removed/);
+        const warnings = child
+          .stderr()
+          .split('\n')
+          .filter((l) => l.includes('retrying'));
+        assert.equal(warnings.length, 1, child.stderr());
+      } finally {
+        child.kill('SIGINT');
+      }
+      assert.equal((await child.done).code, 0);
+    });
+  });
 });
 
 describe('grpc-lb endpoints: Consul', () => {
