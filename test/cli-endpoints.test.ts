@@ -6,8 +6,11 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 
 import { waitFor } from './harness';
 import { requireConsul, startConsul, type Consul } from './support/consul';
@@ -70,6 +73,15 @@ const etcd = serverFixture<Etcd>(
   () => startEtcd(),
   (t) => Promise.resolve(requireEtcd(t)),
 );
+
+const MANAGEMENT = randomUUID();
+const aclConsul = serverFixture(
+  'consul (ACLs on)',
+  () => startConsul({ aclManagementToken: MANAGEMENT }),
+  requireConsul,
+);
+const dir = mkdtempSync(join(tmpdir(), 'grpc-lb-cli-endpoints-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
 
 const naming = (addr: string, metadata: unknown = null): string =>
   JSON.stringify({ Op: 0, Addr: addr, Metadata: metadata });
@@ -343,6 +355,61 @@ describe('grpc-lb endpoints: Consul', () => {
       }
       const run = await child.done;
       assert.equal(run.code, 0, run.stderr);
+    });
+  });
+});
+
+describe('grpc-lb endpoints: Consul with ACLs', () => {
+  test('a token from --consul-token-file reads the service; a token refused by CONSUL_HTTP_TOKEN is one error line without it, exit 1', async (t) => {
+    const c = await aclConsul.get(t);
+    if (!c) return;
+    await aclConsul.logged(async () => {
+      const service = unique('guarded');
+      const registered = await c.api('PUT', '/v1/agent/service/register', {
+        ID: `${service}-1`,
+        Name: service,
+        Address: '127.0.0.2',
+        Port: 5000,
+      });
+      assert.equal(registered.status, 200, registered.body);
+      const policy = await c.api('PUT', '/v1/acl/policy', {
+        Name: service,
+        Rules: `service "${service}" { policy = "read" }\nnode_prefix "" { policy = "read" }`,
+      });
+      assert.equal(policy.status, 200, policy.body);
+      const issued = await c.api('PUT', '/v1/acl/token', { Policies: [{ Name: service }] });
+      assert.equal(issued.status, 200, issued.body);
+      const token = (issued.json as { SecretID: string }).SecretID;
+      const tokenFile = join(dir, 'consul-token');
+      writeFileSync(tokenFile, `${token}\n`, { mode: 0o600 });
+
+      const run = await grpcLb([
+        'endpoints',
+        `consul:///${service}`,
+        '--consul-addr',
+        c.address,
+        '--consul-token-file',
+        tokenFile,
+      ]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(
+        rows(run.stdout).map((r) => r[0]),
+        ['127.0.0.2:5000'],
+      );
+      assert.ok(!run.stdout.includes(token) && !run.stderr.includes(token));
+
+      const wrong = randomUUID();
+      const denied = await grpcLb(
+        ['endpoints', `consul:///${service}`, '--consul-addr', c.address, '--timeout', '1'],
+        { CONSUL_HTTP_TOKEN: wrong },
+      );
+      assert.equal(denied.code, 1, denied.stderr);
+      assert.equal(denied.stdout, '');
+      const lines = denied.stderr.split('\n').filter((l) => l !== '');
+      assert.equal(lines.length, 1, denied.stderr);
+      assert.match(lines[0]!, /^error: cannot resolve consul:\/\/\/\S+ within 1 s: .*(?:403|ACL)/);
+      assert.ok(!denied.stderr.includes(wrong), 'the token is not printed');
+      assert.ok(!denied.stderr.includes(MANAGEMENT));
     });
   });
 });
