@@ -193,7 +193,7 @@ describe('grpc-lb endpoints: etcd', () => {
     });
   });
 
-  test('--watch prints an addition and a removal with times; SIGINT ends it with exit 0', async (t) => {
+  test('--watch prints an addition, a change and a removal with times; SIGINT ends it with exit 0', async (t) => {
     const e = await etcd.get(t);
     if (!e) return;
     await etcd.logged(async () => {
@@ -212,6 +212,14 @@ describe('grpc-lb endpoints: etcd', () => {
             timeoutMs: 10_000,
             message: 'the addition',
           },
+        );
+        await e.etcdctl('put', `${svc}/b`, naming('127.0.0.3:5000', { weight: 5, zone: 'b' }));
+        await waitFor(
+          () =>
+            /\n\d\d:\d\d:\d\d\.\d{3} changed 127\.0\.0\.3:5000 weight=5 zone=b\n/.test(
+              child.stdout(),
+            ),
+          { timeoutMs: 10_000, message: `the change (stdout: ${child.stdout()})` },
         );
         await e.etcdctl('del', `${svc}/a`);
         await waitFor(
@@ -309,7 +317,7 @@ describe('grpc-lb endpoints: Consul', () => {
     });
   });
 
-  test('--watch --json: an addition and a removal as JSON lines; SIGINT exits 0', async (t) => {
+  test('--watch --json: an addition, a removal and the service config document written, as JSON lines; SIGINT exits 0', async (t) => {
     const c = await consul.get(t);
     if (!c) return;
     await consul.logged(async () => {
@@ -317,7 +325,7 @@ describe('grpc-lb endpoints: Consul', () => {
       await register(c, { ID: `${service}-1`, Name: service, Address: '127.0.0.2', Port: 5000 });
       const child = start([
         'endpoints',
-        `consul:///${service}`,
+        `consul:///${service}?config=grpc-lb/${service}`,
         '--watch',
         '--json',
         '--consul-addr',
@@ -329,7 +337,13 @@ describe('grpc-lb endpoints: Consul', () => {
           .split('\n')
           .filter((l) => l !== '')
           .map(
-            (l) => JSON.parse(l) as { event: string; time: string; endpoint?: { address: string } },
+            (l) =>
+              JSON.parse(l) as {
+                event: string;
+                time: string;
+                endpoint?: { address: string };
+                serviceConfigSource?: string | null;
+              },
           );
       try {
         await waitFor(() => events().some((e) => e.event === 'resolved'), {
@@ -348,6 +362,19 @@ describe('grpc-lb endpoints: Consul', () => {
           () =>
             events().some((e) => e.event === 'removed' && e.endpoint?.address === '127.0.0.2:5000'),
           { timeoutMs: 10_000, message: 'the removal' },
+        );
+        const kv = await c.api('PUT', `/v1/kv/grpc-lb/${service}`, { loadBalancingConfig: [] });
+        assert.equal(kv.status, 200, kv.body);
+        await waitFor(
+          () =>
+            events().some(
+              (e) =>
+                e.event === 'service-config' &&
+                new RegExp(`^Consul KV grpc-lb/${service} \\(index \\d+\\)$`).test(
+                  String(e.serviceConfigSource),
+                ),
+            ),
+          { timeoutMs: 10_000, message: 'the service config document written' },
         );
         for (const e of events()) assert.ok(!Number.isNaN(Date.parse(e.time)), e.time);
       } finally {
