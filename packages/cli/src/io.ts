@@ -10,6 +10,8 @@ export interface CliIo {
   readStdin(): Promise<string>;
   /** The whole of a file, as UTF-8 text; rejects with the file system's error (`code` ENOENT…). */
   readFile(path: string): Promise<string>;
+  /** Whether stderr is a terminal (a progress line is only drawn on one). */
+  readonly stderrIsTTY?: boolean;
 }
 
 /** The running process's stdin, stdout, stderr and file system. */
@@ -29,5 +31,6 @@ export function processIo(): CliIo {
       return Buffer.concat(chunks).toString('utf8');
     },
     readFile: (path) => readFile(path, 'utf8'),
+    stderrIsTTY: process.stderr.isTTY === true,
   };
 }
