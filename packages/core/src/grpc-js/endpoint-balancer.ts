@@ -20,6 +20,7 @@ import {
   type LoadBalancerObserver,
   type ObservedBalancer,
 } from '../observer';
+import type { GrpcLbMetrics, TargetMetrics } from '../metrics';
 import type { ResilienceConfig } from '../resilience-config';
 import { CallTracker, Tracking } from './call-tracking';
 import { ChildEndpoint, type ChildOwner } from './endpoint-child';
@@ -69,6 +70,8 @@ export class EndpointBalancer<C>
   destroyed = false;
   readonly sharedHelper: ChildOwner['sharedHelper'];
   private readonly tracker: CallTracker<ChildEndpoint>;
+  /** The registration's instruments `tracker.metrics` was made from. */
+  private metricsSource: GrpcLbMetrics | undefined;
   private readonly resilience: ResilienceController;
   private readonly aggregator: StateAggregator;
   private readonly grace: StartupGrace;
@@ -124,6 +127,7 @@ export class EndpointBalancer<C>
     this.config = config.parsed;
     const target: unknown = options[TARGET_ATTRIBUTE];
     if (typeof target === 'string') this.target = target;
+    this.followMetrics();
     this.note = resolutionNote;
     this.attachObserver(options[OBSERVER_OPTION]);
     this.updateTracking();
@@ -364,6 +368,18 @@ export class EndpointBalancer<C>
     });
   }
 
+  /** The channel's metrics: switched on by `register({ metrics })`, for this target. */
+  get metrics(): TargetMetrics | undefined {
+    return this.tracker.metrics;
+  }
+
+  private followMetrics(): void {
+    const source = this.rt.metrics;
+    if (source === this.metricsSource && this.tracker.metrics?.target === this.target) return;
+    this.metricsSource = source;
+    this.tracker.metrics = source?.forTarget(this.target);
+  }
+
   /** What each call must report: nothing, counts (outlier detection), or counts and latency. */
   private updateTracking(): void {
     const { needsLatency } = this.spec;
@@ -372,7 +388,7 @@ export class EndpointBalancer<C>
         ? this.config !== undefined && needsLatency(this.config)
         : needsLatency === true;
     this.tracker.mode =
-      pickerNeedsLatency || this.observer
+      pickerNeedsLatency || this.observer || this.tracker.metrics
         ? Tracking.Latency
         : this.resilience.countsCalls
           ? Tracking.Count

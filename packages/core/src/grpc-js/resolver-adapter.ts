@@ -54,6 +54,7 @@ import {
   withDefaultPolicy,
   type ServiceConfigCheck,
 } from '../service-config';
+import type { GrpcLbMetrics, TargetMetrics } from '../metrics';
 import { isObserver, type LoadBalancerObserver } from '../observer';
 import { OBSERVER_OPTION } from '../observer';
 import { redactSecrets } from '../redact';
@@ -195,6 +196,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     private lastRefreshAt = -Infinity;
     private refreshTimer: NodeJS.Timeout | undefined;
     private deliveryImmediate: NodeJS.Immediate | undefined;
+    private metricsSource: GrpcLbMetrics | undefined;
+    private metrics: TargetMetrics | undefined;
     private pending: { update: PendingUpdate } | { error: string } | undefined;
 
     /** What the current LB has been given; cleared on destroy, since the LB is then destroyed too. */
@@ -394,6 +397,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       };
       this.lastGood = update;
       this.lastGoodAt = Date.now();
+      this.measure()?.resolverUpdate();
       this.pending = { update };
       this.scheduleDelivery();
     }
@@ -415,7 +419,17 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       return Math.round(cap * (1 - OUTAGE_JITTER * Math.random()));
     }
 
+    /** This target's metrics, when `register({ metrics })` switched them on. */
+    private measure(): TargetMetrics | undefined {
+      if (rt.metrics !== this.metricsSource) {
+        this.metricsSource = rt.metrics;
+        this.metrics = rt.metrics?.forTarget(this.target);
+      }
+      return this.metrics;
+    }
+
     private onError(message: string): void {
+      this.measure()?.resolverError();
       const delay = this.retryDelay();
       if (this.lastGood) {
         if (!this.warnedErrorStreak) {
