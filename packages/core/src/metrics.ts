@@ -26,6 +26,30 @@ export interface MeterLike {
   createCounter(name: string, options?: InstrumentOptions): CounterLike;
   createUpDownCounter(name: string, options?: InstrumentOptions): CounterLike;
   createHistogram(name: string, options?: InstrumentOptions): HistogramLike;
+  createObservableGauge(name: string, options?: InstrumentOptions): ObservableLike;
+}
+
+interface ObservableLike {
+  addCallback(
+    callback: (result: { observe(value: number, attributes?: MetricAttributes): void }) => void,
+  ): void;
+}
+
+/** The endpoint states `grpc_lb.endpoints` reports (`grpc_lb.endpoint.state`). */
+export const ENDPOINT_STATES = [
+  'ready',
+  'connecting',
+  'idle',
+  'transient_failure',
+  'ejected',
+] as const;
+export type EndpointStateName = (typeof ENDPOINT_STATES)[number];
+
+/** A balancer whose endpoints `grpc_lb.endpoints` counts while it lives. */
+export interface EndpointSource {
+  readonly target: string;
+  /** Calls `count` once per endpoint with its state. */
+  countEndpoints(count: (state: EndpointStateName) => void): void;
 }
 
 /** An OpenTelemetry `MeterProvider` (an SDK `MeterProvider`, or `metrics.getMeterProvider()`). */
@@ -74,6 +98,7 @@ export class GrpcLbMetrics {
   readonly resolverUpdates: CounterLike;
   readonly resolverErrors: CounterLike;
   private warned = false;
+  private readonly sources = new Set<EndpointSource>();
 
   /** `statusNames[code]` is the name of each gRPC status code (`OK`, `UNAVAILABLE`, …). */
   constructor(
@@ -126,6 +151,42 @@ export class GrpcLbMetrics {
       description: 'Errors reported by a resolver (with or without endpoints kept)',
       unit: '{error}',
     });
+    meter
+      .createObservableGauge('grpc_lb.endpoints', {
+        description: 'Endpoints of each target by state',
+        unit: '{endpoint}',
+      })
+      .addCallback((result) => this.measure(() => this.observeEndpoints(result)));
+  }
+
+  /** `source` is counted in `grpc_lb.endpoints` until `unwatch`. */
+  watch(source: EndpointSource): void {
+    this.sources.add(source);
+  }
+
+  unwatch(source: EndpointSource): void {
+    this.sources.delete(source);
+  }
+
+  /** Sums per target (several channels may share one), every state reported (0 included). */
+  private observeEndpoints(result: {
+    observe(value: number, attributes?: MetricAttributes): void;
+  }): void {
+    const totals = new Map<string, Map<EndpointStateName, number>>();
+    for (const source of this.sources) {
+      let byState = totals.get(source.target);
+      if (!byState) {
+        byState = new Map(ENDPOINT_STATES.map((state) => [state, 0]));
+        totals.set(source.target, byState);
+      }
+      const counts = byState;
+      source.countEndpoints((state) => counts.set(state, (counts.get(state) ?? 0) + 1));
+    }
+    for (const [target, byState] of totals) {
+      for (const [state, value] of byState) {
+        result.observe(value, { 'grpc.target': target, 'grpc_lb.endpoint.state': state });
+      }
+    }
   }
 
   /** Measurements for one channel target, as the user wrote it (redacted). */

@@ -20,7 +20,7 @@ import {
   type LoadBalancerObserver,
   type ObservedBalancer,
 } from '../observer';
-import type { GrpcLbMetrics, TargetMetrics } from '../metrics';
+import type { EndpointSource, EndpointStateName, GrpcLbMetrics, TargetMetrics } from '../metrics';
 import type { ResilienceConfig } from '../resilience-config';
 import { CallTracker, Tracking } from './call-tracking';
 import { ChildEndpoint, type ChildOwner } from './endpoint-child';
@@ -52,7 +52,7 @@ export class EndpointPolicyConfig<C> implements experimental.TypedLoadBalancingC
 }
 
 export class EndpointBalancer<C>
-  implements experimental.LoadBalancer, ObservedBalancer, ChildOwner, ResilienceHost
+  implements experimental.LoadBalancer, ObservedBalancer, ChildOwner, ResilienceHost, EndpointSource
 {
   /** The endpoints the resolver lists now. */
   private childMap = new Map<string, ChildEndpoint>();
@@ -218,6 +218,9 @@ export class EndpointBalancer<C>
     this.recomputeImmediate = undefined;
     this.observer?.detach(this);
     this.observer = undefined;
+    this.metricsSource?.unwatch(this);
+    this.metricsSource = undefined;
+    this.tracker.metrics = undefined;
   }
 
   getTypeName(): string {
@@ -376,8 +379,29 @@ export class EndpointBalancer<C>
   private followMetrics(): void {
     const source = this.rt.metrics;
     if (source === this.metricsSource && this.tracker.metrics?.target === this.target) return;
+    this.metricsSource?.unwatch(this);
     this.metricsSource = source;
     this.tracker.metrics = source?.forTarget(this.target);
+    source?.watch(this);
+  }
+
+  /** For `grpc_lb.endpoints`: each endpoint's state (ejected before its connection's). */
+  countEndpoints(count: (state: EndpointStateName) => void): void {
+    const { READY, CONNECTING, IDLE } = this.CS;
+    for (const child of this.children) {
+      const state = child.connectivity;
+      count(
+        child.ejectedUntil !== 0
+          ? 'ejected'
+          : state === READY
+            ? 'ready'
+            : state === CONNECTING
+              ? 'connecting'
+              : state === IDLE
+                ? 'idle'
+                : 'transient_failure',
+      );
+    }
   }
 
   /** What each call must report: nothing, counts (outlier detection), or counts and latency. */

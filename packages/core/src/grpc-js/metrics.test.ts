@@ -149,11 +149,17 @@ describe('metrics of calls', () => {
     const throwing = () => {
       throw new Error('exporter exploded');
     };
+    let gauge: ((result: { observe: () => never }) => void) | undefined;
     const provider: MeterProviderLike = {
       getMeter: () => ({
         createCounter: () => ({ add: throwing }),
         createUpDownCounter: () => ({ add: throwing }),
         createHistogram: () => ({ record: throwing }),
+        createObservableGauge: () => ({
+          addCallback: (callback) => {
+            gauge = callback;
+          },
+        }),
       }),
     };
     const h = PolicyHarness.create({
@@ -166,6 +172,8 @@ describe('metrics of calls', () => {
       const tally = h.pickMany(10, { method: METHOD, code: Status.OK, latencyMs: 3 });
       assert.deepEqual(tally.counts, { [A]: 5, [B]: 5 });
       assert.equal(h.stateName, 'READY');
+      assert.ok(gauge, 'the endpoints gauge has a callback');
+      gauge({ observe: throwing }); // as the SDK would, on a collection
       const warnings = h.warnings.filter((w) => w.startsWith('metrics:'));
       assert.equal(warnings.length, 1, h.warnings.join('\n'));
       assert.match(warnings[0]!, /exporter exploded/);
@@ -204,6 +212,12 @@ describe('metrics of connections (A94)', () => {
       );
       assert.equal(valueOf(metrics, 'grpc.subchannel.connection_attempts_failed', target), 1);
       assert.equal(valueOf(metrics, 'grpc.subchannel.open_connections', target), 1);
+      const endpoints = (state: string) =>
+        valueOf(metrics, 'grpc_lb.endpoints', { ...target, 'grpc_lb.endpoint.state': state });
+      assert.deepEqual(
+        ['ready', 'transient_failure', 'connecting', 'idle', 'ejected'].map(endpoints),
+        [1, 1, 0, 0, 0],
+      );
 
       h.destroy();
       metrics = await read();
@@ -255,6 +269,12 @@ describe('metrics of outlier detection (A91)', () => {
         valueOf(metrics, 'grpc.lb.outlier_detection.ejections_unenforced', consecutive),
         1,
       );
+      const endpoints = (state: string) =>
+        valueOf(metrics, 'grpc_lb.endpoints', {
+          'grpc.target': TARGET,
+          'grpc_lb.endpoint.state': state,
+        });
+      assert.deepEqual([endpoints('ready'), endpoints('ejected')], [1, 1]);
     } finally {
       h.destroy();
       await provider.shutdown();
