@@ -331,10 +331,9 @@ function loadApi(): OpenTelemetryApi {
 /** The instruments for `register({ metrics })`. */
 export function createMetrics(
   options: MetricsOptions,
-  version: string,
   statusNames: readonly string[],
   logger: Logger,
 ): GrpcLbMetrics {
   const provider = options.meterProvider ?? loadApi().metrics.getMeterProvider();
-  return new GrpcLbMetrics(provider.getMeter(METER_NAME, version), statusNames, logger);
+  return new GrpcLbMetrics(provider.getMeter(METER_NAME), statusNames, logger);
 }

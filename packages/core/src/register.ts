@@ -102,7 +102,6 @@ export function register(options: RegisterOptions = {}): Registration {
   } else if (options.metrics !== undefined) {
     runtime.metrics = createMetrics(
       options.metrics === true ? {} : options.metrics,
-      runtime.version,
       statusNames(grpc),
       { warn: (message) => state.logger.current.warn(message) },
     );

@@ -448,12 +448,7 @@ export class PolicyHarness {
     this.rt = createRuntime(grpc, logger);
     if (options.meterProvider) {
       const { meterProvider } = options;
-      this.rt.metrics = createMetrics(
-        { meterProvider },
-        this.rt.version,
-        statusNames(grpc),
-        logger,
-      );
+      this.rt.metrics = createMetrics({ meterProvider }, statusNames(grpc), logger);
     }
     setHealthClientFactory(this.rt, this.health.factory);
     const create = typeof options.policy === 'string' ? POLICIES[options.policy] : options.policy;
