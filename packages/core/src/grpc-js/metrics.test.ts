@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
@@ -18,9 +19,10 @@ import {
   type Histogram,
 } from '@opentelemetry/sdk-metrics';
 import { ManualEndpoints } from '../manual-target';
-import type { MeterProviderLike } from '../metrics';
+import { createMetrics, type MeterProviderLike } from '../metrics';
 import { register } from '../register';
 import { ROUND_ROBIN_POLICY } from '../service-config';
+import { statusNames } from './runtime';
 import { PolicyHarness, Status } from './testing/fake-channel';
 
 const A = '10.0.0.1:80';
@@ -367,4 +369,31 @@ describe('metrics through register() and a real channel', () => {
     assert.equal(loaded(''), 'false');
     assert.equal(loaded('{ metrics: true }'), 'true');
   });
+});
+
+test('the README table lists exactly the instruments created, with their kinds and units', () => {
+  const created: string[] = [];
+  const instrument = (kind: string) => (name: string, options?: { unit?: string }) => {
+    created.push(`${name} ${kind} ${options?.unit ?? ''}`);
+    return { add: () => {}, record: () => {}, addCallback: () => {} };
+  };
+  createMetrics(
+    {
+      meterProvider: {
+        getMeter: () => ({
+          createCounter: instrument('counter'),
+          createUpDownCounter: instrument('up-down counter'),
+          createHistogram: instrument('histogram'),
+          createObservableGauge: instrument('gauge'),
+        }),
+      },
+    },
+    statusNames(grpc),
+    { warn: () => {} },
+  );
+  const readme = fs.readFileSync(path.join(__dirname, '..', '..', 'README.md'), 'utf8');
+  const documented = [...readme.matchAll(/^\| `([a-z_.]+)` +\| ([a-z -]+?) +\| `([^`]+)` /gm)]
+    .filter((m) => m[1]!.startsWith('grpc'))
+    .map((m) => `${m[1]} ${m[2]} ${m[3]}`);
+  assert.deepEqual([...documented].sort(), [...created].sort());
 });
