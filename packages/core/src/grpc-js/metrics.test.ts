@@ -369,6 +369,27 @@ describe('metrics through register() and a real channel', () => {
     assert.equal(loaded(''), 'false');
     assert.equal(loaded('{ metrics: true }'), 'true');
   });
+
+  test('metrics: true without @opentelemetry/api installed is a RegistrationError saying what to do', () => {
+    const index = path.join(__dirname, '..', 'index.js');
+    const script =
+      // As if the optional peer were not installed.
+      `const Module = require('node:module');` +
+      `const resolve = Module._resolveFilename;` +
+      `Module._resolveFilename = function (request, ...rest) {` +
+      `  if (request === '@opentelemetry/api') throw Object.assign(new Error('Cannot find module'), { code: 'MODULE_NOT_FOUND' });` +
+      `  return resolve.call(this, request, ...rest);` +
+      `};` +
+      `const core = require(${JSON.stringify(index)});` +
+      `try { core.register({ metrics: true }); process.stdout.write('registered'); }` +
+      `catch (e) { process.stdout.write(e.name + ': ' + e.message); }`;
+    const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' });
+    assert.equal(run.status, 0, run.stderr);
+    assert.match(
+      run.stdout,
+      /^RegistrationError: .*npm install @opentelemetry\/api.*meterProvider/,
+    );
+  });
 });
 
 test('the README table lists exactly the instruments created, with their kinds and units', () => {
