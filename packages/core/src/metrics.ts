@@ -70,6 +70,13 @@ export interface MetricsOptions {
   readonly meterProvider?: MeterProviderLike;
 }
 
+/**
+ * Channel option: `false` leaves this channel out of the metrics that
+ * `register({ metrics })` switched on (its calls, connections, resolver and
+ * endpoints are not measured).
+ */
+export const METRICS_OPTION = 'grpc-lb.metrics';
+
 /** The meter name (instrumentation scope) of every instrument. */
 export const METER_NAME = '@grpc-lb/core';
 

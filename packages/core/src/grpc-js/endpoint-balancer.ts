@@ -20,7 +20,13 @@ import {
   type LoadBalancerObserver,
   type ObservedBalancer,
 } from '../observer';
-import type { EndpointSource, EndpointStateName, GrpcLbMetrics, TargetMetrics } from '../metrics';
+import {
+  METRICS_OPTION,
+  type EndpointSource,
+  type EndpointStateName,
+  type GrpcLbMetrics,
+  type TargetMetrics,
+} from '../metrics';
 import type { ResilienceConfig } from '../resilience-config';
 import { CallTracker, Tracking } from './call-tracking';
 import { ChildEndpoint, type ChildOwner } from './endpoint-child';
@@ -127,7 +133,7 @@ export class EndpointBalancer<C>
     this.config = config.parsed;
     const target: unknown = options[TARGET_ATTRIBUTE];
     if (typeof target === 'string') this.target = target;
-    this.followMetrics();
+    this.followMetrics(options[METRICS_OPTION] === false);
     this.note = resolutionNote;
     this.attachObserver(options[OBSERVER_OPTION]);
     this.updateTracking();
@@ -146,8 +152,11 @@ export class EndpointBalancer<C>
       return true;
     }
     const leafOptions = withoutKey(
-      withoutKey(options, this.rt.grpc.experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY),
-      OBSERVER_OPTION,
+      withoutKey(
+        withoutKey(options, this.rt.grpc.experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY),
+        OBSERVER_OPTION,
+      ),
+      METRICS_OPTION,
     );
     const next = new Map<string, ChildEndpoint>();
     const added: ChildEndpoint[] = [];
@@ -376,8 +385,8 @@ export class EndpointBalancer<C>
     return this.tracker.metrics;
   }
 
-  private followMetrics(): void {
-    const source = this.rt.metrics;
+  private followMetrics(unmeasured: boolean): void {
+    const source = unmeasured ? undefined : this.rt.metrics;
     if (source === this.metricsSource && this.tracker.metrics?.target === this.target) return;
     this.metricsSource?.unwatch(this);
     this.metricsSource = source;

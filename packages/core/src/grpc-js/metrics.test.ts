@@ -19,7 +19,7 @@ import {
   type Histogram,
 } from '@opentelemetry/sdk-metrics';
 import { ManualEndpoints } from '../manual-target';
-import { createMetrics, type MeterProviderLike } from '../metrics';
+import { createMetrics, METRICS_OPTION, type MeterProviderLike } from '../metrics';
 import { register } from '../register';
 import { ROUND_ROBIN_POLICY } from '../service-config';
 import { statusNames } from './runtime';
@@ -144,6 +144,30 @@ describe('metrics of calls', () => {
       assert.equal(result.onCallEnded, null);
     } finally {
       h.destroy();
+    }
+  });
+
+  test('a channel with grpc-lb.metrics: false is not measured, and its leaves never see the option', async () => {
+    const { provider, read } = sdk();
+    const h = PolicyHarness.create({
+      policy: ROUND_ROBIN_POLICY,
+      endpoints: [A],
+      target: TARGET,
+      meterProvider: provider,
+      options: { [METRICS_OPTION]: false },
+    });
+    try {
+      await h.ready();
+      const result = h.picker.pick(h.pickArgs({ method: METHOD }));
+      assert.equal(result.onCallStarted, null, 'no per-call callback');
+      h.pickMany(3, { method: METHOD });
+      const metrics = await read();
+      const measured = [...metrics.values()].flat().filter((p) => p.attributes['grpc.target']);
+      assert.deepEqual(measured, []);
+      assert.ok(!(METRICS_OPTION in h.subchannel(A).args), 'kept out of subchannel args');
+    } finally {
+      h.destroy();
+      await provider.shutdown();
     }
   });
 

@@ -54,7 +54,7 @@ import {
   withDefaultPolicy,
   type ServiceConfigCheck,
 } from '../service-config';
-import type { GrpcLbMetrics, TargetMetrics } from '../metrics';
+import { METRICS_OPTION, type GrpcLbMetrics, type TargetMetrics } from '../metrics';
 import { isObserver, type LoadBalancerObserver } from '../observer';
 import { OBSERVER_OPTION } from '../observer';
 import { redactSecrets } from '../redact';
@@ -220,6 +220,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     /** The service config the channel last took, and where it came from (for the observer). */
     private appliedConfig: { text: string; source: string } | undefined;
     private readonly observer: LoadBalancerObserver | undefined;
+    /** The channel option `grpc-lb.metrics: false`: this channel is not measured. */
+    private readonly unmeasured: boolean;
     private warnedErrorStreak = false;
     /** The channel refused the last update: fresh data must not reset the retry backoff. */
     private rejected = false;
@@ -230,6 +232,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       options: ChannelOptions,
     ) {
       this.configSelector = new StableConfigSelector(rt.grpc.status.OK);
+      this.unmeasured = options[METRICS_OPTION] === false;
       const observer: unknown = options[OBSERVER_OPTION];
       if (isObserver(observer)) this.observer = observer;
       this.attributes = { [CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: this.configSelector };
@@ -421,6 +424,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
 
     /** This target's metrics, when `register({ metrics })` switched them on. */
     private measure(): TargetMetrics | undefined {
+      if (this.unmeasured) return undefined;
       if (rt.metrics !== this.metricsSource) {
         this.metricsSource = rt.metrics;
         this.metrics = rt.metrics?.forTarget(this.target);
