@@ -48,9 +48,15 @@ export type EndpointStateName = (typeof ENDPOINT_STATES)[number];
 /** A balancer whose endpoints `grpc_lb.endpoints` counts while it lives. */
 export interface EndpointSource {
   readonly target: string;
-  /** Calls `count` once per endpoint with its state. */
-  countEndpoints(count: (state: EndpointStateName) => void): void;
+  /** Calls `count` once per endpoint with its state and health-check status. */
+  countEndpoints(count: (state: EndpointStateName, health: EndpointHealthName) => void): void;
+  /** In panic mode now (every connected endpoint in rotation, whatever its health). */
+  readonly inPanic: boolean;
 }
+
+/** An endpoint's health-check status (`grpc_lb.endpoint.health`), as the observer reports it. */
+export type EndpointHealthName =
+  'unknown' | 'serving' | 'not_serving' | 'unimplemented' | 'not_checked';
 
 /** An OpenTelemetry `MeterProvider` (an SDK `MeterProvider`, or `metrics.getMeterProvider()`). */
 export interface MeterProviderLike {
@@ -164,6 +170,48 @@ export class GrpcLbMetrics {
         unit: '{endpoint}',
       })
       .addCallback((result) => this.measure(() => this.observeEndpoints(result)));
+    meter
+      .createObservableGauge('grpc_lb.endpoints.health', {
+        description: 'Endpoints of each target by health-check status',
+        unit: '{endpoint}',
+      })
+      .addCallback((result) => this.measure(() => this.observeHealth(result)));
+    meter
+      .createObservableGauge('grpc_lb.panic', {
+        description: 'Channels of each target in panic mode (every connected endpoint in rotation)',
+        unit: '{channel}',
+      })
+      .addCallback((result) => this.measure(() => this.observePanic(result)));
+  }
+
+  private observeHealth(result: {
+    observe(value: number, attributes?: MetricAttributes): void;
+  }): void {
+    const totals = new Map<string, Map<EndpointHealthName, number>>();
+    for (const source of this.sources) {
+      let byHealth = totals.get(source.target);
+      if (!byHealth) {
+        byHealth = new Map();
+        totals.set(source.target, byHealth);
+      }
+      const counts = byHealth;
+      source.countEndpoints((_state, health) => counts.set(health, (counts.get(health) ?? 0) + 1));
+    }
+    for (const [target, byHealth] of totals) {
+      for (const [health, value] of byHealth) {
+        result.observe(value, { 'grpc.target': target, 'grpc_lb.endpoint.health': health });
+      }
+    }
+  }
+
+  private observePanic(result: {
+    observe(value: number, attributes?: MetricAttributes): void;
+  }): void {
+    const totals = new Map<string, number>();
+    for (const source of this.sources) {
+      totals.set(source.target, (totals.get(source.target) ?? 0) + (source.inPanic ? 1 : 0));
+    }
+    for (const [target, value] of totals) result.observe(value, { 'grpc.target': target });
   }
 
   /** `source` is counted in `grpc_lb.endpoints` until `unwatch`. */

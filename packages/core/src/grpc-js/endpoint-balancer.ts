@@ -23,6 +23,7 @@ import {
 import {
   METRICS_OPTION,
   type EndpointSource,
+  type EndpointHealthName,
   type EndpointStateName,
   type GrpcLbMetrics,
   type TargetMetrics,
@@ -380,6 +381,11 @@ export class EndpointBalancer<C>
     });
   }
 
+  /** For `grpc_lb.panic`. */
+  get inPanic(): boolean {
+    return this.resilience.inPanic;
+  }
+
   /** The channel's metrics: switched on by `register({ metrics })`, for this target. */
   get metrics(): TargetMetrics | undefined {
     return this.tracker.metrics;
@@ -395,7 +401,7 @@ export class EndpointBalancer<C>
   }
 
   /** For `grpc_lb.endpoints`: each endpoint's state (ejected before its connection's). */
-  countEndpoints(count: (state: EndpointStateName) => void): void {
+  countEndpoints(count: (state: EndpointStateName, health: EndpointHealthName) => void): void {
     const { READY, CONNECTING, IDLE } = this.CS;
     for (const child of this.children) {
       const state = child.connectivity;
@@ -409,6 +415,7 @@ export class EndpointBalancer<C>
               : state === IDLE
                 ? 'idle'
                 : 'transient_failure',
+        child.health,
       );
     }
   }

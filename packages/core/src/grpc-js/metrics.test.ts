@@ -308,6 +308,40 @@ describe('metrics of outlier detection (A91)', () => {
   });
 });
 
+describe('metrics of health checks and panic mode', () => {
+  test('grpc_lb.endpoints.health by status and grpc_lb.panic while in panic mode', async () => {
+    const { provider, read } = sdk();
+    const h = PolicyHarness.create({
+      policy: ROUND_ROBIN_POLICY,
+      config: { healthCheck: {}, panicThreshold: 50 },
+      endpoints: [A, B],
+      target: TARGET,
+      meterProvider: provider,
+    });
+    const target = { 'grpc.target': TARGET };
+    const health = (metrics: Map<string, Point[]>, status: string) =>
+      valueOf(metrics, 'grpc_lb.endpoints.health', {
+        ...target,
+        'grpc_lb.endpoint.health': status,
+      });
+    try {
+      await h.ready();
+      await h.setHealth(A, 'NOT_SERVING');
+      await h.setHealth(B, 'NOT_SERVING');
+      let metrics = await read();
+      assert.equal(health(metrics, 'not_serving'), 2);
+      assert.equal(valueOf(metrics, 'grpc_lb.panic', target), 1);
+      await h.setHealth(A, 'SERVING');
+      metrics = await read();
+      assert.deepEqual([health(metrics, 'serving'), health(metrics, 'not_serving')], [1, 1]);
+      assert.equal(valueOf(metrics, 'grpc_lb.panic', target), 0);
+    } finally {
+      h.destroy();
+      await provider.shutdown();
+    }
+  });
+});
+
 describe('metrics through register() and a real channel', () => {
   const service = {
     hello: {

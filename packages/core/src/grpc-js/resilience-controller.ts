@@ -41,6 +41,11 @@ export class ResilienceController {
   private rampTimer: NodeJS.Timeout | undefined;
   private panic = false;
 
+  /** Whether the last evaluation put the balancer in panic mode. */
+  get inPanic(): boolean {
+    return this.panic;
+  }
+
   constructor(
     private readonly rt: Runtime,
     private readonly host: ResilienceHost,
