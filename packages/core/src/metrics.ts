@@ -254,22 +254,28 @@ export class GrpcLbMetrics {
     try {
       record();
     } catch (error) {
-      if (this.warned) return;
-      this.warned = true;
-      try {
-        this.logger.warn(
-          `metrics: the OpenTelemetry SDK threw while recording (reported once): ${
-            error instanceof Error ? error.message : String(error)
-          }`,
-        );
-      } catch {
-        // A logger that throws too: nothing more to do.
-      }
+      this.failed(error);
+    }
+  }
+
+  /** Reports the first measurement that threw. */
+  failed(error: unknown): void {
+    if (this.warned) return;
+    this.warned = true;
+    try {
+      this.logger.warn(
+        `metrics: the OpenTelemetry SDK threw while recording (reported once): ${
+          error instanceof Error ? error.message : String(error)
+        }`,
+      );
+    } catch {
+      // A logger that throws too: nothing more to do.
     }
   }
 }
 
-interface MethodAttributes {
+/** The attributes of one method's attempts, looked up once per call. */
+export interface MethodAttributes {
   readonly started: MetricAttributes;
   /** By status code. */
   readonly ended: MetricAttributes[];
@@ -290,7 +296,8 @@ export class TargetMetrics {
     this.attributes = { 'grpc.target': target };
   }
 
-  private method(name: string | undefined): MethodAttributes {
+  /** The attributes of calls to `name` (`other` when absent or past `MAX_METHODS`). */
+  method(name: string | undefined): MethodAttributes {
     let method = name === undefined ? undefined : this.methods.get(name);
     if (method) return method;
     const known = name !== undefined && this.methods.size < MAX_METHODS ? name : OTHER_METHOD;
@@ -305,22 +312,29 @@ export class TargetMetrics {
     return method;
   }
 
-  attemptStarted(method: string | undefined): void {
-    const attributes = this.method(method).started;
-    this.metrics.measure(() => this.metrics.attemptStarted.add(1, attributes));
+  // The two per-call measurements catch inline: no closure per call.
+  attemptStarted(method: MethodAttributes): void {
+    try {
+      this.metrics.attemptStarted.add(1, method.started);
+    } catch (error) {
+      this.metrics.failed(error);
+    }
   }
 
-  attemptEnded(method: string | undefined, code: number, seconds: number): void {
-    const attributes = this.method(method);
-    let ended = attributes.ended[code];
+  attemptEnded(method: MethodAttributes, code: number, seconds: number): void {
+    let ended = method.ended[code];
     if (!ended) {
       ended = {
-        ...attributes.started,
+        ...method.started,
         'grpc.status': this.metrics.statusNames[code] ?? String(code),
       };
-      attributes.ended[code] = ended;
+      method.ended[code] = ended;
     }
-    this.metrics.measure(() => this.metrics.attemptDuration.record(seconds, ended));
+    try {
+      this.metrics.attemptDuration.record(seconds, ended);
+    } catch (error) {
+      this.metrics.failed(error);
+    }
   }
 
   connectionSucceeded(): void {

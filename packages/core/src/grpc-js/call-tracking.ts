@@ -80,18 +80,18 @@ export class CallTracker<T extends TrackedEndpoint> {
   ): experimental.PickResult {
     const { onCallStarted, onCallEnded } = result;
     const metrics = this.metrics;
-    const method = metrics ? args.extraPickInfo[METHOD_PICK_KEY] : undefined;
+    const method = metrics?.method(args.extraPickInfo[METHOD_PICK_KEY]);
     let startedAt = 0;
     result.onCallStarted = () => {
       endpoint.stats.outstanding++;
       startedAt = performance.now();
-      metrics?.attemptStarted(method);
+      if (method) metrics?.attemptStarted(method);
       onCallStarted?.();
     };
     result.onCallEnded = (code, details, metadata) => {
       const latencyMs = performance.now() - startedAt;
       this.ended(endpoint, code, latencyMs);
-      metrics?.attemptEnded(method, code, latencyMs / 1000);
+      if (method) metrics?.attemptEnded(method, code, latencyMs / 1000);
       onCallEnded?.(code, details, metadata);
     };
     return result;
