@@ -2,6 +2,7 @@
 // For applications: registering, choosing and configuring policies, errors.
 // ---------------------------------------------------------------------------
 export { register, type RegisterOptions, type Registration } from './register';
+export { METER_NAME, METRICS_OPTION, type MeterProviderLike, type MetricsOptions } from './metrics';
 export { SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
 export type { Logger } from './logger';
 export { ManualEndpoints } from './manual-target';

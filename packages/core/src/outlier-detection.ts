@@ -25,8 +25,13 @@ export interface OutlierSubject {
   timesEjected: number;
 }
 
+/** How an outlier was found (gRFC A91's `grpc.lb.outlier_detection.detection_method`). */
+export type DetectionMethod = 'consecutive_failures' | 'success_rate' | 'failure_percentage';
+
 export interface EjectionHooks {
-  eject(subject: OutlierSubject, reason: string): void;
+  eject(subject: OutlierSubject, reason: string, method: DetectionMethod): void;
+  /** An outlier left in by `enforcementPercentage` or `maxEjectionPercent` (A91's "unenforced"). */
+  unenforced?(subject: OutlierSubject, method: DetectionMethod): void;
   random(): number;
 }
 
@@ -62,7 +67,13 @@ export class OutlierDetector {
       stats.consecutiveFailures++;
       const limit = this.config.consecutiveFailures;
       if (limit > 0 && stats.consecutiveFailures >= limit && subject.ejectedUntil === 0) {
-        this.tryEject(subject, all, now, `${stats.consecutiveFailures} consecutive failures`);
+        this.tryEject(
+          subject,
+          all,
+          now,
+          `${stats.consecutiveFailures} consecutive failures`,
+          'consecutive_failures',
+        );
       }
     } else {
       stats.intervalSuccesses++;
@@ -82,14 +93,18 @@ export class OutlierDetector {
         const threshold = mean - Math.sqrt(variance) * (rateConfig.stdevFactor / 1000);
         candidates.forEach((subject, i) => {
           const rate = rates[i]!;
-          if (rate < threshold && this.hooks.random() * 100 < rateConfig.enforcementPercentage) {
-            this.tryEject(
-              subject,
-              all,
-              now,
-              `success rate ${(rate * 100).toFixed(1)}% below ${(threshold * 100).toFixed(1)}% (mean ${(mean * 100).toFixed(1)}%)`,
-            );
+          if (rate >= threshold) return;
+          if (this.hooks.random() * 100 >= rateConfig.enforcementPercentage) {
+            this.notEnforced(subject, 'success_rate');
+            return;
           }
+          this.tryEject(
+            subject,
+            all,
+            now,
+            `success rate ${(rate * 100).toFixed(1)}% below ${(threshold * 100).toFixed(1)}% (mean ${(mean * 100).toFixed(1)}%)`,
+            'success_rate',
+          );
         });
       }
     }
@@ -99,17 +114,18 @@ export class OutlierDetector {
       if (candidates.length >= failurePercentage.minimumHosts) {
         for (const subject of candidates) {
           const percent = (1 - successRate(subject)) * 100;
-          if (
-            percent > failurePercentage.threshold &&
-            this.hooks.random() * 100 < failurePercentage.enforcementPercentage
-          ) {
-            this.tryEject(
-              subject,
-              all,
-              now,
-              `${percent.toFixed(1)}% of calls failed (threshold ${failurePercentage.threshold}%)`,
-            );
+          if (percent <= failurePercentage.threshold) continue;
+          if (this.hooks.random() * 100 >= failurePercentage.enforcementPercentage) {
+            this.notEnforced(subject, 'failure_percentage');
+            continue;
           }
+          this.tryEject(
+            subject,
+            all,
+            now,
+            `${percent.toFixed(1)}% of calls failed (threshold ${failurePercentage.threshold}%)`,
+            'failure_percentage',
+          );
         }
       }
     }
@@ -131,13 +147,22 @@ export class OutlierDetector {
     all: readonly OutlierSubject[],
     now: number,
     reason: string,
+    method: DetectionMethod,
   ): void {
     if (subject.ejectedUntil !== 0) return;
     const ejected = all.filter((s) => s.ejectedUntil !== 0).length;
     // A50: eject only while the ejected share is below the maximum (so with any maximum above 0, one can go).
-    if ((ejected * 100) / all.length >= this.config.maxEjectionPercent) return;
+    if ((ejected * 100) / all.length >= this.config.maxEjectionPercent) {
+      this.notEnforced(subject, method);
+      return;
+    }
     subject.timesEjected++;
     subject.ejectedUntil = now + this.ejectionTimeMs(subject.timesEjected);
-    this.hooks.eject(subject, reason);
+    this.hooks.eject(subject, reason, method);
+  }
+
+  /** An outlier that stays in (only one not ejected already counts). */
+  private notEnforced(subject: OutlierSubject, method: DetectionMethod): void {
+    if (subject.ejectedUntil === 0) this.hooks.unenforced?.(subject, method);
   }
 }

@@ -9,11 +9,13 @@ import { createWeightedRoundRobinPolicy } from './grpc-js/weighted-round-robin';
 import {
   createRuntime,
   requirePeerGrpc,
+  statusNames,
   SUPPORTED_GRPC_JS_RANGE,
   type Grpc,
   type Runtime,
 } from './grpc-js/runtime';
 import { consoleLogger, type Logger } from './logger';
+import { createMetrics, type MetricsOptions } from './metrics';
 import { createCompositeResolverFactory } from './composite-target';
 import { manualResolverFactory } from './manual-target';
 import type { ResolverFactory } from './resolver-contract';
@@ -32,6 +34,15 @@ export interface RegisterOptions {
   readonly replaceBuiltinSchemes?: readonly string[];
   /** Where warnings go (skipped endpoints, registry outages). Default: console.warn. */
   readonly logger?: Logger;
+  /**
+   * OpenTelemetry metrics (see the README's table). `true` or `{}` uses the
+   * global meter provider of `@opentelemetry/api` (an optional peer
+   * dependency, loaded only then); `{ meterProvider }` uses that provider.
+   * Off by default: nothing is loaded and no call is measured. Switch it on
+   * before creating channels (a running channel follows at its next resolver
+   * update). `false` switches it off again.
+   */
+  readonly metrics?: boolean | MetricsOptions;
 }
 
 export interface Registration {
@@ -86,6 +97,15 @@ export function register(options: RegisterOptions = {}): Registration {
   }
   const { runtime } = state;
   const { experimental } = grpc;
+  if (options.metrics === false) {
+    runtime.metrics = undefined;
+  } else if (options.metrics !== undefined) {
+    runtime.metrics = createMetrics(
+      options.metrics === true ? {} : options.metrics,
+      statusNames(grpc),
+      { warn: (message) => state.logger.current.warn(message) },
+    );
+  }
 
   for (const create of [
     createRoundRobinPolicy,

@@ -3,10 +3,12 @@
  * end, status, latency) reaches that endpoint's counters. It costs something
  * on every call, so it is only as detailed as someone needs: nothing,
  * counts (outlier detection), or counts and latency (least request, an
- * observer).
+ * observer, metrics).
  */
 import type { experimental } from '@grpc/grpc-js';
 import type { EndpointStats } from '../endpoint-stats';
+import type { TargetMetrics } from '../metrics';
+import { METHOD_PICK_KEY } from './config-selector';
 
 /** Time constant of the peak-EWMA latency (Linkerd's default decay). */
 export const LATENCY_DECAY_MS = 10_000;
@@ -35,6 +37,8 @@ export interface CallOutcomes<T extends TrackedEndpoint> {
 export class CallTracker<T extends TrackedEndpoint> {
   /** What each call must report; set by the balancer from its config and observer. */
   mode: Tracking = Tracking.None;
+  /** The channel's metrics when switched on (then `mode` is `Latency`). */
+  metrics: TargetMetrics | undefined;
 
   constructor(
     private readonly completeType: experimental.PickResultType,
@@ -52,7 +56,11 @@ export class CallTracker<T extends TrackedEndpoint> {
   }
 
   /** `result` of a pick onto `endpoint`, with the call's outcome reported back when needed. */
-  track(endpoint: T, result: experimental.PickResult): experimental.PickResult {
+  track(
+    endpoint: T,
+    result: experimental.PickResult,
+    args: experimental.PickArgs,
+  ): experimental.PickResult {
     const mode = this.mode;
     if (mode === Tracking.None || result.pickResultType !== this.completeType) return result;
     if (mode === Tracking.Count && result.onCallStarted === null && result.onCallEnded === null) {
@@ -61,20 +69,29 @@ export class CallTracker<T extends TrackedEndpoint> {
       result.onCallEnded = endpoint.countEnd;
       return result;
     }
-    return this.trackLatency(endpoint, result);
+    return this.trackLatency(endpoint, result, args);
   }
 
   /** Wraps a completed pick so the call's start, end, status and latency reach the endpoint's counters. */
-  private trackLatency(endpoint: T, result: experimental.PickResult): experimental.PickResult {
+  private trackLatency(
+    endpoint: T,
+    result: experimental.PickResult,
+    args: experimental.PickArgs,
+  ): experimental.PickResult {
     const { onCallStarted, onCallEnded } = result;
+    const metrics = this.metrics;
+    const method = metrics?.method(args.extraPickInfo[METHOD_PICK_KEY]);
     let startedAt = 0;
     result.onCallStarted = () => {
       endpoint.stats.outstanding++;
       startedAt = performance.now();
+      if (method) metrics?.attemptStarted(method);
       onCallStarted?.();
     };
     result.onCallEnded = (code, details, metadata) => {
-      this.ended(endpoint, code, performance.now() - startedAt);
+      const latencyMs = performance.now() - startedAt;
+      this.ended(endpoint, code, latencyMs);
+      if (method) metrics?.attemptEnded(method, code, latencyMs / 1000);
       onCallEnded?.(code, details, metadata);
     };
     return result;

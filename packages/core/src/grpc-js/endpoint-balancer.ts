@@ -20,6 +20,14 @@ import {
   type LoadBalancerObserver,
   type ObservedBalancer,
 } from '../observer';
+import {
+  METRICS_OPTION,
+  type EndpointSource,
+  type EndpointHealthName,
+  type EndpointStateName,
+  type GrpcLbMetrics,
+  type TargetMetrics,
+} from '../metrics';
 import type { ResilienceConfig } from '../resilience-config';
 import { CallTracker, Tracking } from './call-tracking';
 import { ChildEndpoint, type ChildOwner } from './endpoint-child';
@@ -51,7 +59,7 @@ export class EndpointPolicyConfig<C> implements experimental.TypedLoadBalancingC
 }
 
 export class EndpointBalancer<C>
-  implements experimental.LoadBalancer, ObservedBalancer, ChildOwner, ResilienceHost
+  implements experimental.LoadBalancer, ObservedBalancer, ChildOwner, ResilienceHost, EndpointSource
 {
   /** The endpoints the resolver lists now. */
   private childMap = new Map<string, ChildEndpoint>();
@@ -69,6 +77,8 @@ export class EndpointBalancer<C>
   destroyed = false;
   readonly sharedHelper: ChildOwner['sharedHelper'];
   private readonly tracker: CallTracker<ChildEndpoint>;
+  /** The registration's instruments `tracker.metrics` was made from. */
+  private metricsSource: GrpcLbMetrics | undefined;
   private readonly resilience: ResilienceController;
   private readonly aggregator: StateAggregator;
   private readonly grace: StartupGrace;
@@ -124,6 +134,7 @@ export class EndpointBalancer<C>
     this.config = config.parsed;
     const target: unknown = options[TARGET_ATTRIBUTE];
     if (typeof target === 'string') this.target = target;
+    this.followMetrics(options[METRICS_OPTION] === false);
     this.note = resolutionNote;
     this.attachObserver(options[OBSERVER_OPTION]);
     this.updateTracking();
@@ -142,8 +153,11 @@ export class EndpointBalancer<C>
       return true;
     }
     const leafOptions = withoutKey(
-      withoutKey(options, this.rt.grpc.experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY),
-      OBSERVER_OPTION,
+      withoutKey(
+        withoutKey(options, this.rt.grpc.experimental.CHANNEL_ARGS_CONFIG_SELECTOR_KEY),
+        OBSERVER_OPTION,
+      ),
+      METRICS_OPTION,
     );
     const next = new Map<string, ChildEndpoint>();
     const added: ChildEndpoint[] = [];
@@ -214,6 +228,9 @@ export class EndpointBalancer<C>
     this.recomputeImmediate = undefined;
     this.observer?.detach(this);
     this.observer = undefined;
+    this.metricsSource?.unwatch(this);
+    this.metricsSource = undefined;
+    this.tracker.metrics = undefined;
   }
 
   getTypeName(): string {
@@ -364,6 +381,45 @@ export class EndpointBalancer<C>
     });
   }
 
+  /** For `grpc_lb.panic`. */
+  get inPanic(): boolean {
+    return this.resilience.inPanic;
+  }
+
+  /** The channel's metrics: switched on by `register({ metrics })`, for this target. */
+  get metrics(): TargetMetrics | undefined {
+    return this.tracker.metrics;
+  }
+
+  private followMetrics(unmeasured: boolean): void {
+    const source = unmeasured ? undefined : this.rt.metrics;
+    if (source === this.metricsSource && this.tracker.metrics?.target === this.target) return;
+    this.metricsSource?.unwatch(this);
+    this.metricsSource = source;
+    this.tracker.metrics = source?.forTarget(this.target);
+    source?.watch(this);
+  }
+
+  /** For `grpc_lb.endpoints`: each endpoint's state (ejected before its connection's). */
+  countEndpoints(count: (state: EndpointStateName, health: EndpointHealthName) => void): void {
+    const { READY, CONNECTING, IDLE } = this.CS;
+    for (const child of this.children) {
+      const state = child.connectivity;
+      count(
+        child.ejectedUntil !== 0
+          ? 'ejected'
+          : state === READY
+            ? 'ready'
+            : state === CONNECTING
+              ? 'connecting'
+              : state === IDLE
+                ? 'idle'
+                : 'transient_failure',
+        child.health,
+      );
+    }
+  }
+
   /** What each call must report: nothing, counts (outlier detection), or counts and latency. */
   private updateTracking(): void {
     const { needsLatency } = this.spec;
@@ -372,7 +428,7 @@ export class EndpointBalancer<C>
         ? this.config !== undefined && needsLatency(this.config)
         : needsLatency === true;
     this.tracker.mode =
-      pickerNeedsLatency || this.observer
+      pickerNeedsLatency || this.observer || this.tracker.metrics
         ? Tracking.Latency
         : this.resilience.countsCalls
           ? Tracking.Count

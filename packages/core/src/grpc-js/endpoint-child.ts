@@ -15,6 +15,7 @@ import type {
 import type { NormalizedEndpoint } from '../endpoint';
 import type { EndpointHealth } from '../observer';
 import { EndpointStats } from '../endpoint-stats';
+import type { TargetMetrics } from '../metrics';
 import type { OutlierSubject } from '../outlier-detection';
 import type { CallTracker, TrackedEndpoint } from './call-tracking';
 import type { EndpointChild } from './endpoint-policy';
@@ -86,6 +87,9 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
    * error: …").
    */
   private readonly subchannelListener: experimental.ConnectivityStateListener;
+  /** The metrics `grpc.subchannel.open_connections` was raised on for this connection (lowered on the same). */
+  private openCountedOn: TargetMetrics | undefined;
+  private readonly READY: ConnectivityState;
 
   constructor(
     rt: Runtime,
@@ -102,8 +106,10 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
     this.state = CS.IDLE;
     this.connectivity = CS.IDLE;
     this.subchannelState = CS.IDLE;
-    this.subchannelListener = (_subchannel, _previous, state, _keepalive, errorMessage) => {
+    this.READY = CS.READY;
+    this.subchannelListener = (_subchannel, previous, state, _keepalive, errorMessage) => {
       this.subchannelState = state;
+      if (this.tracker.metrics || this.openCountedOn) this.measureConnection(previous, state, CS);
       if (state === CS.READY) {
         this.lastError = undefined;
       } else if (state === CS.TRANSIENT_FAILURE && errorMessage) {
@@ -111,7 +117,7 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
         this.lastErrorSequence = ++errorSequence;
       }
     };
-    this.picker = { pick: (args) => this.tracker.track(this, this.leafPicker.pick(args)) };
+    this.picker = { pick: (args) => this.tracker.track(this, this.leafPicker.pick(args), args) };
     const counters = tracker.counters(this);
     this.countStart = counters.countStart;
     this.countEnd = counters.countEnd;
@@ -135,15 +141,51 @@ export class ChildEndpoint implements EndpointChild, OutlierSubject, TrackedEndp
   /** The leaf made (or remade) its subchannel. */
   useSubchannel(subchannel: experimental.SubchannelInterface): void {
     this.subchannel?.removeConnectivityStateListener(this.subchannelListener);
+    this.closeCounted();
     this.subchannel = subchannel;
     this.subchannelState = subchannel.getConnectivityState();
     subchannel.addConnectivityStateListener(this.subchannelListener);
+    // A connection already open (shared from grpc-js's subchannel pool) is open for this channel too.
+    if (this.subchannelState === this.READY && this.tracker.metrics) this.openCounted();
   }
 
   /** The leaf and its connection go; nothing it reports afterwards is heard. */
   destroy(): void {
     this.removed = true;
     this.subchannel?.removeConnectivityStateListener(this.subchannelListener);
+    this.closeCounted();
     this.leaf.destroy();
+  }
+
+  /** gRFC A94's subchannel metrics from one state change of the connection. */
+  private measureConnection(
+    previous: ConnectivityState,
+    state: ConnectivityState,
+    CS: typeof import('@grpc/grpc-js').connectivityState,
+  ): void {
+    const metrics = this.tracker.metrics;
+    if (state === CS.READY) {
+      metrics?.connectionSucceeded();
+      if (metrics) this.openCounted();
+    } else if (previous === CS.READY) {
+      metrics?.disconnected();
+      this.closeCounted();
+    } else if (previous === CS.CONNECTING && state === CS.TRANSIENT_FAILURE) {
+      metrics?.connectionFailed();
+    }
+  }
+
+  private openCounted(): void {
+    const metrics = this.tracker.metrics;
+    if (!metrics || this.openCountedOn) return;
+    this.openCountedOn = metrics;
+    metrics.openConnectionsChanged(1);
+  }
+
+  private closeCounted(): void {
+    const metrics = this.openCountedOn;
+    if (!metrics) return;
+    this.openCountedOn = undefined;
+    metrics.openConnectionsChanged(-1);
   }
 }

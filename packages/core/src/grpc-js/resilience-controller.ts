@@ -15,6 +15,7 @@ import type { EndpointChild } from './endpoint-policy';
 import { HealthWatcher } from './health-watcher';
 import type { Runtime } from './runtime';
 import type { LoadBalancerObserver } from '../observer';
+import type { TargetMetrics } from '../metrics';
 
 const DEFAULT_FAILURES: ReadonlySet<number> = new Set(DEFAULT_FAILURE_STATUS_CODES);
 
@@ -26,6 +27,8 @@ export interface ResilienceHost {
   readonly describe: string;
   readonly children: readonly ChildEndpoint[];
   readonly observer: LoadBalancerObserver | undefined;
+  /** The channel's metrics, when switched on. */
+  readonly metrics: TargetMetrics | undefined;
   readonly destroyed: boolean;
   /** Rebuild the channel state and picker now. */
   recompute(): void;
@@ -37,6 +40,11 @@ export class ResilienceController {
   private intervalTimer: NodeJS.Timeout | undefined;
   private rampTimer: NodeJS.Timeout | undefined;
   private panic = false;
+
+  /** Whether the last evaluation put the balancer in panic mode. */
+  get inPanic(): boolean {
+    return this.panic;
+  }
 
   constructor(
     private readonly rt: Runtime,
@@ -61,7 +69,11 @@ export class ResilienceController {
     const children = this.host.children;
     if (outlier) {
       this.detector = new OutlierDetector(outlier, {
-        eject: (subject, reason) => this.ejected(subject as ChildEndpoint, reason),
+        eject: (subject, reason, method) => {
+          this.host.metrics?.ejection(true, method);
+          this.ejected(subject as ChildEndpoint, reason);
+        },
+        unenforced: (_subject, method) => this.host.metrics?.ejection(false, method),
         random: Math.random,
       });
       this.intervalTimer = setInterval(() => this.tick(), outlier.intervalMs);

@@ -54,6 +54,7 @@ import {
   withDefaultPolicy,
   type ServiceConfigCheck,
 } from '../service-config';
+import { METRICS_OPTION, type GrpcLbMetrics, type TargetMetrics } from '../metrics';
 import { isObserver, type LoadBalancerObserver } from '../observer';
 import { OBSERVER_OPTION } from '../observer';
 import { redactSecrets } from '../redact';
@@ -195,6 +196,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     private lastRefreshAt = -Infinity;
     private refreshTimer: NodeJS.Timeout | undefined;
     private deliveryImmediate: NodeJS.Immediate | undefined;
+    private metricsSource: GrpcLbMetrics | undefined;
+    private metrics: TargetMetrics | undefined;
     private pending: { update: PendingUpdate } | { error: string } | undefined;
 
     /** What the current LB has been given; cleared on destroy, since the LB is then destroyed too. */
@@ -217,6 +220,8 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     /** The service config the channel last took, and where it came from (for the observer). */
     private appliedConfig: { text: string; source: string } | undefined;
     private readonly observer: LoadBalancerObserver | undefined;
+    /** The channel option `grpc-lb.metrics: false`: this channel is not measured. */
+    private readonly unmeasured: boolean;
     private warnedErrorStreak = false;
     /** The channel refused the last update: fresh data must not reset the retry backoff. */
     private rejected = false;
@@ -227,6 +232,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       options: ChannelOptions,
     ) {
       this.configSelector = new StableConfigSelector(rt.grpc.status.OK);
+      this.unmeasured = options[METRICS_OPTION] === false;
       const observer: unknown = options[OBSERVER_OPTION];
       if (isObserver(observer)) this.observer = observer;
       this.attributes = { [CHANNEL_ARGS_CONFIG_SELECTOR_KEY]: this.configSelector };
@@ -394,6 +400,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       };
       this.lastGood = update;
       this.lastGoodAt = Date.now();
+      this.measure()?.resolverUpdate();
       this.pending = { update };
       this.scheduleDelivery();
     }
@@ -415,7 +422,18 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       return Math.round(cap * (1 - OUTAGE_JITTER * Math.random()));
     }
 
+    /** This target's metrics, when `register({ metrics })` switched them on. */
+    private measure(): TargetMetrics | undefined {
+      if (this.unmeasured) return undefined;
+      if (rt.metrics !== this.metricsSource) {
+        this.metricsSource = rt.metrics;
+        this.metrics = rt.metrics?.forTarget(this.target);
+      }
+      return this.metrics;
+    }
+
     private onError(message: string): void {
+      this.measure()?.resolverError();
       const delay = this.retryDelay();
       if (this.lastGood) {
         if (!this.warnedErrorStreak) {

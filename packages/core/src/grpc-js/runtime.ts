@@ -11,6 +11,7 @@ import type * as GrpcJs from '@grpc/grpc-js';
 import type { ServiceConfig } from '@grpc/grpc-js/build/src/service-config';
 import { UnsupportedGrpcJsError } from '../errors';
 import type { Logger } from '../logger';
+import type { GrpcLbMetrics } from '../metrics';
 
 export type Grpc = typeof GrpcJs;
 
@@ -54,7 +55,18 @@ export interface Runtime {
   readonly logger: Logger;
   /** grpc-js's own service config validator, from the same copy (not part of `experimental`). */
   readonly validateServiceConfig: (json: unknown) => ServiceConfig;
+  /** The instruments when `register({ metrics })` switched metrics on; undefined otherwise. */
+  metrics?: GrpcLbMetrics | undefined;
   trace(text: string): void;
+}
+
+/** The name of each gRPC status code, by code (`OK`, `CANCELLED`, …). */
+export function statusNames(grpc: Grpc): string[] {
+  const names: string[] = [];
+  for (const [name, code] of Object.entries(grpc.status)) {
+    if (typeof code === 'number') names[code] = name;
+  }
+  return names;
 }
 
 export function createRuntime(grpc: Grpc, logger: Logger): Runtime {

@@ -30,6 +30,7 @@ import type { experimental } from '@grpc/grpc-js';
 import { normalizeEndpoint } from '../../endpoint';
 import { LEAST_REQUEST_POLICY } from '../../least-request-config';
 import type { Logger } from '../../logger';
+import { createMetrics, type MeterProviderLike } from '../../metrics';
 import { OBSERVER_OPTION, type LoadBalancerObserver } from '../../observer';
 import { ROUND_ROBIN_POLICY } from '../../service-config';
 import { TRAFFIC_SPLIT_POLICY } from '../../traffic-split-config';
@@ -45,7 +46,7 @@ import {
 } from '../health-watcher';
 import { createLeastRequestPolicy } from '../least-request';
 import { createRoundRobinPolicy } from '../round-robin';
-import { createRuntime, type Runtime } from '../runtime';
+import { createRuntime, statusNames, type Runtime } from '../runtime';
 import { createTrafficSplitPolicy } from '../traffic-split';
 import { createWeightedRoundRobinPolicy } from '../weighted-round-robin';
 
@@ -365,6 +366,8 @@ export interface HarnessOptions {
   /** Extra channel options for every update. */
   readonly options?: ChannelOptions;
   readonly resolutionNote?: string;
+  /** Metrics switched on, recorded through this provider (as `register({ metrics: { meterProvider } })`). */
+  readonly meterProvider?: MeterProviderLike;
 }
 
 export interface CallOptions {
@@ -443,6 +446,10 @@ export class PolicyHarness {
   private constructor(options: HarnessOptions) {
     const logger: Logger = { warn: (message) => this.warnings.push(message) };
     this.rt = createRuntime(grpc, logger);
+    if (options.meterProvider) {
+      const { meterProvider } = options;
+      this.rt.metrics = createMetrics({ meterProvider }, statusNames(grpc), logger);
+    }
     setHealthClientFactory(this.rt, this.health.factory);
     const create = typeof options.policy === 'string' ? POLICIES[options.policy] : options.policy;
     if (!create) throw new Error(`no grpc-lb policy named ${String(options.policy)}`);
