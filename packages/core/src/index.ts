@@ -40,6 +40,8 @@ export {
   type SubsetPolicy,
 } from './traffic-split-config';
 export { RoutePattern } from './route-regex';
+/** Whether a call (method and headers) matches a traffic-split route, as the balancer decides it. */
+export { routeMatches, type HeaderReader } from './route-match';
 export {
   LEAST_REQUEST_POLICY,
   parseLeastRequestConfig,
