@@ -21,9 +21,8 @@ import { createSchemeLookup, type RegistryOptions } from '../resolvers';
 const ENDPOINTS = 'grpc-lb endpoints';
 const DEFAULT_TIMEOUT_S = 10;
 
-interface EndpointsOptions {
-  readonly json?: boolean;
-  readonly watch?: boolean;
+/** The options of every command that resolves a target: the timeout and where the registries are. */
+export interface ResolveOptions {
   readonly timeout: number;
   readonly kubeconfig?: string;
   readonly context?: string;
@@ -32,8 +31,13 @@ interface EndpointsOptions {
   readonly etcdEndpoints?: string;
 }
 
+interface EndpointsOptions extends ResolveOptions {
+  readonly json?: boolean;
+  readonly watch?: boolean;
+}
+
 /** One resolution as shown: endpoints validated as a channel validates them, and what came with them. */
-interface Shown {
+export interface Shown {
   readonly endpoints: readonly NormalizedEndpoint[];
   readonly note: string | undefined;
   readonly serviceConfigSource: string | undefined;
@@ -81,7 +85,7 @@ function show(resolution: Resolution, warn: (message: string) => void): Shown {
   };
 }
 
-function otherLabels(endpoint: NormalizedEndpoint): Record<string, string> {
+export function otherLabels(endpoint: NormalizedEndpoint): Record<string, string> {
   const labels: Record<string, string> = {};
   for (const [name, value] of Object.entries(endpoint.labels)) {
     if (name !== SOURCE_LABEL) labels[name] = value;
@@ -203,10 +207,18 @@ type Event =
   | { readonly kind: 'update'; readonly resolution: Resolution; readonly at: Date }
   | { readonly kind: 'error'; readonly error: Error };
 
-async function endpoints(
+/**
+ * Drives the resolver of `target` (as a channel would, without one) until its first resolution,
+ * or throws an InputError when none comes within `options.timeout`; `command` names the command
+ * a malformed target is a usage error of. `first` receives the resolution; with `options.watch`
+ * the resolver then keeps running and every change is printed, until SIGINT or SIGTERM.
+ */
+export async function resolveTarget(
   context: CommandContext,
   target: string,
   options: EndpointsOptions,
+  command: string,
+  first: (shown: Shown) => void,
 ): Promise<void> {
   const { io } = context;
   const registries: RegistryOptions = {
@@ -227,13 +239,13 @@ async function endpoints(
           .schemes()
           .map((s) => `${s}:`)
           .join(', ')})`,
-        ENDPOINTS,
+        command,
       );
     }
     const parsed = factory.parseTarget(uri, target);
     resolver = factory.create(parsed, { target, channelOptions: {} });
   } catch (error) {
-    if (error instanceof TargetError) throw new UsageError(error.message, ENDPOINTS);
+    if (error instanceof TargetError) throw new UsageError(error.message, command);
     if (error instanceof ConfigError) throw new InputError(error.message, { cause: error });
     throw error;
   }
@@ -299,20 +311,20 @@ async function endpoints(
   }, options.timeout * 1000);
 
   let lastError: Error | undefined;
-  let first: Resolution | undefined;
+  let initial: Resolution | undefined;
   try {
     resolver.start({
       update: (resolution) => push({ kind: 'update', resolution, at: new Date() }),
       error: (error) => push({ kind: 'error', error }),
       warn: (message) => warn(message),
     });
-    while (first === undefined && !timedOut) {
+    while (initial === undefined && !timedOut) {
       await next();
       for (const event of events.splice(0)) {
         if (event.kind === 'update') {
-          first = event.resolution;
+          initial = event.resolution;
           backoff.reset();
-        } else if (first === undefined) {
+        } else if (initial === undefined) {
           // A setting that is wrong (a kubeconfig that does not exist) will not mend by waiting.
           if (event.error instanceof ConfigError) {
             throw new InputError(event.error.message, { cause: event.error });
@@ -325,9 +337,9 @@ async function endpoints(
   } finally {
     clearTimeout(deadline);
     clearProgress();
-    if (first === undefined || options.watch !== true) stop();
+    if (initial === undefined || options.watch !== true) stop();
   }
-  if (first === undefined) {
+  if (initial === undefined) {
     // grpc-js ends some messages (an etcd client's) with an empty "Resolution note:".
     const why =
       lastError === undefined
@@ -338,20 +350,8 @@ async function endpoints(
     );
   }
 
-  let current = show(first, warn);
-  if (options.json === true) {
-    if (options.watch === true) {
-      writeJson(
-        io,
-        { time: new Date().toISOString(), event: 'resolved', ...resolutionJson(target, current) },
-        { compact: true },
-      );
-    } else {
-      writeJson(io, resolutionJson(target, current));
-    }
-  } else {
-    writeResolution(context, current);
-  }
+  let current = show(initial, warn);
+  first(current);
   if (options.watch !== true) return;
 
   // --watch: every later resolution, as changes, until SIGINT or SIGTERM.
@@ -398,40 +398,53 @@ async function endpoints(
   }
 }
 
+/** Adds the options of a command that resolves a target: --timeout and where the registries are. */
+export function addResolveOptions(command: Command): Command {
+  return command
+    .option(
+      '--timeout <seconds>',
+      'give up when the first resolution has not come in this time',
+      seconds,
+      DEFAULT_TIMEOUT_S,
+    )
+    .option(
+      '--kubeconfig <file>',
+      'kubeconfig for k8s: targets (default: $KUBECONFIG, in-cluster, ~/.kube/config)',
+    )
+    .option('--context <name>', 'kubeconfig context (default: its current context)')
+    .option(
+      '--consul-addr <address>',
+      'Consul agent HTTP API (default: $CONSUL_HTTP_ADDR, else 127.0.0.1:8500)',
+    )
+    .option(
+      '--consul-token-file <file>',
+      'file holding the Consul ACL token (default: $CONSUL_HTTP_TOKEN_FILE, else $CONSUL_HTTP_TOKEN)',
+    )
+    .option(
+      '--etcd-endpoints <list>',
+      'etcd members, comma-separated (default: $ETCD_ENDPOINTS, else 127.0.0.1:2379)',
+    );
+}
+
 /** `grpc-lb endpoints <target>`: what a target resolves to, as a channel would see it. */
 export const endpointsCommand: CliCommand = {
   name: 'endpoints',
   create: (context) =>
-    new Command('endpoints')
-      .description(
-        'Resolve a target with the resolvers an application uses and print its endpoints (address, weight, zone, source, labels), without connecting to them',
-      )
-      .argument('<target>', 'a grpc-lb target: static:, composite:, dns+lb:, k8s:, etcd:, consul:…')
-      .option('--json', 'print JSON instead of a table (with --watch, one JSON object per line)')
-      .option('-w, --watch', 'keep watching and print additions, removals and changes, with times')
-      .option(
-        '--timeout <seconds>',
-        'give up when the first resolution has not come in this time',
-        seconds,
-        DEFAULT_TIMEOUT_S,
-      )
-      .option(
-        '--kubeconfig <file>',
-        'kubeconfig for k8s: targets (default: $KUBECONFIG, in-cluster, ~/.kube/config)',
-      )
-      .option('--context <name>', 'kubeconfig context (default: its current context)')
-      .option(
-        '--consul-addr <address>',
-        'Consul agent HTTP API (default: $CONSUL_HTTP_ADDR, else 127.0.0.1:8500)',
-      )
-      .option(
-        '--consul-token-file <file>',
-        'file holding the Consul ACL token (default: $CONSUL_HTTP_TOKEN_FILE, else $CONSUL_HTTP_TOKEN)',
-      )
-      .option(
-        '--etcd-endpoints <list>',
-        'etcd members, comma-separated (default: $ETCD_ENDPOINTS, else 127.0.0.1:2379)',
-      )
+    addResolveOptions(
+      new Command('endpoints')
+        .description(
+          'Resolve a target with the resolvers an application uses and print its endpoints (address, weight, zone, source, labels), without connecting to them',
+        )
+        .argument(
+          '<target>',
+          'a grpc-lb target: static:, composite:, dns+lb:, k8s:, etcd:, consul:…',
+        )
+        .option('--json', 'print JSON instead of a table (with --watch, one JSON object per line)')
+        .option(
+          '-w, --watch',
+          'keep watching and print additions, removals and changes, with times',
+        ),
+    )
       .addHelpText(
         'after',
         `
@@ -451,6 +464,25 @@ Examples:
 `,
       )
       .action(async (target: string, _options: unknown, command: Command) => {
-        await endpoints(context, target, command.opts<EndpointsOptions>());
+        const options = command.opts<EndpointsOptions>();
+        await resolveTarget(context, target, options, ENDPOINTS, (shown) => {
+          if (options.json === true) {
+            if (options.watch === true) {
+              writeJson(
+                context.io,
+                {
+                  time: new Date().toISOString(),
+                  event: 'resolved',
+                  ...resolutionJson(target, shown),
+                },
+                { compact: true },
+              );
+            } else {
+              writeJson(context.io, resolutionJson(target, shown));
+            }
+          } else {
+            writeResolution(context, shown);
+          }
+        });
       }),
 };
