@@ -275,6 +275,90 @@ describe('grpc-lb endpoints: etcd', () => {
   });
 });
 
+describe('grpc-lb explain: a traffic split held in etcd', () => {
+  test('the route, shares and subset endpoints under the document the target names; --config overrides it with a warning', async (t) => {
+    const e = await etcd.get(t);
+    if (!e) return;
+    await etcd.logged(async () => {
+      const svc = `services/${unique('split')}`;
+      await e.etcdctl('put', `${svc}/a`, naming('127.0.0.2:5000', { version: 'v1' }));
+      await e.etcdctl('put', `${svc}/b`, naming('127.0.0.3:5000', { version: 'v2' }));
+      const split = {
+        loadBalancingConfig: [
+          {
+            'grpc-lb.traffic_split': {
+              subsets: [
+                { name: 'stable', labels: { version: 'v1' } },
+                { name: 'canary', labels: { version: 'v2' } },
+                { name: 'next', labels: { version: 'v3' } },
+              ],
+              routes: [
+                {
+                  name: 'greet',
+                  match: { prefix: '/helloworld.Greeter/' },
+                  split: [
+                    { subset: 'stable', weight: 80 },
+                    { subset: 'canary', weight: 20 },
+                  ],
+                },
+                {
+                  name: 'beta',
+                  match: { headers: [{ name: 'x-user', exact: 'beta' }] },
+                  split: [{ subset: 'next', weight: 1 }],
+                },
+              ],
+            },
+          },
+        ],
+      };
+      await e.etcdctl('put', `${svc}.config`, JSON.stringify(split));
+      const target = `etcd:///${svc}?config=${svc}.config`;
+      const env = { ETCD_ENDPOINTS: e.endpoint };
+
+      const run = await grpcLb(
+        ['explain', target, '--method', '/helloworld.Greeter/SayHello', '--json'],
+        env,
+      );
+      assert.equal(run.code, 0, run.stderr);
+      const out = JSON.parse(run.stdout) as {
+        serviceConfigSource: string;
+        route: { name: string };
+        split: { subset: string; share: number; endpoints: string[]; empty: boolean }[];
+      };
+      assert.match(
+        out.serviceConfigSource,
+        new RegExp(`^etcd key ${svc}\\.config \\(revision \\d+\\)$`),
+      );
+      assert.equal(out.route.name, 'greet');
+      assert.deepEqual(
+        out.split.map((s) => [s.subset, s.share, s.endpoints, s.empty]),
+        [
+          ['stable', 80, ['127.0.0.2:5000'], false],
+          ['canary', 20, ['127.0.0.3:5000'], false],
+        ],
+      );
+
+      const beta = await grpcLb(
+        ['explain', target, '--method', '/other.Svc/Call', '--header', 'x-user=beta'],
+        env,
+      );
+      assert.equal(beta.code, 0, beta.stderr);
+      assert.match(beta.stdout, /^route: +"beta" \(route 2 of 2/m);
+      assert.match(
+        beta.stdout,
+        /^subset "next" is empty|^every subset of the route is empty \("next"\)/m,
+      );
+
+      const file = join(dir, 'round-robin.json');
+      writeFileSync(file, '{"loadBalancingConfig":[{"round_robin":{}}]}');
+      const own = await grpcLb(['explain', target, '--method', '/a.B/C', '--config', file], env);
+      assert.equal(own.code, 0, own.stderr);
+      assert.match(own.stdout, /^policy: +round_robin$/m);
+      assert.match(own.stderr, /^warning: the target carries a service config \(etcd key /m);
+    });
+  });
+});
+
 describe('grpc-lb endpoints: Consul', () => {
   async function register(c: Consul, body: Record<string, unknown>): Promise<void> {
     const result = await c.api('PUT', '/v1/agent/service/register', body);
