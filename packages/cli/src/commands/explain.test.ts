@@ -274,3 +274,24 @@ describe('grpc-lb explain: usage errors (exit 2)', () => {
     assert.match(io.err, /see 'grpc-lb explain --help'/);
   });
 });
+
+describe('grpc-lb explain: help', () => {
+  test('--help names every option, exit 0; grpc-lb --help lists the command', async () => {
+    const io = memoryIo();
+    assert.equal(await runCli(['explain', '--help'], io), 0);
+    assert.match(io.out, /^Usage: grpc-lb explain \[options\] <target>/);
+    for (const option of [
+      '--method <name>',
+      '--header <name=value>',
+      '--config <file>',
+      '--json',
+      '--timeout <seconds>',
+      '--etcd-endpoints <list>',
+    ]) {
+      assert.ok(io.out.includes(option), option);
+    }
+    const top = memoryIo();
+    assert.equal(await runCli(['--help'], top), 0);
+    assert.match(top.out, /\n {2}explain /);
+  });
+});
