@@ -2,7 +2,7 @@
  * `grpc-lb endpoints` run as an operator runs it (the built bin as a child process) against a real
  * etcd and a real Consul agent, and on `static:` and `composite:` targets: the table, the JSON,
  * the service config document named, a registry that cannot be reached, and `--watch` seeing an
- * endpoint come and go until SIGINT.
+ * endpoint come and go until SIGINT; and `grpc-lb explain` under a traffic split held in etcd.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
