@@ -144,6 +144,29 @@ describe('grpc-lb explain: traffic split from --config', () => {
     );
   });
 
+  test('a route whose every subset is empty: its calls fail, said once', async () => {
+    const io = memoryIo({ 'split.json': SPLIT });
+    const code = await runCli(
+      [
+        'explain',
+        'static:///127.0.0.2:1;version=v1',
+        '--config',
+        'split.json',
+        '--method',
+        '/x.Y/Z',
+        '--header',
+        'x-user=beta',
+      ],
+      io,
+    );
+    assert.equal(code, 0, io.err);
+    assert.match(
+      io.out,
+      /^every subset of the route is empty \("v2"\): its calls fail with UNAVAILABLE$/m,
+    );
+    assert.doesNotMatch(io.out, /^subset "v2" is empty/m);
+  });
+
   test('a route by regex over the whole method name', async () => {
     const out = await explainJson(['--method', '/shop.Cart/GetItems']);
     assert.deepEqual(out.route, { name: 'gets', index: 3 });

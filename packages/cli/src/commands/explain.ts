@@ -247,15 +247,15 @@ function writeExplanation(
       ]),
     );
     const empty = explanation.split.filter((x) => x.endpoints.length === 0);
-    if (empty.length === explanation.split.length && explanation.onEmptySubset === 'redistribute') {
+    // With "redistribute", a route whose every subset is empty fails its calls.
+    const allEmpty =
+      empty.length === explanation.split.length && explanation.onEmptySubset === 'redistribute';
+    if (allEmpty) {
       line(
         `every subset of the route is empty (${empty.map((s) => `"${s.subset}"`).join(', ')}): its calls fail with UNAVAILABLE`,
       );
     }
-    for (const s of empty.length === explanation.split.length &&
-    explanation.onEmptySubset === 'redistribute'
-      ? []
-      : empty) {
+    for (const s of allEmpty ? [] : empty) {
       line(
         explanation.onEmptySubset === 'fail'
           ? `subset "${s.subset}" is empty: with onEmptySubset "fail" its ${s.share}% of the calls fail with UNAVAILABLE`
