@@ -8,6 +8,7 @@ import type { FailoverReport } from './failover-stats';
 import type { CalibrationMedians, GhzCalibrationReport } from './ghz';
 import type { BenchRun } from './bench-run';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
+import type { MetricsCostReport, Spread } from './metrics-cost';
 import type { StartupSkewReport } from './startup-skew';
 
 function round(value: number | null | undefined, digits: number): number | null {
@@ -226,6 +227,23 @@ function startupSummary(report: StartupSkewReport): SummaryStartup {
   };
 }
 
+function metricsCostSummary(report: MetricsCostReport): Record<string, unknown> {
+  const spread = (s: Spread | null) =>
+    s === null ? null : { median: round(s.median, 4), min: round(s.min, 4), max: round(s.max, 4) };
+  return {
+    rounds: report.rounds.length,
+    onRps: round(report.onRps, 0),
+    offRps: round(report.offRps, 0),
+    rpsRatio: spread(report.rpsRatio),
+    cpuRatio: spread(report.cpuRatio),
+    costPercent: round(report.costPercent, 2),
+    goalPercent: report.goalPercent,
+    met: report.met,
+    conclusive: report.conclusive,
+    failedCalls: report.failedCalls,
+  };
+}
+
 /** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…,"failover":[…],"convergence":[…],"startup":[…],"ghz":{…}|null,"failed":[…]}` */
 export function summaryLine(run: BenchRun): Record<string, unknown> {
   const ratios: Record<string, number | null> = {};
@@ -253,6 +271,7 @@ export function summaryLine(run: BenchRun): Record<string, unknown> {
     failover: run.failover.map(failoverSummary),
     convergence: (run.convergence ?? []).map(convergenceSummary),
     startup: (run.startup ?? []).map(startupSummary),
+    metricsCost: run.metricsCost ? metricsCostSummary(run.metricsCost) : null,
     ghz: run.ghz ? ghzSummary(run.ghz) : null,
     failed: run.failed ?? [],
   };
