@@ -265,6 +265,12 @@ export function summaryLine(run: BenchRun): Record<string, unknown> {
     updateDiff10kMs: round(run.micro?.updateDiff10kMs, 3),
     updateWeights10kMs: round(run.micro?.updateWeights10kMs, 3),
     bytesPerEndpoint: round(run.micro?.bytesPerEndpoint, 0),
+    metricsCallNs: run.micro?.metricsCallNs
+      ? {
+          on: round(run.micro.metricsCallNs.on, 1),
+          off: round(run.micro.metricsCallNs.off, 1),
+        }
+      : null,
     otherLoadCores: otherLoad([...run.closed, ...run.open, ...run.evenness]),
     targets: Object.fromEntries(run.targets.map((t) => [t.id, t.met])),
     skipped: run.skipped,
