@@ -74,5 +74,8 @@ describe('parseArgs', () => {
     assert.equal(parseArgs(['--quick']).startupRounds, 1);
     assert.equal(parseArgs(['--startup-rounds', '0']).startupRounds, 0);
     assert.equal(parseArgs(['--quick', '--startup-rounds=3']).startupRounds, 3);
+    assert.equal(parseArgs([]).metricsRounds, 5);
+    assert.equal(parseArgs(['--quick']).metricsRounds, 1);
+    assert.equal(parseArgs(['--metrics-rounds', '0']).metricsRounds, 0);
   });
 });

@@ -31,6 +31,8 @@ export interface BenchOptions {
   ghzRounds: number;
   /** Rounds of the startup-skew scenarios (every client × case once per round); 0: none. */
   startupRounds: number;
+  /** Rounds of the metrics-cost scenarios (metrics ON and OFF once per round); 0: none. */
+  metricsRounds: number;
   /** Backends of the main set. */
   backends: number;
   /** Backends of the evenness set, and its call count. */
@@ -80,6 +82,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --no-ghz                skip the ghz calibration (same as --ghz-rounds 0)
   --startup-rounds N      rounds of the startup-skew scenarios (the first 100 calls of a new
                           channel), 0 for none (default 5; quick 1)
+  --metrics-rounds N      rounds of the metrics-cost scenarios (grpc-lb round robin with and
+                          without OpenTelemetry metrics), 0 for none (default 5; quick 1)
   --backends N            backends in the main set (default 3: labelled v1, v2, v3)
   --evenness-backends N   backends in the evenness set (default 10)
   --evenness-calls N      calls of the evenness scenario (default 100000; quick 10000)
@@ -89,7 +93,8 @@ export const USAGE = `usage: npm run bench -- [options]
                           slow-10x: every policy) or failover-<fault>:<policy> (one run);
                           convergence (every resolver), convergence-dns, convergence-etcd,
                           convergence-k8s or convergence-consul;
-                          ghz-calibration; startup-skew (the first 100 calls of a new channel)
+                          ghz-calibration; startup-skew (the first 100 calls of a new channel);
+                          metrics-cost (throughput with and without metrics)
   --no-proxies            skip nginx and HAProxy (and their installation)
   --no-micro              skip the in-process pick/update micro benchmarks
   --cpu-prof              V8 CPU profile of every load worker (bench/results/tmp/profiles)
@@ -109,6 +114,7 @@ const FULL_DEFAULTS = {
   convergenceRounds: 10,
   ghzRounds: 5,
   startupRounds: 5,
+  metricsRounds: 5,
 };
 const QUICK_DEFAULTS = {
   rounds: 2,
@@ -120,6 +126,7 @@ const QUICK_DEFAULTS = {
   convergenceRounds: 2,
   ghzRounds: 2,
   startupRounds: 1,
+  metricsRounds: 1,
 };
 
 function integer(flag: string, text: string | undefined, min: number): number {
@@ -158,6 +165,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     convergenceRounds: defaults.convergenceRounds,
     ghzRounds: defaults.ghzRounds,
     startupRounds: defaults.startupRounds,
+    metricsRounds: defaults.metricsRounds,
     backends: 3,
     evennessBackends: 10,
     evennessCalls: defaults.evenness,
@@ -233,6 +241,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         break;
       case '--startup-rounds':
         options.startupRounds = integer(flag, value(), 0);
+        break;
+      case '--metrics-rounds':
+        options.metricsRounds = integer(flag, value(), 0);
         break;
       case '--backends':
         options.backends = integer(flag, value(), 1);

@@ -9,6 +9,7 @@ import type { MachineInfo } from './machine';
 import type { MicroResults } from './micro';
 import type { Ratios } from './ratios';
 import type { ScenarioReport } from './results';
+import type { MetricsCostReport } from './metrics-cost';
 import type { StartupSkewReport } from './startup-skew';
 
 /** One target of the brief checked against a run. */
@@ -49,6 +50,8 @@ export interface BenchRun {
     ghzRounds: number;
     /** Absent in runs stored before the startup-skew group existed. */
     startupRounds?: number;
+    /** Absent in runs stored before the metrics-cost group existed. */
+    metricsRounds?: number;
   };
   closed: ScenarioReport[];
   open: ScenarioReport[];
@@ -62,6 +65,11 @@ export interface BenchRun {
    * stored before the group existed have none: read them with `?? []`.
    */
   startup: StartupSkewReport[];
+  /**
+   * The metrics-cost group (metrics-cost.ts); null when it did not run, absent in results
+   * stored before it existed.
+   */
+  metricsCost?: MetricsCostReport | null;
   /** The ghz calibration (ghz.ts); null when it did not run (see `skipped` and `failed`). */
   ghz: GhzCalibrationReport | null;
   skipped: { name: string; reason: string }[];

@@ -25,6 +25,7 @@ import { computeRatios } from './ratios';
 import { resultsMarkdown } from './results-md';
 import type { BenchRun } from './bench-run';
 import { runBench } from './run-bench';
+import { formatMetricsCost } from './metrics-cost';
 import { STARTUP_CALLS, startupSkewReading } from './startup-skew';
 import { chartInput, resultsJson, summaryLine } from './summary';
 import { checkTargets } from './targets';
@@ -54,6 +55,7 @@ function printReport(run: BenchRun): void {
       '',
     );
   }
+  if (run.metricsCost) out.push(formatMetricsCost(run.metricsCost), '');
   if (run.ghz) {
     const g = run.ghz;
     const rounds = g.rounds.length;

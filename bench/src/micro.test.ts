@@ -33,13 +33,21 @@ test('quick micro benchmark measures every policy at every size and leaves no ti
   assertPositive('update10kMs', results.update10kMs);
   assertPositive('updateDiff10kMs', results.updateDiff10kMs);
   assertPositive('updateWeights10kMs', results.updateWeights10kMs);
+  assertPositive('metricsCallNs.on', results.metricsCallNs?.on);
+  assertPositive('metricsCallNs.off', results.metricsCallNs?.off);
   // Without --expose-gc (as here) a heap delta can be anything a concurrent collection makes it.
   if (typeof global.gc === 'function') assertPositive('bytesPerEndpoint', results.bytesPerEndpoint);
   else assert.ok(Number.isFinite(results.bytesPerEndpoint), 'bytesPerEndpoint is a number');
 
   assert.ok(results.notes.length > 0, 'notes say what was measured');
   for (const note of results.notes) assert.ok(typeof note === 'string' && note.length > 0);
-  for (const field of ['pickNs', 'update10kMs', 'updateDiff10kMs', 'updateWeights10kMs']) {
+  for (const field of [
+    'pickNs',
+    'update10kMs',
+    'updateDiff10kMs',
+    'updateWeights10kMs',
+    'metricsCallNs',
+  ]) {
     assert.ok(
       results.notes.some((note) => note.startsWith(`${field}:`)),
       `a note explains ${field}`,

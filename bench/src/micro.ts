@@ -9,7 +9,19 @@
 import * as os from 'node:os';
 import * as grpc from '@grpc/grpc-js';
 import type { experimental } from '@grpc/grpc-js';
-import { METHOD_PICK_KEY, normalizeEndpoint, register, trafficSplit } from '@grpc-lb/core';
+import {
+  METHOD_PICK_KEY,
+  METRICS_OPTION,
+  normalizeEndpoint,
+  register,
+  trafficSplit,
+} from '@grpc-lb/core';
+import {
+  AggregationTemporality,
+  InMemoryMetricExporter,
+  MeterProvider,
+  PeriodicExportingMetricReader,
+} from '@opentelemetry/sdk-metrics';
 import { FakeChannel, FakeSubchannel, type ConnectMode } from './fake-subchannel';
 
 export interface MicroOptions {
@@ -32,6 +44,12 @@ export interface MicroResults {
   updateWeights10kMs: number;
   /** retained heap bytes per endpoint in the balancer at 10,000 endpoints */
   bytesPerEndpoint: number;
+  /**
+   * ns per call of the balancer's share of one call (pick, onCallStarted, onCallEnded(OK)) under
+   * grpc-lb.round_robin at 10 endpoints, with OpenTelemetry metrics on and off (the channel
+   * option), median of interleaved rounds. Absent in results stored before it existed.
+   */
+  metricsCallNs?: { on: number; off: number };
   notes: string[];
 }
 
@@ -163,11 +181,20 @@ function configFor(policy: Policy): experimental.TypedLoadBalancingConfig {
 // ---------------------------------------------------------------------------------------------
 // A balancer under test
 
+/**
+ * The process registers grpc-lb with OpenTelemetry metrics on (for `benchMetricsCalls`); every
+ * other benchmark leaves its balancer out of them with this channel option, as before.
+ */
+const UNMEASURED = { [METRICS_OPTION]: false };
+
 class Harness {
   readonly channel: FakeChannel;
   private readonly handler: experimental.ChildLoadBalancerHandler;
 
-  constructor(mode: ConnectMode) {
+  constructor(
+    mode: ConnectMode,
+    private readonly options: Record<string, unknown> = UNMEASURED,
+  ) {
     this.channel = new FakeChannel(grpc, mode);
     this.handler = new ChildLoadBalancerHandler(this.channel);
   }
@@ -176,7 +203,7 @@ class Harness {
     const accepted = this.handler.updateAddressList(
       statusOrFromValue(set.endpoints),
       config,
-      {},
+      this.options,
       'micro benchmark',
     );
     if (!accepted) throw new Error(`${config.getLoadBalancerName()} rejected the update`);
@@ -385,6 +412,31 @@ function timeLeafPicks(
  * result's `onCallStarted` and `onCallEnded(OK)`, as the channel calls them.
  */
 function timeCalls(
+  picker: experimental.Picker,
+  args: experimental.PickArgs,
+  count: number,
+): number {
+  const COMPLETE = PickResultType.COMPLETE;
+  const OK = grpc.status.OK;
+  const trailers = new grpc.Metadata();
+  let bad = 0;
+  const start = process.hrtime.bigint();
+  for (let i = 0; i < count; i++) {
+    const result = picker.pick(args);
+    if (result.pickResultType !== COMPLETE || result.subchannel === null) bad++;
+    result.onCallStarted?.();
+    result.onCallEnded?.(OK, 'OK', trailers);
+  }
+  const elapsed = process.hrtime.bigint() - start;
+  if (bad > 0) throw new Error(`${bad} of ${count} picks were not COMPLETE with a subchannel`);
+  return Number(elapsed) / count;
+}
+
+/**
+ * `timeCalls` again, for metrics on and off: a copy of its own so that this call site sees only
+ * the round robin picker (with and without metrics), not the other policies' classes.
+ */
+function timeMeteredCalls(
   picker: experimental.Picker,
   args: experimental.PickArgs,
   count: number,
@@ -727,6 +779,80 @@ async function benchMemory(
   return bytes.get(ROUND_ROBIN)!;
 }
 
+/** The sum of `grpc.client.attempt.started` over every attribute set, as the reader collects it. */
+async function attemptsStarted(reader: PeriodicExportingMetricReader): Promise<number> {
+  const { resourceMetrics, errors } = await reader.collect();
+  if (errors.length > 0) throw new Error(`metrics: collection failed: ${String(errors[0])}`);
+  let sum = 0;
+  for (const scope of resourceMetrics.scopeMetrics) {
+    for (const metric of scope.metrics) {
+      if (metric.descriptor.name !== 'grpc.client.attempt.started') continue;
+      for (const point of metric.dataPoints) {
+        if (typeof point.value === 'number') sum += point.value;
+      }
+    }
+  }
+  return sum;
+}
+
+/**
+ * The per-call cost of metrics: two grpc-lb.round_robin balancers over the same 10 endpoints, one
+ * measured (the SDK MeterProvider the process registered) and one left out by the channel option,
+ * timed in interleaved rounds (on first in odd rounds, off first in even ones).
+ */
+async function benchMetricsCalls(
+  plan: Plan,
+  reader: PeriodicExportingMetricReader,
+  log: (line: string) => void,
+  notes: string[],
+): Promise<{ on: number; off: number }> {
+  const set = endpointSet(range(10), weightsA);
+  const args = pickArgs();
+  const setups = [
+    { on: true, harness: new Harness('connected', {}), samples: [] as number[] },
+    { on: false, harness: new Harness('connected'), samples: [] as number[] },
+  ];
+  const pickers: experimental.Picker[] = [];
+  for (const setup of setups) {
+    setup.harness.update(set, configFor(ROUND_ROBIN));
+    await setup.harness.settle();
+    const picker = setup.harness.readyPicker();
+    checkPicker(`metrics ${setup.on ? 'on' : 'off'}`, ROUND_ROBIN, picker, set);
+    pickers.push(picker);
+  }
+  setups.forEach((_, i) => timeMeteredCalls(pickers[i]!, args, plan.pickCount));
+  for (let round = 0; round < plan.pickRounds; round++) {
+    const order = round % 2 === 0 ? [0, 1] : [1, 0];
+    for (const i of order) {
+      setups[i]!.samples.push(timeMeteredCalls(pickers[i]!, args, plan.pickCount));
+    }
+  }
+  for (const [i, setup] of setups.entries()) {
+    if (setup.harness.channel.picker !== pickers[i]) {
+      throw new Error('metrics: the balancer published a new picker while being timed');
+    }
+    setup.harness.destroy();
+  }
+  // A balancer that measured nothing must fail, not be timed as cheap.
+  const timed = plan.pickCount * (plan.pickRounds + 1);
+  const started = await attemptsStarted(reader);
+  if (started !== timed) {
+    throw new Error(`metrics: ${started} attempts counted, ${timed} expected (one per timed call)`);
+  }
+  const on = median(setups[0]!.samples);
+  const off = median(setups[1]!.samples);
+  log(
+    `call ${ROUND_ROBIN}@10 with metrics on: ${fmt(on)} ns, off: ${fmt(off)} ns ` +
+      `(+${fmt(on - off)} ns; median of ${plan.pickRounds} × ${plan.pickCount.toLocaleString('en')})`,
+  );
+  notes.push(
+    `metricsCallNs: ns per call (pick, onCallStarted, onCallEnded(OK)) of ${ROUND_ROBIN} at 10 ` +
+      'endpoints with OpenTelemetry metrics on (an SDK MeterProvider, periodic reader every ' +
+      `second) and off (the ${METRICS_OPTION} channel option): ${fmt(on)} vs ${fmt(off)} ns.`,
+  );
+  return { on, off };
+}
+
 /**
  * Runs the micro benchmarks. Quick mode (fewer picks and rounds) is for CI
  * and tests; its numbers are noisier.
@@ -734,7 +860,14 @@ async function benchMemory(
 export async function runMicro(options: MicroOptions): Promise<MicroResults> {
   const log = options.log ?? ((): void => {});
   const plan = options.quick ? QUICK : FULL;
-  const registration = register({ grpc });
+  // Metrics on for the process, so that `benchMetricsCalls` can compare; every other balancer
+  // here is left out of them by its channel option (`UNMEASURED`).
+  const reader = new PeriodicExportingMetricReader({
+    exporter: new InMemoryMetricExporter(AggregationTemporality.CUMULATIVE),
+    exportIntervalMillis: 1000,
+  });
+  const meterProvider = new MeterProvider({ readers: [reader] });
+  const registration = register({ grpc, metrics: { meterProvider } });
   const notes: string[] = [
     `node ${process.version}, grpc-js ${registration.grpcJsVersion}, ` +
       `${os.availableParallelism()} CPUs (${os.cpus()[0]?.model ?? 'unknown model'}), ` +
@@ -755,6 +888,16 @@ export async function runMicro(options: MicroOptions): Promise<MicroResults> {
     benchWeightUpdate(plan, log, notes),
   );
   const bytesPerEndpoint = await phase('memory', () => benchMemory(plan, log, notes));
+  const metricsCallNs = await phase('metrics', () => benchMetricsCalls(plan, reader, log, notes));
+  await meterProvider.shutdown();
   log(`micro benchmarks took ${fmt(msSince(started) / 1000)} s`);
-  return { pickNs, update10kMs, updateDiff10kMs, updateWeights10kMs, bytesPerEndpoint, notes };
+  return {
+    pickNs,
+    update10kMs,
+    updateDiff10kMs,
+    updateWeights10kMs,
+    bytesPerEndpoint,
+    metricsCallNs,
+    notes,
+  };
 }

@@ -36,6 +36,7 @@ import {
   mainScenarios,
 } from './scenarios';
 import { type ServerProcess, freePort } from './server-process';
+import { metricsCostPhase } from './metrics-cost-run';
 import { startupSkewPhase } from './startup-skew-run';
 import { checkTargets } from './targets';
 import { type Outcome, recordUnavailable } from './unavailable';
@@ -459,6 +460,7 @@ export async function runBench(
     await removeTmp();
   }
   const startup = await startupSkewPhase(ctx);
+  const metricsCost = await metricsCostPhase(ctx);
   const ghz = await ghzPhase(
     ctx,
     (def, backends, round) =>
@@ -513,6 +515,7 @@ export async function runBench(
       convergenceRounds: options.convergenceRounds,
       ghzRounds: options.ghzRounds,
       startupRounds: options.startupRounds,
+      metricsRounds: options.metricsRounds,
     },
     closed,
     open,
@@ -520,6 +523,7 @@ export async function runBench(
     failover,
     convergence,
     startup,
+    metricsCost,
     ghz,
     skipped,
     failed,

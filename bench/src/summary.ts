@@ -8,6 +8,7 @@ import type { FailoverReport } from './failover-stats';
 import type { CalibrationMedians, GhzCalibrationReport } from './ghz';
 import type { BenchRun } from './bench-run';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
+import type { MetricsCostReport, Spread } from './metrics-cost';
 import type { StartupSkewReport } from './startup-skew';
 
 function round(value: number | null | undefined, digits: number): number | null {
@@ -226,6 +227,23 @@ function startupSummary(report: StartupSkewReport): SummaryStartup {
   };
 }
 
+function metricsCostSummary(report: MetricsCostReport): Record<string, unknown> {
+  const spread = (s: Spread | null) =>
+    s === null ? null : { median: round(s.median, 4), min: round(s.min, 4), max: round(s.max, 4) };
+  return {
+    rounds: report.rounds.length,
+    onRps: round(report.onRps, 0),
+    offRps: round(report.offRps, 0),
+    rpsRatio: spread(report.rpsRatio),
+    cpuRatio: spread(report.cpuRatio),
+    costPercent: round(report.costPercent, 2),
+    goalPercent: report.goalPercent,
+    met: report.met,
+    conclusive: report.conclusive,
+    failedCalls: report.failedCalls,
+  };
+}
+
 /** `{"bench":"quick","machine":…,"scenarios":[…],"ratios":{…},"pickNs":{…},"update10kMs":…,"failover":[…],"convergence":[…],"startup":[…],"ghz":{…}|null,"failed":[…]}` */
 export function summaryLine(run: BenchRun): Record<string, unknown> {
   const ratios: Record<string, number | null> = {};
@@ -247,12 +265,19 @@ export function summaryLine(run: BenchRun): Record<string, unknown> {
     updateDiff10kMs: round(run.micro?.updateDiff10kMs, 3),
     updateWeights10kMs: round(run.micro?.updateWeights10kMs, 3),
     bytesPerEndpoint: round(run.micro?.bytesPerEndpoint, 0),
+    metricsCallNs: run.micro?.metricsCallNs
+      ? {
+          on: round(run.micro.metricsCallNs.on, 1),
+          off: round(run.micro.metricsCallNs.off, 1),
+        }
+      : null,
     otherLoadCores: otherLoad([...run.closed, ...run.open, ...run.evenness]),
     targets: Object.fromEntries(run.targets.map((t) => [t.id, t.met])),
     skipped: run.skipped,
     failover: run.failover.map(failoverSummary),
     convergence: (run.convergence ?? []).map(convergenceSummary),
     startup: (run.startup ?? []).map(startupSummary),
+    metricsCost: run.metricsCost ? metricsCostSummary(run.metricsCost) : null,
     ghz: run.ghz ? ghzSummary(run.ghz) : null,
     failed: run.failed ?? [],
   };

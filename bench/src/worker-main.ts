@@ -46,8 +46,23 @@ function cpuMs(usage: NodeJS.CpuUsage): number {
  * grpc-lb's policies and static: scheme, and the resolver the target needs (loaded only then:
  * the etcd and Kubernetes clients are not small).
  */
-async function registerFor(target: string): Promise<void> {
-  register({ grpc });
+async function registerFor(target: string, metrics: boolean): Promise<void> {
+  if (metrics) {
+    // What a user would have: the SDK's provider with a periodic reader (every second here, more
+    // often than an exporter's usual interval, so collection is in the measured window).
+    const sdk = await import('@opentelemetry/sdk-metrics');
+    const meterProvider = new sdk.MeterProvider({
+      readers: [
+        new sdk.PeriodicExportingMetricReader({
+          exporter: new sdk.InMemoryMetricExporter(sdk.AggregationTemporality.CUMULATIVE),
+          exportIntervalMillis: 1000,
+        }),
+      ],
+    });
+    register({ grpc, metrics: { meterProvider } });
+  } else {
+    register({ grpc });
+  }
   if (target.startsWith('dns+lb:')) {
     const { registerDns } = await import('@grpc-lb/resolver-dns');
     registerDns({ grpc });
@@ -67,7 +82,7 @@ async function registerFor(target: string): Promise<void> {
 }
 
 async function runLoad(spec: LoadSpec): Promise<RunResult> {
-  await registerFor(spec.target);
+  await registerFor(spec.target, spec.metrics === true);
   const Greeter = loadGreeterService();
   const insecure = grpc.credentials.createInsecure();
   // Several channels with the same target would share one connection through grpc-js's global

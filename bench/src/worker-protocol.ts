@@ -29,6 +29,11 @@ export interface LoadSpec {
    * wait in the channel while it connects (what a client does right after it starts).
    */
   coldStart?: boolean;
+  /**
+   * Register grpc-lb with OpenTelemetry metrics on: a MeterProvider of the SDK whose periodic
+   * reader collects every second into an in-memory exporter.
+   */
+  metrics?: boolean;
 }
 
 export interface RunResult {
