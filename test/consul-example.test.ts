@@ -55,10 +55,13 @@ test('examples/consul-registry: weights 1:3 split 25/75; a rolling restart loses
   assert.deepEqual(summary.servingAfterRollout, backends, stdout);
 
   // Timings: a NOT_SERVING instance waits for Consul's next check (every 1 s), a registration
-  // for its first one; a busy 2-core CI machine gets headroom on top.
+  // for its first one; during a rolling restart the index churns, so the resolver's next blocking
+  // query may also wait out its churn backoff (at most 2 s, `maxChurnBackoffMs`): 3 s at worst,
+  // plus 1 s of headroom for a busy 2-core CI machine (a run saw 3,060 ms).
+  const boundMs = 1_000 + 2_000 + 1_000;
   for (const step of summary.steps) {
-    assert.ok(step.removeToLastCallMs >= 0 && step.removeToLastCallMs <= 3_000, stdout);
-    assert.ok(step.registerToFirstCallMs >= 0 && step.registerToFirstCallMs <= 3_000, stdout);
+    assert.ok(step.removeToLastCallMs >= 0 && step.removeToLastCallMs <= boundMs, stdout);
+    assert.ok(step.registerToFirstCallMs >= 0 && step.registerToFirstCallMs <= boundMs, stdout);
   }
   assert.equal(
     summary.removeToLastCallMsMax,
