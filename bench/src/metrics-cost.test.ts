@@ -51,10 +51,23 @@ describe('metrics cost', () => {
     const report = aggregateMetricsCost([
       { round: 1, on: run(1010), off: run(1000) },
       { round: 2, on: run(960), off: run(1000) },
+      { round: 3, on: run(985), off: run(1000) },
     ]);
     assert.equal(report.met, true);
     assert.equal(report.conclusive, false);
     assert.match(formatMetricsCost(report), /met \(inconclusive: the rounds spread wider/);
+  });
+
+  it('calls fewer than 3 rounds inconclusive: one round has no spread to judge by', () => {
+    const one = aggregateMetricsCost([{ round: 1, on: run(740), off: run(1000) }]);
+    assert.equal(one.met, false);
+    assert.equal(one.conclusive, false);
+    assert.match(formatMetricsCost(one), /missed \(inconclusive: fewer than 3 rounds\)/);
+    const two = aggregateMetricsCost([
+      { round: 1, on: run(995), off: run(1000) },
+      { round: 2, on: run(994), off: run(1000) },
+    ]);
+    assert.equal(two.conclusive, false);
   });
 
   it('says missed above the goal and not measured without rounds', () => {

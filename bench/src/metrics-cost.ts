@@ -49,13 +49,16 @@ export interface MetricsCostReport {
   /** costPercent < goalPercent; null without a ratio. */
   met: boolean | null;
   /**
-   * Whether the rounds agree closely enough to read `met`: the per-round throughput ratios span
-   * (max − min) no more than the goal. On a busy machine they span far more, and only the
+   * Whether the rounds agree closely enough to read `met`: at least `MIN_CONCLUSIVE_ROUNDS`
+   * rounds, whose per-round throughput ratios span (max − min) no more than the goal. On a busy machine they span far more, and only the
    * direction over many rounds (or the client CPU per call) says anything.
    */
   conclusive: boolean;
   failedCalls: number;
 }
+
+/** Below this many rounds there is no spread to judge a verdict by (`--quick` runs one). */
+export const MIN_CONCLUSIVE_ROUNDS = 3;
 
 /** Median and spread of finite values; null when there is none. */
 export function spreadOf(values: readonly number[]): Spread | null {
@@ -85,7 +88,9 @@ export function aggregateMetricsCost(rounds: readonly MetricsCostRound[]): Metri
     goalPercent: METRICS_COST_GOAL_PERCENT,
     met: costPercent === null ? null : costPercent < METRICS_COST_GOAL_PERCENT,
     conclusive:
-      rpsRatio !== null && (rpsRatio.max - rpsRatio.min) * 100 <= METRICS_COST_GOAL_PERCENT,
+      rounds.length >= MIN_CONCLUSIVE_ROUNDS &&
+      rpsRatio !== null &&
+      (rpsRatio.max - rpsRatio.min) * 100 <= METRICS_COST_GOAL_PERCENT,
     failedCalls: rounds.reduce((sum, r) => sum + r.on.errors + r.off.errors, 0),
   };
 }
@@ -111,7 +116,9 @@ export function formatMetricsCost(report: MetricsCostReport): string {
       `throughput, goal < ${report.goalPercent} %: ` +
       `${report.met === null ? 'not measured' : report.met ? 'met' : 'missed'}` +
       (report.met !== null && !report.conclusive
-        ? ' (inconclusive: the rounds spread wider than the goal)'
+        ? report.rounds.length < MIN_CONCLUSIVE_ROUNDS
+          ? ` (inconclusive: fewer than ${MIN_CONCLUSIVE_ROUNDS} rounds)`
+          : ' (inconclusive: the rounds spread wider than the goal)'
         : '') +
       (report.failedCalls > 0 ? `; ${report.failedCalls} failed calls` : ''),
   ];
