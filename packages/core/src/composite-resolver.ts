@@ -2,6 +2,16 @@ import { Backoff } from './backoff';
 import type { CompositeSource, CompositeTarget } from './composite-target';
 import { MAX_WEIGHT, normalizeEndpoint } from './endpoint';
 import { errorMessage } from './errors';
+import {
+  DEFAULT_MAX_OUTAGE_REFRESH_BACKOFF_MS,
+  DEFAULT_MAX_REFRESH_BACKOFF_MS,
+  DEFAULT_MIN_REFRESH_INTERVAL_MS,
+  OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS,
+  OPTION_MAX_REFRESH_BACKOFF_MS,
+  OPTION_MIN_REFRESH_INTERVAL_MS,
+  OUTAGE_FAST_RETRY_WINDOW_MS,
+  OUTAGE_JITTER,
+} from './refresh-policy';
 import type {
   EndpointResolver,
   Resolution,
@@ -20,11 +30,6 @@ export const SOURCE_LABEL = 'source';
  * within it joins the first resolution, so a channel does not start on a partial set.
  */
 export const FIRST_RESOLUTION_WAIT_MS = 3_000;
-
-const DEFAULT_MAX_BACKOFF_MS = 30_000;
-const DEFAULT_OUTAGE_BACKOFF_MS = 1_500;
-/** As the channel adapter: the short retry cap holds this long after a source's last good answer. */
-const OUTAGE_WINDOW_MS = 120_000;
 
 function msOption(
   options: Readonly<Record<string, unknown>>,
@@ -71,14 +76,25 @@ export class CompositeResolver implements EndpointResolver {
   constructor(parsed: CompositeTarget, context: ResolverContext) {
     this.target = context.target;
     const options = context.channelOptions;
-    this.maxBackoffMs = msOption(options, 'grpc-lb.max_refresh_backoff_ms', DEFAULT_MAX_BACKOFF_MS);
+    this.maxBackoffMs = msOption(
+      options,
+      OPTION_MAX_REFRESH_BACKOFF_MS,
+      DEFAULT_MAX_REFRESH_BACKOFF_MS,
+    );
     this.outageBackoffMs = Math.min(
-      msOption(options, 'grpc-lb.max_outage_refresh_backoff_ms', DEFAULT_OUTAGE_BACKOFF_MS),
+      msOption(
+        options,
+        OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS,
+        DEFAULT_MAX_OUTAGE_REFRESH_BACKOFF_MS,
+      ),
       this.maxBackoffMs,
     );
     const initialMs = Math.max(
       100,
-      Math.min(msOption(options, 'grpc-lb.min_refresh_interval_ms', 1_000), this.maxBackoffMs),
+      Math.min(
+        msOption(options, OPTION_MIN_REFRESH_INTERVAL_MS, DEFAULT_MIN_REFRESH_INTERVAL_MS),
+        this.maxBackoffMs,
+      ),
     );
     this.children = parsed.sources.map((source) => ({
       source,
@@ -191,8 +207,11 @@ export class CompositeResolver implements EndpointResolver {
   private scheduleRetry(child: Child): void {
     if (child.retryTimer || this.sink === undefined) return;
     let delay = child.backoff.next();
-    if (child.last && Date.now() - child.lastAt < OUTAGE_WINDOW_MS) {
-      delay = Math.min(delay, Math.round(this.outageBackoffMs * (1 - 0.2 * Math.random())));
+    if (child.last && Date.now() - child.lastAt < OUTAGE_FAST_RETRY_WINDOW_MS) {
+      delay = Math.min(
+        delay,
+        Math.round(this.outageBackoffMs * (1 - OUTAGE_JITTER * Math.random())),
+      );
     }
     const generation = this.generation;
     child.retryTimer = setTimeout(() => {
