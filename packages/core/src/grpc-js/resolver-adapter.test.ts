@@ -606,6 +606,22 @@ describe('resolver adapter', () => {
     r.resolver.destroy();
   });
 
+  test('a resolver error or warning that quotes a secret is redacted before anyone sees it', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    const before = warnings.length;
+    r.inner.sink!.warn('GET http://user:hunter2@10.0.0.5:8500/v1/x?token=hunter3 answered 500');
+    r.inner.sink!.error(new Error('connect to https://app:hunter4@etcd:2379 refused'));
+    const failed = await r.nextDelivery();
+    assert.ok(!failed.endpoints.ok);
+    assert.doesNotMatch(failed.endpoints.error.details, /hunter/);
+    assert.match(failed.endpoints.error.details, /\*\*\*@etcd:2379/);
+    const mine = warnings.slice(before).join('\n');
+    assert.match(mine, /\*\*\*@10\.0\.0\.5:8500/);
+    assert.doesNotMatch(mine, /hunter/);
+    r.resolver.destroy();
+  });
+
   test('a bad first document, with no earlier config to keep, fails calls naming it', async () => {
     const r = open();
     r.resolver.updateResolution();

@@ -304,10 +304,12 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
           if (generation === this.generation) this.onUpdate(resolution);
         },
         error: (error) => {
-          if (generation === this.generation) this.onError(errorMessage(error));
+          if (generation === this.generation) this.onError(redactSecrets(errorMessage(error)));
         },
         warn: (message) => {
-          if (generation === this.generation) rt.logger.warn(`${this.target}: ${message}`);
+          if (generation === this.generation) {
+            rt.logger.warn(`${this.target}: ${redactSecrets(String(message))}`);
+          }
         },
       };
       try {
