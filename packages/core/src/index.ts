@@ -2,7 +2,13 @@
 // For applications: registering, choosing and configuring policies, errors.
 // ---------------------------------------------------------------------------
 export { register, type RegisterOptions, type Registration } from './register';
-export { METER_NAME, METRICS_OPTION, type MeterProviderLike, type MetricsOptions } from './metrics';
+export {
+  METER_NAME,
+  METRICS_OPTION,
+  type MeterLike,
+  type MeterProviderLike,
+  type MetricsOptions,
+} from './metrics';
 export { SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
 export type { Logger } from './logger';
 export { ManualEndpoints } from './manual-target';
@@ -23,10 +29,15 @@ export {
 } from './grpc-js/resolver-adapter';
 
 // Policies: names, builders, and the parsers the clients run (to check a config ahead of time).
-export { ROUND_ROBIN_POLICY, parseRoundRobinConfig } from './round-robin-config';
+export {
+  ROUND_ROBIN_POLICY,
+  parseRoundRobinConfig,
+  type RoundRobinConfig,
+} from './round-robin-config';
 export {
   WEIGHTED_ROUND_ROBIN_POLICY,
   parseWeightedRoundRobinConfig,
+  type WeightedRoundRobinConfig,
 } from './weighted-round-robin-config';
 export {
   TRAFFIC_SPLIT_POLICY,

@@ -20,14 +20,21 @@ import {
   array,
   Fields,
   integer,
-  parseDurationMs,
+  parseDurationMs as parseDurationField,
   percentage,
   snakeCase,
   STRICT,
   type ParseContext,
 } from './json-fields';
 
-export { parseDurationMs } from './json-fields';
+/**
+ * A duration in milliseconds from either form a service config uses:
+ * grpc-go's `"10s"` / `"0.25s"` or grpc-js's `{ "seconds": 10, "nanos": 0 }`.
+ * Throws `ConfigError` naming `path` when the value is neither.
+ */
+export function parseDurationMs(value: unknown, path: string): number {
+  return parseDurationField(value, path, STRICT);
+}
 
 export interface SuccessRateEjection {
   /** Eject when success rate < mean − stdev × stdevFactor / 1000. */
@@ -226,7 +233,7 @@ export function parseOutlierDetection(
       'not used here: outlier detection applies to the policy it is part of',
     );
   }
-  const duration = (v: unknown, at: string) => parseDurationMs(v, at, ctx);
+  const duration = (v: unknown, at: string) => parseDurationField(v, at, ctx);
   const intervalMs = f.read('interval', duration) ?? 10_000;
   if (intervalMs < 1) throw new ConfigError(f.at('interval'), 'must be at least 1ms');
   const baseEjectionTimeMs = f.read('baseEjectionTime', duration) ?? 30_000;
@@ -263,7 +270,8 @@ export function parseHealthCheck(
     }
     return name;
   });
-  const checkIntervalMs = f.read('checkInterval', (v, at) => parseDurationMs(v, at, ctx)) ?? 5_000;
+  const checkIntervalMs =
+    f.read('checkInterval', (v, at) => parseDurationField(v, at, ctx)) ?? 5_000;
   if (checkIntervalMs < 10) {
     throw new ConfigError(f.at('checkInterval'), 'must be at least 10ms');
   }
@@ -277,7 +285,7 @@ export function parseSlowStart(
 ): SlowStartConfig {
   const f = Fields.of(value, field, ctx);
   f.only(['window', 'aggression', 'minWeightPercent']);
-  const windowMs = f.read('window', (v, at) => parseDurationMs(v, at, ctx));
+  const windowMs = f.read('window', (v, at) => parseDurationField(v, at, ctx));
   if (windowMs === undefined) throw new ConfigError(`${field}.window`, 'is required (e.g. "30s")');
   const aggression = f.read('aggression', (v, at) => {
     if (typeof v !== 'number' || !(v > 0) || !Number.isFinite(v)) {

@@ -29,6 +29,7 @@ export {
   type AgentOptions,
   type AgentSettings,
   type AgentTls,
+  type AgentResponse,
   type TokenSource,
 } from './consul-agent';
 export {

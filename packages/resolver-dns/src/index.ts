@@ -16,5 +16,10 @@ export {
   type DnsOptions,
   type AddressFamily,
 } from './dns-options';
-export { parseResolvConf, searchCandidates, type ResolvConf } from './resolv-conf';
+export {
+  parseResolvConf,
+  searchCandidates,
+  type ResolvConf,
+  type ParsedResolvConf,
+} from './resolv-conf';
 export { DnsResolutionError } from './errors';

@@ -15,6 +15,7 @@ export {
   type EtcdConnectionOptions,
   type EtcdTlsOptions,
   type EtcdAuthOptions,
+  type EtcdConnectionSettings,
 } from './etcd-options';
 export {
   EtcdEndpointResolver,
