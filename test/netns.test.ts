@@ -78,3 +78,37 @@ test('a run whose parent is killed leaves no process; its namespace is swept by 
   assert.ok(!listNetns().includes(netns));
   assert.doesNotMatch(rootAddresses(), /10\.244\./);
 });
+
+test('a server a killed run left running inside its namespace is killed by the next sweep', async (t) => {
+  if (!requireTestNetns(t)) return;
+  // A run that is gone: its pid names the namespace, and a grandchild (as a kube-apiserver or an
+  // etcd started by a test would be) still runs inside, detached from anyone who could stop it.
+  const finished = spawnSync(process.execPath, ['-e', '']);
+  const deadPid = finished.pid;
+  const netns = `grpclb-${deadPid}-1-${Math.floor(Math.random() * 0xffffff)
+    .toString(16)
+    .padStart(6, '0')}`;
+  assert.equal(spawnSync('ip', ['netns', 'add', netns]).status, 0);
+  const leftover = spawn('ip', ['netns', 'exec', netns, 'sleep', '600'], {
+    detached: true,
+    stdio: 'ignore',
+  });
+  t.after(() => {
+    try {
+      process.kill(leftover.pid!, 'SIGKILL');
+    } catch {
+      // Killed by the sweep, as it should be.
+    }
+    spawnSync('ip', ['netns', 'delete', netns]);
+  });
+  await waitFor(
+    () => spawnSync('ip', ['netns', 'pids', netns], { encoding: 'utf8' }).stdout.trim() !== '',
+    { timeoutMs: 10_000, message: `the leftover process to run inside ${netns}` },
+  );
+  const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+    leftover.once('exit', (_code, signal) => resolve(signal)),
+  );
+  assert.ok(sweepStaleNetns().includes(netns), `${netns} was not swept`);
+  assert.equal(await exited, 'SIGKILL');
+  assert.ok(!listNetns().includes(netns));
+});

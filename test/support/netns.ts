@@ -11,8 +11,8 @@
  * A namespace is named `grpclb-<pid>-<n>-<random>` (unique per process, so test files running in
  * parallel never collide), has `lo` up, and is deleted when the run ends: by the process that made
  * it once its child exits, by an `exit` handler, and — for one left behind by a process that was
- * killed — by the next run's sweep (a `grpclb-<pid>-…` namespace whose pid is gone and that holds
- * no process). The child is started with a parent-death signal (`setpriv --pdeathsig`), so it does
+ * killed — by the next run's sweep (a `grpclb-<pid>-…` namespace whose pid is gone; what still runs
+ * inside it is killed). The child is started with a parent-death signal (`setpriv --pdeathsig`), so it does
  * not outlive a parent that was killed.
  *
  * Entering: Node cannot move a running process into a namespace, so the process re-executes
@@ -95,8 +95,11 @@ export function listNetns(): string[] {
 }
 
 /**
- * Deletes the test namespaces that a killed run left behind: named by a pid that no longer runs
- * and holding no process. Returns their names.
+ * Deletes the test namespaces that a killed run left behind: named by a pid that no longer runs.
+ * Whatever still runs inside one (a kube-apiserver, an etcd or a backend the killed run started:
+ * the parent-death signal reaches only the run's direct child) is killed first: nothing but a
+ * test run ever starts processes in a `grpclb-<pid>-…` namespace, and its run is gone. Returns
+ * their names.
  */
 export function sweepStaleNetns(): string[] {
   const swept: string[] = [];
@@ -104,7 +107,14 @@ export function sweepStaleNetns(): string[] {
     const match = NAME_PATTERN.exec(name);
     if (!match || made.has(name) || pidAlive(Number(match[1]))) continue;
     const pids = ipSync(['netns', 'pids', name]);
-    if (!pids.ok || pids.stdout.trim() !== '') continue;
+    if (!pids.ok) continue;
+    for (const pid of pids.stdout.split(/\s+/).filter((p) => /^\d+$/.test(p))) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // Gone already.
+      }
+    }
     deleteNetns(name);
     swept.push(name);
   }
