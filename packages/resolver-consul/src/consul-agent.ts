@@ -1,7 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import * as http from 'node:http';
 import * as https from 'node:https';
+import { join } from 'node:path';
 import { ConfigError, TargetError, parseHostPort } from '@grpc-lb/core';
 
 /** Where the Consul agent's HTTP API is reached when nothing else says. */
@@ -14,6 +15,8 @@ export const SSL_ENV = 'CONSUL_HTTP_SSL';
 export const TOKEN_FILE_ENV = 'CONSUL_HTTP_TOKEN_FILE';
 /** PEM file of the CA(s) that sign the agent's HTTPS certificate. */
 export const CACERT_ENV = 'CONSUL_CACERT';
+/** A directory of PEM files of CAs, read when CONSUL_CACERT is not set (as the consul CLI does). */
+export const CAPATH_ENV = 'CONSUL_CAPATH';
 /** PEM files of the client certificate and key (agents with `verify_incoming`). */
 export const CLIENT_CERT_ENV = 'CONSUL_CLIENT_CERT';
 export const CLIENT_KEY_ENV = 'CONSUL_CLIENT_KEY';
@@ -101,6 +104,11 @@ export interface AgentOptions {
   readonly tokenFile?: string;
   /** The CA certificate(s) of an https:// agent: PEM text or a PEM file's path (default `$CONSUL_CACERT`, else the system CAs). */
   readonly ca?: string | Buffer;
+  /**
+   * A directory of PEM files, each holding CA certificate(s), all trusted (default
+   * `$CONSUL_CAPATH`); `ca` / `$CONSUL_CACERT` win when given, as in the consul CLI.
+   */
+  readonly caPath?: string;
   /** Client certificate for an agent with `verify_incoming`: PEM text or a file's path (default `$CONSUL_CLIENT_CERT`). */
   readonly cert?: string | Buffer;
   /** Its private key: PEM text or a file's path (default `$CONSUL_CLIENT_KEY`). */
@@ -142,14 +150,45 @@ function pem(value: string | Buffer, field: string, isPath = false): Buffer {
   }
 }
 
+/**
+ * Every CA certificate in the PEM files of directory `dir` (as the consul CLI reads
+ * CONSUL_CAPATH: each regular file, subdirectories not followed). Throws `ConfigError` naming
+ * `field` when the directory cannot be read or holds no certificate.
+ */
+function caDirectory(dir: string, field: string): Buffer {
+  let names: string[];
+  try {
+    names = readdirSync(dir).sort();
+  } catch (error) {
+    const code = (error as { code?: string }).code ?? String(error);
+    throw new ConfigError(field, `cannot read the directory "${dir}" (${code})`);
+  }
+  const certificates: Buffer[] = [];
+  for (const name of names) {
+    const path = join(dir, name);
+    let text: Buffer;
+    try {
+      if (!statSync(path).isFile()) continue;
+      text = readFileSync(path);
+    } catch {
+      continue; // unreadable entries are skipped, as the consul CLI does
+    }
+    if (text.includes('-----BEGIN CERTIFICATE-----')) certificates.push(text, Buffer.from('\n'));
+  }
+  if (certificates.length === 0) {
+    throw new ConfigError(field, `the directory "${dir}" holds no PEM certificate`);
+  }
+  return Buffer.concat(certificates);
+}
+
 function resolveTls(
   agent: AgentAddress,
   options: AgentOptions,
   env: NodeJS.ProcessEnv,
 ): AgentTls | undefined {
-  const given = (['ca', 'cert', 'key', 'tlsServerName', 'insecureSkipVerify'] as const).filter(
-    (name) => options[name] !== undefined,
-  );
+  const given = (
+    ['ca', 'caPath', 'cert', 'key', 'tlsServerName', 'insecureSkipVerify'] as const
+  ).filter((name) => options[name] !== undefined);
   if (agent.protocol !== 'https:') {
     if (given.length > 0) {
       // Certificates for a plain-HTTP agent would be silently unused: the token would go in clear.
@@ -167,7 +206,11 @@ function resolveTls(
     const path = fromEnv(envName);
     return path !== undefined ? pem(path, envName, true) : undefined;
   };
-  const ca = load('ca', CACERT_ENV);
+  let ca = load('ca', CACERT_ENV);
+  if (ca === undefined) {
+    if (options.caPath !== undefined) ca = caDirectory(options.caPath, 'caPath');
+    else if (fromEnv(CAPATH_ENV) !== undefined) ca = caDirectory(env[CAPATH_ENV]!, CAPATH_ENV);
+  }
   const cert = load('cert', CLIENT_CERT_ENV);
   const key = load('key', CLIENT_KEY_ENV);
   if ((cert === undefined) !== (key === undefined)) {
@@ -343,7 +386,7 @@ export function describeRequestError(error: unknown, settings: AgentSettings): s
   if (reason !== undefined) message = `TLS handshake failed: ${reason.trim()}`;
   if (code === 'ECONNREFUSED') return 'connection refused (is the agent running?)';
   if (typeof code === 'string' && UNTRUSTED.has(code)) {
-    return `${message}: the agent's certificate is not trusted (give its CA with the \`ca\` option or ${CACERT_ENV})`;
+    return `${message}: the agent's certificate is not trusted (give its CA with the \`ca\` option, ${CACERT_ENV} or ${CAPATH_ENV})`;
   }
   if (code === 'ERR_TLS_CERT_ALTNAME_INVALID') {
     return `${message} (set the \`tlsServerName\` option or ${TLS_SERVER_NAME_ENV} to a name the certificate carries)`;

@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import * as https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -26,6 +26,10 @@ import { parseConsulTarget } from './consul-target';
 
 const dir = mkdtempSync(join(tmpdir(), 'grpc-lb-consul-tls-'));
 const file = (name: string): string => join(dir, name);
+const emptyDir = (name: string): string => {
+  mkdirSync(file(name), { recursive: true });
+  return file(name);
+};
 
 function openssl(args: string[]): void {
   execFileSync('openssl', args, { stdio: 'ignore' });
@@ -171,6 +175,54 @@ describe('TLS and token settings', () => {
     assert.deepEqual(seen.at(-1), { token: 'token-one', clientCn: 'client' });
   });
 
+  test('CONSUL_CAPATH: every PEM certificate in the directory is trusted; CONSUL_CACERT wins over it', async () => {
+    const capath = file('capath');
+    mkdirSync(join(capath, 'nested'), { recursive: true });
+    writeFileSync(join(capath, '1-other.pem'), readFileSync(file('other-ca.crt')));
+    writeFileSync(join(capath, '2-ours.crt'), readFileSync(file('ca.crt')));
+    writeFileSync(join(capath, 'README'), 'not a certificate\n');
+    writeFileSync(join(capath, 'nested', 'ignored.pem'), 'garbage');
+    accepted.add('capath');
+    const client = {
+      CONSUL_CLIENT_CERT: file('client.crt'),
+      CONSUL_CLIENT_KEY: file('client.key'),
+    };
+    const settings = resolveAgentSettings(
+      undefined,
+      { address, token: 'capath' },
+      { ...client, CONSUL_CAPATH: capath },
+    );
+    assert.equal((await get(settings)).status, 200);
+    assert.equal(
+      (
+        await get(
+          resolveAgentSettings(undefined, { address, token: 'capath', caPath: capath }, client),
+        )
+      ).status,
+      200,
+    );
+    // The consul CLI's precedence: CONSUL_CACERT (here a CA that did not sign the agent) wins.
+    const cacertFirst = resolveAgentSettings(
+      undefined,
+      { address, token: 'capath' },
+      { ...client, CONSUL_CAPATH: capath, CONSUL_CACERT: file('other-ca.crt') },
+    );
+    await assert.rejects(get(cacertFirst));
+    // Only the unrelated CA in the directory: not trusted.
+    const otherOnly = file('capath-other');
+    mkdirSync(otherOnly, { recursive: true });
+    writeFileSync(join(otherOnly, 'ca.pem'), readFileSync(file('other-ca.crt')));
+    await assert.rejects(
+      get(
+        resolveAgentSettings(
+          undefined,
+          { address, token: 'capath' },
+          { ...client, CONSUL_CAPATH: otherOnly },
+        ),
+      ),
+    );
+  });
+
   test('the ca/cert/key options take PEM text or a path', async () => {
     accepted.add('opt');
     const settings = resolveAgentSettings(
@@ -274,7 +326,7 @@ describe('TLS and token settings', () => {
           { address, ca: file('other-ca.crt'), cert: file('client.crt'), key: file('client.key') },
           {},
         ),
-        /the agent's certificate is not trusted \(give its CA with the `ca` option or CONSUL_CACERT\)/,
+        /the agent's certificate is not trusted \(give its CA with the `ca` option, CONSUL_CACERT or CONSUL_CAPATH\)/,
       ],
     ] as const) {
       const resolver = new ConsulEndpointResolver(
@@ -344,6 +396,21 @@ describe('TLS and token settings', () => {
         /invalid CONSUL_CACERT: cannot read the file ".*nope\.crt" \(ENOENT\)/,
       ],
       [
+        { address },
+        { CONSUL_CAPATH: file('no-such-dir') },
+        /invalid CONSUL_CAPATH: cannot read the directory ".*no-such-dir" \(ENOENT\)/,
+      ],
+      [
+        { address, caPath: emptyDir('empty-capath') },
+        {},
+        /invalid caPath: the directory ".*empty-capath" holds no PEM certificate/,
+      ],
+      [
+        { address: 'http://127.0.0.1:8500', caPath: dir },
+        {},
+        /invalid caPath: the agent http:\/\/127\.0\.0\.1:8500 is plain HTTP/,
+      ],
+      [
         { address, key: 'not-a-key-SECRETVALUE', cert: file('client.crt') },
         {},
         /invalid key: is neither PEM text nor the path of a readable file/,
@@ -402,7 +469,7 @@ test('describeRequestError: what each failure says', () => {
     [
       error('self-signed certificate', 'DEPTH_ZERO_SELF_SIGNED_CERT'),
       https,
-      /not trusted \(give its CA with the `ca` option or CONSUL_CACERT\)$/,
+      /not trusted \(give its CA with the `ca` option, CONSUL_CACERT or CONSUL_CAPATH\)$/,
     ],
     [
       error("Hostname/IP does not match certificate's altnames", 'ERR_TLS_CERT_ALTNAME_INVALID'),
