@@ -36,6 +36,11 @@ export interface EndpointSnapshot {
   /** The weight picks use now (lower during slow start). */
   readonly effectiveWeight: number;
   readonly labels: Readonly<Record<string, string>>;
+  /**
+   * Epoch ms until which an endpoint the resolver no longer lists keeps taking calls (removal
+   * hold-down after a mass removal); 0 for an endpoint the resolver lists.
+   */
+  readonly heldUntil: number;
 }
 
 export interface EjectionEvent {

@@ -256,6 +256,7 @@ export class EndpointBalancer<C>
       weight: child.info?.weight ?? 1,
       effectiveWeight: this.resilience.weightOf(child, now),
       labels: child.info?.labels ?? {},
+      heldUntil: child.heldUntil,
     }));
   }
 

@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import fc from 'fast-check';
+import type { ObservedBalancer } from '../observer';
 import { ROUND_ROBIN_POLICY } from '../service-config';
 import { isMassRemoval } from './removal-hold-down';
 import { PolicyHarness, TimerTracker } from './testing/fake-channel';
@@ -65,6 +66,12 @@ describe('removal hold-down: every connected endpoint removed at once', () => {
         h.warnings.some((w) => /removed 3 of 3 connected endpoints at once/.test(w)),
         h.warnings.join('\n'),
       );
+      const held = (h.lb as unknown as ObservedBalancer).snapshot();
+      assert.deepEqual(
+        held.map((e) => [e.address, e.heldUntil]),
+        ALL.map((address) => [address, 1_000_000 + 3_000]),
+        'the snapshot says until when each is held',
+      );
       await tick(t, h, 150);
       h.update({ endpoints: ALL });
       await h.settle();
@@ -72,6 +79,11 @@ describe('removal hold-down: every connected endpoint removed at once', () => {
       assert.deepEqual(h.pickMany(30).counts, { [A]: 10, [B]: 10, [C]: 10 });
       assert.equal(h.helper.created.length, created, 'no new subchannel');
       assert.equal(connectAttempts(h), attempts, 'no reconnection');
+      assert.deepEqual(
+        (h.lb as unknown as ObservedBalancer).snapshot().map((e) => e.heldUntil),
+        [0, 0, 0],
+        'listed again: no longer held',
+      );
       await tick(t, h, 10_000);
       assert.equal(h.stateName, 'READY', 'a re-added endpoint is no longer held');
       assert.deepEqual(h.pickMany(3).counts, { [A]: 1, [B]: 1, [C]: 1 });
