@@ -304,7 +304,7 @@ export class TargetMetrics {
     method = this.methods.get(known);
     if (!method) {
       method = {
-        started: { 'grpc.method': known, 'grpc.target': this.target },
+        started: Object.freeze({ 'grpc.method': known, 'grpc.target': this.target }),
         ended: [],
       };
       this.methods.set(known, method);
@@ -324,10 +324,12 @@ export class TargetMetrics {
   attemptEnded(method: MethodAttributes, code: number, seconds: number): void {
     let ended = method.ended[code];
     if (!ended) {
-      ended = {
-        ...method.started,
+      // Keys in the order the SDK sorts them to hash the set on every measurement.
+      ended = Object.freeze({
+        'grpc.method': method.started['grpc.method']!,
         'grpc.status': this.metrics.statusNames[code] ?? String(code),
-      };
+        'grpc.target': this.target,
+      });
       method.ended[code] = ended;
     }
     try {
