@@ -8,6 +8,8 @@
  * The instruments are described structurally, not through the API's types,
  * so that the published type declarations do not need the API installed.
  */
+import { SOURCE_LABEL } from './composite-resolver';
+import { COMPOSITE_SCHEME } from './composite-target';
 import { RegistrationError } from './errors';
 import type { Logger } from './logger';
 import type { DetectionMethod } from './outlier-detection';
@@ -120,10 +122,8 @@ export const OTHER_METHOD = 'other';
 /** Distinct `grpc.method` values kept per channel; more become `other`. */
 export const MAX_METHODS = 1000;
 
-/** The scheme of composite targets, whose endpoints carry a `source` label (composite-target.ts). */
-const COMPOSITE_PREFIX = 'composite:';
-/** The label naming an endpoint's source in a composite target (composite-resolver.ts). */
-const SOURCE_LABEL = 'source';
+/** Composite targets, whose endpoints carry the `source` label naming their source. */
+const COMPOSITE_PREFIX = `${COMPOSITE_SCHEME}:`;
 
 /**
  * How `grpc-lb.least_request` chose, counted by its pickers as plain
