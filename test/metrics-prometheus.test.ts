@@ -67,8 +67,18 @@ test('calls, connections, resolver updates and endpoints reach a Prometheus scra
   const client = new Greeter(backends.target, grpc.credentials.createInsecure(), {
     'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ 'grpc-lb.round_robin': {} }] }),
   });
+  const leastBackends = new ManualEndpoints(
+    set.backends.map((b) => ({ host: b.host, port: b.port })),
+    { id: 'metrics-prometheus-lr' },
+  );
+  const leastClient = new Greeter(leastBackends.target, grpc.credentials.createInsecure(), {
+    'grpc.service_config': JSON.stringify({
+      loadBalancingConfig: [{ 'grpc-lb.least_request': {} }],
+    }),
+  });
   try {
     for (let i = 0; i < 10; i++) await sayHello(client, 'metrics');
+    for (let i = 0; i < 4; i++) await sayHello(leastClient, 'metrics');
     const text = await http.scrape();
     const target = { grpc_target: backends.target };
     const call = { ...target, grpc_method: SAY_HELLO };
@@ -99,12 +109,27 @@ test('calls, connections, resolver updates and endpoints reach a Prometheus scra
       10,
       "A66's last bucket boundary",
     );
+    assert.equal(sample(text, 'grpc_lb_resolver_staleness', target), 0, text);
+    assert.equal(sample(text, 'grpc_lb_slow_start_endpoints', target), 0, text);
+    const picks = ['cheaper', 'tie', 'only'].map(
+      (choice) =>
+        sample(text, 'grpc_lb_least_request_picks_total', {
+          grpc_target: leastBackends.target,
+          grpc_lb_least_request_choice: choice,
+        }) ?? 0,
+    );
+    assert.equal(
+      picks.reduce((a, b) => a + b, 0),
+      4,
+      text,
+    );
     assert.match(text, /otel_scope_name="@grpc-lb\/core"/);
     for (const backend of set.backends) {
       assert.ok(!text.includes(`${backend.host}:${backend.port}`), 'no endpoint address');
     }
   } finally {
     client.close();
+    leastClient.close();
     register({ grpc, metrics: false });
     await http.close();
     await provider.shutdown();

@@ -8,6 +8,8 @@
  * The instruments are described structurally, not through the API's types,
  * so that the published type declarations do not need the API installed.
  */
+import { SOURCE_LABEL } from './composite-resolver';
+import { COMPOSITE_SCHEME } from './composite-target';
 import { RegistrationError } from './errors';
 import type { Logger } from './logger';
 import type { DetectionMethod } from './outlier-detection';
@@ -27,6 +29,7 @@ export interface MeterLike {
   createUpDownCounter(name: string, options?: InstrumentOptions): CounterLike;
   createHistogram(name: string, options?: InstrumentOptions): HistogramLike;
   createObservableGauge(name: string, options?: InstrumentOptions): ObservableLike;
+  createObservableCounter(name: string, options?: InstrumentOptions): ObservableLike;
 }
 
 interface ObservableLike {
@@ -45,13 +48,34 @@ export const ENDPOINT_STATES = [
 ] as const;
 export type EndpointStateName = (typeof ENDPOINT_STATES)[number];
 
+/** What the endpoint gauges read of one endpoint's resolver data (its labels). */
+export interface EndpointLabels {
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** A traffic-split subset, for `grpc_lb.subset.endpoints`: its name and the labels it selects by. */
+export interface SubsetLabels {
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+}
+
 /** A balancer whose endpoints `grpc_lb.endpoints` counts while it lives. */
 export interface EndpointSource {
   readonly target: string;
-  /** Calls `count` once per endpoint with its state and health-check status. */
-  countEndpoints(count: (state: EndpointStateName, health: EndpointHealthName) => void): void;
+  /** Calls `count` once per endpoint with its state, health-check status and resolver data. */
+  countEndpoints(
+    count: (
+      state: EndpointStateName,
+      health: EndpointHealthName,
+      info: EndpointLabels | undefined,
+    ) => void,
+  ): void;
   /** In panic mode now (every connected endpoint in rotation, whatever its health). */
   readonly inPanic: boolean;
+  /** The subsets of a `grpc-lb.traffic_split` config; none for other policies. */
+  readonly subsets: readonly SubsetLabels[];
+  /** Endpoints in rotation and inside their slow-start window now. */
+  readonly rampingEndpoints: number;
 }
 
 /** An endpoint's health-check status (`grpc_lb.endpoint.health`), as the observer reports it. */
@@ -98,6 +122,38 @@ export const OTHER_METHOD = 'other';
 /** Distinct `grpc.method` values kept per channel; more become `other`. */
 export const MAX_METHODS = 1000;
 
+/** Composite targets, whose endpoints carry the `source` label naming their source. */
+const COMPOSITE_PREFIX = `${COMPOSITE_SCHEME}:`;
+
+/**
+ * How `grpc-lb.least_request` chose, counted by its pickers as plain
+ * numbers (no SDK call per pick) and reported by `grpc_lb.least_request.picks`.
+ */
+export class LeastRequestTally {
+  /** The sampled endpoints' costs differed: the cheapest won. */
+  cheaper = 0;
+  /** The cheapest cost was shared: one of those endpoints was drawn at random. */
+  tie = 0;
+  /** One endpoint in rotation: nothing to choose. */
+  only = 0;
+}
+
+/** How `grpc_lb.least_request.picks` names each field of a tally (`grpc_lb.least_request.choice`). */
+const LEAST_REQUEST_CHOICES = ['cheaper', 'tie', 'only'] as const;
+
+/** A running resolver of one channel, for `grpc_lb.resolver.staleness`. */
+interface ResolverAge {
+  readonly target: string;
+  /** When the resolver (re)started (Date.now()). */
+  startedAt: number;
+  /** When it last delivered endpoints; 0 never. */
+  lastGoodAt: number;
+  /** An error came after the last success (or before the first). */
+  failing: boolean;
+}
+
+type Observe = (value: number, attributes?: MetricAttributes) => void;
+
 /** The instruments of one registration, shared by every channel. */
 export class GrpcLbMetrics {
   readonly attemptStarted: CounterLike;
@@ -112,6 +168,11 @@ export class GrpcLbMetrics {
   readonly resolverErrors: CounterLike;
   private warned = false;
   private readonly sources = new Set<EndpointSource>();
+  private readonly resolvers = new Set<ResolverAge>();
+  /** Per target, shared by its channels and kept after they close, so that the counts only grow. */
+  private readonly leastRequest = new Map<string, LeastRequestTally>();
+  /** Per composite target, the source names seen while one of its balancers lives (reported at 0 once empty). */
+  private readonly sourceNames = new Map<string, Set<string>>();
 
   /** `statusNames[code]` is the name of each gRPC status code (`OK`, `UNAVAILABLE`, …). */
   constructor(
@@ -182,6 +243,203 @@ export class GrpcLbMetrics {
         unit: '{channel}',
       })
       .addCallback((result) => this.measure(() => this.observePanic(result)));
+    meter
+      .createObservableGauge('grpc_lb.source.endpoints', {
+        description: 'Endpoints of each source of a composite target, by state',
+        unit: '{endpoint}',
+      })
+      .addCallback((result) =>
+        this.measure(() => this.observeSources(result.observe.bind(result))),
+      );
+    meter
+      .createObservableGauge('grpc_lb.subset.endpoints', {
+        description: 'Endpoints of each grpc-lb.traffic_split subset, by state',
+        unit: '{endpoint}',
+      })
+      .addCallback((result) =>
+        this.measure(() => this.observeSubsets(result.observe.bind(result))),
+      );
+    meter
+      .createObservableGauge('grpc_lb.slow_start.endpoints', {
+        description: 'Endpoints in rotation whose share is still ramping up (slow start)',
+        unit: '{endpoint}',
+      })
+      .addCallback((result) =>
+        this.measure(() => this.observeRamping(result.observe.bind(result))),
+      );
+    meter
+      .createObservableGauge('grpc_lb.resolver.staleness', {
+        description:
+          'Seconds since the last successful resolution, while the resolver fails or has not answered yet; 0 otherwise',
+        unit: 's',
+      })
+      .addCallback((result) =>
+        this.measure(() => this.observeStaleness(result.observe.bind(result))),
+      );
+    meter
+      .createObservableCounter('grpc_lb.least_request.picks', {
+        description: 'Picks of grpc-lb.least_request, by how the endpoint was chosen',
+        unit: '{pick}',
+      })
+      .addCallback((result) =>
+        this.measure(() => this.observeLeastRequest(result.observe.bind(result))),
+      );
+  }
+
+  /** The tally the `grpc-lb.least_request` pickers of `target` count into. */
+  leastRequestTally(target: string): LeastRequestTally {
+    let tally = this.leastRequest.get(target);
+    if (!tally) {
+      tally = new LeastRequestTally();
+      this.leastRequest.set(target, tally);
+    }
+    return tally;
+  }
+
+  private observeLeastRequest(observe: Observe): void {
+    for (const [target, tally] of this.leastRequest) {
+      for (const choice of LEAST_REQUEST_CHOICES) {
+        observe(tally[choice], {
+          'grpc.target': target,
+          'grpc_lb.least_request.choice': choice,
+        });
+      }
+    }
+  }
+
+  /** Counts per target, then per `key` of each endpoint (undefined: not counted), by state. */
+  private countBy(
+    sources: Iterable<EndpointSource>,
+    keysOf: (
+      source: EndpointSource,
+      info: EndpointLabels | undefined,
+      add: (key: string) => void,
+    ) => void,
+    seed: (source: EndpointSource, add: (key: string) => void) => void,
+  ): Map<string, Map<string, Map<EndpointStateName, number>>> {
+    const totals = new Map<string, Map<string, Map<EndpointStateName, number>>>();
+    for (const source of sources) {
+      let byKey = totals.get(source.target);
+      if (!byKey) {
+        byKey = new Map();
+        totals.set(source.target, byKey);
+      }
+      const keys = byKey;
+      const row = (key: string): Map<EndpointStateName, number> => {
+        let byState = keys.get(key);
+        if (!byState) {
+          byState = new Map(ENDPOINT_STATES.map((state) => [state, 0]));
+          keys.set(key, byState);
+        }
+        return byState;
+      };
+      seed(source, row);
+      source.countEndpoints((state, _health, info) =>
+        keysOf(source, info, (key) => {
+          const byState = row(key);
+          byState.set(state, (byState.get(state) ?? 0) + 1);
+        }),
+      );
+    }
+    return totals;
+  }
+
+  private observeByState(
+    observe: Observe,
+    totals: Map<string, Map<string, Map<EndpointStateName, number>>>,
+    attribute: string,
+  ): void {
+    for (const [target, byKey] of totals) {
+      for (const [key, byState] of byKey) {
+        for (const [state, value] of byState) {
+          observe(value, {
+            'grpc.target': target,
+            [attribute]: key,
+            'grpc_lb.endpoint.state': state,
+          });
+        }
+      }
+    }
+  }
+
+  /**
+   * Only composite targets: their `source` label is one of at most 16 names
+   * from the target itself (any other resolver's labels are the registry's,
+   * unbounded).
+   */
+  private observeSources(observe: Observe): void {
+    const composite = [...this.sources].filter((s) => s.target.startsWith(COMPOSITE_PREFIX));
+    const live = new Set(composite.map((s) => s.target));
+    for (const target of this.sourceNames.keys()) {
+      if (!live.has(target)) this.sourceNames.delete(target);
+    }
+    const totals = this.countBy(
+      composite,
+      (source, info, add) => {
+        const name = info?.labels[SOURCE_LABEL];
+        if (name === undefined) return;
+        let names = this.sourceNames.get(source.target);
+        if (!names) {
+          names = new Set();
+          this.sourceNames.set(source.target, names);
+        }
+        names.add(name);
+        add(name);
+      },
+      (source, add) => {
+        for (const name of this.sourceNames.get(source.target) ?? []) add(name);
+      },
+    );
+    this.observeByState(observe, totals, 'grpc_lb.source');
+  }
+
+  /** Every subset of the config, empty ones at 0; an endpoint counts in each subset it belongs to. */
+  private observeSubsets(observe: Observe): void {
+    const split = [...this.sources].filter((s) => s.subsets.length > 0);
+    const totals = this.countBy(
+      split,
+      (source, info, add) => {
+        const labels = info?.labels ?? {};
+        for (const subset of source.subsets) {
+          if (hasLabels(labels, subset.labels)) add(subset.name);
+        }
+      },
+      (source, add) => {
+        for (const subset of source.subsets) add(subset.name);
+      },
+    );
+    this.observeByState(observe, totals, 'grpc_lb.subset');
+  }
+
+  private observeRamping(observe: Observe): void {
+    const totals = new Map<string, number>();
+    for (const source of this.sources) {
+      totals.set(source.target, (totals.get(source.target) ?? 0) + source.rampingEndpoints);
+    }
+    for (const [target, value] of totals) observe(value, { 'grpc.target': target });
+  }
+
+  /** The stalest of the target's running resolvers. */
+  private observeStaleness(observe: Observe): void {
+    const now = Date.now();
+    const totals = new Map<string, number>();
+    for (const age of this.resolvers) {
+      const seconds =
+        age.failing || age.lastGoodAt === 0
+          ? Math.max(0, now - (age.lastGoodAt || age.startedAt)) / 1000
+          : 0;
+      totals.set(age.target, Math.max(totals.get(age.target) ?? 0, seconds));
+    }
+    for (const [target, value] of totals) observe(value, { 'grpc.target': target });
+  }
+
+  /** A resolver of `age.target` runs: it counts in `grpc_lb.resolver.staleness` until `resolverStopped`. */
+  resolverStarted(age: ResolverAge): void {
+    this.resolvers.add(age);
+  }
+
+  resolverStopped(age: ResolverAge): void {
+    this.resolvers.delete(age);
   }
 
   private observeHealth(result: {
@@ -274,6 +532,16 @@ export class GrpcLbMetrics {
   }
 }
 
+function hasLabels(
+  labels: Readonly<Record<string, string>>,
+  wanted: Readonly<Record<string, string>>,
+): boolean {
+  for (const key in wanted) {
+    if (labels[key] !== wanted[key]) return false;
+  }
+  return true;
+}
+
 /** The attributes of one method's attempts, looked up once per call. */
 export interface MethodAttributes {
   readonly started: MetricAttributes;
@@ -288,12 +556,30 @@ export interface MethodAttributes {
 export class TargetMetrics {
   readonly attributes: MetricAttributes;
   private readonly methods = new Map<string, MethodAttributes>();
+  /** This channel's resolver, for `grpc_lb.resolver.staleness`. */
+  private readonly age: ResolverAge;
 
   constructor(
     readonly metrics: GrpcLbMetrics,
     readonly target: string,
   ) {
     this.attributes = { 'grpc.target': target };
+    this.age = { target, startedAt: 0, lastGoodAt: 0, failing: false };
+  }
+
+  /** The tally this channel's `grpc-lb.least_request` pickers count into. */
+  leastRequestTally(): LeastRequestTally {
+    return this.metrics.leastRequestTally(this.target);
+  }
+
+  /** The channel's resolver started (again): its staleness is measured until `resolverStopped`. */
+  resolverStarted(): void {
+    this.age.startedAt = Date.now();
+    this.metrics.resolverStarted(this.age);
+  }
+
+  resolverStopped(): void {
+    this.metrics.resolverStopped(this.age);
   }
 
   /** The attributes of calls to `name` (`other` when absent or past `MAX_METHODS`). */
@@ -304,7 +590,7 @@ export class TargetMetrics {
     method = this.methods.get(known);
     if (!method) {
       method = {
-        started: { 'grpc.method': known, 'grpc.target': this.target },
+        started: Object.freeze({ 'grpc.method': known, 'grpc.target': this.target }),
         ended: [],
       };
       this.methods.set(known, method);
@@ -324,10 +610,12 @@ export class TargetMetrics {
   attemptEnded(method: MethodAttributes, code: number, seconds: number): void {
     let ended = method.ended[code];
     if (!ended) {
-      ended = {
-        ...method.started,
+      // Keys in the order the SDK sorts them to hash the set on every measurement.
+      ended = Object.freeze({
+        'grpc.method': method.started['grpc.method']!,
         'grpc.status': this.metrics.statusNames[code] ?? String(code),
-      };
+        'grpc.target': this.target,
+      });
       method.ended[code] = ended;
     }
     try {
@@ -370,10 +658,13 @@ export class TargetMetrics {
   }
 
   resolverUpdate(): void {
+    this.age.lastGoodAt = Date.now();
+    this.age.failing = false;
     this.metrics.measure(() => this.metrics.resolverUpdates.add(1, this.attributes));
   }
 
   resolverError(): void {
+    this.age.failing = true;
     this.metrics.measure(() => this.metrics.resolverErrors.add(1, this.attributes));
   }
 }

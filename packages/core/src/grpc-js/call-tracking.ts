@@ -89,22 +89,23 @@ export class CallTracker<T extends TrackedEndpoint> {
       onCallStarted?.();
     };
     result.onCallEnded = (code, details, metadata) => {
-      const latencyMs = performance.now() - startedAt;
-      this.ended(endpoint, code, latencyMs);
+      const endedAt = performance.now();
+      const latencyMs = endedAt - startedAt;
+      this.ended(endpoint, code, latencyMs, endedAt);
       if (method) metrics?.attemptEnded(method, code, latencyMs / 1000);
       onCallEnded?.(code, details, metadata);
     };
     return result;
   }
 
-  /** `latencyMs` < 0: not measured. */
-  ended(endpoint: T, code: number, latencyMs: number): void {
+  /** `latencyMs` < 0: not measured; otherwise the call ended at `endedAt` (`performance.now()`). */
+  ended(endpoint: T, code: number, latencyMs: number, endedAt = 0): void {
     const stats = endpoint.stats;
     if (stats.outstanding > 0) stats.outstanding--; // tracking may have been switched on mid-call
     stats.calls++;
     const failed = this.outcomes.failureCodes().has(code);
     if (failed) stats.failures++;
-    if (latencyMs >= 0) stats.recordLatency(latencyMs, performance.now(), LATENCY_DECAY_MS);
+    if (latencyMs >= 0) stats.recordLatency(latencyMs, endedAt, LATENCY_DECAY_MS);
     this.outcomes.callEnded(endpoint, failed);
   }
 }

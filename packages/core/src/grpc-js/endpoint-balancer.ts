@@ -23,9 +23,8 @@ import {
 import {
   METRICS_OPTION,
   type EndpointSource,
-  type EndpointHealthName,
-  type EndpointStateName,
   type GrpcLbMetrics,
+  type SubsetLabels,
   type TargetMetrics,
 } from '../metrics';
 import type { ResilienceConfig } from '../resilience-config';
@@ -349,6 +348,7 @@ export class EndpointBalancer<C>
           weightOf: (child) => resilience.weightOf(child, now),
           rampOf: (child) => resilience.rampOf(child, now),
           rampingUp,
+          metrics: this.tracker.metrics,
         }),
       this,
     );
@@ -387,6 +387,14 @@ export class EndpointBalancer<C>
     return this.resilience.inPanic;
   }
 
+  /** For `grpc_lb.subset.endpoints` and `grpc_lb.slow_start.endpoints`. */
+  get subsets(): readonly SubsetLabels[] {
+    return this.config === undefined ? [] : (this.spec.subsetsOf?.(this.config) ?? []);
+  }
+  get rampingEndpoints(): number {
+    return this.resilience.rampingEndpoints(Date.now());
+  }
+
   /** The channel's metrics: switched on by `register({ metrics })`, for this target. */
   get metrics(): TargetMetrics | undefined {
     return this.tracker.metrics;
@@ -402,7 +410,7 @@ export class EndpointBalancer<C>
   }
 
   /** For `grpc_lb.endpoints`: each endpoint's state (ejected before its connection's). */
-  countEndpoints(count: (state: EndpointStateName, health: EndpointHealthName) => void): void {
+  countEndpoints(count: Parameters<EndpointSource['countEndpoints']>[0]): void {
     const { READY, CONNECTING, IDLE } = this.CS;
     for (const child of this.children) {
       const state = child.connectivity;
@@ -417,6 +425,7 @@ export class EndpointBalancer<C>
                 ? 'idle'
                 : 'transient_failure',
         child.health,
+        child.info,
       );
     }
   }

@@ -13,6 +13,7 @@
 import type { connectivityState as ConnectivityStateEnum, experimental } from '@grpc/grpc-js';
 import type { NormalizedEndpoint } from '../endpoint';
 import type { EndpointStats } from '../endpoint-stats';
+import type { SubsetLabels, TargetMetrics } from '../metrics';
 import { splitPolicyJson } from '../resilience-config';
 import { EndpointBalancer, EndpointPolicyConfig } from './endpoint-balancer';
 import type { Runtime } from './runtime';
@@ -51,6 +52,8 @@ export interface PickerContext<C> {
   readonly rampOf: (child: EndpointChild) => number;
   /** Some endpoint is in its slow-start window: equal-share policies should pick by `weightOf`. */
   readonly rampingUp: boolean;
+  /** The channel's metrics, when switched on. */
+  readonly metrics?: TargetMetrics | undefined;
 }
 
 export interface PolicySpec<C> {
@@ -64,6 +67,8 @@ export interface PolicySpec<C> {
    * request): always, or for the configs this returns true for.
    */
   readonly needsLatency?: boolean | ((config: C) => boolean);
+  /** The subsets a config selects by labels (`grpc_lb.subset.endpoints`); none when absent. */
+  readonly subsetsOf?: (config: C) => readonly SubsetLabels[];
 }
 
 export interface PolicyClasses {

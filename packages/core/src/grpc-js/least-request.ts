@@ -18,6 +18,7 @@ import {
   type LeastRequestConfig,
 } from '../least-request-config';
 import { createEndpointPolicy, type EndpointChild, type PolicyClasses } from './endpoint-policy';
+import type { LeastRequestTally } from '../metrics';
 import type { Runtime } from './runtime';
 import type { experimental } from '@grpc/grpc-js';
 
@@ -26,21 +27,28 @@ export interface LeastRequestPickerOptions {
   readonly now?: () => number;
   /** A number in [0, 1). */
   readonly random?: () => number;
+  /** Counts how each pick chose (`grpc_lb.least_request.picks`). */
+  readonly tally?: LeastRequestTally | undefined;
 }
 
 /**
  * The cheapest of `choiceCount` distinct items drawn at random (all of them
  * when there are no more), ties broken at random. `cost` is called once for
- * each item drawn, and for no other.
+ * each item drawn, and for no other. `tally`, when given, counts how the
+ * item was chosen.
  */
 export function pickCheapest<T>(
   items: readonly T[],
   choiceCount: number,
   cost: (item: T) => number,
   random: () => number,
+  tally?: LeastRequestTally,
 ): T {
   const n = items.length;
-  if (n === 1) return items[0]!;
+  if (n === 1) {
+    if (tally) tally.only++;
+    return items[0]!;
+  }
   let best: T = items[0]!;
   let bestCost = Infinity;
   let ties = 0;
@@ -75,12 +83,17 @@ export function pickCheapest<T>(
       consider(items[index]!);
     }
   }
+  if (tally) {
+    if (ties > 1) tally.tie++;
+    else tally.cheaper++;
+  }
   return best;
 }
 
 export class LeastRequestPicker implements experimental.Picker {
   private readonly now: () => number;
   private readonly random: () => number;
+  private readonly tally: LeastRequestTally | undefined;
 
   constructor(
     private readonly ready: readonly EndpointChild[],
@@ -90,6 +103,7 @@ export class LeastRequestPicker implements experimental.Picker {
   ) {
     this.now = options.now ?? (() => performance.now());
     this.random = options.random ?? Math.random;
+    this.tally = options.tally;
   }
 
   private cost(child: EndpointChild, now: number): number {
@@ -111,6 +125,7 @@ export class LeastRequestPicker implements experimental.Picker {
       this.config.choiceCount,
       (c) => this.cost(c, now),
       this.random,
+      this.tally,
     );
     return child.picker.pick(args);
   }
@@ -120,7 +135,8 @@ export function createLeastRequestPolicy(rt: Runtime): PolicyClasses {
   return createEndpointPolicy<LeastRequestConfig>(rt, {
     name: LEAST_REQUEST_POLICY,
     parse: (json) => parseLeastRequestConfig(json),
-    makePicker: ({ ready, config, weightOf }) => new LeastRequestPicker(ready, config, weightOf),
+    makePicker: ({ ready, config, weightOf, metrics }) =>
+      new LeastRequestPicker(ready, config, weightOf, { tally: metrics?.leastRequestTally() }),
     needsLatency: true,
   });
 }

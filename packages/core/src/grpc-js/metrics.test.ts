@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { describe, test } from 'node:test';
+import { describe, mock, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import {
   AggregationTemporality,
@@ -21,7 +21,9 @@ import {
 import { ManualEndpoints } from '../manual-target';
 import { createMetrics, METRICS_OPTION, type MeterProviderLike } from '../metrics';
 import { register } from '../register';
+import { LEAST_REQUEST_POLICY } from '../least-request-config';
 import { ROUND_ROBIN_POLICY } from '../service-config';
+import { TRAFFIC_SPLIT_POLICY } from '../traffic-split-config';
 import { statusNames } from './runtime';
 import { PolicyHarness, Status } from './testing/fake-channel';
 
@@ -183,9 +185,10 @@ describe('metrics of calls', () => {
         createHistogram: () => ({ record: throwing }),
         createObservableGauge: () => ({
           addCallback: (callback) => {
-            gauge = callback;
+            gauge ??= callback; // grpc_lb.endpoints, which observes this balancer's endpoints
           },
         }),
+        createObservableCounter: () => ({ addCallback: () => {} }),
       }),
     };
     const h = PolicyHarness.create({
@@ -342,6 +345,287 @@ describe('metrics of health checks and panic mode', () => {
   });
 });
 
+const STATES = ['ready', 'connecting', 'idle', 'transient_failure', 'ejected'] as const;
+
+/** `name`'s points of `target` as `key value state` → count, the zero ones too. */
+function byKeyAndState(
+  metrics: Map<string, Point[]>,
+  name: string,
+  key: string,
+  target: string,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const p of metrics.get(name) ?? []) {
+    if (p.attributes['grpc.target'] !== target) continue;
+    assert.deepEqual(
+      Object.keys(p.attributes).sort(),
+      ['grpc.target', key, 'grpc_lb.endpoint.state'].sort(),
+    );
+    out[`${String(p.attributes[key])} ${String(p.attributes['grpc_lb.endpoint.state'])}`] =
+      p.value as number;
+  }
+  return out;
+}
+
+/** Every state of `name` at 0 but those given. */
+function states(name: string, counts: Partial<Record<(typeof STATES)[number], number>>) {
+  return Object.fromEntries(STATES.map((state) => [`${name} ${state}`, counts[state] ?? 0]));
+}
+
+describe('grpc_lb metrics of sources, subsets, slow start and least request', () => {
+  test('grpc_lb.source.endpoints: per source of a composite target, by state; a source gone empty stays at 0', async () => {
+    const { provider, read } = sdk();
+    const target = 'composite:///svc?vms=dns:///vms.internal&pods=k8s:///svc.prod:grpc';
+    const h = PolicyHarness.create({
+      policy: ROUND_ROBIN_POLICY,
+      endpoints: [
+        { address: A, labels: { source: 'vms' } },
+        { address: B, labels: { source: 'pods' } },
+        { address: '10.0.0.3:80', labels: { source: 'pods' } },
+      ],
+      target,
+      meterProvider: provider,
+    });
+    try {
+      await h.ready(A, B);
+      await h.fail('connection refused', '10.0.0.3:80');
+      let metrics = await read();
+      assert.deepEqual(
+        byKeyAndState(metrics, 'grpc_lb.source.endpoints', 'grpc_lb.source', target),
+        {
+          ...states('vms', { ready: 1 }),
+          ...states('pods', { ready: 1, transient_failure: 1 }),
+        },
+      );
+      h.update({ endpoints: [{ address: A, labels: { source: 'vms' } }] });
+      await h.settle();
+      metrics = await read();
+      assert.deepEqual(
+        byKeyAndState(metrics, 'grpc_lb.source.endpoints', 'grpc_lb.source', target),
+        {
+          ...states('vms', { ready: 1 }),
+          ...states('pods', {}),
+        },
+      );
+    } finally {
+      h.destroy();
+      await provider.shutdown();
+    }
+  });
+
+  test('grpc_lb.source.endpoints: nothing for a target that is not composite, whatever its labels', async () => {
+    const { provider, read } = sdk();
+    const h = PolicyHarness.create({
+      policy: ROUND_ROBIN_POLICY,
+      endpoints: [{ address: A, labels: { source: 'pod-7f9c-abcde' } }],
+      target: TARGET,
+      meterProvider: provider,
+    });
+    try {
+      await h.ready();
+      const metrics = await read();
+      assert.equal(
+        valueOf(metrics, 'grpc_lb.endpoints', {
+          'grpc.target': TARGET,
+          'grpc_lb.endpoint.state': 'ready',
+        }),
+        1,
+      );
+      assert.deepEqual(metrics.get('grpc_lb.source.endpoints') ?? [], []);
+    } finally {
+      h.destroy();
+      await provider.shutdown();
+    }
+  });
+
+  test('grpc_lb.subset.endpoints: every subset of a traffic split by state, an endpoint in each subset it belongs to', async () => {
+    const { provider, read } = sdk();
+    const V1 = '10.0.1.1:80';
+    const V2 = '10.0.2.1:80';
+    const h = PolicyHarness.create({
+      policy: TRAFFIC_SPLIT_POLICY,
+      config: {
+        subsets: [
+          { name: 'v1', labels: { version: 'v1' } },
+          { name: 'v2', labels: { version: 'v2' } },
+          { name: 'v3', labels: { version: 'v3' } },
+          { name: 'all', labels: {} },
+        ],
+        routes: [{ name: 'default', split: [{ subset: 'v1', weight: 1 }] }],
+      },
+      endpoints: [
+        { address: V1, labels: { version: 'v1' } },
+        { address: V2, labels: { version: 'v2' } },
+      ],
+      target: TARGET,
+      meterProvider: provider,
+    });
+    try {
+      await h.ready(V1);
+      await h.fail('connection refused', V2);
+      const metrics = await read();
+      assert.deepEqual(
+        byKeyAndState(metrics, 'grpc_lb.subset.endpoints', 'grpc_lb.subset', TARGET),
+        {
+          ...states('v1', { ready: 1 }),
+          ...states('v2', { transient_failure: 1 }),
+          ...states('v3', {}),
+          ...states('all', { ready: 1, transient_failure: 1 }),
+        },
+      );
+    } finally {
+      h.destroy();
+      await provider.shutdown();
+    }
+  });
+
+  test('grpc_lb.subset.endpoints: nothing for a policy without subsets', async () => {
+    const { provider, read } = sdk();
+    const h = PolicyHarness.create({
+      policy: ROUND_ROBIN_POLICY,
+      endpoints: [{ address: A, labels: { version: 'v1' } }],
+      target: TARGET,
+      meterProvider: provider,
+    });
+    try {
+      await h.ready();
+      assert.deepEqual((await read()).get('grpc_lb.subset.endpoints') ?? [], []);
+    } finally {
+      h.destroy();
+      await provider.shutdown();
+    }
+  });
+
+  test('grpc_lb.slow_start.endpoints: endpoints in rotation inside their window, 0 after it and without slowStart', async () => {
+    const { provider, read } = sdk();
+    const slow = PolicyHarness.create({
+      policy: ROUND_ROBIN_POLICY,
+      config: { slowStart: { window: '30s' } },
+      endpoints: [A, B],
+      target: TARGET,
+      meterProvider: provider,
+    });
+    const plain = PolicyHarness.create({
+      policy: ROUND_ROBIN_POLICY,
+      endpoints: [A, B],
+      target: 'test:///plain',
+      meterProvider: provider,
+    });
+    const ramping = (metrics: Map<string, Point[]>, target: string) =>
+      valueOf(metrics, 'grpc_lb.slow_start.endpoints', { 'grpc.target': target });
+    try {
+      await plain.ready();
+      await slow.ready(A);
+      let metrics = await read();
+      assert.equal(ramping(metrics, TARGET), 1, 'A ramps, B is still connecting');
+      await slow.ready(B);
+      metrics = await read();
+      assert.equal(ramping(metrics, TARGET), 2);
+      assert.equal(ramping(metrics, 'test:///plain'), 0);
+      const now = Date.now();
+      mock.method(Date, 'now', () => now + 30_001);
+      try {
+        metrics = await read();
+      } finally {
+        mock.restoreAll();
+      }
+      assert.equal(ramping(metrics, TARGET), 0, 'past the 30 s window');
+    } finally {
+      slow.destroy();
+      plain.destroy();
+      await provider.shutdown();
+    }
+  });
+
+  test('grpc_lb.least_request.picks: tie, cheaper and only, counted per pick and kept after the channel closes', async () => {
+    const { provider, read } = sdk();
+    const h = PolicyHarness.create({
+      policy: LEAST_REQUEST_POLICY,
+      endpoints: [A, B],
+      target: TARGET,
+      meterProvider: provider,
+    });
+    const picks = async () => {
+      const metrics = await read();
+      const choice = (c: string) =>
+        valueOf(metrics, 'grpc_lb.least_request.picks', {
+          'grpc.target': TARGET,
+          'grpc_lb.least_request.choice': c,
+        });
+      return { cheaper: choice('cheaper'), tie: choice('tie'), only: choice('only') };
+    };
+    try {
+      await h.ready();
+      // Neither endpoint has a latency estimate or a call in flight: equal costs.
+      const first = h.call();
+      if (first.kind !== 'complete') return assert.fail(first.kind);
+      first.end({ latencyMs: 10 });
+      assert.deepEqual(await picks(), { cheaper: 0, tie: 1, only: 0 });
+      // Now one costs 10 ms × 1 and the other, never called, nothing.
+      const second = h.call();
+      if (second.kind !== 'complete') return assert.fail(second.kind);
+      assert.notEqual(second.address, first.address);
+      second.end({ latencyMs: 10 });
+      assert.deepEqual(await picks(), { cheaper: 1, tie: 1, only: 0 });
+      h.update({ endpoints: [A] });
+      await h.settle();
+      h.pickMany(3);
+      assert.deepEqual(await picks(), { cheaper: 1, tie: 1, only: 3 });
+      h.destroy();
+      assert.deepEqual(await picks(), { cheaper: 1, tie: 1, only: 3 }, 'a counter never goes down');
+    } finally {
+      h.destroy();
+      await provider.shutdown();
+    }
+  });
+});
+
+describe('grpc_lb.resolver.staleness', () => {
+  test('0 while the last word was a success; since the last success while failing, since start before any; gone once stopped', async () => {
+    const { provider, read } = sdk();
+    const metrics = createMetrics({ meterProvider: provider }, statusNames(grpc), {
+      warn: () => {},
+    });
+    const one = metrics.forTarget(TARGET);
+    const other = metrics.forTarget(TARGET); // a second channel of the same target
+    let now = 1_000_000;
+    mock.method(Date, 'now', () => now);
+    const staleness = async () => {
+      const points = (await read()).get('grpc_lb.resolver.staleness') ?? [];
+      return points.filter((p) => p.attributes['grpc.target'] === TARGET).map((p) => p.value);
+    };
+    try {
+      one.resolverStarted();
+      now += 4_000;
+      assert.deepEqual(await staleness(), [4], 'no answer yet: since the start');
+      one.resolverUpdate();
+      now += 60_000;
+      assert.deepEqual(await staleness(), [0], 'a quiet watch is not stale');
+      one.resolverError();
+      now += 2_500;
+      assert.deepEqual(await staleness(), [62.5], 'failing: since the last success');
+      other.resolverStarted();
+      other.resolverUpdate();
+      now += 500;
+      assert.deepEqual(await staleness(), [63], 'the stalest channel of the target');
+      one.resolverUpdate();
+      assert.deepEqual(await staleness(), [0]);
+      one.resolverError();
+      one.resolverStopped();
+      other.resolverStopped();
+      now += 10_000;
+      const after = await staleness();
+      assert.ok(
+        after.every((v) => v === 0),
+        `a stopped resolver is not measured: ${JSON.stringify(after)}`,
+      );
+    } finally {
+      mock.restoreAll();
+      await provider.shutdown();
+    }
+  });
+});
+
 describe('metrics through register() and a real channel', () => {
   const service = {
     hello: {
@@ -396,6 +680,16 @@ describe('metrics through register() and a real channel', () => {
       }
       assert.equal(valueOf(metrics, 'grpc_lb.resolver.errors', target), 1);
       assert.equal(valueOf(metrics, 'grpc_lb.resolver.updates', target), 1);
+      // Failing since its one answer: the endpoints in use grow older.
+      for (
+        let i = 0;
+        i < 100 && valueOf(metrics, 'grpc_lb.resolver.staleness', target) === 0;
+        i++
+      ) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+        metrics = await read();
+      }
+      assert.ok((valueOf(metrics, 'grpc_lb.resolver.staleness', target) as number) > 0);
       assert.equal(
         valueOf(metrics, 'grpc.client.attempt.started', {
           ...target,
@@ -464,6 +758,7 @@ test('the README table lists exactly the instruments created, with their kinds a
           createUpDownCounter: instrument('up-down counter'),
           createHistogram: instrument('histogram'),
           createObservableGauge: instrument('gauge'),
+          createObservableCounter: instrument('async counter'),
         }),
       },
     },

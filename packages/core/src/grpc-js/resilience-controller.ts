@@ -201,6 +201,20 @@ export class ResilienceController {
     );
   }
 
+  /** How many endpoints in rotation are inside their slow-start window at `now`. */
+  rampingEndpoints(now: number): number {
+    const slowStart = this.config?.slowStart;
+    if (slowStart === undefined) return 0;
+    const READY = this.rt.grpc.connectivityState.READY;
+    let ramping = 0;
+    for (const c of this.host.children) {
+      if (c.state === READY && c.readySince !== 0 && now - c.readySince < slowStart.windowMs) {
+        ramping++;
+      }
+    }
+    return ramping;
+  }
+
   /** While weights ramp up, the picker is rebuilt every 1/20 of the window (at least 50 ms apart). */
   scheduleRamp(): void {
     const slowStart = this.config?.slowStart;

@@ -282,6 +282,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       if (!this.inner || !this.running) return;
       rt.trace(`${this.target}: resolver stopped`);
       this.running = false;
+      this.metrics?.resolverStopped();
       this.generation++;
       this.clearTimers();
       this.pending = undefined;
@@ -296,6 +297,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
 
     private start(inner: EndpointResolver): void {
       this.running = true;
+      this.measure()?.resolverStarted();
       const generation = ++this.generation;
       this.lastRefreshAt = Date.now();
       rt.trace(`${this.target}: resolver started`);
@@ -423,8 +425,10 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     private measure(): TargetMetrics | undefined {
       if (this.unmeasured) return undefined;
       if (rt.metrics !== this.metricsSource) {
+        this.metrics?.resolverStopped();
         this.metricsSource = rt.metrics;
         this.metrics = rt.metrics?.forTarget(this.target);
+        if (this.running) this.metrics?.resolverStarted();
       }
       return this.metrics;
     }

@@ -385,6 +385,7 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
     // the channel is then tracked (calls of other subsets and of no route too, which costs little
     // and keeps each endpoint's load right when it belongs to several subsets).
     needsLatency: (config) => config.subsets.some((s) => s.policy === 'least_request'),
+    subsetsOf: (config) => config.subsets,
     makePicker(context) {
       const { config, children, ready, target, memo, weightOf, rampOf, rampingUp } = context;
       if (children.length > 0 && children.every((c) => c.info === undefined)) {
