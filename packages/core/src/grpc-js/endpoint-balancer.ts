@@ -39,6 +39,7 @@ import { ResilienceController, type ResilienceHost } from './resilience-controll
 import type { Runtime } from './runtime';
 import { StartupGrace } from './startup-grace';
 import { describeNoEndpoints, StateAggregator, type Aggregate } from './state-aggregation';
+import { zoneAwarePicker, ZoneRouting } from './zone-routing';
 
 type ConnectivityState = ConnectivityStateEnum;
 
@@ -83,6 +84,7 @@ export class EndpointBalancer<C>
   private readonly aggregator: StateAggregator;
   private readonly grace: StartupGrace;
   private readonly holdDown: RemovalHoldDown<ChildEndpoint>;
+  private readonly zoneRouting: ZoneRouting;
   private readonly CS: typeof import('@grpc/grpc-js').connectivityState;
 
   constructor(
@@ -102,6 +104,7 @@ export class EndpointBalancer<C>
     this.tracker = new CallTracker(rt.grpc.experimental.PickResultType.COMPLETE, this.resilience);
     this.aggregator = new StateAggregator(rt);
     this.grace = new StartupGrace(() => this.recompute());
+    this.zoneRouting = new ZoneRouting(rt, this);
     this.holdDown = new RemovalHoldDown((expired) => {
       this.rt.trace(
         `${this.describe}: removal hold-down over for ${expired.map((c) => c.key).join(', ')}`,
@@ -336,19 +339,24 @@ export class EndpointBalancer<C>
     }
     const ready = aggregate.ready;
     const rampingUp = resilience.rampingUp(ready, now);
+    const zones = this.zoneRouting.router(resilience.current?.zoneAware, panic, this.memo);
     const picker = this.aggregator.pickerFor(
       aggregate,
       () =>
-        this.spec.makePicker({
-          config,
-          children,
-          ready,
-          target: this.target,
-          memo: this.memo,
-          weightOf: (child) => resilience.weightOf(child, now),
-          rampOf: (child) => resilience.rampOf(child, now),
-          rampingUp,
-        }),
+        zoneAwarePicker(
+          this.spec,
+          {
+            config,
+            children,
+            ready,
+            target: this.target,
+            memo: this.memo,
+            weightOf: (child) => resilience.weightOf(child, now),
+            rampOf: (child) => resilience.rampOf(child, now),
+            rampingUp,
+          },
+          zones,
+        ),
       this,
     );
     this.publish(aggregate.state, picker, aggregate.failure ?? null);

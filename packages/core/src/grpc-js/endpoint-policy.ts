@@ -16,6 +16,7 @@ import type { EndpointStats } from '../endpoint-stats';
 import { splitPolicyJson } from '../resilience-config';
 import { EndpointBalancer, EndpointPolicyConfig } from './endpoint-balancer';
 import type { Runtime } from './runtime';
+import type { ZoneRouter } from './zone-routing';
 
 type ConnectivityState = ConnectivityStateEnum;
 
@@ -51,6 +52,8 @@ export interface PickerContext<C> {
   readonly rampOf: (child: EndpointChild) => number;
   /** Some endpoint is in its slow-start window: equal-share policies should pick by `weightOf`. */
   readonly rampingUp: boolean;
+  /** Zone-aware routing, given only to a policy that `routesZones` itself (when it is on). */
+  readonly zones?: ZoneRouter | undefined;
 }
 
 export interface PolicySpec<C> {
@@ -64,6 +67,12 @@ export interface PolicySpec<C> {
    * request): always, or for the configs this returns true for.
    */
   readonly needsLatency?: boolean | ((config: C) => boolean);
+  /**
+   * The policy applies zone-aware routing itself, within groups of its own
+   * (traffic-split subsets), with `PickerContext.zones`; otherwise the
+   * balancer does, around `makePicker`.
+   */
+  readonly routesZones?: boolean;
 }
 
 export interface PolicyClasses {
