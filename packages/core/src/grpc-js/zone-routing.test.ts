@@ -160,7 +160,25 @@ describe('zone-aware routing (balancer state)', () => {
     await h.settle();
     const warnings = h.warnings.filter((w) => w.includes('zone'));
     assert.equal(warnings.length, 1, warnings.join('\n'));
-    assert.match(warnings[0]!, /localZone or the GRPC_LB_ZONE environment variable/);
+    assert.match(
+      warnings[0]!,
+      /zoneAware.localZone, register\(\{ zone \}\) or the GRPC_LB_ZONE environment variable/,
+    );
+  });
+
+  test('register({ zone }) names the zone when the config does not, before GRPC_LB_ZONE', async () => {
+    process.env[ZONE_ENV] = 'c';
+    const h = PolicyHarness.create({
+      policy: ROUND_ROBIN_POLICY,
+      config: { zoneAware: {} },
+      endpoints: NINE,
+    });
+    h.rt.zone = 'b';
+    await h.ready();
+    assert.deepEqual(byZone(h.pickMany(30).counts), { b: 30 });
+    h.update({ config: { zoneAware: { localZone: 'a' } } });
+    await h.settle();
+    assert.deepEqual(byZone(h.pickMany(30).counts), { a: 30 }, 'the config’s localZone first');
   });
 
   test('GRPC_LB_ZONE names the zone when the config does not', async () => {

@@ -213,12 +213,12 @@ export class ZoneRouting {
     memo: Map<string, unknown>,
   ): ZoneRouter | undefined {
     if (!config) return undefined;
-    const localZone = config.localZone ?? (process.env[ZONE_ENV] || undefined);
+    const localZone = config.localZone ?? this.rt.zone ?? (process.env[ZONE_ENV] || undefined);
     if (localZone === undefined) {
       if (!this.warned) {
         this.warned = true;
         this.rt.logger.warn(
-          `${this.host.target}: zoneAware is set but this client's zone is unknown (set zoneAware.localZone or the ${ZONE_ENV} environment variable): calls go to every zone`,
+          `${this.host.target}: zoneAware is set but this client's zone is unknown (set zoneAware.localZone, register({ zone }) or the ${ZONE_ENV} environment variable): calls go to every zone`,
         );
       }
       return undefined;
