@@ -140,7 +140,16 @@ async function createService(e: Env, name: string, port = 80): Promise<void> {
 
 type Condition = 'ready' | 'not-ready' | 'terminating';
 
-function sliceBody(e: Env, service: string, slice: string, endpoints: [string, Condition][]) {
+/** Per host: its zone (default zone-a) and topology hints (`hints.forZones`). */
+type Topology = Readonly<Record<string, { zone: string; forZones?: readonly string[] }>>;
+
+function sliceBody(
+  e: Env,
+  service: string,
+  slice: string,
+  endpoints: [string, Condition][],
+  topology: Topology = {},
+) {
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
@@ -153,7 +162,10 @@ function sliceBody(e: Env, service: string, slice: string, endpoints: [string, C
         serving: condition !== 'not-ready',
         terminating: condition === 'terminating',
       },
-      zone: 'zone-a',
+      zone: topology[host]?.zone ?? 'zone-a',
+      ...(topology[host]?.forZones
+        ? { hints: { forZones: topology[host].forZones.map((name) => ({ name })) } }
+        : {}),
       targetRef: { kind: 'Pod', name: `pod-${host.split('.').at(-1)}` },
     })),
     ports: [
@@ -168,9 +180,10 @@ async function putSlice(
   service: string,
   slice: string,
   endpoints: [string, Condition][],
+  topology?: Topology,
 ): Promise<void> {
   const base = `/apis/discovery.k8s.io/v1/namespaces/${e.namespace}/endpointslices`;
-  const body = sliceBody(e, service, slice, endpoints);
+  const body = sliceBody(e, service, slice, endpoints, topology);
   const existing = await e.k.request('GET', `${base}/${slice}`);
   const result =
     existing.status === 200
@@ -307,6 +320,57 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
         const seen = await spread(greeter, 60);
         assert.deepEqual([...seen.keys()].sort(), [b1.address, b2.address, b3.address].sort());
         for (const count of seen.values()) assert.equal(count, 20, 'round robin: even');
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test('zoneAware: EndpointSlice hints.forZones are honoured only while every endpoint has one', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1, b2, b3, b4] = hosts(e.set);
+    const ready: [string, Condition][] = [b1, b2, b3, b4].map((b) => [b.host, 'ready']);
+    // Zones a: b1, b2; b: b3, b4. The controller lent b3 to zone a.
+    const hinted: Record<string, { zone: string; forZones?: readonly string[] }> = {
+      [b1.host]: { zone: 'zone-a', forZones: ['zone-a'] },
+      [b2.host]: { zone: 'zone-a', forZones: ['zone-a'] },
+      [b3.host]: { zone: 'zone-b', forZones: ['zone-a'] },
+      [b4.host]: { zone: 'zone-b', forZones: ['zone-b'] },
+    };
+    await kube.logged(async () => {
+      await createService(e, 'zoned');
+      await putSlice(e, 'zoned', 'zoned-1', ready, hinted);
+      const greeter = new Greeter(`k8s:///zoned.${e.namespace}:grpc`, insecure, {
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.service_config': JSON.stringify({
+          loadBalancingConfig: [
+            { 'grpc-lb.round_robin': { zoneAware: { localZone: 'zone-a', minClusterSize: 4 } } },
+          ],
+        }),
+      });
+      const answered = async () => [...(await spread(greeter, 30)).keys()].sort();
+      try {
+        await waitFor(
+          async () =>
+            (await answered()).join() ===
+            [b1, b2, b3]
+              .map((b) => b.address)
+              .sort()
+              .join(),
+          { timeoutMs: 10_000, message: 'the three endpoints hinted for zone-a answer, b4 none' },
+        );
+        // b4 loses its hint: the hints are ignored; zone a (2 of 4 in rotation) holds its share.
+        await putSlice(e, 'zoned', 'zoned-1', ready, { ...hinted, [b4.host]: { zone: 'zone-b' } });
+        await waitFor(
+          async () =>
+            (await answered()).join() ===
+            [b1, b2]
+              .map((b) => b.address)
+              .sort()
+              .join(),
+          { timeoutMs: 10_000, message: 'only the two zone-a endpoints answer' },
+        );
       } finally {
         greeter.close();
       }
