@@ -188,6 +188,18 @@ describe('zone-aware routing (balancer state)', () => {
     assert.deepEqual(h.warnings, []);
   });
 
+  test('no endpoint carries a zone (a DNS target): one warning, every endpoint', async () => {
+    const plain = NINE.map((e) => ({ address: e.address }));
+    const h = await harness({ zoneAware: { localZone: 'a' } }, plain);
+    assert.deepEqual(byZone(h.pickMany(90).counts), { a: 30, b: 30, c: 30 });
+    await h.fail('down', A[0]!);
+    h.pickMany(8);
+    const warnings = h.warnings.filter((w) => w.includes('zone'));
+    assert.deepEqual(warnings, [
+      'test:///svc: zoneAware is set but none of the 9 endpoints carries a zone (its resolver gives none): calls go to every zone',
+    ]);
+  });
+
   test('a local zone with no endpoint: every zone', async () => {
     const h = await harness({ zoneAware: { localZone: 'z' } });
     assert.deepEqual(byZone(h.pickMany(90).counts), { a: 30, b: 30, c: 30 });

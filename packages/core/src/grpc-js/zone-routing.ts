@@ -95,6 +95,8 @@ export class ZoneRouter {
     readonly localZone: string,
     private readonly memo: Map<string, unknown>,
     private readonly trace: (text: string) => void,
+    /** Warns once per channel for each `key`. */
+    private readonly warnOnce: (key: string, message: string) => void = () => {},
   ) {}
 
   /**
@@ -159,6 +161,12 @@ export class ZoneRouter {
     });
     if (decision.mode === 'all') {
       this.trace(`zone-aware${where}: every zone: ${decision.reason}`);
+      if (listed.every((c) => zoneOf(c) === UNKNOWN_ZONE)) {
+        this.warnOnce(
+          'no zones',
+          `zoneAware is set but none of the ${listed.length} endpoints carries a zone (its resolver gives none): calls go to every zone`,
+        );
+      }
       return undefined;
     }
     const pickers = new Map<string, experimental.Picker>();
@@ -199,7 +207,7 @@ export class ZoneRouter {
 
 /** Per balancer: whether zone-aware routing applies now, and the one warning when it cannot. */
 export class ZoneRouting {
-  private warned = false;
+  private readonly warned = new Set<string>();
 
   constructor(
     private readonly rt: Runtime,
@@ -215,17 +223,27 @@ export class ZoneRouting {
     if (!config) return undefined;
     const localZone = config.localZone ?? this.rt.zone ?? (process.env[ZONE_ENV] || undefined);
     if (localZone === undefined) {
-      if (!this.warned) {
-        this.warned = true;
-        this.rt.logger.warn(
-          `${this.host.target}: zoneAware is set but this client's zone is unknown (set zoneAware.localZone, register({ zone }) or the ${ZONE_ENV} environment variable): calls go to every zone`,
-        );
-      }
+      this.warnOnce(
+        'no local zone',
+        `zoneAware is set but this client's zone is unknown (set zoneAware.localZone, register({ zone }) or the ${ZONE_ENV} environment variable): calls go to every zone`,
+      );
       return undefined;
     }
     if (panic) return undefined;
     const describe = this.host.describe;
-    return new ZoneRouter(config, localZone, memo, (text) => this.rt.trace(`${describe}: ${text}`));
+    return new ZoneRouter(
+      config,
+      localZone,
+      memo,
+      (text) => this.rt.trace(`${describe}: ${text}`),
+      (key, message) => this.warnOnce(key, message),
+    );
+  }
+
+  private warnOnce(key: string, message: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.rt.logger.warn(`${this.host.target}: ${message}`);
   }
 }
 
