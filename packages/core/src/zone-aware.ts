@@ -214,17 +214,20 @@ export interface HintedEndpoint {
  * Kubernetes topology hints as kube-proxy reads them: usable only when every
  * listed endpoint has at least one; then the endpoints hinted for
  * `localZone`. Undefined when the hints are not usable or name no endpoint
- * for this zone (kube-proxy then uses every endpoint).
+ * for this zone (kube-proxy then uses every endpoint). `hintsOf` reads an
+ * endpoint's hints (its `forZones` by default).
  */
-export function hintedForZone<E extends HintedEndpoint>(
+export function hintedForZone<E>(
   listed: readonly E[],
   candidates: readonly E[],
   localZone: string,
+  hintsOf: (endpoint: E) => readonly string[] | undefined = (e) => (e as HintedEndpoint).forZones,
 ): E[] | undefined {
   if (listed.length === 0) return undefined;
   for (const endpoint of listed) {
-    if (!endpoint.forZones || endpoint.forZones.length === 0) return undefined;
+    const hints = hintsOf(endpoint);
+    if (!hints || hints.length === 0) return undefined;
   }
-  const hinted = candidates.filter((e) => e.forZones!.includes(localZone));
+  const hinted = candidates.filter((e) => hintsOf(e)?.includes(localZone) === true);
   return hinted.length > 0 ? hinted : undefined;
 }
