@@ -39,7 +39,7 @@ import { ResilienceController, type ResilienceHost } from './resilience-controll
 import type { Runtime } from './runtime';
 import { StartupGrace } from './startup-grace';
 import { describeNoEndpoints, StateAggregator, type Aggregate } from './state-aggregation';
-import { zoneAwarePicker, ZoneRouting } from './zone-routing';
+import { zoneAwareMaker, ZoneRouting } from './zone-routing';
 
 type ConnectivityState = ConnectivityStateEnum;
 
@@ -340,23 +340,20 @@ export class EndpointBalancer<C>
     const ready = aggregate.ready;
     const rampingUp = resilience.rampingUp(ready, now);
     const zones = this.zoneRouting.router(resilience.current?.zoneAware, panic, this.memo);
+    const makePicker = zoneAwareMaker(this.spec, zones);
     const picker = this.aggregator.pickerFor(
       aggregate,
       () =>
-        zoneAwarePicker(
-          this.spec,
-          {
-            config,
-            children,
-            ready,
-            target: this.target,
-            memo: this.memo,
-            weightOf: (child) => resilience.weightOf(child, now),
-            rampOf: (child) => resilience.rampOf(child, now),
-            rampingUp,
-          },
-          zones,
-        ),
+        makePicker({
+          config,
+          children,
+          ready,
+          target: this.target,
+          memo: this.memo,
+          weightOf: (child) => resilience.weightOf(child, now),
+          rampOf: (child) => resilience.rampOf(child, now),
+          rampingUp,
+        }),
       this,
     );
     this.publish(aggregate.state, picker, aggregate.failure ?? null);

@@ -253,20 +253,18 @@ export class ZoneRouting {
 }
 
 /**
- * The policy's picker, zone-aware when `zones` is set: over the zones'
+ * The policy's `makePicker`, zone-aware when `zones` is set: over the zones'
  * endpoints here, or — for a policy that routes by zone itself within its
  * own groups (`spec.routesZones`, traffic split) — handed the router.
  */
-export function zoneAwarePicker<C>(
+export function zoneAwareMaker<C>(
   spec: PolicySpec<C>,
-  context: PickerContext<C>,
   zones: ZoneRouter | undefined,
-): experimental.Picker {
-  if (!zones) return spec.makePicker(context);
-  if (spec.routesZones) return spec.makePicker({ ...context, zones });
-  return (
+): (context: PickerContext<C>) => experimental.Picker {
+  if (!zones) return (context) => spec.makePicker(context);
+  if (spec.routesZones) return (context) => spec.makePicker({ ...context, zones });
+  return (context) =>
     zones.route(context.children, context.ready, (children, ready, memo) =>
       spec.makePicker({ ...context, children, ready, memo }),
-    ) ?? spec.makePicker(context)
-  );
+    ) ?? spec.makePicker(context);
 }
