@@ -15,7 +15,12 @@ import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { LoadBalancerObserver, OBSERVER_OPTION } from '@grpc-lb/core';
-import { createK8sResolverFactory, registerK8s, SERVICE_ACCOUNT_DIR } from '@grpc-lb/resolver-k8s';
+import {
+  createK8sResolverFactory,
+  k8sNodeZone,
+  registerK8s,
+  SERVICE_ACCOUNT_DIR,
+} from '@grpc-lb/resolver-k8s';
 import { register } from '@grpc-lb/core';
 import {
   type Backend,
@@ -373,6 +378,53 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
         );
       } finally {
         greeter.close();
+      }
+    });
+  });
+
+  test("k8sNodeZone: the node's topology.kubernetes.io/zone label; otherwise undefined with one warning saying why (RBAC: get on nodes)", async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      const zoned = `zoned-node-${e.namespace}`;
+      const bare = `bare-node-${e.namespace}`;
+      for (const [name, labels] of [
+        [zoned, { 'topology.kubernetes.io/zone': 'zone-b' }],
+        [bare, {}],
+      ] as const) {
+        const node = await e.k.request('POST', '/api/v1/nodes', { metadata: { name, labels } });
+        assert.equal(node.status, 201, node.body);
+      }
+      try {
+        const seen: string[] = [];
+        const logger = { warn: (message: string) => seen.push(message) };
+        const admin = { kubeconfig: e.k.adminKubeconfig, logger };
+        assert.equal(await k8sNodeZone({ ...admin, nodeName: zoned }), 'zone-b');
+        assert.deepEqual(seen, []);
+        assert.equal(await k8sNodeZone({ ...admin, nodeName: bare }), undefined);
+        assert.match(seen.pop()!, /Node bare-node-\S+ has no label topology\.kubernetes\.io\/zone/);
+        assert.equal(await k8sNodeZone({ ...admin, nodeName: 'no-such-node' }), undefined);
+        assert.match(seen.pop()!, /Node no-such-node does not exist/);
+        const saved = process.env['NODE_NAME'];
+        delete process.env['NODE_NAME'];
+        try {
+          assert.equal(await k8sNodeZone(admin), undefined);
+          assert.match(seen.pop()!, /no node name \(set the env var NODE_NAME/);
+        } finally {
+          if (saved !== undefined) process.env['NODE_NAME'] = saved;
+        }
+        const user = await e.k.createUser(`zone-reader-${e.namespace}`);
+        assert.equal(
+          await k8sNodeZone({ kubeconfig: user.kubeconfig, logger, nodeName: zoned }),
+          undefined,
+        );
+        const refused = seen.pop()!;
+        assert.match(refused, /403 Forbidden reading Node/);
+        assert.match(refused, /cannot get resource "nodes"/);
+        assert.match(refused, /Grant this identity get on nodes \(a ClusterRole/);
+        assert.deepEqual(seen, []);
+      } finally {
+        for (const name of [zoned, bare]) await e.k.request('DELETE', `/api/v1/nodes/${name}`);
       }
     });
   });
