@@ -12,7 +12,7 @@ import { ROUND_ROBIN_POLICY } from '../service-config';
 import { TRAFFIC_SPLIT_POLICY } from '../traffic-split-config';
 import { WEIGHTED_ROUND_ROBIN_POLICY } from '../weighted-round-robin-config';
 import { ZONE_ENV } from '../zone-aware';
-import { PolicyHarness, type EndpointInput } from './testing/fake-channel';
+import { PolicyHarness, Status, type EndpointInput } from './testing/fake-channel';
 
 /** Three endpoints in each of zones a, b, c: a1…a3 at 10.0.1.x, b at 10.0.2.x, c at 10.0.3.x. */
 const ZONES = ['a', 'b', 'c'] as const;
@@ -77,6 +77,29 @@ describe('zone-aware routing (balancer state)', () => {
     assert.deepEqual(tally.failed, []);
     // Back to SERVING: all local again.
     await h.setHealth(A[0]!, 'SERVING');
+    assert.deepEqual(byZone(h.pickMany(90).counts), { a: 90 });
+  });
+
+  test('a local endpoint ejected by outlier detection: the same spill as NOT_SERVING; back local when it returns', async (t) => {
+    t.mock.timers.enable({ apis: ['setTimeout', 'setInterval', 'Date'], now: 1_000_000 });
+    const h = await harness({
+      zoneAware: { localZone: 'a' },
+      outlierDetection: { consecutiveFailures: 1, baseEjectionTime: '30s', maxEjectionPercent: 50 },
+    });
+    // Fail calls on whatever local endpoint they reach until A[0] has failed one.
+    for (let i = 0; i < 3; i++) {
+      const call = h.call();
+      assert.equal(call.kind, 'complete');
+      if (call.kind !== 'complete') return;
+      call.end(call.address === A[0] ? { code: Status.UNAVAILABLE } : {});
+      if (call.address === A[0]) break;
+    }
+    await h.settle();
+    const tally = h.pickMany(800);
+    assert.equal(tally.counts[A[0]!], undefined, 'ejected');
+    assert.deepEqual(byZone(tally.counts), { a: 600, b: 100, c: 100 });
+    t.mock.timers.tick(30_000);
+    await h.settle();
     assert.deepEqual(byZone(h.pickMany(90).counts), { a: 90 });
   });
 
