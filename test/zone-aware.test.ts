@@ -3,12 +3,12 @@
  * two in each of zones a, b and c (zones given in the static: target), a client in zone a.
  * While every backend serves, every call stays in zone a; when a zone-a backend says NOT_SERVING
  * or stops, zone a keeps what it can carry and the rest spills to b and c in proportion to their
- * spare capacity; no call fails throughout.
+ * spare capacity; no call fails throughout. Inside a traffic split, each subset stays local.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { register, roundRobin, serviceConfig } from '@grpc-lb/core';
+import { register, roundRobin, serviceConfig, trafficSplit } from '@grpc-lb/core';
 import {
   type Backend,
   type BackendSet,
@@ -94,6 +94,40 @@ describe('zone-aware routing with real backends', () => {
     assert.equal(failed, 0);
     assert.deepEqual(zones, { a: 300 });
     assert.ok(Math.abs(backends['backend-1']! - 150) <= 4, JSON.stringify(backends));
+  });
+
+  test('traffic split: each subset stays in the local zone; the 50/50 split holds', async () => {
+    // v1 on backends 1, 3, 5 (zones a, b, c), v2 on 2, 4, 6: one member of each subset per zone.
+    const target = `static:///${set.backends
+      .map((b, i) => `${b.address};zone=${ZONES[i]};version=v${(i % 2) + 1}`)
+      .join(',')}`;
+    const split = new Greeter(target, insecure, {
+      'grpc.service_config': JSON.stringify(
+        serviceConfig(
+          trafficSplit()
+            .subset('v1', { version: 'v1' })
+            .subset('v2', { version: 'v2' })
+            .defaultRoute({ v1: 50, v2: 50 })
+            .resilience({ zoneAware: { localZone: 'a', minClusterSize: 3 } }),
+        ),
+      ),
+    });
+    try {
+      await waitFor(async () => Object.keys((await zoneCounts(split, 20)).backends).length === 2, {
+        timeoutMs: 10_000,
+        message: 'both zone-a backends answer',
+      });
+      await waitFor(async () => (await zoneCounts(split, 20)).zones['a'] === 20, {
+        timeoutMs: 10_000,
+        message: 'every call in zone a',
+      });
+      const { zones, backends, failed } = await zoneCounts(split, 200);
+      assert.equal(failed, 0);
+      assert.deepEqual(zones, { a: 200 });
+      assert.deepEqual(backends, { 'backend-1': 100, 'backend-2': 100 });
+    } finally {
+      split.close();
+    }
   });
 
   test('a local backend NOT_SERVING: zone a keeps 60%, b and c take 20% each; no call fails', async () => {
