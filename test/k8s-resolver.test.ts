@@ -15,7 +15,12 @@ import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { LoadBalancerObserver, OBSERVER_OPTION } from '@grpc-lb/core';
-import { createK8sResolverFactory, registerK8s, SERVICE_ACCOUNT_DIR } from '@grpc-lb/resolver-k8s';
+import {
+  createK8sResolverFactory,
+  k8sNodeZone,
+  registerK8s,
+  SERVICE_ACCOUNT_DIR,
+} from '@grpc-lb/resolver-k8s';
 import { register } from '@grpc-lb/core';
 import {
   type Backend,
@@ -140,7 +145,16 @@ async function createService(e: Env, name: string, port = 80): Promise<void> {
 
 type Condition = 'ready' | 'not-ready' | 'terminating';
 
-function sliceBody(e: Env, service: string, slice: string, endpoints: [string, Condition][]) {
+/** Per host: its zone (default zone-a) and topology hints (`hints.forZones`). */
+type Topology = Readonly<Record<string, { zone: string; forZones?: readonly string[] }>>;
+
+function sliceBody(
+  e: Env,
+  service: string,
+  slice: string,
+  endpoints: [string, Condition][],
+  topology: Topology = {},
+) {
   return {
     apiVersion: 'discovery.k8s.io/v1',
     kind: 'EndpointSlice',
@@ -153,7 +167,10 @@ function sliceBody(e: Env, service: string, slice: string, endpoints: [string, C
         serving: condition !== 'not-ready',
         terminating: condition === 'terminating',
       },
-      zone: 'zone-a',
+      zone: topology[host]?.zone ?? 'zone-a',
+      ...(topology[host]?.forZones
+        ? { hints: { forZones: topology[host].forZones.map((name) => ({ name })) } }
+        : {}),
       targetRef: { kind: 'Pod', name: `pod-${host.split('.').at(-1)}` },
     })),
     ports: [
@@ -168,9 +185,10 @@ async function putSlice(
   service: string,
   slice: string,
   endpoints: [string, Condition][],
+  topology?: Topology,
 ): Promise<void> {
   const base = `/apis/discovery.k8s.io/v1/namespaces/${e.namespace}/endpointslices`;
-  const body = sliceBody(e, service, slice, endpoints);
+  const body = sliceBody(e, service, slice, endpoints, topology);
   const existing = await e.k.request('GET', `${base}/${slice}`);
   const result =
     existing.status === 200
@@ -309,6 +327,104 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
         for (const count of seen.values()) assert.equal(count, 20, 'round robin: even');
       } finally {
         greeter.close();
+      }
+    });
+  });
+
+  test('zoneAware: EndpointSlice hints.forZones are honoured only while every endpoint has one', async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    const [b1, b2, b3, b4] = hosts(e.set);
+    const ready: [string, Condition][] = [b1, b2, b3, b4].map((b) => [b.host, 'ready']);
+    // Zones a: b1, b2; b: b3, b4. The controller lent b3 to zone a.
+    const hinted: Record<string, { zone: string; forZones?: readonly string[] }> = {
+      [b1.host]: { zone: 'zone-a', forZones: ['zone-a'] },
+      [b2.host]: { zone: 'zone-a', forZones: ['zone-a'] },
+      [b3.host]: { zone: 'zone-b', forZones: ['zone-a'] },
+      [b4.host]: { zone: 'zone-b', forZones: ['zone-b'] },
+    };
+    await kube.logged(async () => {
+      await createService(e, 'zoned');
+      await putSlice(e, 'zoned', 'zoned-1', ready, hinted);
+      const greeter = new Greeter(`k8s:///zoned.${e.namespace}:grpc`, insecure, {
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.service_config': JSON.stringify({
+          loadBalancingConfig: [
+            { 'grpc-lb.round_robin': { zoneAware: { localZone: 'zone-a', minClusterSize: 4 } } },
+          ],
+        }),
+      });
+      const answered = async () => [...(await spread(greeter, 30)).keys()].sort();
+      try {
+        await waitFor(
+          async () =>
+            (await answered()).join() ===
+            [b1, b2, b3]
+              .map((b) => b.address)
+              .sort()
+              .join(),
+          { timeoutMs: 10_000, message: 'the three endpoints hinted for zone-a answer, b4 none' },
+        );
+        // b4 loses its hint: the hints are ignored; zone a (2 of 4 in rotation) holds its share.
+        await putSlice(e, 'zoned', 'zoned-1', ready, { ...hinted, [b4.host]: { zone: 'zone-b' } });
+        await waitFor(
+          async () =>
+            (await answered()).join() ===
+            [b1, b2]
+              .map((b) => b.address)
+              .sort()
+              .join(),
+          { timeoutMs: 10_000, message: 'only the two zone-a endpoints answer' },
+        );
+      } finally {
+        greeter.close();
+      }
+    });
+  });
+
+  test("k8sNodeZone: the node's topology.kubernetes.io/zone label; otherwise undefined with one warning saying why (RBAC: get on nodes)", async (t) => {
+    const e = await env(t);
+    if (!e) return;
+    await kube.logged(async () => {
+      const zoned = `zoned-node-${e.namespace}`;
+      const bare = `bare-node-${e.namespace}`;
+      for (const [name, labels] of [
+        [zoned, { 'topology.kubernetes.io/zone': 'zone-b' }],
+        [bare, {}],
+      ] as const) {
+        const node = await e.k.request('POST', '/api/v1/nodes', { metadata: { name, labels } });
+        assert.equal(node.status, 201, node.body);
+      }
+      try {
+        const seen: string[] = [];
+        const logger = { warn: (message: string) => seen.push(message) };
+        const admin = { kubeconfig: e.k.adminKubeconfig, logger };
+        assert.equal(await k8sNodeZone({ ...admin, nodeName: zoned }), 'zone-b');
+        assert.deepEqual(seen, []);
+        assert.equal(await k8sNodeZone({ ...admin, nodeName: bare }), undefined);
+        assert.match(seen.pop()!, /Node bare-node-\S+ has no label topology\.kubernetes\.io\/zone/);
+        assert.equal(await k8sNodeZone({ ...admin, nodeName: 'no-such-node' }), undefined);
+        assert.match(seen.pop()!, /Node no-such-node does not exist/);
+        const saved = process.env['NODE_NAME'];
+        delete process.env['NODE_NAME'];
+        try {
+          assert.equal(await k8sNodeZone(admin), undefined);
+          assert.match(seen.pop()!, /no node name \(set the env var NODE_NAME/);
+        } finally {
+          if (saved !== undefined) process.env['NODE_NAME'] = saved;
+        }
+        const user = await e.k.createUser(`zone-reader-${e.namespace}`);
+        assert.equal(
+          await k8sNodeZone({ kubeconfig: user.kubeconfig, logger, nodeName: zoned }),
+          undefined,
+        );
+        const refused = seen.pop()!;
+        assert.match(refused, /403 Forbidden reading Node/);
+        assert.match(refused, /cannot get resource "nodes"/);
+        assert.match(refused, /Grant this identity get on nodes \(a ClusterRole/);
+        assert.deepEqual(seen, []);
+      } finally {
+        for (const name of [zoned, bare]) await e.k.request('DELETE', `/api/v1/nodes/${name}`);
       }
     });
   });

@@ -76,6 +76,14 @@ export interface ResilienceOptions {
   readonly startupGraceMs?: number;
   /** Ms endpoints removed en masse while connected stay in rotation (0-60000); default 2000, 0 = off. */
   readonly removalHoldDownMs?: number;
+  /** Zone-aware routing (Envoy's): see the core README. */
+  readonly zoneAware?: {
+    readonly localZone?: string;
+    readonly minClusterSize?: number;
+    readonly routingEnabled?: number;
+    readonly clientShares?: Readonly<Record<string, number>>;
+    readonly kubernetesHints?: boolean;
+  };
 }
 
 function policy(name: string, body: object): LoadBalancingConfigJson {

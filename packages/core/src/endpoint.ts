@@ -9,6 +9,8 @@ export interface NormalizedEndpoint {
   readonly weight: number;
   readonly labels: Readonly<Record<string, string>>;
   readonly zone: string | undefined;
+  /** Kubernetes `hints.forZones`: the zones this endpoint should serve; absent when not hinted. */
+  readonly forZones?: readonly string[];
   /** `host:port`, with IPv6 in brackets: the identity used for diffing. */
   readonly key: string;
 }
@@ -89,13 +91,39 @@ export function normalizeEndpoint(input: unknown): NormalizedEndpoint {
   if (endpoint.zone !== undefined && typeof endpoint.zone !== 'string') {
     throw new EndpointError(`endpoint ${key} has a zone that is not a string`);
   }
-  return Object.freeze({ host, port: endpoint.port, weight, labels, zone: endpoint.zone, key });
+  let forZones: readonly string[] | undefined;
+  if (endpoint.forZones !== undefined) {
+    if (
+      !Array.isArray(endpoint.forZones) ||
+      !endpoint.forZones.every((z) => typeof z === 'string' && z.length > 0)
+    ) {
+      throw new EndpointError(`endpoint ${key} has forZones that is not an array of zone names`);
+    }
+    forZones = Object.freeze([...(endpoint.forZones as readonly string[])]);
+  }
+  return Object.freeze({
+    host,
+    port: endpoint.port,
+    weight,
+    labels,
+    zone: endpoint.zone,
+    ...(forZones ? { forZones } : {}),
+    key,
+  });
 }
 
 /** A string that is equal for two endpoint sets exactly when they are the same set (order ignored). */
 export function endpointSetFingerprint(endpoints: readonly NormalizedEndpoint[]): string {
   return endpoints
-    .map((e) => JSON.stringify([e.key, e.weight, e.zone ?? null, e.labels]))
+    .map((e) =>
+      JSON.stringify([
+        e.key,
+        e.weight,
+        e.zone ?? null,
+        e.labels,
+        ...(e.forZones ? [e.forZones] : []),
+      ]),
+    )
     .sort()
     .join('\n');
 }

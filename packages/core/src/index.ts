@@ -71,6 +71,19 @@ export {
   type HealthCheckConfig,
   type SlowStartConfig,
 } from './resilience-config';
+/** Zone-aware routing's decision, pure (a fleet simulation can use it as the balancer does). */
+export {
+  zoneShares,
+  hintedForZone,
+  parseZoneAware,
+  UNKNOWN_ZONE,
+  ZONE_ENV,
+  DEFAULT_ZONE_MIN_CLUSTER_SIZE,
+  type ZoneAwareConfig,
+  type ZoneShares,
+  type ZoneSharesInput,
+  type ZoneRoutingMode,
+} from './zone-aware';
 export {
   roundRobin,
   weightedRoundRobin,

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { RegistrationError, UnsupportedGrpcJsError } from './errors';
+import { ConfigError, RegistrationError, UnsupportedGrpcJsError } from './errors';
 import { isSupportedGrpcJsVersion, SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
 import { register } from './register';
 import type { ResolverFactory } from './resolver-contract';
@@ -97,5 +97,15 @@ describe('register()', () => {
       assert.ok(isSupportedGrpcJsVersion(v), v);
     for (const v of ['1.13.4', '1.15.0', '2.14.0', '1.1.40', 'garbage'])
       assert.ok(!isSupportedGrpcJsVersion(v), v);
+  });
+
+  test('zone: a non-empty name, or a ConfigError naming the option', () => {
+    for (const zone of ['', 3 as unknown as string]) {
+      assert.throws(
+        () => register({ grpc, zone }),
+        (e: unknown) => e instanceof ConfigError && /zone/.test(e.message),
+      );
+    }
+    register({ grpc, zone: 'eu-west-1a' });
   });
 });

@@ -1,4 +1,4 @@
-import { RegistrationError, UnsupportedGrpcJsError } from './errors';
+import { ConfigError, describe, RegistrationError, UnsupportedGrpcJsError } from './errors';
 import { missingCapabilities } from './grpc-js/capabilities';
 import { adaptResolver, PROBE_PATH, type AdaptedResolverClass } from './grpc-js/resolver-adapter';
 import type { PolicyClasses } from './grpc-js/endpoint-policy';
@@ -43,6 +43,12 @@ export interface RegisterOptions {
    * update). `false` switches it off again.
    */
   readonly metrics?: boolean | MetricsOptions;
+  /**
+   * This process's zone, for zone-aware routing (`zoneAware`) when a
+   * policy's config names no `localZone`; it comes before the
+   * `GRPC_LB_ZONE` environment variable. A later `register()` may change it.
+   */
+  readonly zone?: string;
 }
 
 export interface Registration {
@@ -75,6 +81,9 @@ const states = new WeakMap<object, State>();
  */
 export function register(options: RegisterOptions = {}): Registration {
   const grpc = options.grpc ?? requirePeerGrpc();
+  if (options.zone !== undefined && (typeof options.zone !== 'string' || options.zone === '')) {
+    throw new ConfigError('zone', `expected a non-empty zone name, got ${describe(options.zone)}`);
+  }
   const missing = missingCapabilities(grpc);
   let state = states.get(grpc.experimental);
   if (!state) {
@@ -97,6 +106,7 @@ export function register(options: RegisterOptions = {}): Registration {
   }
   const { runtime } = state;
   const { experimental } = grpc;
+  if (options.zone !== undefined) runtime.zone = options.zone;
   if (options.metrics === false) {
     runtime.metrics = undefined;
   } else if (options.metrics !== undefined) {

@@ -13,7 +13,8 @@
  *       "panicThreshold": 50,   // default 0: off
  *       "slowStart": { "window": "30s" },
  *       "startupGraceMs": 100,   // default 0: off
- *       "removalHoldDownMs": 2000 }  // the default; 0: off
+ *       "removalHoldDownMs": 2000,   // the default; 0: off
+ *       "zoneAware": { "localZone": "eu-west-1a" } }  // see zone-aware.ts
  */
 import { ConfigError, describe } from './errors';
 import {
@@ -26,6 +27,7 @@ import {
   STRICT,
   type ParseContext,
 } from './json-fields';
+import { parseZoneAware, type ZoneAwareConfig } from './zone-aware';
 
 /**
  * A duration in milliseconds from either form a service config uses:
@@ -103,6 +105,8 @@ export interface ResilienceConfig {
    * moments later). 0 turns it off; see `removal-hold-down.ts`.
    */
   readonly removalHoldDownMs: number;
+  /** Zone-aware routing (`zone-aware.ts`); absent: off. */
+  readonly zoneAware?: ZoneAwareConfig;
 }
 
 /** The longest startup grace: calls of a new channel never wait longer than this for it. */
@@ -128,6 +132,7 @@ export const RESILIENCE_OPTIONS = [
   'slowStart',
   'startupGraceMs',
   'removalHoldDownMs',
+  'zoneAware',
 ] as const;
 
 /** The shared option names in both spellings: every policy accepts these beside its own fields. */
@@ -307,6 +312,7 @@ export function parseResilience(
   ctx: ParseContext = STRICT,
 ): ResilienceConfig {
   const f = Fields.of(obj, field, ctx);
+  const zoneAware = f.read('zoneAware', (v, at) => parseZoneAware(v, at, ctx));
   return {
     outlierDetection: f.read('outlierDetection', (v, at) => parseOutlierDetection(v, at, ctx)),
     healthCheck: f.read('healthCheck', (v, at) => parseHealthCheck(v, at, ctx)),
@@ -317,6 +323,7 @@ export function parseResilience(
     removalHoldDownMs:
       f.read('removalHoldDownMs', (v, at) => integer(v, at, 0, MAX_REMOVAL_HOLD_DOWN_MS)) ??
       DEFAULT_REMOVAL_HOLD_DOWN_MS,
+    ...(zoneAware ? { zoneAware } : {}),
   };
 }
 

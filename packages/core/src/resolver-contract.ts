@@ -15,8 +15,16 @@ export interface ResolvedEndpoint {
   readonly weight?: number;
   /** Free-form labels (`version=v2`), used by subsets and routes. */
   readonly labels?: Readonly<Record<string, string>>;
-  /** Topology zone, for zone-aware policies. */
+  /** Topology zone, for zone-aware routing (`zoneAware`). */
   readonly zone?: string;
+  /**
+   * The zones whose clients this endpoint should serve (Kubernetes
+   * EndpointSlice `hints.forZones`, set under topology-aware routing or
+   * `trafficDistribution: PreferClose`/`PreferSameZone`). Zone-aware routing
+   * honours them as kube-proxy does: only when every endpoint of the set has
+   * some. Leave it out when the registry has no such hints.
+   */
+  readonly forZones?: readonly string[];
 }
 
 /** A gRPC service config as JSON (`{"loadBalancingConfig": [...], "methodConfig": [...]}`). */

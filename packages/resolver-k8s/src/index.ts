@@ -45,6 +45,7 @@ export {
 } from './slices';
 export { slicesFromEndpoints, type EndpointsLike, type EndpointAddressLike } from './endpoints';
 export { K8sResolutionError } from './errors';
+export { k8sNodeZone, NODE_NAME_ENV, ZONE_LABEL, type NodeZoneOptions } from './node-zone';
 export { describeConfigMapFailure } from './config-map';
 export { describePodFailure } from './pod-labels';
 export { describeIstioFailure } from './istio';

@@ -144,6 +144,11 @@ export interface K8sApi {
     done: (error: unknown) => void,
     signal?: AbortSignal,
   ): Promise<{ abort(): void }>;
+  /** The labels of Node `name` (cluster-scoped; RBAC `get` on `nodes`), undefined if it does not exist. */
+  readNodeLabels?(
+    name: string,
+    signal?: AbortSignal,
+  ): Promise<Readonly<Record<string, string>> | undefined>;
 }
 
 /** The Istio resources the resolver follows with `?istio=true` (group networking.istio.io). */
@@ -602,6 +607,20 @@ export async function createK8sApi(options: K8sConnectionOptions): Promise<K8sAp
         done,
         signal,
       );
+    },
+    async readNodeLabels(name, signal) {
+      try {
+        const node = await bounded(
+          timeoutMs,
+          `reading Node ${name} at ${server}`,
+          signal,
+          (bound) => core.readNode({ name }, withSignal(k8s, bound)),
+        );
+        return node.metadata?.labels ?? {};
+      } catch (error) {
+        if (statusOf(error) === 404) return undefined;
+        throw error;
+      }
     },
   };
 }

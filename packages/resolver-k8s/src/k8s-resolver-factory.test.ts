@@ -39,3 +39,10 @@ test("source must be 'auto', 'endpointslices' or 'endpoints'; the resolver gets 
   }) as unknown as { source: string };
   assert.equal(resolver.source, 'endpoints');
 });
+
+test('registerK8s passes zone on to register() (a bad one is its ConfigError)', () => {
+  assert.throws(() => registerK8s({ grpc, kubeconfig: '/nonexistent/kubeconfig', zone: '' }), {
+    name: 'ConfigError',
+  });
+  registerK8s({ grpc, kubeconfig: '/nonexistent/kubeconfig', zone: 'eu-west-1a' });
+});

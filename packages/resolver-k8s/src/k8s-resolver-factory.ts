@@ -70,10 +70,11 @@ export type RegisterK8sOptions = RegisterOptions & Omit<K8sResolverFactoryOption
  * `registerK8s({ grpc })` in a pod, `registerK8s({ grpc, kubeconfig })` outside one.
  */
 export function registerK8s(options: RegisterK8sOptions = {}): Registration {
-  const { grpc, resolvers, replaceBuiltinSchemes, logger, ...k8s } = options;
+  const { grpc, resolvers, replaceBuiltinSchemes, logger, zone, ...k8s } = options;
   return register({
     ...(grpc !== undefined ? { grpc } : {}),
     ...(logger !== undefined ? { logger } : {}),
+    ...(zone !== undefined ? { zone } : {}),
     ...(replaceBuiltinSchemes !== undefined ? { replaceBuiltinSchemes } : {}),
     resolvers: [
       ...(resolvers ?? []),

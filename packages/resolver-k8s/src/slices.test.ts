@@ -383,6 +383,37 @@ describe('endpointsFromSlices', () => {
     ]);
   });
 
+  test('hints.forZones become forZones (entries without a name skipped; empty or absent: none)', () => {
+    const result = endpointsFromSlices(
+      [
+        slice('a', [
+          {
+            addresses: ['10.0.0.1'],
+            conditions: READY,
+            zone: 'eu-west-1a',
+            hints: { forZones: [{ name: 'eu-west-1a' }, { name: 'eu-west-1c' }] },
+          },
+          {
+            addresses: ['10.0.0.2'],
+            conditions: READY,
+            zone: 'eu-west-1b',
+            hints: { forZones: [] },
+          },
+          { addresses: ['10.0.0.3'], conditions: READY, hints: { forZones: [{}, { name: '' }] } },
+          { addresses: ['10.0.0.4'], conditions: READY, hints: null },
+        ]),
+      ],
+      GRPC,
+      'grpc',
+    );
+    assert.deepEqual(result.endpoints, [
+      { host: '10.0.0.1', port: 8080, zone: 'eu-west-1a', forZones: ['eu-west-1a', 'eu-west-1c'] },
+      { host: '10.0.0.2', port: 8080, zone: 'eu-west-1b' },
+      { host: '10.0.0.3', port: 8080 },
+      { host: '10.0.0.4', port: 8080 },
+    ]);
+  });
+
   test("a slice's own labels go to its endpoints, but those Kubernetes writes; node and pod are the endpoint's", () => {
     const labelled: SliceLike = {
       ...slice('v2', [

@@ -20,6 +20,8 @@ export interface SliceLike {
     readonly zone?: string;
     readonly nodeName?: string;
     readonly targetRef?: { readonly kind?: string; readonly name?: string };
+    /** Topology hints (topology-aware routing, `trafficDistribution`): the zones it should serve. */
+    readonly hints?: { readonly forZones?: readonly { readonly name?: string }[] | null } | null;
   }[];
   readonly ports?: readonly {
     readonly name?: string;
@@ -112,6 +114,17 @@ export function endpointLabelsOf(
   return copied;
 }
 
+/** The zone names of an endpoint's `hints.forZones` (entries without a name skipped). */
+function hintedZones(
+  hints: { readonly forZones?: readonly { readonly name?: string }[] | null } | null | undefined,
+): string[] {
+  const zones: string[] = [];
+  for (const zone of hints?.forZones ?? []) {
+    if (typeof zone?.name === 'string' && zone.name.length > 0) zones.push(zone.name);
+  }
+  return zones;
+}
+
 /** What the slices are called in warnings and notes. */
 const SLICE_NOUN = { one: 'EndpointSlice', many: 'EndpointSlices' } as const;
 
@@ -125,7 +138,8 @@ const SLICE_NOUN = { one: 'EndpointSlice', many: 'EndpointSlices' } as const;
  * Service) falls back to the slice's only TCP port, or a port whose number equals the selector's.
  *
  * Each endpoint is labelled with the slice's own labels (but those Kubernetes reserves, see
- * `endpointLabelsOf`), its `node` (nodeName) and its `pod` (targetRef).
+ * `endpointLabelsOf`), its `node` (nodeName) and its `pod` (targetRef), and carries its `zone` and
+ * its `hints.forZones` (as `forZones`, for zone-aware routing).
  */
 export function endpointsFromSlices(
   slices: Iterable<SliceLike>,
@@ -191,6 +205,7 @@ export function endpointsFromSlices(
           continue;
         }
         const labels: Record<string, string> = { ...sliceLabels };
+        const forZones = hintedZones(endpoint.hints);
         if (endpoint.nodeName) labels['node'] = endpoint.nodeName;
         if (endpoint.targetRef?.kind === 'Pod' && endpoint.targetRef.name) {
           labels['pod'] = endpoint.targetRef.name;
@@ -199,6 +214,7 @@ export function endpointsFromSlices(
           host,
           port,
           ...(endpoint.zone ? { zone: endpoint.zone } : {}),
+          ...(forZones.length > 0 ? { forZones } : {}),
           ...(Object.keys(labels).length > 0 ? { labels } : {}),
         });
       }

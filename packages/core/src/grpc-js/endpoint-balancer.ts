@@ -38,6 +38,7 @@ import { ResilienceController, type ResilienceHost } from './resilience-controll
 import type { Runtime } from './runtime';
 import { StartupGrace } from './startup-grace';
 import { describeNoEndpoints, StateAggregator, type Aggregate } from './state-aggregation';
+import { zoneAwareMaker, ZoneRouting } from './zone-routing';
 
 type ConnectivityState = ConnectivityStateEnum;
 
@@ -82,6 +83,7 @@ export class EndpointBalancer<C>
   private readonly aggregator: StateAggregator;
   private readonly grace: StartupGrace;
   private readonly holdDown: RemovalHoldDown<ChildEndpoint>;
+  private readonly zoneRouting: ZoneRouting;
   private readonly CS: typeof import('@grpc/grpc-js').connectivityState;
 
   constructor(
@@ -101,6 +103,7 @@ export class EndpointBalancer<C>
     this.tracker = new CallTracker(rt.grpc.experimental.PickResultType.COMPLETE, this.resilience);
     this.aggregator = new StateAggregator(rt);
     this.grace = new StartupGrace(() => this.recompute());
+    this.zoneRouting = new ZoneRouting(rt, this);
     this.holdDown = new RemovalHoldDown((expired) => {
       this.rt.trace(
         `${this.describe}: removal hold-down over for ${expired.map((c) => c.key).join(', ')}`,
@@ -336,10 +339,12 @@ export class EndpointBalancer<C>
     }
     const ready = aggregate.ready;
     const rampingUp = resilience.rampingUp(ready, now);
+    const zones = this.zoneRouting.router(resilience.current?.zoneAware, panic, this.memo);
+    const makePicker = zoneAwareMaker(this.spec, zones);
     const picker = this.aggregator.pickerFor(
       aggregate,
       () =>
-        this.spec.makePicker({
+        makePicker({
           config,
           children,
           ready,

@@ -17,6 +17,7 @@ import type { SubsetLabels, TargetMetrics } from '../metrics';
 import { splitPolicyJson } from '../resilience-config';
 import { EndpointBalancer, EndpointPolicyConfig } from './endpoint-balancer';
 import type { Runtime } from './runtime';
+import type { ZoneRouter } from './zone-routing';
 
 type ConnectivityState = ConnectivityStateEnum;
 
@@ -54,6 +55,8 @@ export interface PickerContext<C> {
   readonly rampingUp: boolean;
   /** The channel's metrics, when switched on. */
   readonly metrics?: TargetMetrics | undefined;
+  /** Zone-aware routing, given only to a policy that `routesZones` itself (when it is on). */
+  readonly zones?: ZoneRouter | undefined;
 }
 
 export interface PolicySpec<C> {
@@ -69,6 +72,12 @@ export interface PolicySpec<C> {
   readonly needsLatency?: boolean | ((config: C) => boolean);
   /** The subsets a config selects by labels (`grpc_lb.subset.endpoints`); none when absent. */
   readonly subsetsOf?: (config: C) => readonly SubsetLabels[];
+  /**
+   * The policy applies zone-aware routing itself, within groups of its own
+   * (traffic-split subsets), with `PickerContext.zones`; otherwise the
+   * balancer does, around `makePicker`.
+   */
+  readonly routesZones?: boolean;
 }
 
 export interface PolicyClasses {

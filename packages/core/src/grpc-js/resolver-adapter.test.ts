@@ -649,7 +649,7 @@ describe('resolver adapter', () => {
     r.resolver.updateResolution();
     const serviceConfig = {
       loadBalancingConfig: [
-        { [ROUND_ROBIN_POLICY]: { slowStart: { window: '1s', curve: 'x' }, zoneAware: true } },
+        { [ROUND_ROBIN_POLICY]: { slowStart: { window: '1s', curve: 'x' }, futureOption: true } },
       ],
     };
     const before = warnings.length;
@@ -666,7 +666,7 @@ describe('resolver adapter', () => {
     assert.equal(mine.length, 1, mine.join('\n'));
     assert.match(
       mine[0]!,
-      /loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.slowStart\.curve, loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.zoneAware/,
+      /loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.slowStart\.curve, loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.futureOption/,
     );
     r.resolver.destroy();
   });

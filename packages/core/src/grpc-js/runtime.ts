@@ -57,6 +57,8 @@ export interface Runtime {
   readonly validateServiceConfig: (json: unknown) => ServiceConfig;
   /** The instruments when `register({ metrics })` switched metrics on; undefined otherwise. */
   metrics?: GrpcLbMetrics | undefined;
+  /** This process's zone when `register({ zone })` named one (zone-aware routing). */
+  zone?: string | undefined;
   trace(text: string): void;
 }
 

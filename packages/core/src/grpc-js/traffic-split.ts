@@ -29,6 +29,7 @@ import {
 import { LeastRequestPicker } from './least-request';
 import { RandomPicker, RoundRobinPicker, WeightedPicker } from './pickers';
 import type { Runtime } from './runtime';
+import type { ZoneRouter } from './zone-routing';
 
 const enum SubsetState {
   /** Some endpoint is in rotation with a weight above 0. */
@@ -216,6 +217,7 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
       weightOf: (c: EndpointChild) => number;
       rampOf: (c: EndpointChild) => number;
       rampingUp: boolean;
+      zones: ZoneRouter | undefined;
     },
   ): SubsetView {
     const { target } = context;
@@ -223,7 +225,15 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
     const ready = members.filter((c) => c.state === CS.READY);
     const where = `subset "${config.name}" (${describeLabels(config.labels)}) of ${target}`;
     if (ready.length > 0) {
-      const picker = subsetPicker(config, ready, { ...context, where });
+      // Zone-aware routing, when on, applies within each subset (its own members' zones).
+      const picker = context.zones
+        ? context.zones.route(
+            members,
+            ready,
+            (_, inZone, memo) => subsetPicker(config, inZone, { ...context, memo, where }),
+            `subset ${config.name}`,
+          )
+        : subsetPicker(config, ready, { ...context, where });
       if (picker) return { config, state: SubsetState.Ready, picker, why: '' };
     }
     if (members.some(isWaiting)) {
@@ -386,13 +396,14 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
     // and keeps each endpoint's load right when it belongs to several subsets).
     needsLatency: (config) => config.subsets.some((s) => s.policy === 'least_request'),
     subsetsOf: (config) => config.subsets,
+    routesZones: true,
     makePicker(context) {
-      const { config, children, ready, target, memo, weightOf, rampOf, rampingUp } = context;
+      const { config, children, ready, target, memo, weightOf, rampOf, rampingUp, zones } = context;
       if (children.length > 0 && children.every((c) => c.info === undefined)) {
         warnForeignResolver(context, true, true);
       }
       const subsets = config.subsets.map((s) =>
-        viewSubset(s, children, { memo, target, weightOf, rampOf, rampingUp }),
+        viewSubset(s, children, { memo, target, weightOf, rampOf, rampingUp, zones }),
       );
       const schedules = routeSchedules(config, memo);
       const plans = config.routes.map((route, i): RoutePlan => {
@@ -407,7 +418,14 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
       });
       const unrouted =
         ready.length > 0
-          ? new RoundRobinPicker(ready, memo, 'all')
+          ? ((zones &&
+              zones.route(
+                children,
+                ready,
+                (_, inZone, zoneMemo) => new RoundRobinPicker(inZone, zoneMemo, 'all'),
+                'unrouted calls',
+              )) ??
+            new RoundRobinPicker(ready, memo, 'all'))
           : children.some(isWaiting)
             ? { pick: () => QUEUE }
             : new UnavailablePicker({

@@ -328,6 +328,8 @@ export interface EndpointInput {
   readonly weight?: number;
   readonly labels?: Readonly<Record<string, string>>;
   readonly zone?: string;
+  /** Kubernetes `hints.forZones`. */
+  readonly forZones?: readonly string[];
 }
 
 /** An endpoint as one of our resolvers delivers it (with weight, labels and zone). */
@@ -342,6 +344,7 @@ export function endpoint(input: string | EndpointInput): GrpcLbEndpoint {
       weight: spec.weight,
       labels: spec.labels,
       zone: spec.zone,
+      forZones: spec.forZones,
     }),
   );
 }
