@@ -1,7 +1,7 @@
 /**
  * Options every grpc-lb policy accepts beside its own: passive outlier
  * detection, active health checks, the panic threshold, slow start, the
- * startup grace and the removal hold-down.
+ * startup grace, the removal hold-down and subsetting.
  * Field names and defaults are the ones operators know from gRPC A50,
  * Envoy and Istio; both grpc-go's form (camelCase, "10s") and grpc-js's
  * (snake_case, {seconds, nanos}) parse.
@@ -13,7 +13,8 @@
  *       "panicThreshold": 50,   // default 0: off
  *       "slowStart": { "window": "30s" },
  *       "startupGraceMs": 100,   // default 0: off
- *       "removalHoldDownMs": 2000 }  // the default; 0: off
+ *       "removalHoldDownMs": 2000,  // the default; 0: off
+ *       "subsetting": { "subsetSize": 20, "mode": "random" } }  // default: off (subsetting.ts)
  */
 import { ConfigError, describe } from './errors';
 import {
@@ -26,6 +27,7 @@ import {
   STRICT,
   type ParseContext,
 } from './json-fields';
+import { parseSubsetting, type SubsettingConfig } from './subsetting';
 
 export { parseDurationMs } from './json-fields';
 
@@ -96,6 +98,8 @@ export interface ResilienceConfig {
    * moments later). 0 turns it off; see `removal-hold-down.ts`.
    */
   readonly removalHoldDownMs: number;
+  /** Connect to a subset of the endpoints (`subsetting.ts`); undefined: to every one. */
+  readonly subsetting: SubsettingConfig | undefined;
 }
 
 /** The longest startup grace: calls of a new channel never wait longer than this for it. */
@@ -121,6 +125,7 @@ export const RESILIENCE_OPTIONS = [
   'slowStart',
   'startupGraceMs',
   'removalHoldDownMs',
+  'subsetting',
 ] as const;
 
 /** The shared option names in both spellings: every policy accepts these beside its own fields. */
@@ -309,6 +314,7 @@ export function parseResilience(
     removalHoldDownMs:
       f.read('removalHoldDownMs', (v, at) => integer(v, at, 0, MAX_REMOVAL_HOLD_DOWN_MS)) ??
       DEFAULT_REMOVAL_HOLD_DOWN_MS,
+    subsetting: f.read('subsetting', (v, at) => parseSubsetting(v, at, ctx)),
   };
 }
 
@@ -319,6 +325,7 @@ export const NO_RESILIENCE: ResilienceConfig = {
   slowStart: undefined,
   startupGraceMs: 0,
   removalHoldDownMs: DEFAULT_REMOVAL_HOLD_DOWN_MS,
+  subsetting: undefined,
 };
 
 /** Splits a policy's JSON into its own fields (for the policy's parser) and the shared options (parsed). */
