@@ -76,6 +76,12 @@ export interface ResilienceOptions {
   readonly startupGraceMs?: number;
   /** Ms endpoints removed en masse while connected stay in rotation (0-60000); default 2000, 0 = off. */
   readonly removalHoldDownMs?: number;
+  /** Connect to `subsetSize` of the endpoints (default 20), chosen at random (gRFC A68) or by client id. */
+  readonly subsetting?: {
+    readonly subsetSize?: number;
+    readonly mode?: 'random' | 'deterministic';
+    readonly clientId?: number;
+  };
 }
 
 function policy(name: string, body: object): LoadBalancingConfigJson {
