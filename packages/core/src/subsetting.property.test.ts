@@ -9,6 +9,8 @@ import {
   deterministicPlace,
   deterministicSubset,
   randomSubset,
+  roundOrder,
+  subsetRank,
   type SubsetSeed,
 } from './subsetting';
 
@@ -48,6 +50,20 @@ const changed = (before: readonly string[], after: readonly string[]) => {
 };
 
 describe('random subsetting properties (gRFC A68)', () => {
+  test('the subset is the subsetSize keys of lowest rank (checked against a full sort)', () => {
+    fc.assert(
+      fc.property(
+        addressesArb(0, 200),
+        fc.integer({ min: 1, max: 60 }),
+        seedArb,
+        (keys, size, seed) => {
+          const sorted = [...keys].sort((a, b) => subsetRank(seed, a) - subsetRank(seed, b));
+          assert.deepEqual(new Set(randomSubset(keys, size, seed)), new Set(sorted.slice(0, size)));
+        },
+      ),
+    );
+  });
+
   test('the subset has min(n, subsetSize) distinct members, all from the list', () => {
     fc.assert(
       fc.property(
@@ -129,6 +145,26 @@ describe('random subsetting properties (gRFC A68)', () => {
 });
 
 describe('deterministic subsetting properties (SRE book)', () => {
+  test("a client's subset is its slice of its round's order (checked against a full sort)", () => {
+    fc.assert(
+      fc.property(
+        addressesArb(1, 200),
+        fc.integer({ min: 1, max: 40 }),
+        fc.nat(5000),
+        (keys, size, id) => {
+          fc.pre(keys.length > size);
+          const { round, slot, slices } = deterministicPlace(keys.length, size, id);
+          const order = roundOrder(keys, round);
+          const slice = order.slice(
+            Math.floor((slot * keys.length) / slices),
+            Math.floor(((slot + 1) * keys.length) / slices),
+          );
+          assert.deepEqual(new Set(deterministicSubset(keys, size, id)), new Set(slice));
+        },
+      ),
+    );
+  });
+
   test('the clients of one round get disjoint slices that cover every endpoint', () => {
     fc.assert(
       fc.property(

@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { ConfigError } from './errors';
 import { parseResilience } from './resilience-config';
 import {
+  byRankPosition,
   DEFAULT_SUBSET_SIZE,
   deterministicPlace,
   deterministicSubset,
@@ -128,6 +129,23 @@ describe('randomSubset (gRFC A68)', () => {
       const rank = subsetRank(randomSubsetSeed(), key);
       assert.ok(Number.isSafeInteger(rank) && rank >= 0, String(rank));
     }
+  });
+});
+
+describe('byRankPosition', () => {
+  test('a run of positions in the order by rank, in input order', () => {
+    const keys = ['a', 'b', 'c', 'd', 'e'];
+    const ranks = Float64Array.from([50, 10, 40, 20, 30]);
+    assert.deepEqual(byRankPosition(keys, ranks, 0, 2), ['b', 'd']);
+    assert.deepEqual(byRankPosition(keys, ranks, 2, 4), ['c', 'e']);
+    assert.deepEqual(byRankPosition(keys, ranks, 4, 5), ['a']);
+  });
+
+  test('equal ranks at a boundary are ordered by key', () => {
+    const keys = ['z', 'y', 'x', 'w'];
+    const ranks = Float64Array.from([7, 7, 7, 1]);
+    assert.deepEqual(byRankPosition(keys, ranks, 0, 2), ['x', 'w']);
+    assert.deepEqual(byRankPosition(keys, ranks, 2, 4), ['z', 'y']);
   });
 });
 

@@ -83,17 +83,8 @@ export function randomSubsetSeed(): SubsetSeed {
   return { hi: bytes.readUInt32LE(0), lo: bytes.readUInt32LE(4) };
 }
 
-/** A 32-bit hash of `key` (UTF-16 code units) under `seed`: MurmurHash3's mixing, one code unit per block. */
-function hash32(key: string, seed: number): number {
-  let h = seed | 0;
-  for (let i = 0; i < key.length; i++) {
-    let k = Math.imul(key.charCodeAt(i), 0xcc9e2d51);
-    k = (k << 15) | (k >>> 17);
-    h ^= Math.imul(k, 0x1b873593);
-    h = (h << 13) | (h >>> 19);
-    h = (Math.imul(h, 5) + 0xe6546b64) | 0;
-  }
-  h ^= key.length;
+/** MurmurHash3's finalizer: every input bit affects every output bit. */
+function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -102,13 +93,106 @@ function hash32(key: string, seed: number): number {
   return h >>> 0;
 }
 
-/** The rank of `key` under `seed`: an integer in [0, 2^53), from two independently seeded hashes. */
+/**
+ * The rank of `key` under `seed`: an integer in [0, 2^53). Two 32-bit lanes
+ * of MurmurHash3's mixing (one UTF-16 code unit per block), seeded with the
+ * two halves of the seed, in one pass over the key.
+ */
 export function subsetRank(seed: SubsetSeed, key: string): number {
-  return hash32(key, seed.hi) * 2 ** 21 + (hash32(key, seed.lo) >>> 11);
+  let h1 = seed.hi | 0;
+  let h2 = seed.lo | 0;
+  for (let i = 0; i < key.length; i++) {
+    let k = Math.imul(key.charCodeAt(i), 0xcc9e2d51);
+    k = Math.imul((k << 15) | (k >>> 17), 0x1b873593);
+    h1 ^= k;
+    h1 = (Math.imul((h1 << 13) | (h1 >>> 19), 5) + 0xe6546b64) | 0;
+    h2 ^= k;
+    h2 = (Math.imul((h2 << 11) | (h2 >>> 21), 5) + 0x561ccd1b) | 0;
+  }
+  return fmix32(h1 ^ key.length) * 2 ** 21 + (fmix32(h2 ^ key.length) >>> 11);
 }
 
+/** `keys` without repeats, first occurrence kept. */
 function unique(keys: readonly string[]): string[] {
-  return keys.length === new Set(keys).size ? [...keys] : [...new Set(keys)];
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const key of keys) {
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push(key);
+  }
+  return out;
+}
+
+/** The `k`-th smallest (0-based) of `values` (reordered in place): quickselect, O(n) on average. */
+function kthSmallest(values: Float64Array, k: number): number {
+  let lo = 0;
+  let hi = values.length - 1;
+  while (lo < hi) {
+    // Median of three as the pivot keeps sorted or reversed input linear.
+    const mid = (lo + hi) >>> 1;
+    const a = values[lo]!;
+    const b = values[mid]!;
+    const c = values[hi]!;
+    const pivot = a < b ? (b < c ? b : a < c ? c : a) : a < c ? a : b < c ? c : b;
+    let i = lo;
+    let j = hi;
+    while (i <= j) {
+      while (values[i]! < pivot) i++;
+      while (values[j]! > pivot) j--;
+      if (i <= j) {
+        const t = values[i]!;
+        values[i] = values[j]!;
+        values[j] = t;
+        i++;
+        j--;
+      }
+    }
+    if (k <= j) hi = j;
+    else if (k >= i) lo = i;
+    else return values[k]!;
+  }
+  return values[k]!;
+}
+
+/**
+ * The keys whose position in the order by (rank, key) is in [from, to), in
+ * input order. `ranks[i]` is the rank of `keys[i]`; keys are distinct.
+ * Exported for its tests.
+ */
+export function byRankPosition(
+  keys: readonly string[],
+  ranks: Float64Array,
+  from: number,
+  to: number,
+): string[] {
+  const n = keys.length;
+  const scratch = ranks.slice();
+  const low = from === 0 ? -Infinity : kthSmallest(scratch, from);
+  const high = to >= n ? Infinity : kthSmallest(scratch, to);
+  let lowTies = 0;
+  let highTies = 0;
+  for (let i = 0; i < n; i++) {
+    if (ranks[i] === low) lowTies++;
+    if (ranks[i] === high) highTies++;
+  }
+  if (lowTies > 1 || highTies > 1) {
+    // Equal 53-bit ranks at a boundary (next to impossible): order those by key as well.
+    const order = keys
+      .map((key, i) => ({ key, rank: ranks[i]! }))
+      .sort((a, b) => a.rank - b.rank || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const chosen = new Set(order.slice(from, to).map((r) => r.key));
+    return keys.filter((key) => chosen.has(key));
+  }
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) if (ranks[i]! >= low && ranks[i]! < high) out.push(keys[i]!);
+  return out;
+}
+
+function ranksOf(keys: readonly string[], seed: SubsetSeed): Float64Array {
+  const ranks = new Float64Array(keys.length);
+  for (let i = 0; i < keys.length; i++) ranks[i] = subsetRank(seed, keys[i]!);
+  return ranks;
 }
 
 /**
@@ -123,24 +207,21 @@ export function randomSubset(
 ): string[] {
   const all = unique(keys);
   if (all.length <= subsetSize) return all;
-  const ranks = new Float64Array(all.length);
-  for (let i = 0; i < all.length; i++) ranks[i] = subsetRank(seed, all[i]!);
-  const sorted = ranks.slice().sort();
-  const cutoff = sorted[subsetSize - 1]!;
-  let below = 0;
-  for (let i = 0; i < subsetSize; i++) if (sorted[i]! < cutoff) below++;
-  // Keys ranked exactly at the cutoff: as many as fit, smallest key first.
-  const atCutoff = all.filter((_, i) => ranks[i] === cutoff).sort();
-  const tied = new Set(atCutoff.slice(0, subsetSize - below));
-  return all.filter((key, i) => ranks[i]! < cutoff || (ranks[i] === cutoff && tied.has(key)));
+  return byRankPosition(all, ranksOf(all, seed), 0, subsetSize);
 }
 
 /** The seed every client of deterministic round `round` orders the endpoints with. */
 export function roundSeed(round: number): SubsetSeed {
-  return { hi: hash32(`round:${round}`, 0x9e3779b9), lo: hash32(`round:${round}`, 0x7f4a7c15) };
+  return {
+    hi: fmix32((round ^ 0x9e3779b9) | 0),
+    lo: fmix32((Math.imul(round, 0x85ebca6b) ^ 0x7f4a7c15) | 0),
+  };
 }
 
-/** The keys in the order of deterministic round `round` (the same on every client). */
+/**
+ * The keys in the order of deterministic round `round` (the same on every
+ * client): a client's slice is a run of positions in it.
+ */
 export function roundOrder(keys: readonly string[], round: number): string[] {
   const seed = roundSeed(round);
   const ranked = unique(keys).map((key) => ({ key, rank: subsetRank(seed, key) }));
@@ -174,11 +255,9 @@ export function deterministicSubset(
   const all = unique(keys);
   if (all.length <= subsetSize) return all;
   const { round, slot, slices } = deterministicPlace(all.length, subsetSize, clientId);
-  const order = roundOrder(all, round);
-  const start = Math.floor((slot * order.length) / slices);
-  const end = Math.floor(((slot + 1) * order.length) / slices);
-  const chosen = new Set(order.slice(start, end));
-  return all.filter((key) => chosen.has(key));
+  const start = Math.floor((slot * all.length) / slices);
+  const end = Math.floor(((slot + 1) * all.length) / slices);
+  return byRankPosition(all, ranksOf(all, roundSeed(round)), start, end);
 }
 
 export type ClientIdSource = 'clientId' | typeof CLIENT_ID_ENV | 'HOSTNAME';
