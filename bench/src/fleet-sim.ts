@@ -11,7 +11,8 @@
  *   its `CALLS_PER_CLIENT` calls are spread in those proportions (round
  *   robin: evenly over its members);
  * - churn: the connections each client opened and closed when one backend
- *   was added to the list, then when the first backend was removed from it.
+ *   was added to the list, and (from the original list) when the first one
+ *   was removed.
  *
  * Runs in a bench worker process (grpc-lb registered there).
  */
@@ -201,9 +202,10 @@ export async function simulateFleetCase(fleetCase: FleetCase): Promise<FleetCoun
         if (backends.zoneOfKey.get(address) !== client.zone) crossZoneCalls += n * weight;
       }
     }
-    const grown = [...backends.endpoints, backends.extra];
-    const add = await change(clients, grown, weight);
-    const remove = await change(clients, grown.slice(1), weight);
+    const add = await change(clients, [...backends.endpoints, backends.extra], weight);
+    // Back to the fleet's own list, so that the removal is from n (⌊n / subsetSize⌋ as in the table).
+    await change(clients, backends.endpoints, weight);
+    const remove = await change(clients, backends.endpoints.slice(1), weight);
     return { connections, calls, crossZoneCalls, totalCalls, add, remove };
   } finally {
     for (const client of clients) client.destroy();

@@ -402,5 +402,5 @@ export const FLEET_METHOD =
   `${CALLS_PER_CLIENT} calls are spread as its picker spreads 10 × (its connections) picks. ` +
   'Without subsetting 20 clients are simulated, each standing for 50 (every client connects to every ' +
   'backend). Churn: the connections every client together opened and closed when one backend was ' +
-  'added, then when the first backend was removed; in parentheses the clients whose connections ' +
+  'added, and (from the original list) when the first backend was removed; in parentheses the clients whose connections ' +
   'changed. Random subsetting rows with several runs (fresh seeds) give the median and the range.';
