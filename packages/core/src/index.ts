@@ -60,6 +60,7 @@ export {
   type HealthCheckConfig,
   type SlowStartConfig,
 } from './resilience-config';
+export { parseSubsetting, type SubsettingConfig, type SubsettingMode } from './subsetting';
 export {
   roundRobin,
   weightedRoundRobin,
