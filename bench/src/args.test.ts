@@ -12,6 +12,8 @@ describe('parseArgs', () => {
     assert.equal(options.concurrency, 50);
     assert.equal(options.proxies, true);
     assert.equal(options.scenarios, null);
+    assert.equal(options.fleet, true);
+    assert.equal(parseArgs(['--no-fleet']).fleet, false);
   });
 
   test('--quick shortens every phase, wherever it appears', () => {

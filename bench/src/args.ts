@@ -44,6 +44,8 @@ export interface BenchOptions {
   scenarios: string[] | null;
   proxies: boolean;
   micro: boolean;
+  /** Run the fleet simulation (subsetting over 1,000 clients × 1,000 backends). */
+  fleet: boolean;
   /** Write a V8 CPU profile of every load worker. */
   cpuProf: boolean;
   /** Where the JSON, SVG (and, for a full run, RESULTS.md's data) go; null = the default. */
@@ -94,9 +96,11 @@ export const USAGE = `usage: npm run bench -- [options]
                           convergence (every resolver), convergence-dns, convergence-etcd,
                           convergence-k8s or convergence-consul;
                           ghz-calibration; startup-skew (the first 100 calls of a new channel);
-                          metrics-cost (throughput with and without metrics)
+                          metrics-cost (throughput with and without metrics);
+                          fleet (the subsetting simulation, no sockets)
   --no-proxies            skip nginx and HAProxy (and their installation)
   --no-micro              skip the in-process pick/update micro benchmarks
+  --no-fleet              skip the fleet simulation (subsetting, 1,000 clients × 1,000 backends)
   --cpu-prof              V8 CPU profile of every load worker (bench/results/tmp/profiles)
   --out DIR               output directory (default bench/results; quick: bench/results/tmp)
   --date YYYY-MM-DD       date used in output file names (default today, UTC)
@@ -173,6 +177,7 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
     scenarios: null,
     proxies: true,
     micro: true,
+    fleet: true,
     cpuProf: false,
     outDir: null,
     reportOnly: null,
@@ -273,6 +278,9 @@ export function parseArgs(argv: readonly string[]): BenchOptions {
         break;
       case '--no-micro':
         options.micro = false;
+        break;
+      case '--no-fleet':
+        options.fleet = false;
         break;
       case '--cpu-prof':
         options.cpuProf = true;

@@ -4,6 +4,7 @@
  */
 import type { ConvergenceReport } from './convergence-stats';
 import type { FailoverReport } from './failover-stats';
+import type { FleetReport } from './fleet';
 import type { GhzCalibrationReport } from './ghz';
 import type { MachineInfo } from './machine';
 import type { MicroResults } from './micro';
@@ -81,5 +82,11 @@ export interface BenchRun {
   ratios: Ratios;
   micro: MicroResults | null;
   microError: string | null;
+  /**
+   * The fleet simulation (fleet.ts); null when it did not run or failed (`fleetError`), absent
+   * in results stored before it existed.
+   */
+  fleet?: FleetReport | null;
+  fleetError?: string | null;
   targets: TargetCheck[];
 }

@@ -25,6 +25,7 @@ import { computeRatios } from './ratios';
 import { resultsMarkdown } from './results-md';
 import type { BenchRun } from './bench-run';
 import { runBench } from './run-bench';
+import { fleetReading, formatFleetTable } from './fleet';
 import { formatMetricsCost } from './metrics-cost';
 import { STARTUP_CALLS, startupSkewReading } from './startup-skew';
 import { chartInput, resultsJson, summaryLine } from './summary';
@@ -56,6 +57,16 @@ function printReport(run: BenchRun): void {
     );
   }
   if (run.metricsCost) out.push(formatMetricsCost(run.metricsCost), '');
+  if (run.fleet) {
+    out.push(
+      `Fleet (simulated, ${run.fleet.callsPerClient} calls per client, round robin): connections ` +
+        'and calls per backend, cross-zone calls, and the connections one backend added or removed ' +
+        'opened / closed (clients changed):',
+      formatFleetTable(run.fleet),
+      fleetReading(run.fleet),
+      '',
+    );
+  }
   if (run.ghz) {
     const g = run.ghz;
     const rounds = g.rounds.length;

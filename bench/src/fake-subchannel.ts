@@ -70,6 +70,11 @@ export class FakeSubchannel implements SubchannelInterface {
     return this.address;
   }
 
+  /** Refs held on it: above 0 while a balancer uses it (its stand-in connection is open). */
+  get refCount(): number {
+    return this.refs;
+  }
+
   throttleKeepalive(): void {}
 
   ref(): void {

@@ -14,6 +14,7 @@ import { convergencePhase } from './convergence-run';
 import { failoverPhase } from './failover-run';
 import { ghzPhase } from './ghz-run';
 import { machineInfo } from './machine';
+import { FLEET, type FleetReport, fleetWanted } from './fleet';
 import type { MicroResults } from './micro';
 import { cpuMsOf, machineBusyMs } from './proc-cpu';
 import { type ProxyAvailability, ensureProxies, startHaproxy, startNginx } from './proxies';
@@ -42,7 +43,7 @@ import { checkTargets } from './targets';
 import { type Outcome, recordUnavailable } from './unavailable';
 import type { LoadMode } from './load-generator';
 import type { LoadSpec } from './worker-protocol';
-import { runLoadInWorker, runMicroInWorker } from './worker-process';
+import { runFleetInWorker, runLoadInWorker, runMicroInWorker } from './worker-process';
 
 type Log = (line: string) => void;
 
@@ -490,6 +491,22 @@ export async function runBench(
     }
   }
 
+  let fleet: FleetReport | null = null;
+  let fleetError: string | null = null;
+  if (options.fleet && fleetWanted(options.scenarios)) {
+    log(`${FLEET}: subsetting simulated over 1,000 clients × 1,000 backends (separate process)`);
+    try {
+      fleet = await runFleetInWorker(options.quick, {
+        execArgv: [],
+        timeoutMs: 10 * 60_000,
+        onLog: (line) => log(`[${FLEET}] ${line}`),
+      });
+    } catch (error) {
+      fleetError = describeError(error);
+      log(`${FLEET} failed: ${fleetError}`);
+    }
+  }
+
   const ratios = computeRatios(closed, open, evenness);
   const run: BenchRun = {
     bench: options.quick ? 'quick' : 'full',
@@ -530,6 +547,8 @@ export async function runBench(
     ratios,
     micro,
     microError,
+    fleet,
+    fleetError,
     targets: [],
   };
   run.targets = checkTargets(run);

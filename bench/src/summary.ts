@@ -8,6 +8,7 @@ import type { FailoverReport } from './failover-stats';
 import type { CalibrationMedians, GhzCalibrationReport } from './ghz';
 import type { BenchRun } from './bench-run';
 import { type ScenarioReport, otherLoad, roundShares } from './results';
+import { fleetSummary } from './fleet';
 import type { MetricsCostReport, Spread } from './metrics-cost';
 import type { StartupSkewReport } from './startup-skew';
 
@@ -278,6 +279,7 @@ export function summaryLine(run: BenchRun): Record<string, unknown> {
     convergence: (run.convergence ?? []).map(convergenceSummary),
     startup: (run.startup ?? []).map(startupSummary),
     metricsCost: run.metricsCost ? metricsCostSummary(run.metricsCost) : null,
+    fleet: run.fleet ? fleetSummary(run.fleet) : null,
     ghz: run.ghz ? ghzSummary(run.ghz) : null,
     failed: run.failed ?? [],
   };

@@ -6,11 +6,13 @@
  * - `load`: builds the client channels for the scenario's target, waits for them to be READY
  *   (unless `coldStart`), drives the load, replies with the raw latencies and counts.
  * - `micro`: runs the in-process pick/update micro benchmarks (forked with --expose-gc).
+ * - `fleet`: runs the fleet simulation (fleet-sim.ts).
  */
 import * as grpc from '@grpc/grpc-js';
 import { register } from '@grpc-lb/core';
 import { type GreeterClient, loadGreeterService } from '@grpc-lb/test/harness';
 import { generateLoad, type UnaryCall } from './load-generator';
+import { runFleet } from './fleet-sim';
 import { runMicro } from './micro';
 import {
   type LoadSpec,
@@ -154,6 +156,9 @@ async function handle(message: unknown): Promise<void> {
   try {
     if (message.type === 'load') {
       await send({ type: 'result', result: await runLoad(message.spec) });
+    } else if (message.type === 'fleet') {
+      const report = await runFleet(message.quick, (line) => void send({ type: 'log', line }));
+      await send({ type: 'fleet', report });
     } else {
       const results = await runMicro({
         quick: message.quick,

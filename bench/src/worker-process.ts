@@ -4,6 +4,7 @@
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import * as path from 'node:path';
+import type { FleetReport } from './fleet';
 import type { MicroResults } from './micro';
 import {
   type LoadSpec,
@@ -110,6 +111,14 @@ export function runMicroInWorker(quick: boolean, options: WorkerOptions): Promis
   return request<MicroResults>(
     { type: 'micro', quick },
     (answer) => (answer.type === 'micro' ? answer.results : undefined),
+    options,
+  );
+}
+
+export function runFleetInWorker(quick: boolean, options: WorkerOptions): Promise<FleetReport> {
+  return request<FleetReport>(
+    { type: 'fleet', quick },
+    (answer) => (answer.type === 'fleet' ? answer.report : undefined),
     options,
   );
 }

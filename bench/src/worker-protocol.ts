@@ -3,6 +3,7 @@
  * Sent over the fork IPC channel with `serialization: 'advanced'`, so typed arrays pass as they are.
  */
 import type { CallTrace, LoadMode } from './load-generator';
+import type { FleetReport } from './fleet';
 import type { MicroResults } from './micro';
 
 /** One run of one scenario, as the worker needs it. */
@@ -57,13 +58,17 @@ export interface RunResult {
   windowStartEpochMs?: number;
 }
 
-export type ParentMessage = { type: 'load'; spec: LoadSpec } | { type: 'micro'; quick: boolean };
+export type ParentMessage =
+  | { type: 'load'; spec: LoadSpec }
+  | { type: 'micro'; quick: boolean }
+  | { type: 'fleet'; quick: boolean };
 
 export type WorkerMessage =
   | { type: 'window'; phase: 'start' | 'end'; atEpochMs?: number }
   | { type: 'log'; line: string }
   | { type: 'result'; result: RunResult }
   | { type: 'micro'; results: MicroResults }
+  | { type: 'fleet'; report: FleetReport }
   | { type: 'error'; message: string };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -72,7 +77,8 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 
 export function isParentMessage(value: unknown): value is ParentMessage {
   if (!isRecord(value)) return false;
-  if (value['type'] === 'micro') return typeof value['quick'] === 'boolean';
+  if (value['type'] === 'micro' || value['type'] === 'fleet')
+    return typeof value['quick'] === 'boolean';
   return value['type'] === 'load' && isRecord(value['spec']);
 }
 
@@ -90,6 +96,8 @@ export function isWorkerMessage(value: unknown): value is WorkerMessage {
       return isRecord(value['result']);
     case 'micro':
       return isRecord(value['results']);
+    case 'fleet':
+      return isRecord(value['report']);
     case 'error':
       return typeof value['message'] === 'string';
     default:

@@ -84,6 +84,12 @@ export interface ResilienceOptions {
     readonly clientShares?: Readonly<Record<string, number>>;
     readonly kubernetesHints?: boolean;
   };
+  /** Connect to `subsetSize` of the endpoints (default 20), chosen at random (gRFC A68) or by client id. */
+  readonly subsetting?: {
+    readonly subsetSize?: number;
+    readonly mode?: 'random' | 'deterministic';
+    readonly clientId?: number;
+  };
 }
 
 function policy(name: string, body: object): LoadBalancingConfigJson {

@@ -84,6 +84,7 @@ export {
   type ZoneSharesInput,
   type ZoneRoutingMode,
 } from './zone-aware';
+export { parseSubsetting, type SubsettingConfig, type SubsettingMode } from './subsetting';
 export {
   roundRobin,
   weightedRoundRobin,

@@ -207,6 +207,7 @@ describe('defaults', () => {
       slowStart: undefined,
       startupGraceMs: 0,
       removalHoldDownMs: 2_000,
+      subsetting: undefined,
     };
     assert.deepEqual(parseResilience({}, 'x'), expected);
     assert.deepEqual(NO_RESILIENCE, expected);
@@ -840,6 +841,7 @@ describe('parseResilience', () => {
         slowStart: { window: '45s', aggression: 2 },
         startupGraceMs: 50,
         removalHoldDownMs: 2_000,
+        subsetting: { subsetSize: 10 },
       },
       'x',
     );
@@ -850,6 +852,7 @@ describe('parseResilience', () => {
       slowStart: { windowMs: 45_000, aggression: 2, minWeightPercent: 10 },
       startupGraceMs: 50,
       removalHoldDownMs: 2_000,
+      subsetting: { subsetSize: 10, mode: 'random', clientId: undefined },
     });
   });
 
@@ -870,6 +873,7 @@ describe('splitPolicyJson', () => {
         slowStart: { window: '10s' },
         startup_grace_ms: 200,
         removal_hold_down_ms: 0,
+        subsetting: { subset_size: 3, mode: 'deterministic', client_id: 2 },
       },
       'x',
     );
@@ -881,6 +885,7 @@ describe('splitPolicyJson', () => {
       slowStart: { windowMs: 10_000, aggression: 1, minWeightPercent: 10 },
       startupGraceMs: 200,
       removalHoldDownMs: 0,
+      subsetting: { subsetSize: 3, mode: 'deterministic', clientId: 2 },
     });
     for (const field of RESILIENCE_FIELDS) assert.ok(!(field in own), field);
   });

@@ -1,7 +1,7 @@
 /**
  * Options every grpc-lb policy accepts beside its own: passive outlier
  * detection, active health checks, the panic threshold, slow start, the
- * startup grace and the removal hold-down.
+ * startup grace, the removal hold-down and subsetting.
  * Field names and defaults are the ones operators know from gRPC A50,
  * Envoy and Istio; both grpc-go's form (camelCase, "10s") and grpc-js's
  * (snake_case, {seconds, nanos}) parse.
@@ -14,7 +14,8 @@
  *       "slowStart": { "window": "30s" },
  *       "startupGraceMs": 100,   // default 0: off
  *       "removalHoldDownMs": 2000,   // the default; 0: off
- *       "zoneAware": { "localZone": "eu-west-1a" } }  // see zone-aware.ts
+ *       "zoneAware": { "localZone": "eu-west-1a" },  // see zone-aware.ts
+ *       "subsetting": { "subsetSize": 20, "mode": "random" } }  // default: off (subsetting.ts)
  */
 import { ConfigError, describe } from './errors';
 import {
@@ -28,6 +29,7 @@ import {
   type ParseContext,
 } from './json-fields';
 import { parseZoneAware, type ZoneAwareConfig } from './zone-aware';
+import { parseSubsetting, type SubsettingConfig } from './subsetting';
 
 /**
  * A duration in milliseconds from either form a service config uses:
@@ -107,6 +109,8 @@ export interface ResilienceConfig {
   readonly removalHoldDownMs: number;
   /** Zone-aware routing (`zone-aware.ts`); absent: off. */
   readonly zoneAware?: ZoneAwareConfig;
+  /** Connect to a subset of the endpoints (`subsetting.ts`); undefined: to every one. */
+  readonly subsetting: SubsettingConfig | undefined;
 }
 
 /** The longest startup grace: calls of a new channel never wait longer than this for it. */
@@ -133,6 +137,7 @@ export const RESILIENCE_OPTIONS = [
   'startupGraceMs',
   'removalHoldDownMs',
   'zoneAware',
+  'subsetting',
 ] as const;
 
 /** The shared option names in both spellings: every policy accepts these beside its own fields. */
@@ -324,6 +329,7 @@ export function parseResilience(
       f.read('removalHoldDownMs', (v, at) => integer(v, at, 0, MAX_REMOVAL_HOLD_DOWN_MS)) ??
       DEFAULT_REMOVAL_HOLD_DOWN_MS,
     ...(zoneAware ? { zoneAware } : {}),
+    subsetting: f.read('subsetting', (v, at) => parseSubsetting(v, at, ctx)),
   };
 }
 
@@ -334,6 +340,7 @@ export const NO_RESILIENCE: ResilienceConfig = {
   slowStart: undefined,
   startupGraceMs: 0,
   removalHoldDownMs: DEFAULT_REMOVAL_HOLD_DOWN_MS,
+  subsetting: undefined,
 };
 
 /** Splits a policy's JSON into its own fields (for the policy's parser) and the shared options (parsed). */

@@ -30,6 +30,7 @@ import {
 import type { ResilienceConfig } from '../resilience-config';
 import { CallTracker, Tracking } from './call-tracking';
 import { ChildEndpoint, type ChildOwner } from './endpoint-child';
+import { EndpointSubsetting } from './endpoint-subsetting';
 import { endpointKey, TARGET_ATTRIBUTE, type GrpcLbEndpoint } from './endpoint-info';
 import type { PolicySpec } from './endpoint-policy';
 import { withoutKey } from './options';
@@ -84,6 +85,7 @@ export class EndpointBalancer<C>
   private readonly grace: StartupGrace;
   private readonly holdDown: RemovalHoldDown<ChildEndpoint>;
   private readonly zoneRouting: ZoneRouting;
+  private readonly subsetting: EndpointSubsetting;
   private readonly CS: typeof import('@grpc/grpc-js').connectivityState;
 
   constructor(
@@ -104,6 +106,7 @@ export class EndpointBalancer<C>
     this.aggregator = new StateAggregator(rt);
     this.grace = new StartupGrace(() => this.recompute());
     this.zoneRouting = new ZoneRouting(rt, this);
+    this.subsetting = new EndpointSubsetting(rt.logger);
     this.holdDown = new RemovalHoldDown((expired) => {
       this.rt.trace(
         `${this.describe}: removal hold-down over for ${expired.map((c) => c.key).join(', ')}`,
@@ -161,11 +164,18 @@ export class EndpointBalancer<C>
       ),
       METRICS_OPTION,
     );
+    // Only the endpoints of this client's subset get a child; the others are as if not listed.
+    const subset = this.subsetting.select(
+      endpoints.value,
+      endpointKey,
+      config.resilience.subsetting,
+      this.target,
+    );
     const next = new Map<string, ChildEndpoint>();
     const added: ChildEndpoint[] = [];
     for (const endpoint of endpoints.value) {
       const key = endpointKey(endpoint);
-      if (next.has(key)) continue;
+      if (next.has(key) || subset?.has(key) === false) continue;
       const info = (endpoint as Partial<GrpcLbEndpoint>).grpcLb;
       const existing = this.childMap.get(key) ?? this.holdDown.take(key);
       if (existing) {
@@ -190,7 +200,9 @@ export class EndpointBalancer<C>
     this.childMap = next;
     this.children = [...next.values(), ...this.holdDown.values()];
     this.rt.trace(
-      `${this.describe}: ${next.size} endpoints, ${added.length} new` +
+      `${this.describe}: ${next.size} endpoints` +
+        (subset ? ` (${this.subsetting.describe} of ${endpoints.value.length})` : '') +
+        `, ${added.length} new` +
         (this.holdDown.size > 0 ? `, ${this.holdDown.size} held after removal` : ''),
     );
     if (this.children.length === 0) {

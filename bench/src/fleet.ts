@@ -1,0 +1,406 @@
+/**
+ * The fleet group: what subsetting does to a large fleet, simulated in one
+ * process (fleet-sim.ts drives one real grpc-lb round robin balancer per
+ * client over stand-in connections; no sockets, no clock). This module is
+ * pure: the cases, the statistics over what the simulation counted, and the
+ * table.
+ *
+ * A case is a fleet (clients × backends over zones of uneven sizes) and a
+ * variant (how each client's balancer is configured). Variants differ only
+ * by `subsetting` today; another dimension (zone-aware routing, say) is one
+ * more field of `FleetVariant`, read by `policyJson` (and, for the client's
+ * zone, by the simulation's channel options), and one more entry of
+ * `FLEET_COLUMNS`.
+ */
+import { percentile } from './stats';
+
+export const FLEET = 'fleet';
+
+export function fleetWanted(scenarios: readonly string[] | null): boolean {
+  return scenarios === null || scenarios.includes(FLEET);
+}
+
+export interface ZoneShare {
+  readonly zone: string;
+  /** Percent of the backends (and of the clients) in this zone. */
+  readonly percent: number;
+}
+
+export interface Fleet {
+  /** e.g. "1,000 × 1,000". */
+  readonly name: string;
+  readonly clients: number;
+  readonly backends: number;
+  readonly zones: readonly ZoneShare[];
+}
+
+export type SubsettingVariant = 'none' | 'random' | 'deterministic';
+
+export interface FleetVariant {
+  readonly subsetting: SubsettingVariant;
+  /** Ignored without subsetting. */
+  readonly subsetSize: number;
+}
+
+export interface FleetCase {
+  readonly fleet: Fleet;
+  readonly variant: FleetVariant;
+  /**
+   * Clients driven through a real balancer. Without subsetting every client
+   * connects to every backend and picks round robin over all of them, so a
+   * sample stands for the rest (each simulated client counts
+   * `clients / simulatedClients` times); with subsetting every client is simulated.
+   */
+  readonly simulatedClients: number;
+  /** Runs with fresh seeds (random subsetting draws one per channel); the report gives medians. */
+  readonly repeats: number;
+  /** Why this case is in the table, when it is there for one number. */
+  readonly note?: string;
+}
+
+/** Calls each client makes, spread by its picker (round robin over its members). */
+export const CALLS_PER_CLIENT = 1000;
+
+export const ZONES_50_30_20: readonly ZoneShare[] = [
+  { zone: 'zone-a', percent: 50 },
+  { zone: 'zone-b', percent: 30 },
+  { zone: 'zone-c', percent: 20 },
+];
+
+const LARGE: Fleet = {
+  name: '1,000 × 1,000',
+  clients: 1000,
+  backends: 1000,
+  zones: ZONES_50_30_20,
+};
+/** The SRE book's example: 300 clients, 300 backends, a subset of 30 % (90). */
+const SRE_BOOK: Fleet = { name: '300 × 300', clients: 300, backends: 300, zones: ZONES_50_30_20 };
+/** What the SRE book reports for random subsetting of SRE_BOOK: least / most loaded backend. */
+export const SRE_BOOK_RANDOM = { minOverMean: 0.63, maxOverMean: 1.21 } as const;
+
+export function fleetCases(quick: boolean): FleetCase[] {
+  const randomRepeats = quick ? 1 : 5;
+  const sreRepeats = quick ? 3 : 20;
+  return [
+    {
+      fleet: LARGE,
+      variant: { subsetting: 'none', subsetSize: 0 },
+      simulatedClients: 20,
+      repeats: 1,
+    },
+    {
+      fleet: LARGE,
+      variant: { subsetting: 'random', subsetSize: 30 },
+      simulatedClients: 1000,
+      repeats: randomRepeats,
+    },
+    {
+      fleet: LARGE,
+      variant: { subsetting: 'deterministic', subsetSize: 30 },
+      simulatedClients: 1000,
+      repeats: 1,
+    },
+    ...(quick ? [] : boundaryCases),
+    {
+      fleet: SRE_BOOK,
+      variant: { subsetting: 'random', subsetSize: 90 },
+      simulatedClients: 300,
+      repeats: sreRepeats,
+    },
+    {
+      fleet: SRE_BOOK,
+      variant: { subsetting: 'deterministic', subsetSize: 90 },
+      simulatedClients: 300,
+      repeats: 1,
+    },
+  ];
+}
+
+/** Subset size 25 of 1,000: removing one backend changes ⌊n / subsetSize⌋ (deterministic mode's worst case). */
+const boundaryCases: readonly FleetCase[] = [
+  {
+    fleet: LARGE,
+    variant: { subsetting: 'random', subsetSize: 25 },
+    simulatedClients: 1000,
+    repeats: 1,
+    note: '1,000 = 40 × 25: one backend fewer changes ⌊n / subsetSize⌋',
+  },
+  {
+    fleet: LARGE,
+    variant: { subsetting: 'deterministic', subsetSize: 25 },
+    simulatedClients: 1000,
+    repeats: 1,
+    note: '1,000 = 40 × 25: one backend fewer changes ⌊n / subsetSize⌋',
+  },
+];
+
+/** The policy config of client `client` in `variant`: `{ "grpc-lb.round_robin": {…} }`. */
+export function policyJson(variant: FleetVariant, client: number): Record<string, unknown> {
+  // No removal hold-down: it would keep the connections of members that left for up to 2 s (a
+  // deterministic reshuffle is a mass removal), not change where they end up.
+  const own: Record<string, unknown> = { removalHoldDownMs: 0 };
+  if (variant.subsetting === 'random') own['subsetting'] = { subsetSize: variant.subsetSize };
+  if (variant.subsetting === 'deterministic') {
+    own['subsetting'] = { subsetSize: variant.subsetSize, mode: 'deterministic', clientId: client };
+  }
+  return { 'grpc-lb.round_robin': own };
+}
+
+/** The zone of item `index` of `count` (backends and clients alike): the first 50 % in the first zone, … */
+export function zoneOf(index: number, count: number, zones: readonly ZoneShare[]): string {
+  let bound = 0;
+  for (const { zone, percent } of zones) {
+    bound += (count * percent) / 100;
+    if (index < bound) return zone;
+  }
+  return zones[zones.length - 1]!.zone;
+}
+
+/** What one membership change (one backend added or removed) did across the fleet. */
+export interface Churn {
+  /** Connections opened (by every client together). */
+  opened: number;
+  /** Connections closed, those to a removed backend included. */
+  closed: number;
+  /** Clients whose set of connections changed. */
+  clientsChanged: number;
+}
+
+/** What the simulation counted in one run of a case (scaled to the whole fleet). */
+export interface FleetCounts {
+  /** Connections per backend, in backend order. */
+  connections: number[];
+  /** Calls per backend, in backend order. */
+  calls: number[];
+  /** Calls that went to a backend of another zone than the client's. */
+  crossZoneCalls: number;
+  totalCalls: number;
+  add: Churn;
+  remove: Churn;
+}
+
+/** Median and range over repeats. */
+export interface Spread {
+  median: number;
+  min: number;
+  max: number;
+}
+
+export interface FleetRow {
+  fleet: string;
+  clients: number;
+  backends: number;
+  /** e.g. "50/30/20". */
+  zones: string;
+  subsetting: SubsettingVariant;
+  /** null without subsetting. */
+  subsetSize: number | null;
+  simulatedClients: number;
+  repeats: number;
+  note: string | null;
+  /** Connections per backend. */
+  connMin: Spread;
+  connMean: number;
+  connMax: Spread;
+  /** Per-backend calls against their mean. */
+  loadMaxOverMean: Spread;
+  loadP99OverMean: Spread;
+  loadMinOverMean: Spread;
+  crossZoneShare: number;
+  add: Churn;
+  remove: Churn;
+  /** Wall time of the runs, ms. */
+  ms: number;
+}
+
+export interface FleetReport {
+  callsPerClient: number;
+  rows: FleetRow[];
+  /** The SRE book's numbers for its random-subsetting example, for the side-by-side. */
+  sreBook: { minOverMean: number; maxOverMean: number };
+}
+
+function spread(values: readonly number[]): Spread {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  const median = sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+  return { median, min: sorted[0] ?? NaN, max: sorted[sorted.length - 1] ?? NaN };
+}
+
+function mean(values: readonly number[]): number {
+  return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+/** Per-backend ratios of one run: max, p99 (nearest rank) and min against the mean. */
+export function ratiosToMean(values: readonly number[]): { max: number; p99: number; min: number } {
+  const sorted = Float64Array.from(values).sort();
+  const m = mean(values);
+  return {
+    max: sorted[sorted.length - 1]! / m,
+    p99: percentile(sorted, 0.99) / m,
+    min: sorted[0]! / m,
+  };
+}
+
+/** One table row from the runs of a case (`runs.length === fleetCase.repeats`). */
+export function fleetRow(fleetCase: FleetCase, runs: readonly FleetCounts[], ms: number): FleetRow {
+  const { fleet, variant } = fleetCase;
+  const first = runs[0]!;
+  const loads = runs.map((r) => ratiosToMean(r.calls));
+  return {
+    fleet: fleet.name,
+    clients: fleet.clients,
+    backends: fleet.backends,
+    zones: fleet.zones.map((z) => z.percent).join('/'),
+    subsetting: variant.subsetting,
+    subsetSize: variant.subsetting === 'none' ? null : variant.subsetSize,
+    simulatedClients: fleetCase.simulatedClients,
+    repeats: runs.length,
+    note: fleetCase.note ?? null,
+    connMin: spread(runs.map((r) => Math.min(...r.connections))),
+    connMean: mean(first.connections),
+    connMax: spread(runs.map((r) => Math.max(...r.connections))),
+    loadMaxOverMean: spread(loads.map((l) => l.max)),
+    loadP99OverMean: spread(loads.map((l) => l.p99)),
+    loadMinOverMean: spread(loads.map((l) => l.min)),
+    crossZoneShare: mean(runs.map((r) => r.crossZoneCalls / r.totalCalls)),
+    add: first.add,
+    remove: first.remove,
+    ms,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The table
+
+const fmt = (value: number, digits = 2): string =>
+  Number.isFinite(value) ? value.toFixed(digits) : '–';
+
+function ratio(s: Spread, digits = 2): string {
+  return s.min === s.max
+    ? fmt(s.median, digits)
+    : `${fmt(s.median, digits)} (${fmt(s.min, digits)}–${fmt(s.max, digits)})`;
+}
+
+function count(s: Spread): string {
+  return s.min === s.max
+    ? String(Math.round(s.median))
+    : `${Math.round(s.median)} (${s.min}–${s.max})`;
+}
+
+function churn(c: Churn): string {
+  return `+${Math.round(c.opened)} / −${Math.round(c.closed)} (${Math.round(c.clientsChanged)})`;
+}
+
+/** The columns, in order: a new dimension of the variant adds one here. */
+export const FLEET_COLUMNS: readonly { header: string; cell: (row: FleetRow) => string }[] = [
+  { header: 'fleet', cell: (r) => r.fleet },
+  {
+    header: 'subsetting',
+    cell: (r) => (r.subsetSize === null ? 'none' : `${r.subsetting} ${r.subsetSize}`),
+  },
+  {
+    header: 'connections per backend min / mean / max',
+    cell: (r) => `${count(r.connMin)} / ${fmt(r.connMean, 1)} / ${count(r.connMax)}`,
+  },
+  {
+    header: 'connections min/mean',
+    cell: (r) =>
+      ratio({
+        median: r.connMin.median / r.connMean,
+        min: r.connMin.min / r.connMean,
+        max: r.connMin.max / r.connMean,
+      }),
+  },
+  {
+    header: 'connections max/mean',
+    cell: (r) =>
+      ratio({
+        median: r.connMax.median / r.connMean,
+        min: r.connMax.min / r.connMean,
+        max: r.connMax.max / r.connMean,
+      }),
+  },
+  { header: 'load max/mean', cell: (r) => ratio(r.loadMaxOverMean) },
+  { header: 'load p99/mean', cell: (r) => ratio(r.loadP99OverMean) },
+  { header: 'cross-zone calls', cell: (r) => `${fmt(r.crossZoneShare * 100, 1)} %` },
+  { header: '+1 backend: opened / closed (clients)', cell: (r) => churn(r.add) },
+  { header: '−1 backend: opened / closed (clients)', cell: (r) => churn(r.remove) },
+];
+
+/** Rows of cells, header first. */
+export function fleetTableCells(report: FleetReport): string[][] {
+  return [
+    FLEET_COLUMNS.map((c) => c.header),
+    ...report.rows.map((row) => FLEET_COLUMNS.map((c) => c.cell(row))),
+  ];
+}
+
+/** The table as aligned text, for stdout. */
+export function formatFleetTable(report: FleetReport): string {
+  const cells = fleetTableCells(report);
+  const widths = cells[0]!.map((_, i) => Math.max(...cells.map((row) => row[i]!.length)));
+  return cells
+    .map((row) =>
+      row
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+/** What the table says, in words: the SRE book's example side by side, and the churn. */
+export function fleetReading(report: FleetReport): string {
+  const lines: string[] = [];
+  const sre = report.rows.find((r) => r.fleet === SRE_BOOK.name && r.subsetting === 'random');
+  if (sre) {
+    const min = sre.connMin;
+    const max = sre.connMax;
+    lines.push(
+      `SRE book, 300 clients × 300 backends, random subset of 90 (30 %): the book reports the least ` +
+        `connected backend at ${fmt(report.sreBook.minOverMean * 100, 0)} % and the most at ` +
+        `${fmt(report.sreBook.maxOverMean * 100, 0)} % of the mean; ours (gRFC A68 ranking, ` +
+        `${sre.repeats} run${sre.repeats === 1 ? '' : 's'} with fresh seeds): ` +
+        `${fmt((min.median / sre.connMean) * 100, 0)} % and ${fmt((max.median / sre.connMean) * 100, 0)} %` +
+        (sre.repeats > 1
+          ? ` (medians; ${fmt((min.min / sre.connMean) * 100, 0)}–${fmt((min.max / sre.connMean) * 100, 0)} % and ` +
+            `${fmt((max.min / sre.connMean) * 100, 0)}–${fmt((max.max / sre.connMean) * 100, 0)} % over the runs)`
+          : '') +
+        '.',
+    );
+  }
+  for (const row of report.rows) {
+    if (row.note)
+      lines.push(`${row.fleet}, ${row.subsetting} ${row.subsetSize ?? ''}: ${row.note}.`);
+  }
+  return lines.join('\n');
+}
+
+/** The report's rows for the summary JSON line (numbers rounded). */
+export function fleetSummary(report: FleetReport): Record<string, unknown>[] {
+  const r2 = (v: number) => Math.round(v * 100) / 100;
+  return report.rows.map((row) => ({
+    fleet: row.fleet,
+    subsetting: row.subsetting,
+    subsetSize: row.subsetSize,
+    repeats: row.repeats,
+    connections: { min: row.connMin.median, mean: r2(row.connMean), max: row.connMax.median },
+    loadMaxOverMean: r2(row.loadMaxOverMean.median),
+    loadP99OverMean: r2(row.loadP99OverMean.median),
+    crossZoneShare: r2(row.crossZoneShare),
+    add: row.add,
+    remove: row.remove,
+  }));
+}
+
+/** What the columns mean, for RESULTS.md. */
+export const FLEET_METHOD =
+  'Simulated in one process, no sockets and no clock: one real `grpc-lb.round_robin` balancer per ' +
+  'client over stand-in connections (READY when created), backends and clients spread over 3 zones ' +
+  "50/30/20 %. Connections are the stand-ins a balancer holds; each client's " +
+  `${CALLS_PER_CLIENT} calls are spread as its picker spreads 10 × (its connections) picks. ` +
+  'Without subsetting 20 clients are simulated, each standing for 50 (every client connects to every ' +
+  'backend). Churn: the connections every client together opened and closed when one backend was ' +
+  'added, and (from the original list) when the first backend was removed; in parentheses the clients whose connections ' +
+  'changed. Random subsetting rows with several runs (fresh seeds) give the median and the range.';
