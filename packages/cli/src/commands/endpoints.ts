@@ -1,4 +1,4 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 
 import {
   Backoff,
@@ -14,8 +14,10 @@ import {
 } from '@grpc-lb/core';
 
 import type { CliCommand, CommandContext } from '../command';
-import { InputError, UsageError } from '../errors';
-import { oneLine, writeJson, writeTable, writeWarnings } from '../output';
+import { InputError, UnhealthyError, UsageError } from '../errors';
+import { oneLine, writeJson, writeTable, writeWarnings, type TableColumn } from '../output';
+import { mapLimited, probeEndpoint, probeHealthy, type ProbeResult } from '../probe';
+import { ProgressLine } from '../progress';
 import { createSchemeLookup, type RegistryOptions } from '../resolvers';
 
 const ENDPOINTS = 'grpc-lb endpoints';
@@ -34,7 +36,15 @@ export interface ResolveOptions {
 interface EndpointsOptions extends ResolveOptions {
   readonly json?: boolean;
   readonly watch?: boolean;
+  readonly probe?: boolean;
+  readonly healthService: string;
+  readonly probeTimeout: number;
+  readonly probeConcurrency: number;
 }
+
+const DEFAULT_PROBE_TIMEOUT_S = 3;
+const DEFAULT_PROBE_CONCURRENCY = 16;
+const MAX_PROBE_CONCURRENCY = 256;
 
 /** One resolution as shown: endpoints validated as a channel validates them, and what came with them. */
 export interface Shown {
@@ -48,6 +58,14 @@ function seconds(value: string): number {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > 3600) {
     throw new InvalidArgumentError('expected a number of seconds greater than 0, at most 3600');
+  }
+  return n;
+}
+
+function concurrency(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_PROBE_CONCURRENCY) {
+    throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_PROBE_CONCURRENCY}`);
   }
   return n;
 }
@@ -99,48 +117,94 @@ function labelText(endpoint: NormalizedEndpoint): string {
     .join(',');
 }
 
-function endpointJson(endpoint: NormalizedEndpoint): Record<string, unknown> {
+function endpointJson(endpoint: NormalizedEndpoint, probe?: ProbeResult): Record<string, unknown> {
   return {
     address: endpoint.key,
     weight: endpoint.weight,
     zone: endpoint.zone ?? null,
     source: endpoint.labels[SOURCE_LABEL] ?? null,
     labels: otherLabels(endpoint),
+    ...(probe === undefined
+      ? {}
+      : { probe: { ...probe, error: probe.error === null ? null : oneLine(probe.error) } }),
   };
 }
 
-function resolutionJson(target: string, shown: Shown): Record<string, unknown> {
+function resolutionJson(
+  target: string,
+  shown: Shown,
+  probes?: readonly ProbeResult[],
+): Record<string, unknown> {
   return {
     target: redactSecrets(target),
-    endpoints: shown.endpoints.map(endpointJson),
+    endpoints: shown.endpoints.map((e, i) => endpointJson(e, probes?.[i])),
     note: shown.note === undefined ? null : oneLine(shown.note),
     serviceConfigSource:
       shown.serviceConfigSource === undefined ? null : oneLine(shown.serviceConfigSource),
   };
 }
 
-function writeResolution(context: CommandContext, shown: Shown): void {
+function msText(value: number | null): string {
+  return value === null ? '-' : `${value.toFixed(1)} ms`;
+}
+
+function writeResolution(
+  context: CommandContext,
+  shown: Shown,
+  probes?: readonly ProbeResult[],
+): void {
   const { io } = context;
   if (shown.endpoints.length === 0) {
     io.writeOut('no endpoints\n');
   } else {
+    const columns: TableColumn[] = [
+      { heading: 'ADDRESS' },
+      { heading: 'WEIGHT', align: 'right' },
+      { heading: 'ZONE' },
+      { heading: 'SOURCE' },
+      { heading: 'LABELS' },
+    ];
+    if (probes !== undefined) {
+      columns.push(
+        { heading: 'STATE' },
+        { heading: 'HEALTH' },
+        { heading: 'CONNECT', align: 'right' },
+        { heading: 'CHECK', align: 'right' },
+      );
+    }
     writeTable(
       io,
-      [
-        { heading: 'ADDRESS' },
-        { heading: 'WEIGHT', align: 'right' },
-        { heading: 'ZONE' },
-        { heading: 'SOURCE' },
-        { heading: 'LABELS' },
-      ],
-      shown.endpoints.map((e) => [
-        e.key,
-        String(e.weight),
-        e.zone ?? '-',
-        e.labels[SOURCE_LABEL] ?? '-',
-        labelText(e) || '-',
-      ]),
+      columns,
+      shown.endpoints.map((e, i) => {
+        const row = [
+          e.key,
+          String(e.weight),
+          e.zone ?? '-',
+          e.labels[SOURCE_LABEL] ?? '-',
+          labelText(e) || '-',
+        ];
+        const probe = probes?.[i];
+        if (probe !== undefined) {
+          row.push(
+            probe.state,
+            probe.health ?? '-',
+            msText(probe.connectMs),
+            msText(probe.checkMs),
+          );
+        }
+        return row;
+      }),
     );
+  }
+  if (probes !== undefined) {
+    shown.endpoints.forEach((e, i) => {
+      const probe = probes[i];
+      if (probe?.error != null) {
+        io.writeOut(
+          `${e.key}: ${probe.health === null ? probe.state : probe.health}: ${oneLine(probe.error)}\n`,
+        );
+      }
+    });
   }
   if (shown.note !== undefined) io.writeOut(`note: ${oneLine(shown.note)}\n`);
   io.writeOut(
@@ -216,9 +280,9 @@ type Event =
 export async function resolveTarget(
   context: CommandContext,
   target: string,
-  options: EndpointsOptions,
+  options: ResolveOptions & { readonly watch?: boolean; readonly json?: boolean },
   command: string,
-  first: (shown: Shown) => void,
+  first: (shown: Shown) => void | Promise<void>,
 ): Promise<void> {
   const { io } = context;
   const registries: RegistryOptions = {
@@ -284,23 +348,8 @@ export async function resolveTarget(
   };
 
   // The first resolution, or the last error when none comes within --timeout.
-  const started = Date.now();
-  let progress: NodeJS.Timeout | undefined;
-  let drawn = false;
-  const clearProgress = () => {
-    if (progress === undefined) return;
-    clearInterval(progress);
-    progress = undefined;
-    if (drawn) io.writeErr('\r\u001b[K');
-  };
-  if (io.stderrIsTTY === true) {
-    progress = setInterval(() => {
-      const elapsed = ((Date.now() - started) / 1000).toFixed(1);
-      io.writeErr(`\r\u001b[Kresolving ${redactSecrets(target)}… ${elapsed} s`);
-      drawn = true;
-    }, 100);
-    progress.unref();
-  }
+  const progress = new ProgressLine(io);
+  progress.start((elapsed) => `resolving ${redactSecrets(target)}… ${elapsed} s`);
   let timedOut = false;
   // Held (not unref'd): it is what keeps the command waiting for a registry that does not answer.
   const deadline = setTimeout(() => {
@@ -336,7 +385,7 @@ export async function resolveTarget(
     }
   } finally {
     clearTimeout(deadline);
-    clearProgress();
+    progress.clear();
     if (initial === undefined || options.watch !== true) stop();
   }
   if (initial === undefined) {
@@ -351,7 +400,7 @@ export async function resolveTarget(
   }
 
   let current = show(initial, warn);
-  first(current);
+  await first(current);
   if (options.watch !== true) return;
 
   // --watch: every later resolution, as changes, until SIGINT or SIGTERM.
@@ -426,6 +475,40 @@ export function addResolveOptions(command: Command): Command {
     );
 }
 
+/** Probes every endpoint of `shown`, a bounded number at once, with a progress line on a terminal. */
+async function probeAll(
+  context: CommandContext,
+  shown: Shown,
+  options: EndpointsOptions,
+): Promise<ProbeResult[]> {
+  const progress = new ProgressLine(context.io);
+  const total = shown.endpoints.length;
+  let done = 0;
+  progress.start((elapsed) => `probing endpoints: ${done} of ${total} done… ${elapsed} s`);
+  try {
+    return await mapLimited(
+      shown.endpoints,
+      options.probeConcurrency,
+      (endpoint) =>
+        probeEndpoint(endpoint.key, {
+          timeoutMs: options.probeTimeout * 1000,
+          healthService: options.healthService,
+        }),
+      (count) => {
+        done = count;
+      },
+    );
+  } finally {
+    progress.clear();
+  }
+}
+
+const PROBE_OPTIONS = [
+  ['healthService', '--health-service'],
+  ['probeTimeout', '--probe-timeout'],
+  ['probeConcurrency', '--probe-concurrency'],
+] as const;
+
 /** `grpc-lb endpoints <target>`: what a target resolves to, as a channel would see it. */
 export const endpointsCommand: CliCommand = {
   name: 'endpoints',
@@ -433,7 +516,7 @@ export const endpointsCommand: CliCommand = {
     addResolveOptions(
       new Command('endpoints')
         .description(
-          'Resolve a target with the resolvers an application uses and print its endpoints (address, weight, zone, source, labels), without connecting to them',
+          'Resolve a target with the resolvers an application uses and print its endpoints (address, weight, zone, source, labels); with --probe, also connect to each and ask its health',
         )
         .argument(
           '<target>',
@@ -443,29 +526,74 @@ export const endpointsCommand: CliCommand = {
         .option(
           '-w, --watch',
           'keep watching and print additions, removals and changes, with times',
+        )
+        .addOption(
+          new Option(
+            '--probe',
+            'connect to every endpoint (plaintext) and show the state reached, its grpc.health.v1 status and latencies',
+          ).conflicts('watch'),
+        )
+        .option(
+          '--health-service <name>',
+          'with --probe: the service name the health Check asks about ("": the whole server)',
+          '',
+        )
+        .option(
+          '--probe-timeout <seconds>',
+          'with --probe: how long each endpoint gets to connect and answer',
+          seconds,
+          DEFAULT_PROBE_TIMEOUT_S,
+        )
+        .option(
+          '--probe-concurrency <n>',
+          'with --probe: how many endpoints are probed at once',
+          concurrency,
+          DEFAULT_PROBE_CONCURRENCY,
         ),
     )
       .addHelpText(
         'after',
         `
-Nothing connects to the endpoints: the target's resolver is driven directly, as a channel's would
-be. The table (or JSON) goes to stdout with the resolution's note and the service config document
-the registry holds for it, if any; warnings go to stderr. With --watch, each change is printed as
-it happens ("added", "removed", "changed", "service-config"), with its time, until Ctrl-C.
+Without --probe nothing connects to the endpoints: the target's resolver is driven directly, as a
+channel's would be. The table (or JSON) goes to stdout with the resolution's note and the service
+config document the registry holds for it, if any; warnings go to stderr. With --watch, each
+change is printed as it happens ("added", "removed", "changed", "service-config"), with its time,
+until Ctrl-C.
 
-Exit status: 0 resolved (or a watch interrupted), 1 the registry could not be read within
---timeout or a setting is wrong, 2 a usage error (a malformed target).
+With --probe, each endpoint gets a plaintext HTTP/2 connection of its own (at most
+--probe-concurrency at once, each closed when its probe ends) and one grpc.health.v1.Health/Check:
+STATE is the connectivity state reached within --probe-timeout (READY, TRANSIENT_FAILURE with the
+reason below the table, CONNECTING when it timed out), HEALTH the Check's answer (SERVING,
+NOT_SERVING, SERVICE_UNKNOWN, UNKNOWN; UNIMPLEMENTED: no health service, which a balancer counts
+as healthy; ERROR: see below the table), CONNECT the time to READY and CHECK the Check's round
+trip.
+
+Exit status: 0 resolved (or a watch interrupted; with --probe, every endpoint READY and SERVING
+or without a health service), 1 the registry could not be read within --timeout or a setting is
+wrong, 2 a usage error (a malformed target), 3 with --probe: resolved, but some endpoints cannot
+take calls (the output lists them).
 
 Examples:
   grpc-lb endpoints 'static:///127.0.0.2:50051;version=v1,127.0.0.3:50051;version=v2'
   grpc-lb endpoints etcd:///services/hello --etcd-endpoints 10.0.0.5:2379 --json
   CONSUL_HTTP_ADDR=consul.internal:8500 grpc-lb endpoints consul:///hello --watch
   grpc-lb endpoints 'composite:///hello?vms=consul:///hello&pods=k8s:///hello.prod:grpc'
+  grpc-lb endpoints k8s:///hello.prod:grpc --probe --health-service helloworld.Greeter
 `,
       )
       .action(async (target: string, _options: unknown, command: Command) => {
         const options = command.opts<EndpointsOptions>();
-        await resolveTarget(context, target, options, ENDPOINTS, (shown) => {
+        if (options.probe !== true) {
+          for (const [key, flag] of PROBE_OPTIONS) {
+            if (command.getOptionValueSource(key) === 'cli') {
+              throw new UsageError(`${flag} applies only with --probe`, ENDPOINTS);
+            }
+          }
+        }
+        await resolveTarget(context, target, options, ENDPOINTS, async (shown) => {
+          const probes =
+            options.probe === true ? await probeAll(context, shown, options) : undefined;
+          const healthy = probes?.filter(probeHealthy).length ?? 0;
           if (options.json === true) {
             if (options.watch === true) {
               writeJson(
@@ -478,10 +606,27 @@ Examples:
                 { compact: true },
               );
             } else {
-              writeJson(context.io, resolutionJson(target, shown));
+              writeJson(context.io, {
+                ...resolutionJson(target, shown, probes),
+                ...(probes === undefined
+                  ? {}
+                  : {
+                      probe: {
+                        healthService: options.healthService,
+                        timeoutSeconds: options.probeTimeout,
+                        endpoints: probes.length,
+                        healthy,
+                      },
+                    }),
+              });
             }
           } else {
-            writeResolution(context, shown);
+            writeResolution(context, shown, probes);
+          }
+          if (probes !== undefined && healthy < probes.length) {
+            throw new UnhealthyError(
+              `${probes.length - healthy} of ${probes.length} endpoints cannot take calls (not READY, or not SERVING)`,
+            );
           }
         });
       }),
