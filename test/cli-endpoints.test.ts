@@ -144,6 +144,15 @@ describe('grpc-lb endpoints: static and composite targets', () => {
       '--consul-addr <address>',
       '--consul-token-file <file>',
       '--etcd-endpoints <list>',
+      '--etcd-cacert <file>',
+      '--etcd-cert <file>',
+      '--etcd-key <file>',
+      '--etcd-user <name>',
+      '--etcd-password-file <file>',
+      '--probe',
+      '--health-service <name>',
+      '--probe-timeout <seconds>',
+      '--probe-concurrency <n>',
     ]) {
       assert.ok(run.stdout.includes(option), `help names ${option}`);
     }

@@ -17,6 +17,7 @@ import type { CliCommand, CommandContext } from '../command';
 import { InputError, UnhealthyError, UsageError } from '../errors';
 import { oneLine, writeJson, writeTable, writeWarnings, type TableColumn } from '../output';
 import { mapLimited, probeEndpoint, probeHealthy, type ProbeResult } from '../probe';
+import { checkEtcdFlags } from '../etcd-settings';
 import { ProgressLine } from '../progress';
 import { createSchemeLookup, type RegistryOptions } from '../resolvers';
 
@@ -31,6 +32,11 @@ export interface ResolveOptions {
   readonly consulAddr?: string;
   readonly consulTokenFile?: string;
   readonly etcdEndpoints?: string;
+  readonly etcdCacert?: string;
+  readonly etcdCert?: string;
+  readonly etcdKey?: string;
+  readonly etcdUser?: string;
+  readonly etcdPasswordFile?: string;
 }
 
 interface EndpointsOptions extends ResolveOptions {
@@ -285,13 +291,23 @@ export async function resolveTarget(
   first: (shown: Shown) => void | Promise<void>,
 ): Promise<void> {
   const { io } = context;
-  const registries: RegistryOptions = {
-    ...(options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig }),
-    ...(options.context === undefined ? {} : { kubeContext: options.context }),
-    ...(options.consulAddr === undefined ? {} : { consulAddr: options.consulAddr }),
-    ...(options.consulTokenFile === undefined ? {} : { consulTokenFile: options.consulTokenFile }),
-    ...(options.etcdEndpoints === undefined ? {} : { etcdEndpoints: options.etcdEndpoints }),
-  };
+  checkEtcdFlags(options, command);
+  const registries: RegistryOptions = Object.fromEntries(
+    (
+      [
+        ['kubeconfig', options.kubeconfig],
+        ['kubeContext', options.context],
+        ['consulAddr', options.consulAddr],
+        ['consulTokenFile', options.consulTokenFile],
+        ['etcdEndpoints', options.etcdEndpoints],
+        ['etcdCacert', options.etcdCacert],
+        ['etcdCert', options.etcdCert],
+        ['etcdKey', options.etcdKey],
+        ['etcdUser', options.etcdUser],
+        ['etcdPasswordFile', options.etcdPasswordFile],
+      ] as const
+    ).filter(([, value]) => value !== undefined),
+  );
   const lookup = createSchemeLookup(registries);
   let resolver: EndpointResolver;
   try {
@@ -471,8 +487,22 @@ export function addResolveOptions(command: Command): Command {
     )
     .option(
       '--etcd-endpoints <list>',
-      'etcd members, comma-separated (default: $ETCD_ENDPOINTS, else 127.0.0.1:2379)',
-    );
+      'etcd members, comma-separated (default: $ETCD_ENDPOINTS, else $ETCDCTL_ENDPOINTS, else 127.0.0.1:2379)',
+    )
+    .option(
+      '--etcd-cacert <file>',
+      "CA of etcd's TLS certificate; turns TLS on (default: $ETCDCTL_CACERT)",
+    )
+    .option(
+      '--etcd-cert <file>',
+      'client certificate for etcd, with --etcd-key (default: $ETCDCTL_CERT)',
+    )
+    .option('--etcd-key <file>', 'key of the etcd client certificate (default: $ETCDCTL_KEY)')
+    .option(
+      '--etcd-user <name>',
+      'etcd user; the password comes from $ETCDCTL_PASSWORD or --etcd-password-file, never a flag (default: $ETCDCTL_USER, which may be user:password)',
+    )
+    .option('--etcd-password-file <file>', "file holding the etcd user's password");
 }
 
 /** Probes every endpoint of `shown`, a bounded number at once, with a progress line on a terminal. */
