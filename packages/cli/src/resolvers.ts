@@ -9,6 +9,7 @@ import { createDnsResolverFactory } from '@grpc-lb/resolver-dns';
 import { createEtcdResolverFactory } from '@grpc-lb/resolver-etcd';
 import { createK8sResolverFactory } from '@grpc-lb/resolver-k8s';
 
+import { consulOptions, type ConsulFlags } from './consul-settings';
 import { etcdConnectionOptions, type EtcdFlags } from './etcd-settings';
 
 /**
@@ -19,11 +20,9 @@ import { etcdConnectionOptions, type EtcdFlags } from './etcd-settings';
  * (`ETCDCTL_ENDPOINTS`, `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`, `ETCDCTL_USER`,
  * `ETCDCTL_PASSWORD`; see `etcdConnectionOptions`).
  */
-export interface RegistryOptions extends EtcdFlags {
+export interface RegistryOptions extends EtcdFlags, ConsulFlags {
   readonly kubeconfig?: string;
   readonly kubeContext?: string;
-  readonly consulAddr?: string;
-  readonly consulTokenFile?: string;
 }
 
 /**
@@ -31,7 +30,7 @@ export interface RegistryOptions extends EtcdFlags {
  * (`static:`, `composite:`, `dns+lb:`, `k8s:`/`kubernetes:`, `etcd:`, `consul:`), plus `dns:`
  * served by the DNS resolver package (as with `replaceBuiltinDns`). Each factory is built the
  * first time its scheme is asked for, so a target that names no Kubernetes never loads its client
- * (and an etcd certificate or password file is only read for a target that reads etcd).
+ * (and a certificate or password file is only read for a target that reads its registry).
  */
 export function createSchemeLookup(
   options: RegistryOptions,
@@ -44,11 +43,7 @@ export function createSchemeLookup(
     k8s: () => createK8sResolverFactory({ scheme: 'k8s', ...k8sOptions(options) }),
     kubernetes: () => createK8sResolverFactory({ scheme: 'kubernetes', ...k8sOptions(options) }),
     etcd: () => createEtcdResolverFactory(etcdConnectionOptions(options, env)),
-    consul: () =>
-      createConsulResolverFactory({
-        ...(options.consulAddr === undefined ? {} : { address: options.consulAddr }),
-        ...(options.consulTokenFile === undefined ? {} : { tokenFile: options.consulTokenFile }),
-      }),
+    consul: () => createConsulResolverFactory(consulOptions(options)),
   };
   const built = new Map<string, ResolverFactory>();
   const lookup: SchemeLookup = {

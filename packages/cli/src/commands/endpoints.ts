@@ -31,6 +31,10 @@ export interface ResolveOptions {
   readonly context?: string;
   readonly consulAddr?: string;
   readonly consulTokenFile?: string;
+  readonly consulCacert?: string;
+  readonly consulClientCert?: string;
+  readonly consulClientKey?: string;
+  readonly consulTlsServerName?: string;
   readonly etcdEndpoints?: string;
   readonly etcdCacert?: string;
   readonly etcdCert?: string;
@@ -299,6 +303,10 @@ export async function resolveTarget(
         ['kubeContext', options.context],
         ['consulAddr', options.consulAddr],
         ['consulTokenFile', options.consulTokenFile],
+        ['consulCacert', options.consulCacert],
+        ['consulClientCert', options.consulClientCert],
+        ['consulClientKey', options.consulClientKey],
+        ['consulTlsServerName', options.consulTlsServerName],
         ['etcdEndpoints', options.etcdEndpoints],
         ['etcdCacert', options.etcdCacert],
         ['etcdCert', options.etcdCert],
@@ -479,11 +487,27 @@ export function addResolveOptions(command: Command): Command {
     .option('--context <name>', 'kubeconfig context (default: its current context)')
     .option(
       '--consul-addr <address>',
-      'Consul agent HTTP API (default: $CONSUL_HTTP_ADDR, else 127.0.0.1:8500)',
+      'Consul agent HTTP API, https://… for TLS (default: $CONSUL_HTTP_ADDR, else 127.0.0.1:8500)',
     )
     .option(
       '--consul-token-file <file>',
       'file holding the Consul ACL token (default: $CONSUL_HTTP_TOKEN_FILE, else $CONSUL_HTTP_TOKEN)',
+    )
+    .option(
+      '--consul-cacert <file>',
+      "CA of an https:// agent's certificate (default: $CONSUL_CACERT, else the system CAs)",
+    )
+    .option(
+      '--consul-client-cert <file>',
+      'client certificate for an agent that requires one, with --consul-client-key (default: $CONSUL_CLIENT_CERT)',
+    )
+    .option(
+      '--consul-client-key <file>',
+      'key of the Consul client certificate (default: $CONSUL_CLIENT_KEY)',
+    )
+    .option(
+      '--consul-tls-server-name <name>',
+      "name the agent's certificate must carry, when not the address's host (default: $CONSUL_TLS_SERVER_NAME)",
     )
     .option(
       '--etcd-endpoints <list>',
