@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
 import * as grpc from '@grpc/grpc-js';
@@ -145,6 +145,30 @@ describe('probeEndpoint against real grpc-js servers on 127.0.0.x', () => {
     assert.equal(result.connectMs, null);
     assert.equal(result.error, `connect ECONNREFUSED ${nothing}`);
     assert.ok(Date.now() - started < 10_000);
+  });
+
+  test('a listener that never speaks HTTP/2: still CONNECTING at --probe-timeout, and no longer', async () => {
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.6', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const started = Date.now();
+      const result = await probeEndpoint(`127.0.0.6:${port}`, { ...options, timeoutMs: 500 });
+      assert.deepEqual(result, {
+        state: 'CONNECTING',
+        health: null,
+        connectMs: null,
+        checkMs: null,
+        error: 'no connection within 0.5 s (still CONNECTING)',
+      });
+      assert.ok(Date.now() - started < 5_000);
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 
   test('grpc-lb endpoints --probe: the table, the reasons, exit 3, and every socket closed', async () => {
