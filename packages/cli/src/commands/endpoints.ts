@@ -15,9 +15,9 @@ import {
 
 import type { CliCommand, CommandContext } from '../command';
 import { InputError, UnhealthyError, UsageError } from '../errors';
+import { checkEtcdFlags } from '../etcd-settings';
 import { oneLine, writeJson, writeTable, writeWarnings, type TableColumn } from '../output';
 import { mapLimited, probeEndpoint, probeHealthy, type ProbeResult } from '../probe';
-import { checkEtcdFlags } from '../etcd-settings';
 import { ProgressLine } from '../progress';
 import { createSchemeLookup, type RegistryOptions } from '../resolvers';
 
