@@ -3,14 +3,20 @@
  * real grpc-js backends (child processes on 127.0.0.x): one SERVING, one NOT_SERVING, one without
  * a health service, and an address nothing listens on. Each backend counts the connections and
  * health calls it got, so the test sees one connection and one Check per endpoint, every
- * connection closed, and the command exiting by itself.
+ * connection closed, and the command exiting by itself. And over TLS: a grpc-js server whose
+ * certificate names a DNS name, probed with --probe-cacert and --probe-server-name.
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
+import * as grpc from '@grpc/grpc-js';
+
 import { startBackends, waitFor, type BackendSet } from './harness';
+import { createCa, type Ca } from './support/certs';
 import { freePort } from './support/server-process';
 
 const BIN = join(__dirname, '..', '..', 'packages', 'cli', 'dist', 'bin.js');
@@ -134,5 +140,158 @@ describe('grpc-lb endpoints --probe over real backends', () => {
       endpoints: 2,
       healthy: 2,
     });
+  });
+});
+
+describe('grpc-lb endpoints --probe over TLS', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'grpc-lb-cli-probe-tls-'));
+  let ca: Ca;
+  let otherCa: Ca;
+  let server: grpc.Server | undefined;
+  let address = '';
+  let plaintext: grpc.Server | undefined;
+  let plaintextAddress = '';
+
+  before(async () => {
+    ca = await createCa(dir, 'grpc-lb cli probe test CA');
+    otherCa = await createCa(mkdtempSync(join(dir, 'other-')), 'another CA');
+    // The certificate names a DNS name only: dialled by IP, the name must be given.
+    const pair = await ca.issue('server', {
+      cn: 'hello.svc.test',
+      sans: ['DNS:hello.svc.test'],
+      usage: 'serverAuth',
+    });
+    server = new grpc.Server();
+    server.register<Buffer, Buffer>(
+      '/grpc.health.v1.Health/Check',
+      (_call: grpc.ServerUnaryCall<Buffer, Buffer>, callback: grpc.sendUnaryData<Buffer>) =>
+        callback(null, Buffer.from([0x08, 0x01])),
+      (response: Buffer) => response,
+      (request: Buffer) => request,
+      'unary',
+    );
+    const credentials = grpc.ServerCredentials.createSsl(null, [
+      { cert_chain: readFileSync(pair.certFile), private_key: readFileSync(pair.keyFile) },
+    ]);
+    const port = await new Promise<number>((resolve, reject) =>
+      server!.bindAsync('127.0.0.75:0', credentials, (error, p) =>
+        error ? reject(error) : resolve(p),
+      ),
+    );
+    address = `127.0.0.75:${port}`;
+    plaintext = new grpc.Server();
+    const plainPort = await new Promise<number>((resolve, reject) =>
+      plaintext!.bindAsync('127.0.0.75:0', grpc.ServerCredentials.createInsecure(), (error, p) =>
+        error ? reject(error) : resolve(p),
+      ),
+    );
+    plaintextAddress = `127.0.0.75:${plainPort}`;
+  });
+  after(() => {
+    server?.forceShutdown();
+    plaintext?.forceShutdown();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('--probe-cacert and --probe-server-name: READY and SERVING, exit 0', async () => {
+    const run = await grpcLb([
+      'endpoints',
+      `static:///${address}`,
+      '--probe',
+      '--probe-cacert',
+      ca.certFile,
+      '--probe-server-name',
+      'hello.svc.test',
+    ]);
+    assert.equal(run.code, 0, run.stderr);
+    assert.equal(run.stderr, '');
+    assert.match(run.stdout, new RegExp(`\\n${address} .* READY +SERVING +\\d`));
+  });
+
+  test('the certificate does not name the address dialled: TRANSIENT_FAILURE, exit 3', async () => {
+    const run = await grpcLb([
+      'endpoints',
+      `static:///${address}`,
+      '--probe',
+      '--probe-cacert',
+      ca.certFile,
+    ]);
+    assert.equal(run.code, 3, run.stderr);
+    assert.match(run.stdout, new RegExp(`\\n${address} .* TRANSIENT_FAILURE +- `));
+    const host = address.split(':')[0]!;
+    assert.ok(
+      run.stdout.includes(
+        `\n${address}: TRANSIENT_FAILURE: TLS: the endpoint's certificate does not name ${host} (give a name it carries with --probe-server-name)\n`,
+      ),
+      run.stdout,
+    );
+  });
+
+  test('a CA that did not sign the certificate: TRANSIENT_FAILURE with the reason, exit 3', async () => {
+    const run = await grpcLb([
+      'endpoints',
+      `static:///${address}`,
+      '--probe',
+      '--probe-cacert',
+      otherCa.certFile,
+      '--probe-server-name',
+      'hello.svc.test',
+    ]);
+    assert.equal(run.signal, null);
+    assert.equal(run.code, 3, run.stderr);
+    assert.equal(
+      run.stderr,
+      'error: 1 of 1 endpoints cannot take calls (not READY, or not SERVING)\n',
+    );
+    assert.match(run.stdout, new RegExp(`\\n${address} .* TRANSIENT_FAILURE +- `));
+    assert.ok(
+      run.stdout.includes(
+        `\n${address}: TRANSIENT_FAILURE: TLS: the endpoint's certificate is not trusted: unable to verify the first certificate\n`,
+      ),
+      run.stdout,
+    );
+  });
+
+  test('plaintext against a TLS endpoint: not READY, exit 3', async () => {
+    const run = await grpcLb([
+      'endpoints',
+      `static:///${address}`,
+      '--probe',
+      '--probe-timeout',
+      '2',
+    ]);
+    assert.equal(run.code, 3, run.stderr);
+    assert.doesNotMatch(run.stdout, / READY /);
+  });
+
+  test('--probe-tls against a plaintext endpoint: it does not answer in TLS, exit 3', async () => {
+    const run = await grpcLb([
+      'endpoints',
+      `static:///${plaintextAddress}`,
+      '--probe',
+      '--probe-tls',
+    ]);
+    assert.equal(run.code, 3, run.stderr);
+    assert.ok(
+      run.stdout.includes(
+        `\n${plaintextAddress}: TRANSIENT_FAILURE: TLS: the endpoint does not answer in TLS (plaintext only?)\n`,
+      ),
+      run.stdout,
+    );
+  });
+
+  test('a CA file that cannot be read: exit 1 naming it and the flag', async () => {
+    const run = await grpcLb([
+      'endpoints',
+      `static:///${address}`,
+      '--probe',
+      '--probe-cacert',
+      '/nonexistent/ca.pem',
+    ]);
+    assert.equal(run.code, 1);
+    assert.equal(
+      run.stderr,
+      'error: cannot read the CA certificate /nonexistent/ca.pem (--probe-cacert): no such file\n',
+    );
   });
 });

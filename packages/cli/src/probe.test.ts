@@ -55,7 +55,9 @@ async function closedPort(host: string): Promise<number> {
   return address.port;
 }
 
-function memoryIo(): CliIo & { out: string; err: string } {
+function memoryIo(
+  files: Readonly<Record<string, string>> = {},
+): CliIo & { out: string; err: string } {
   const io = {
     out: '',
     err: '',
@@ -67,7 +69,10 @@ function memoryIo(): CliIo & { out: string; err: string } {
       io.err += text;
     },
     readStdin: () => Promise.resolve(''),
-    readFile: () => Promise.reject(Object.assign(new Error('ENOENT'), { code: 'ENOENT' })),
+    readFile: (path: string) =>
+      files[path] === undefined
+        ? Promise.reject(Object.assign(new Error('ENOENT'), { code: 'ENOENT' }))
+        : Promise.resolve(files[path]),
   };
   return io;
 }
@@ -239,6 +244,9 @@ describe('grpc-lb endpoints --probe: options', () => {
       ['--health-service', 'x'],
       ['--probe-timeout', '1'],
       ['--probe-concurrency', '4'],
+      ['--probe-tls'],
+      ['--probe-cacert', 'ca.pem'],
+      ['--probe-server-name', 'hello.svc'],
       ['--probe', '--watch'],
     ]) {
       const io = memoryIo();
@@ -253,6 +261,31 @@ describe('grpc-lb endpoints --probe: options', () => {
       const args = ['endpoints', 'static:///127.0.0.2:1', '--probe', '--probe-concurrency', value];
       assert.equal(await runCli(args, io), 2, value);
       assert.match(io.err, /^error: option '--probe-concurrency <n>' argument .* is invalid/);
+    }
+  });
+});
+
+describe('grpc-lb endpoints --probe: the TLS options', () => {
+  test('a --probe-cacert that cannot be read, or holds no certificate: exit 1 naming the flag', async () => {
+    const cases = [
+      [
+        '/nonexistent/ca.pem',
+        'cannot read the CA certificate /nonexistent/ca.pem (--probe-cacert): no such file',
+      ],
+      ['garbage.pem', 'the CA certificate garbage.pem (--probe-cacert) is not PEM certificates'],
+      ['broken.pem', 'the CA certificate broken.pem (--probe-cacert) is not PEM certificates'],
+      ['empty.pem', 'the CA certificate empty.pem (--probe-cacert) is not PEM certificates'],
+    ] as const;
+    for (const [file, message] of cases) {
+      const io = memoryIo({
+        'garbage.pem': 'not a certificate\n',
+        'empty.pem': '',
+        'broken.pem': '-----BEGIN CERTIFICATE-----\nbm90IGRlcg==\n-----END CERTIFICATE-----\n',
+      });
+      const args = ['endpoints', 'static:///127.0.0.2:1', '--probe', '--probe-cacert', file];
+      assert.equal(await runCli(args, io), 1, file);
+      assert.equal(io.err, `error: ${message}\n`);
+      assert.equal(io.out, '', 'nothing probed');
     }
   });
 });

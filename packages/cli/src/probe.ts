@@ -3,8 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import { decodeHealthResponse, encodeHealthRequest } from '@grpc-lb/core';
 
 /**
- * `grpc-lb endpoints --probe`: connect to each endpoint as a channel would (plaintext HTTP/2), see
- * which connectivity state it reaches, and ask it one `grpc.health.v1.Health/Check`.
+ * `grpc-lb endpoints --probe`: connect to each endpoint as a channel would (plaintext HTTP/2, or
+ * TLS), see which connectivity state it reaches, and ask it one `grpc.health.v1.Health/Check`.
  */
 
 const CHECK = '/grpc.health.v1.Health/Check';
@@ -37,6 +37,15 @@ export interface ProbeOptions {
   readonly timeoutMs: number;
   /** The service name the Check asks about ("" is the server as a whole). */
   readonly healthService: string;
+  /** TLS to the endpoints (default: plaintext). */
+  readonly tls?: ProbeTls;
+}
+
+export interface ProbeTls {
+  /** PEM of the CA(s) the endpoints' certificates are checked against (default: the system's). */
+  readonly ca?: Buffer;
+  /** The name the certificates must carry, instead of the address dialled (an IP, usually). */
+  readonly serverName?: string;
 }
 
 /** Whether a balancer would send calls to the endpoint: READY and serving (or no health service). */
@@ -76,6 +85,27 @@ function reason(details: string): string {
 }
 
 /**
+ * A TLS connection's failure in words an operator can act on: the name check and the chain check
+ * said plainly, with the option that fixes each when it was not given.
+ */
+function tlsReason(why: string, address: string, tls: ProbeTls): string {
+  if (/ERR_TLS_CERT_ALTNAME_INVALID|does not match certificate's altnames/.test(why)) {
+    const host = tls.serverName ?? address.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
+    const hint =
+      tls.serverName === undefined ? ' (give a name it carries with --probe-server-name)' : '';
+    return `TLS: the endpoint's certificate does not name ${host}${hint}`;
+  }
+  if (/wrong version number|packet length too long|http request/i.test(why)) {
+    return 'TLS: the endpoint does not answer in TLS (plaintext only?)';
+  }
+  if (/certificate|self[- ]signed|issuer/i.test(why)) {
+    const hint = tls.ca === undefined ? ' (give its CA with --probe-cacert)' : '';
+    return `TLS: the endpoint's certificate is not trusted: ${why}${hint}`;
+  }
+  return why;
+}
+
+/**
  * Waits until the channel is READY or has failed (TRANSIENT_FAILURE), or `deadline` (epoch ms)
  * passes; returns the state it is in then.
  */
@@ -105,13 +135,24 @@ async function settle(
 export async function probeEndpoint(address: string, options: ProbeOptions): Promise<ProbeResult> {
   const started = performance.now();
   const deadline = Date.now() + options.timeoutMs;
+  const { tls } = options;
   let client: grpc.Client | undefined;
   try {
-    client = new grpc.Client(address, grpc.credentials.createInsecure(), {
+    const credentials =
+      tls === undefined
+        ? grpc.credentials.createInsecure()
+        : grpc.credentials.createSsl(tls.ca ?? null);
+    client = new grpc.Client(address, credentials, {
       'grpc.use_local_subchannel_pool': 1,
       'grpc.enable_retries': 0,
       'grpc.service_config_disable_resolution': 1,
       'grpc.enable_channelz': 0,
+      ...(tls?.serverName === undefined
+        ? {}
+        : {
+            'grpc.ssl_target_name_override': tls.serverName,
+            'grpc.default_authority': tls.serverName,
+          }),
     });
     const state = await settle(client.getChannel(), deadline);
     const connectMs = state === grpc.connectivityState.READY ? ms(started) : null;
@@ -140,9 +181,11 @@ export async function probeEndpoint(address: string, options: ProbeOptions): Pro
     if (state !== grpc.connectivityState.READY) {
       const name = STATE_NAMES[state];
       const why =
-        state === grpc.connectivityState.TRANSIENT_FAILURE && answer.details !== ''
-          ? reason(answer.details)
-          : `no connection within ${seconds} (still ${name})`;
+        state !== grpc.connectivityState.TRANSIENT_FAILURE || answer.details === ''
+          ? `no connection within ${seconds} (still ${name})`
+          : tls === undefined
+            ? reason(answer.details)
+            : tlsReason(reason(answer.details), address, tls);
       return { state: name, health: null, connectMs: null, checkMs: null, error: why };
     }
     if (answer.code === grpc.status.OK) {

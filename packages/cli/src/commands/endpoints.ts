@@ -1,5 +1,6 @@
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { X509Certificate } from 'node:crypto';
 
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   Backoff,
   ConfigError,
@@ -17,7 +18,7 @@ import type { CliCommand, CommandContext } from '../command';
 import { InputError, UnhealthyError, UsageError } from '../errors';
 import { checkEtcdFlags } from '../etcd-settings';
 import { oneLine, writeJson, writeTable, writeWarnings, type TableColumn } from '../output';
-import { mapLimited, probeEndpoint, probeHealthy, type ProbeResult } from '../probe';
+import { mapLimited, probeEndpoint, probeHealthy, type ProbeResult, type ProbeTls } from '../probe';
 import { ProgressLine } from '../progress';
 import { createSchemeLookup, type RegistryOptions } from '../resolvers';
 
@@ -50,6 +51,9 @@ interface EndpointsOptions extends ResolveOptions {
   readonly healthService: string;
   readonly probeTimeout: number;
   readonly probeConcurrency: number;
+  readonly probeTls?: boolean;
+  readonly probeCacert?: string;
+  readonly probeServerName?: string;
 }
 
 const DEFAULT_PROBE_TIMEOUT_S = 3;
@@ -529,12 +533,62 @@ export function addResolveOptions(command: Command): Command {
     .option('--etcd-password-file <file>', "file holding the etcd user's password");
 }
 
+/** Whether `pem` holds at least one certificate block, each of which parses. */
+function holdsPemCertificates(pem: string): boolean {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
+  if (blocks === null) return false;
+  try {
+    for (const block of blocks) new X509Certificate(block);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** TLS for the probes: on with --probe-tls, --probe-cacert or --probe-server-name; else undefined. */
+async function probeTls(
+  context: CommandContext,
+  options: EndpointsOptions,
+): Promise<ProbeTls | undefined> {
+  const { probeCacert, probeServerName } = options;
+  if (options.probeTls !== true && probeCacert === undefined && probeServerName === undefined) {
+    return undefined;
+  }
+  let ca: Buffer | undefined;
+  if (probeCacert !== undefined) {
+    let pem: string;
+    try {
+      pem = await context.io.readFile(probeCacert);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why =
+        code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code;
+      throw new InputError(
+        `cannot read the CA certificate ${probeCacert} (--probe-cacert): ${why ?? String(error)}`,
+      );
+    }
+    // TLS takes a file without a certificate silently, and every probe would then fail to
+    // verify: say so once, here.
+    if (!holdsPemCertificates(pem)) {
+      throw new InputError(
+        `the CA certificate ${probeCacert} (--probe-cacert) is not PEM certificates`,
+      );
+    }
+    ca = Buffer.from(pem, 'utf8');
+  }
+  return {
+    ...(ca === undefined ? {} : { ca }),
+    ...(probeServerName === undefined ? {} : { serverName: probeServerName }),
+  };
+}
+
 /** Probes every endpoint of `shown`, a bounded number at once, with a progress line on a terminal. */
 async function probeAll(
   context: CommandContext,
   shown: Shown,
   options: EndpointsOptions,
 ): Promise<ProbeResult[]> {
+  const tls = await probeTls(context, options);
   const progress = new ProgressLine(context.io);
   const total = shown.endpoints.length;
   let done = 0;
@@ -547,6 +601,7 @@ async function probeAll(
         probeEndpoint(endpoint.key, {
           timeoutMs: options.probeTimeout * 1000,
           healthService: options.healthService,
+          ...(tls === undefined ? {} : { tls }),
         }),
       (count) => {
         done = count;
@@ -561,6 +616,9 @@ const PROBE_OPTIONS = [
   ['healthService', '--health-service'],
   ['probeTimeout', '--probe-timeout'],
   ['probeConcurrency', '--probe-concurrency'],
+  ['probeTls', '--probe-tls'],
+  ['probeCacert', '--probe-cacert'],
+  ['probeServerName', '--probe-server-name'],
 ] as const;
 
 /** `grpc-lb endpoints <target>`: what a target resolves to, as a channel would see it. */
@@ -584,7 +642,7 @@ export const endpointsCommand: CliCommand = {
         .addOption(
           new Option(
             '--probe',
-            'connect to every endpoint (plaintext) and show the state reached, its grpc.health.v1 status and latencies',
+            'connect to every endpoint (plaintext unless a --probe-tls option says otherwise) and show the state reached, its grpc.health.v1 status and latencies',
           ).conflicts('watch'),
         )
         .option(
@@ -603,6 +661,18 @@ export const endpointsCommand: CliCommand = {
           'with --probe: how many endpoints are probed at once',
           concurrency,
           DEFAULT_PROBE_CONCURRENCY,
+        )
+        .option(
+          '--probe-tls',
+          "with --probe: connect with TLS, checking the endpoints' certificates",
+        )
+        .option(
+          '--probe-cacert <file>',
+          "with --probe: TLS, checking the endpoints' certificates against this CA (default: the system's)",
+        )
+        .option(
+          '--probe-server-name <name>',
+          'with --probe: TLS, expecting this name in the certificates instead of the address dialled',
         ),
     )
       .addHelpText(
@@ -614,13 +684,13 @@ config document the registry holds for it, if any; warnings go to stderr. With -
 change is printed as it happens ("added", "removed", "changed", "service-config"), with its time,
 until Ctrl-C.
 
-With --probe, each endpoint gets a plaintext HTTP/2 connection of its own (at most
---probe-concurrency at once, each closed when its probe ends) and one grpc.health.v1.Health/Check:
-STATE is the connectivity state reached within --probe-timeout (READY, TRANSIENT_FAILURE with the
-reason below the table, CONNECTING when it timed out), HEALTH the Check's answer (SERVING,
-NOT_SERVING, SERVICE_UNKNOWN, UNKNOWN; UNIMPLEMENTED: no health service, which a balancer counts
-as healthy; ERROR: see below the table), CONNECT the time to READY and CHECK the Check's round
-trip.
+With --probe, each endpoint gets an HTTP/2 connection of its own (plaintext, or TLS with
+--probe-tls, --probe-cacert or --probe-server-name; at most --probe-concurrency at once, each
+closed when its probe ends) and one grpc.health.v1.Health/Check: STATE is the connectivity state
+reached within --probe-timeout (READY, TRANSIENT_FAILURE with the reason below the table,
+CONNECTING when it timed out), HEALTH the Check's answer (SERVING, NOT_SERVING, SERVICE_UNKNOWN,
+UNKNOWN; UNIMPLEMENTED: no health service, which a balancer counts as healthy; ERROR: see below
+the table), CONNECT the time to READY and CHECK the Check's round trip.
 
 Exit status: 0 resolved (or a watch interrupted; with --probe, every endpoint READY and SERVING
 or without a health service), 1 the registry could not be read within --timeout or a setting is
