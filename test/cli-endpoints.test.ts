@@ -143,7 +143,20 @@ describe('grpc-lb endpoints: static and composite targets', () => {
       '--kubeconfig <file>',
       '--consul-addr <address>',
       '--consul-token-file <file>',
+      '--consul-cacert <file>',
+      '--consul-client-cert <file>',
+      '--consul-client-key <file>',
+      '--consul-tls-server-name <name>',
       '--etcd-endpoints <list>',
+      '--etcd-cacert <file>',
+      '--etcd-cert <file>',
+      '--etcd-key <file>',
+      '--etcd-user <name>',
+      '--etcd-password-file <file>',
+      '--probe',
+      '--health-service <name>',
+      '--probe-timeout <seconds>',
+      '--probe-concurrency <n>',
     ]) {
       assert.ok(run.stdout.includes(option), `help names ${option}`);
     }

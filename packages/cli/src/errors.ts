@@ -1,6 +1,6 @@
-import { EXIT_INPUT, EXIT_USAGE, type ExitCode } from './exit-codes';
+import { EXIT_INPUT, EXIT_UNHEALTHY, EXIT_USAGE, type ExitCode } from './exit-codes';
 
-export type CliErrorCode = 'USAGE' | 'INPUT';
+export type CliErrorCode = 'USAGE' | 'INPUT' | 'UNHEALTHY';
 
 /**
  * An error a command reports to the operator: its message is printed as one line on stderr (no
@@ -13,7 +13,8 @@ export class CliError extends Error {
   constructor(code: CliErrorCode, message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.code = code;
-    this.exitCode = code === 'USAGE' ? EXIT_USAGE : EXIT_INPUT;
+    this.exitCode =
+      code === 'USAGE' ? EXIT_USAGE : code === 'UNHEALTHY' ? EXIT_UNHEALTHY : EXIT_INPUT;
     this.name = 'CliError';
   }
 }
@@ -34,5 +35,16 @@ export class InputError extends CliError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('INPUT', message, options);
     this.name = 'InputError';
+  }
+}
+
+/**
+ * What the command checked is not well (exit 3): the result is printed, and this says what failed,
+ * e.g. endpoints a probe found unable to take calls.
+ */
+export class UnhealthyError extends CliError {
+  constructor(message: string) {
+    super('UNHEALTHY', message);
+    this.name = 'UnhealthyError';
   }
 }

@@ -10,4 +10,11 @@ export const EXIT_INPUT = 1;
 /** The command line itself is wrong: an unknown command or option, a missing or ambiguous argument. */
 export const EXIT_USAGE = 2;
 
-export type ExitCode = typeof EXIT_OK | typeof EXIT_INPUT | typeof EXIT_USAGE;
+/**
+ * The command did what was asked, but what it checked is not well: `grpc-lb endpoints --probe`
+ * found endpoints that cannot take calls (not READY, or not serving).
+ */
+export const EXIT_UNHEALTHY = 3;
+
+export type ExitCode =
+  typeof EXIT_OK | typeof EXIT_INPUT | typeof EXIT_USAGE | typeof EXIT_UNHEALTHY;

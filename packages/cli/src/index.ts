@@ -3,8 +3,8 @@ export { runCli, createProgram, commandPath } from './program';
 export { COMMANDS } from './registry';
 export type { CliCommand, CommandContext } from './command';
 export { processIo, type CliIo } from './io';
-export { EXIT_OK, EXIT_INPUT, EXIT_USAGE, type ExitCode } from './exit-codes';
-export { CliError, UsageError, InputError, type CliErrorCode } from './errors';
+export { EXIT_OK, EXIT_INPUT, EXIT_USAGE, EXIT_UNHEALTHY, type ExitCode } from './exit-codes';
+export { CliError, UsageError, InputError, UnhealthyError, type CliErrorCode } from './errors';
 export {
   writeJson,
   writeTable,

@@ -65,7 +65,8 @@ export function createProgram(
     .addHelpText(
       'after',
       `
-Exit status: 0 done (warnings may be printed), 1 the input cannot be used, 2 a usage error.
+Exit status: 0 done (warnings may be printed), 1 the input cannot be used, 2 a usage error,
+3 done but what was checked is not well (grpc-lb endpoints --probe: endpoints that cannot take calls).
 Run 'grpc-lb <command> --help' for a command's options.
 `,
     );
@@ -95,7 +96,7 @@ function report(io: CliIo, error: unknown): ExitCode {
 
 /**
  * Runs `grpc-lb` with `argv` (the arguments after the program name) and returns its exit code:
- * 0 done, 1 the input cannot be used, 2 a usage error. Never throws; every error is printed as
+ * 0 done, 1 the input cannot be used, 2 a usage error, 3 what was checked is not well. Never throws; every error is printed as
  * one line on stderr.
  */
 export async function runCli(

@@ -9,42 +9,41 @@ import { createDnsResolverFactory } from '@grpc-lb/resolver-dns';
 import { createEtcdResolverFactory } from '@grpc-lb/resolver-etcd';
 import { createK8sResolverFactory } from '@grpc-lb/resolver-k8s';
 
+import { consulOptions, type ConsulFlags } from './consul-settings';
+import { etcdConnectionOptions, type EtcdFlags } from './etcd-settings';
+
 /**
  * Where the registries are, as the command line gives them. Anything left out falls back to what
  * the resolver packages read themselves, as in an application: `KUBECONFIG` (else in-cluster, else
  * `~/.kube/config`), `CONSUL_HTTP_ADDR`, `CONSUL_HTTP_TOKEN(_FILE)` and the `CONSUL_*` TLS
- * variables, `ETCD_ENDPOINTS`.
+ * variables, `ETCD_ENDPOINTS`; the etcd settings also fall back to the variables etcdctl reads
+ * (`ETCDCTL_ENDPOINTS`, `ETCDCTL_CACERT`, `ETCDCTL_CERT`, `ETCDCTL_KEY`, `ETCDCTL_USER`,
+ * `ETCDCTL_PASSWORD`; see `etcdConnectionOptions`).
  */
-export interface RegistryOptions {
+export interface RegistryOptions extends EtcdFlags, ConsulFlags {
   readonly kubeconfig?: string;
   readonly kubeContext?: string;
-  readonly consulAddr?: string;
-  readonly consulTokenFile?: string;
-  readonly etcdEndpoints?: string;
 }
 
 /**
  * The schemes an application gets from `register()` of core and the four resolver packages
  * (`static:`, `composite:`, `dns+lb:`, `k8s:`/`kubernetes:`, `etcd:`, `consul:`), plus `dns:`
  * served by the DNS resolver package (as with `replaceBuiltinDns`). Each factory is built the
- * first time its scheme is asked for, so a target that names no Kubernetes never loads its client.
+ * first time its scheme is asked for, so a target that names no Kubernetes never loads its client
+ * (and a certificate or password file is only read for a target that reads its registry).
  */
-export function createSchemeLookup(options: RegistryOptions): SchemeLookup {
+export function createSchemeLookup(
+  options: RegistryOptions,
+  env: NodeJS.ProcessEnv = process.env,
+): SchemeLookup {
   const builders: Record<string, () => ResolverFactory> = {
     static: () => staticResolverFactory,
     'dns+lb': () => createDnsResolverFactory(),
     dns: () => createDnsResolverFactory({ scheme: 'dns' }),
     k8s: () => createK8sResolverFactory({ scheme: 'k8s', ...k8sOptions(options) }),
     kubernetes: () => createK8sResolverFactory({ scheme: 'kubernetes', ...k8sOptions(options) }),
-    etcd: () =>
-      createEtcdResolverFactory(
-        options.etcdEndpoints === undefined ? {} : { endpoints: options.etcdEndpoints },
-      ),
-    consul: () =>
-      createConsulResolverFactory({
-        ...(options.consulAddr === undefined ? {} : { address: options.consulAddr }),
-        ...(options.consulTokenFile === undefined ? {} : { tokenFile: options.consulTokenFile }),
-      }),
+    etcd: () => createEtcdResolverFactory(etcdConnectionOptions(options, env)),
+    consul: () => createConsulResolverFactory(consulOptions(options)),
   };
   const built = new Map<string, ResolverFactory>();
   const lookup: SchemeLookup = {

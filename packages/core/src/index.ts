@@ -152,3 +152,5 @@ export {
 } from './service-config';
 /** The pick-info key under which our ConfigSelector hands the call's method to pickers. */
 export { METHOD_PICK_KEY } from './grpc-js/config-selector';
+/** grpc.health.v1 HealthCheckRequest/Response, encoded by hand (core has no protobuf dependency). */
+export { encodeHealthRequest, decodeHealthResponse } from './grpc-js/health-watcher';

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { describe, test } from 'node:test';
 
 import type { CliIo } from '../io';
@@ -110,5 +110,41 @@ describe('grpc-lb endpoints: settings', () => {
     assert.equal(code, 1);
     assert.match(io.err, /^error: .*kubeconfig \/nonexistent\/kubeconfig does not exist\n$/);
     assert.ok(Date.now() - started < 30_000, 'well before the 60 s timeout');
+  });
+});
+
+describe('grpc-lb endpoints: the progress line and --json', () => {
+  test('on a terminal, stdout holds the JSON alone; the line was drawn and erased on stderr', async () => {
+    // A "Consul agent" that accepts connections and never answers: the composite target waits
+    // for it (up to its first-resolution wait), then resolves with the static source alone.
+    const sockets = new Set<Socket>();
+    const silent = createServer((socket) => {
+      sockets.add(socket);
+      socket.on('close', () => sockets.delete(socket));
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const { port } = silent.address() as AddressInfo;
+    try {
+      const io = memoryIo(true);
+      const target = 'composite:///hello?a=static:///127.0.0.2:50051&b=consul:///hello';
+      const code = await runCli(
+        ['endpoints', target, '--json', '--consul-addr', `127.0.0.1:${port}`],
+        io,
+      );
+      assert.equal(code, 0, io.err);
+      const erase = '\r\u001b[K';
+      assert.ok(io.err.startsWith(`${erase}resolving ${target}… `), JSON.stringify(io.err));
+      assert.ok(io.err.endsWith(erase), 'erased before anything else is printed');
+      assert.doesNotMatch(io.out, /resolving|\r/);
+      assert.ok(!io.out.includes('\u001b'), 'no escape sequence on stdout');
+      const json = JSON.parse(io.out) as { endpoints: { address: string }[] };
+      assert.deepEqual(
+        json.endpoints.map((e) => e.address),
+        ['127.0.0.2:50051'],
+      );
+    } finally {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
+    }
   });
 });

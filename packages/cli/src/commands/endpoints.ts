@@ -1,5 +1,6 @@
-import { Command, InvalidArgumentError } from 'commander';
+import { X509Certificate } from 'node:crypto';
 
+import { Command, InvalidArgumentError, Option } from 'commander';
 import {
   Backoff,
   ConfigError,
@@ -14,8 +15,11 @@ import {
 } from '@grpc-lb/core';
 
 import type { CliCommand, CommandContext } from '../command';
-import { InputError, UsageError } from '../errors';
-import { oneLine, writeJson, writeTable, writeWarnings } from '../output';
+import { InputError, UnhealthyError, UsageError } from '../errors';
+import { checkEtcdFlags } from '../etcd-settings';
+import { oneLine, writeJson, writeTable, writeWarnings, type TableColumn } from '../output';
+import { mapLimited, probeEndpoint, probeHealthy, type ProbeResult, type ProbeTls } from '../probe';
+import { ProgressLine } from '../progress';
 import { createSchemeLookup, type RegistryOptions } from '../resolvers';
 
 const ENDPOINTS = 'grpc-lb endpoints';
@@ -28,13 +32,33 @@ export interface ResolveOptions {
   readonly context?: string;
   readonly consulAddr?: string;
   readonly consulTokenFile?: string;
+  readonly consulCacert?: string;
+  readonly consulClientCert?: string;
+  readonly consulClientKey?: string;
+  readonly consulTlsServerName?: string;
   readonly etcdEndpoints?: string;
+  readonly etcdCacert?: string;
+  readonly etcdCert?: string;
+  readonly etcdKey?: string;
+  readonly etcdUser?: string;
+  readonly etcdPasswordFile?: string;
 }
 
 interface EndpointsOptions extends ResolveOptions {
   readonly json?: boolean;
   readonly watch?: boolean;
+  readonly probe?: boolean;
+  readonly healthService: string;
+  readonly probeTimeout: number;
+  readonly probeConcurrency: number;
+  readonly probeTls?: boolean;
+  readonly probeCacert?: string;
+  readonly probeServerName?: string;
 }
+
+const DEFAULT_PROBE_TIMEOUT_S = 3;
+const DEFAULT_PROBE_CONCURRENCY = 16;
+const MAX_PROBE_CONCURRENCY = 256;
 
 /** One resolution as shown: endpoints validated as a channel validates them, and what came with them. */
 export interface Shown {
@@ -48,6 +72,14 @@ function seconds(value: string): number {
   const n = Number(value);
   if (!/^\d+(\.\d+)?$/.test(value.trim()) || !(n > 0) || n > 3600) {
     throw new InvalidArgumentError('expected a number of seconds greater than 0, at most 3600');
+  }
+  return n;
+}
+
+function concurrency(value: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(value.trim()) || n < 1 || n > MAX_PROBE_CONCURRENCY) {
+    throw new InvalidArgumentError(`expected a whole number from 1 to ${MAX_PROBE_CONCURRENCY}`);
   }
   return n;
 }
@@ -99,48 +131,94 @@ function labelText(endpoint: NormalizedEndpoint): string {
     .join(',');
 }
 
-function endpointJson(endpoint: NormalizedEndpoint): Record<string, unknown> {
+function endpointJson(endpoint: NormalizedEndpoint, probe?: ProbeResult): Record<string, unknown> {
   return {
     address: endpoint.key,
     weight: endpoint.weight,
     zone: endpoint.zone ?? null,
     source: endpoint.labels[SOURCE_LABEL] ?? null,
     labels: otherLabels(endpoint),
+    ...(probe === undefined
+      ? {}
+      : { probe: { ...probe, error: probe.error === null ? null : oneLine(probe.error) } }),
   };
 }
 
-function resolutionJson(target: string, shown: Shown): Record<string, unknown> {
+function resolutionJson(
+  target: string,
+  shown: Shown,
+  probes?: readonly ProbeResult[],
+): Record<string, unknown> {
   return {
     target: redactSecrets(target),
-    endpoints: shown.endpoints.map(endpointJson),
+    endpoints: shown.endpoints.map((e, i) => endpointJson(e, probes?.[i])),
     note: shown.note === undefined ? null : oneLine(shown.note),
     serviceConfigSource:
       shown.serviceConfigSource === undefined ? null : oneLine(shown.serviceConfigSource),
   };
 }
 
-function writeResolution(context: CommandContext, shown: Shown): void {
+function msText(value: number | null): string {
+  return value === null ? '-' : `${value.toFixed(1)} ms`;
+}
+
+function writeResolution(
+  context: CommandContext,
+  shown: Shown,
+  probes?: readonly ProbeResult[],
+): void {
   const { io } = context;
   if (shown.endpoints.length === 0) {
     io.writeOut('no endpoints\n');
   } else {
+    const columns: TableColumn[] = [
+      { heading: 'ADDRESS' },
+      { heading: 'WEIGHT', align: 'right' },
+      { heading: 'ZONE' },
+      { heading: 'SOURCE' },
+      { heading: 'LABELS' },
+    ];
+    if (probes !== undefined) {
+      columns.push(
+        { heading: 'STATE' },
+        { heading: 'HEALTH' },
+        { heading: 'CONNECT', align: 'right' },
+        { heading: 'CHECK', align: 'right' },
+      );
+    }
     writeTable(
       io,
-      [
-        { heading: 'ADDRESS' },
-        { heading: 'WEIGHT', align: 'right' },
-        { heading: 'ZONE' },
-        { heading: 'SOURCE' },
-        { heading: 'LABELS' },
-      ],
-      shown.endpoints.map((e) => [
-        e.key,
-        String(e.weight),
-        e.zone ?? '-',
-        e.labels[SOURCE_LABEL] ?? '-',
-        labelText(e) || '-',
-      ]),
+      columns,
+      shown.endpoints.map((e, i) => {
+        const row = [
+          e.key,
+          String(e.weight),
+          e.zone ?? '-',
+          e.labels[SOURCE_LABEL] ?? '-',
+          labelText(e) || '-',
+        ];
+        const probe = probes?.[i];
+        if (probe !== undefined) {
+          row.push(
+            probe.state,
+            probe.health ?? '-',
+            msText(probe.connectMs),
+            msText(probe.checkMs),
+          );
+        }
+        return row;
+      }),
     );
+  }
+  if (probes !== undefined) {
+    shown.endpoints.forEach((e, i) => {
+      const probe = probes[i];
+      if (probe?.error != null) {
+        io.writeOut(
+          `${e.key}: ${probe.health === null ? probe.state : probe.health}: ${oneLine(probe.error)}\n`,
+        );
+      }
+    });
   }
   if (shown.note !== undefined) io.writeOut(`note: ${oneLine(shown.note)}\n`);
   io.writeOut(
@@ -216,18 +294,32 @@ type Event =
 export async function resolveTarget(
   context: CommandContext,
   target: string,
-  options: EndpointsOptions,
+  options: ResolveOptions & { readonly watch?: boolean; readonly json?: boolean },
   command: string,
-  first: (shown: Shown) => void,
+  first: (shown: Shown) => void | Promise<void>,
 ): Promise<void> {
   const { io } = context;
-  const registries: RegistryOptions = {
-    ...(options.kubeconfig === undefined ? {} : { kubeconfig: options.kubeconfig }),
-    ...(options.context === undefined ? {} : { kubeContext: options.context }),
-    ...(options.consulAddr === undefined ? {} : { consulAddr: options.consulAddr }),
-    ...(options.consulTokenFile === undefined ? {} : { consulTokenFile: options.consulTokenFile }),
-    ...(options.etcdEndpoints === undefined ? {} : { etcdEndpoints: options.etcdEndpoints }),
-  };
+  checkEtcdFlags(options, command);
+  const registries: RegistryOptions = Object.fromEntries(
+    (
+      [
+        ['kubeconfig', options.kubeconfig],
+        ['kubeContext', options.context],
+        ['consulAddr', options.consulAddr],
+        ['consulTokenFile', options.consulTokenFile],
+        ['consulCacert', options.consulCacert],
+        ['consulClientCert', options.consulClientCert],
+        ['consulClientKey', options.consulClientKey],
+        ['consulTlsServerName', options.consulTlsServerName],
+        ['etcdEndpoints', options.etcdEndpoints],
+        ['etcdCacert', options.etcdCacert],
+        ['etcdCert', options.etcdCert],
+        ['etcdKey', options.etcdKey],
+        ['etcdUser', options.etcdUser],
+        ['etcdPasswordFile', options.etcdPasswordFile],
+      ] as const
+    ).filter(([, value]) => value !== undefined),
+  );
   const lookup = createSchemeLookup(registries);
   let resolver: EndpointResolver;
   try {
@@ -284,23 +376,8 @@ export async function resolveTarget(
   };
 
   // The first resolution, or the last error when none comes within --timeout.
-  const started = Date.now();
-  let progress: NodeJS.Timeout | undefined;
-  let drawn = false;
-  const clearProgress = () => {
-    if (progress === undefined) return;
-    clearInterval(progress);
-    progress = undefined;
-    if (drawn) io.writeErr('\r\u001b[K');
-  };
-  if (io.stderrIsTTY === true) {
-    progress = setInterval(() => {
-      const elapsed = ((Date.now() - started) / 1000).toFixed(1);
-      io.writeErr(`\r\u001b[Kresolving ${redactSecrets(target)}… ${elapsed} s`);
-      drawn = true;
-    }, 100);
-    progress.unref();
-  }
+  const progress = new ProgressLine(io);
+  progress.start((elapsed) => `resolving ${redactSecrets(target)}… ${elapsed} s`);
   let timedOut = false;
   // Held (not unref'd): it is what keeps the command waiting for a registry that does not answer.
   const deadline = setTimeout(() => {
@@ -336,7 +413,7 @@ export async function resolveTarget(
     }
   } finally {
     clearTimeout(deadline);
-    clearProgress();
+    progress.clear();
     if (initial === undefined || options.watch !== true) stop();
   }
   if (initial === undefined) {
@@ -351,7 +428,7 @@ export async function resolveTarget(
   }
 
   let current = show(initial, warn);
-  first(current);
+  await first(current);
   if (options.watch !== true) return;
 
   // --watch: every later resolution, as changes, until SIGINT or SIGTERM.
@@ -414,17 +491,135 @@ export function addResolveOptions(command: Command): Command {
     .option('--context <name>', 'kubeconfig context (default: its current context)')
     .option(
       '--consul-addr <address>',
-      'Consul agent HTTP API (default: $CONSUL_HTTP_ADDR, else 127.0.0.1:8500)',
+      'Consul agent HTTP API, https://… for TLS (default: $CONSUL_HTTP_ADDR, else 127.0.0.1:8500)',
     )
     .option(
       '--consul-token-file <file>',
       'file holding the Consul ACL token (default: $CONSUL_HTTP_TOKEN_FILE, else $CONSUL_HTTP_TOKEN)',
     )
     .option(
+      '--consul-cacert <file>',
+      "CA of an https:// agent's certificate (default: $CONSUL_CACERT, else the system CAs)",
+    )
+    .option(
+      '--consul-client-cert <file>',
+      'client certificate for an agent that requires one, with --consul-client-key (default: $CONSUL_CLIENT_CERT)',
+    )
+    .option(
+      '--consul-client-key <file>',
+      'key of the Consul client certificate (default: $CONSUL_CLIENT_KEY)',
+    )
+    .option(
+      '--consul-tls-server-name <name>',
+      "name the agent's certificate must carry, when not the address's host (default: $CONSUL_TLS_SERVER_NAME)",
+    )
+    .option(
       '--etcd-endpoints <list>',
-      'etcd members, comma-separated (default: $ETCD_ENDPOINTS, else 127.0.0.1:2379)',
-    );
+      'etcd members, comma-separated (default: $ETCD_ENDPOINTS, else $ETCDCTL_ENDPOINTS, else 127.0.0.1:2379)',
+    )
+    .option(
+      '--etcd-cacert <file>',
+      "CA of etcd's TLS certificate; turns TLS on (default: $ETCDCTL_CACERT)",
+    )
+    .option(
+      '--etcd-cert <file>',
+      'client certificate for etcd, with --etcd-key (default: $ETCDCTL_CERT)',
+    )
+    .option('--etcd-key <file>', 'key of the etcd client certificate (default: $ETCDCTL_KEY)')
+    .option(
+      '--etcd-user <name>',
+      'etcd user; the password comes from $ETCDCTL_PASSWORD or --etcd-password-file, never a flag (default: $ETCDCTL_USER, which may be user:password)',
+    )
+    .option('--etcd-password-file <file>', "file holding the etcd user's password");
 }
+
+/** Whether `pem` holds at least one certificate block, each of which parses. */
+function holdsPemCertificates(pem: string): boolean {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g);
+  if (blocks === null) return false;
+  try {
+    for (const block of blocks) new X509Certificate(block);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** TLS for the probes: on with --probe-tls, --probe-cacert or --probe-server-name; else undefined. */
+async function probeTls(
+  context: CommandContext,
+  options: EndpointsOptions,
+): Promise<ProbeTls | undefined> {
+  const { probeCacert, probeServerName } = options;
+  if (options.probeTls !== true && probeCacert === undefined && probeServerName === undefined) {
+    return undefined;
+  }
+  let ca: Buffer | undefined;
+  if (probeCacert !== undefined) {
+    let pem: string;
+    try {
+      pem = await context.io.readFile(probeCacert);
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      const why =
+        code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code;
+      throw new InputError(
+        `cannot read the CA certificate ${probeCacert} (--probe-cacert): ${why ?? String(error)}`,
+      );
+    }
+    // TLS takes a file without a certificate silently, and every probe would then fail to
+    // verify: say so once, here.
+    if (!holdsPemCertificates(pem)) {
+      throw new InputError(
+        `the CA certificate ${probeCacert} (--probe-cacert) is not PEM certificates`,
+      );
+    }
+    ca = Buffer.from(pem, 'utf8');
+  }
+  return {
+    ...(ca === undefined ? {} : { ca }),
+    ...(probeServerName === undefined ? {} : { serverName: probeServerName }),
+  };
+}
+
+/** Probes every endpoint of `shown`, a bounded number at once, with a progress line on a terminal. */
+async function probeAll(
+  context: CommandContext,
+  shown: Shown,
+  options: EndpointsOptions,
+): Promise<ProbeResult[]> {
+  const tls = await probeTls(context, options);
+  const progress = new ProgressLine(context.io);
+  const total = shown.endpoints.length;
+  let done = 0;
+  progress.start((elapsed) => `probing endpoints: ${done} of ${total} done… ${elapsed} s`);
+  try {
+    return await mapLimited(
+      shown.endpoints,
+      options.probeConcurrency,
+      (endpoint) =>
+        probeEndpoint(endpoint.key, {
+          timeoutMs: options.probeTimeout * 1000,
+          healthService: options.healthService,
+          ...(tls === undefined ? {} : { tls }),
+        }),
+      (count) => {
+        done = count;
+      },
+    );
+  } finally {
+    progress.clear();
+  }
+}
+
+const PROBE_OPTIONS = [
+  ['healthService', '--health-service'],
+  ['probeTimeout', '--probe-timeout'],
+  ['probeConcurrency', '--probe-concurrency'],
+  ['probeTls', '--probe-tls'],
+  ['probeCacert', '--probe-cacert'],
+  ['probeServerName', '--probe-server-name'],
+] as const;
 
 /** `grpc-lb endpoints <target>`: what a target resolves to, as a channel would see it. */
 export const endpointsCommand: CliCommand = {
@@ -433,7 +628,7 @@ export const endpointsCommand: CliCommand = {
     addResolveOptions(
       new Command('endpoints')
         .description(
-          'Resolve a target with the resolvers an application uses and print its endpoints (address, weight, zone, source, labels), without connecting to them',
+          'Resolve a target with the resolvers an application uses and print its endpoints (address, weight, zone, source, labels); with --probe, also connect to each and ask its health',
         )
         .argument(
           '<target>',
@@ -443,29 +638,86 @@ export const endpointsCommand: CliCommand = {
         .option(
           '-w, --watch',
           'keep watching and print additions, removals and changes, with times',
+        )
+        .addOption(
+          new Option(
+            '--probe',
+            'connect to every endpoint (plaintext unless a --probe-tls option says otherwise) and show the state reached, its grpc.health.v1 status and latencies',
+          ).conflicts('watch'),
+        )
+        .option(
+          '--health-service <name>',
+          'with --probe: the service name the health Check asks about ("": the whole server)',
+          '',
+        )
+        .option(
+          '--probe-timeout <seconds>',
+          'with --probe: how long each endpoint gets to connect and answer',
+          seconds,
+          DEFAULT_PROBE_TIMEOUT_S,
+        )
+        .option(
+          '--probe-concurrency <n>',
+          'with --probe: how many endpoints are probed at once',
+          concurrency,
+          DEFAULT_PROBE_CONCURRENCY,
+        )
+        .option(
+          '--probe-tls',
+          "with --probe: connect with TLS, checking the endpoints' certificates",
+        )
+        .option(
+          '--probe-cacert <file>',
+          "with --probe: TLS, checking the endpoints' certificates against this CA (default: the system's)",
+        )
+        .option(
+          '--probe-server-name <name>',
+          'with --probe: TLS, expecting this name in the certificates instead of the address dialled',
         ),
     )
       .addHelpText(
         'after',
         `
-Nothing connects to the endpoints: the target's resolver is driven directly, as a channel's would
-be. The table (or JSON) goes to stdout with the resolution's note and the service config document
-the registry holds for it, if any; warnings go to stderr. With --watch, each change is printed as
-it happens ("added", "removed", "changed", "service-config"), with its time, until Ctrl-C.
+Without --probe nothing connects to the endpoints: the target's resolver is driven directly, as a
+channel's would be. The table (or JSON) goes to stdout with the resolution's note and the service
+config document the registry holds for it, if any; warnings go to stderr. With --watch, each
+change is printed as it happens ("added", "removed", "changed", "service-config"), with its time,
+until Ctrl-C.
 
-Exit status: 0 resolved (or a watch interrupted), 1 the registry could not be read within
---timeout or a setting is wrong, 2 a usage error (a malformed target).
+With --probe, each endpoint gets an HTTP/2 connection of its own (plaintext, or TLS with
+--probe-tls, --probe-cacert or --probe-server-name; at most --probe-concurrency at once, each
+closed when its probe ends) and one grpc.health.v1.Health/Check: STATE is the connectivity state
+reached within --probe-timeout (READY, TRANSIENT_FAILURE with the reason below the table,
+CONNECTING when it timed out), HEALTH the Check's answer (SERVING, NOT_SERVING, SERVICE_UNKNOWN,
+UNKNOWN; UNIMPLEMENTED: no health service, which a balancer counts as healthy; ERROR: see below
+the table), CONNECT the time to READY and CHECK the Check's round trip.
+
+Exit status: 0 resolved (or a watch interrupted; with --probe, every endpoint READY and SERVING
+or without a health service), 1 the registry could not be read within --timeout or a setting is
+wrong, 2 a usage error (a malformed target), 3 with --probe: resolved, but some endpoints cannot
+take calls (the output lists them).
 
 Examples:
   grpc-lb endpoints 'static:///127.0.0.2:50051;version=v1,127.0.0.3:50051;version=v2'
   grpc-lb endpoints etcd:///services/hello --etcd-endpoints 10.0.0.5:2379 --json
   CONSUL_HTTP_ADDR=consul.internal:8500 grpc-lb endpoints consul:///hello --watch
   grpc-lb endpoints 'composite:///hello?vms=consul:///hello&pods=k8s:///hello.prod:grpc'
+  grpc-lb endpoints k8s:///hello.prod:grpc --probe --health-service helloworld.Greeter
 `,
       )
       .action(async (target: string, _options: unknown, command: Command) => {
         const options = command.opts<EndpointsOptions>();
-        await resolveTarget(context, target, options, ENDPOINTS, (shown) => {
+        if (options.probe !== true) {
+          for (const [key, flag] of PROBE_OPTIONS) {
+            if (command.getOptionValueSource(key) === 'cli') {
+              throw new UsageError(`${flag} applies only with --probe`, ENDPOINTS);
+            }
+          }
+        }
+        await resolveTarget(context, target, options, ENDPOINTS, async (shown) => {
+          const probes =
+            options.probe === true ? await probeAll(context, shown, options) : undefined;
+          const healthy = probes?.filter(probeHealthy).length ?? 0;
           if (options.json === true) {
             if (options.watch === true) {
               writeJson(
@@ -478,10 +730,27 @@ Examples:
                 { compact: true },
               );
             } else {
-              writeJson(context.io, resolutionJson(target, shown));
+              writeJson(context.io, {
+                ...resolutionJson(target, shown, probes),
+                ...(probes === undefined
+                  ? {}
+                  : {
+                      probe: {
+                        healthService: options.healthService,
+                        timeoutSeconds: options.probeTimeout,
+                        endpoints: probes.length,
+                        healthy,
+                      },
+                    }),
+              });
             }
           } else {
-            writeResolution(context, shown);
+            writeResolution(context, shown, probes);
+          }
+          if (probes !== undefined && healthy < probes.length) {
+            throw new UnhealthyError(
+              `${probes.length - healthy} of ${probes.length} endpoints cannot take calls (not READY, or not SERVING)`,
+            );
           }
         });
       }),
