@@ -257,6 +257,25 @@ test('403: names the service and service:read, never the token', async () => {
   }
 });
 
+test('403 ACL not found: says the agent does not know the token, never prints it', async () => {
+  const server = await scripted([{ status: 403, body: 'ACL not found' }]);
+  const r = resolver(server, 'consul:///hello', 'very-secret-token');
+  const rec = recorder();
+  r.start(rec.sink);
+  try {
+    await until(() => rec.errors.length === 1, 'the 403');
+    const error = rec.errors[0] as ConsulResolutionError;
+    assert.equal(error.status, 403);
+    assert.match(
+      error.message,
+      /403 ACL not found: the ACL token \(from the `token` option\) is not one the agent knows/,
+    );
+    assert.doesNotMatch(error.message, /lacks service:read|very-secret/);
+  } finally {
+    r.stop();
+  }
+});
+
 test('an empty listing is an honest empty update naming the service', async () => {
   const server = await scripted([{ index: '5', body: [] }]);
   const r = resolver(server);

@@ -227,13 +227,26 @@ export class ConsulEndpointResolver implements EndpointResolver {
     return 'no ACL token was given (set the `token` or `tokenFile` option, CONSUL_HTTP_TOKEN or CONSUL_HTTP_TOKEN_FILE)';
   }
 
+  /**
+   * Why the agent answered 403: no token given; a token it does not know ("ACL not found": a
+   * typo, a deleted or expired token, another datacenter's); or a known token without `needs`.
+   */
+  private refusedTokenHint(body: string, needs: string): string {
+    if (this.settings.tokenSource === 'none') return this.noTokenHint();
+    const source = describeTokenSource(this.settings);
+    if (/ACL not found/i.test(body)) {
+      return `the ACL token (from ${source}) is not one the agent knows (deleted, expired, mistyped or from another datacenter)`;
+    }
+    return `the ACL token (from ${source}) lacks ${needs}`;
+  }
+
   private onHealthAnswer(response: AgentResponse): Error | undefined {
     const { status, body } = response;
     if (status === 403) {
-      const token =
-        this.settings.tokenSource === 'none'
-          ? this.noTokenHint()
-          : `the ACL token (from ${describeTokenSource(this.settings)}) lacks service:read on "${this.target.service}" (and node:read for its nodes)`;
+      const token = this.refusedTokenHint(
+        body,
+        `service:read on "${this.target.service}" (and node:read for its nodes)`,
+      );
       return this.error(`reading ${this.describe()}: 403 ${firstLine(body)}: ${token}`, status);
     }
     if (status !== 200) {
@@ -303,10 +316,7 @@ export class ConsulEndpointResolver implements EndpointResolver {
     if (status === 404) {
       document = { present: false };
     } else if (status === 403) {
-      const token =
-        this.settings.tokenSource === 'none'
-          ? this.noTokenHint()
-          : `the ACL token (from ${describeTokenSource(this.settings)}) lacks key:read on "${key}"`;
+      const token = this.refusedTokenHint(body, `key:read on "${key}"`);
       return this.error(
         `reading ${this.describeKey()}: 403 ${firstLine(body)}: ${token}; a policy that reads it: ${keyReadRules(key)}`,
         status,
