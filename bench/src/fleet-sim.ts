@@ -201,10 +201,13 @@ export async function simulateFleetCase(fleetCase: FleetCase): Promise<FleetCoun
     const calls = new Array<number>(fleet.backends).fill(0);
     let crossZoneCalls = 0;
     let totalCalls = 0;
+    let connectionsWithCalls = 0;
     for (const client of clients) {
       client.connections = client.channel.connected();
       for (const address of client.connections) connections[index.get(address)!]! += weight;
-      for (const [address, n] of client.calls()) {
+      const spread = client.calls();
+      connectionsWithCalls += spread.size * weight;
+      for (const [address, n] of spread) {
         calls[index.get(address)!]! += n * weight;
         totalCalls += n * weight;
         if (backends.zoneOfKey.get(address) !== client.zone) crossZoneCalls += n * weight;
@@ -214,7 +217,7 @@ export async function simulateFleetCase(fleetCase: FleetCase): Promise<FleetCoun
     // Back to the fleet's own list, so that the removal is from n (⌊n / subsetSize⌋ as in the table).
     await change(clients, backends.endpoints, weight);
     const remove = await change(clients, backends.endpoints.slice(1), weight);
-    return { connections, calls, crossZoneCalls, totalCalls, add, remove };
+    return { connections, calls, crossZoneCalls, totalCalls, connectionsWithCalls, add, remove };
   } finally {
     for (const client of clients) client.destroy();
   }

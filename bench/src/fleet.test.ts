@@ -160,6 +160,7 @@ describe('fleet: pure parts', () => {
       calls: Array<number>(20).fill(100),
       crossZoneCalls: 60,
       totalCalls: 300,
+      connectionsWithCalls: 15,
       add: { opened: 1, closed: 1, clientsChanged: 1 },
       remove: { opened: 2, closed: 2, clientsChanged: 2 },
     });
@@ -168,6 +169,7 @@ describe('fleet: pure parts', () => {
     assert.deepEqual(row.connMin, { median: 8, min: 7, max: 9 });
     assert.deepEqual(row.connMax, { median: 12, min: 11, max: 13 });
     assert.ok(Math.abs(row.crossZoneShare - 0.2) < 1e-12);
+    assert.equal(row.connectionsWithCallsShare, 0.5);
     const report: FleetReport = {
       callsPerClient: 1000,
       rows: [row],
@@ -192,6 +194,7 @@ describe('fleet: pure parts', () => {
       calls,
       crossZoneCalls,
       totalCalls: 40_000,
+      connectionsWithCalls: 800,
       add: { opened: 40, closed: 0, clientsChanged: 40 },
       remove: { opened: 0, closed: 40, clientsChanged: 40 },
     });
@@ -231,6 +234,7 @@ describe('fleet: the simulation (real balancers, stand-in connections)', () => {
     assert.deepEqual(counts.add, { opened: 40, closed: 0, clientsChanged: 40 });
     assert.deepEqual(counts.remove, { opened: 0, closed: 40, clientsChanged: 40 });
     assert.equal(sum(counts.calls), 40 * 1000);
+    assert.equal(counts.connectionsWithCalls, 40 * 20);
   });
 
   test('random subsetting: each client holds subsetSize connections; one backend added or removed moves at most one per client', async () => {
@@ -247,6 +251,8 @@ describe('fleet: the simulation (real balancers, stand-in connections)', () => {
     const counts = await simulateFleetCase(small('none', 0, 10, 'on'));
     assert.equal(counts.crossZoneCalls, 0);
     assert.ok(Math.abs(sum(counts.calls) - 40 * 1000) < 1e-6);
+    // Only the local connections carry calls: 20 × 10 + 12 × 6 + 8 × 4 of 40 × 20.
+    assert.equal(counts.connectionsWithCalls, 304);
     const load = ratiosToMean(counts.calls);
     assert.ok(load.max < 1.01 && load.min > 0.99, `load ${load.min}-${load.max}`);
   });

@@ -226,6 +226,8 @@ export interface FleetCounts {
   /** Calls that went to a backend of another zone than the client's. */
   crossZoneCalls: number;
   totalCalls: number;
+  /** Connections that carried calls (zone-aware routing leaves those to other zones idle). */
+  connectionsWithCalls: number;
   add: Churn;
   remove: Churn;
 }
@@ -263,6 +265,8 @@ export interface FleetRow {
   /** Each backend zone's mean load against the mean over every backend (mean over runs). */
   loadByZone: { zone: string; overMean: number }[];
   crossZoneShare: number;
+  /** The share of the connections that carried calls (mean over runs). */
+  connectionsWithCallsShare: number;
   add: Churn;
   remove: Churn;
   /** Wall time of the runs, ms. */
@@ -347,6 +351,9 @@ export function fleetRow(fleetCase: FleetCase, runs: readonly FleetCounts[], ms:
       ),
     })),
     crossZoneShare: mean(runs.map((r) => r.crossZoneCalls / r.totalCalls)),
+    connectionsWithCallsShare: mean(
+      runs.map((r) => r.connectionsWithCalls / r.connections.reduce((a, b) => a + b, 0)),
+    ),
     add: first.add,
     remove: first.remove,
     ms,
@@ -416,6 +423,10 @@ export const FLEET_COLUMNS: readonly { header: string; cell: (row: FleetRow) => 
     cell: (r) => r.loadByZone.map((z) => fmt(z.overMean)).join(' / '),
   },
   { header: 'cross-zone calls', cell: (r) => `${fmt(r.crossZoneShare * 100, 1)} %` },
+  {
+    header: 'connections carrying calls',
+    cell: (r) => `${fmt(r.connectionsWithCallsShare * 100, 0)} %`,
+  },
   { header: '+1 backend: opened / closed (clients)', cell: (r) => churn(r.add) },
   { header: '−1 backend: opened / closed (clients)', cell: (r) => churn(r.remove) },
 ];
@@ -496,6 +507,7 @@ export function fleetSummary(report: FleetReport): Record<string, unknown>[] {
     loadP99OverMean: r2(row.loadP99OverMean.median),
     loadByZone: Object.fromEntries(row.loadByZone.map((z) => [z.zone, r2(z.overMean)])),
     crossZoneShare: r2(row.crossZoneShare),
+    connectionsWithCallsShare: r2(row.connectionsWithCallsShare),
     add: row.add,
     remove: row.remove,
   }));
