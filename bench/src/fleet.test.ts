@@ -187,6 +187,34 @@ describe('fleet: pure parts', () => {
     assert.equal(fleetReading(report), '');
   });
 
+  test('the reading compares each zone-aware row with the same subsetting without it', () => {
+    const counts = (calls: number[], crossZoneCalls: number): FleetCounts => ({
+      connections: Array<number>(20).fill(10),
+      calls,
+      crossZoneCalls,
+      totalCalls: 40_000,
+      connectionsWithCalls: 200,
+      add: { opened: 1, closed: 1, clientsChanged: 1 },
+      remove: { opened: 1, closed: 1, clientsChanged: 1 },
+    });
+    const off = small('random', 5);
+    const on = small('random', 5, 40, 'on');
+    const report: FleetReport = {
+      callsPerClient: 1000,
+      rows: [
+        fleetRow(off, [counts([...Array<number>(19).fill(1900), 3900], 24_800)], 1),
+        fleetRow(on, [counts([...Array<number>(19).fill(1800), 5800], 0)], 1),
+      ],
+      sreBook: { minOverMean: 0.63, maxOverMean: 1.21 },
+    };
+    assert.equal(
+      fleetReading(report),
+      '40 × 20, random 5: zone-aware routing takes cross-zone calls from 62.0 % to 0.0 % and the ' +
+        "busiest backend's load from 1.95 to 2.90 × the mean (only the subset's members in the " +
+        "client's zone take calls).",
+    );
+  });
+
   test('the reading names the local overload and the spill of a fleet whose clients are not spread like its backends', () => {
     const base = small('none', 0, 10, 'on', CLIENTS_70_20_10);
     const counts = (calls: number[], crossZoneCalls: number): FleetCounts => ({

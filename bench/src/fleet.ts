@@ -473,6 +473,26 @@ export function fleetReading(report: FleetReport): string {
         '.',
     );
   }
+  for (const on of report.rows) {
+    if (on.zoneAware !== 'on') continue;
+    const off = report.rows.find(
+      (r) =>
+        r.zoneAware === 'off' &&
+        r.fleet === on.fleet &&
+        r.subsetting === on.subsetting &&
+        r.subsetSize === on.subsetSize,
+    );
+    if (!off || on.clientZones !== on.zones) continue;
+    lines.push(
+      `${on.fleet}, ${on.subsetSize === null ? 'no subsetting' : `${on.subsetting} ${on.subsetSize}`}: ` +
+        `zone-aware routing takes cross-zone calls from ${fmt(off.crossZoneShare * 100, 1)} % to ` +
+        `${fmt(on.crossZoneShare * 100, 1)} % and the busiest backend's load from ` +
+        `${fmt(off.loadMaxOverMean.median)} to ${fmt(on.loadMaxOverMean.median)} × the mean` +
+        (on.subsetSize === null
+          ? '.'
+          : " (only the subset's members in the client's zone take calls)."),
+    );
+  }
   const skewed = report.rows.filter((r) => r.clientZones !== r.zones && r.subsetSize === null);
   const on = skewed.find((r) => r.zoneAware === 'on');
   const shares = skewed.find((r) => r.zoneAware === 'clientShares');
