@@ -44,7 +44,7 @@ export interface BenchOptions {
   scenarios: string[] | null;
   proxies: boolean;
   micro: boolean;
-  /** Run the fleet simulation (subsetting over 1,000 clients × 1,000 backends). */
+  /** Run the fleet simulation (subsetting and zone-aware routing, 1,000 clients × 1,000 backends). */
   fleet: boolean;
   /** Write a V8 CPU profile of every load worker. */
   cpuProf: boolean;
@@ -97,10 +97,10 @@ export const USAGE = `usage: npm run bench -- [options]
                           convergence-k8s or convergence-consul;
                           ghz-calibration; startup-skew (the first 100 calls of a new channel);
                           metrics-cost (throughput with and without metrics);
-                          fleet (the subsetting simulation, no sockets)
+                          fleet (subsetting and zone-aware routing simulated, no sockets)
   --no-proxies            skip nginx and HAProxy (and their installation)
   --no-micro              skip the in-process pick/update micro benchmarks
-  --no-fleet              skip the fleet simulation (subsetting, 1,000 clients × 1,000 backends)
+  --no-fleet              skip the fleet simulation (subsetting, zone-aware, 1,000 × 1,000)
   --cpu-prof              V8 CPU profile of every load worker (bench/results/tmp/profiles)
   --out DIR               output directory (default bench/results; quick: bench/results/tmp)
   --date YYYY-MM-DD       date used in output file names (default today, UTC)

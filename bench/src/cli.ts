@@ -60,7 +60,8 @@ function printReport(run: BenchRun): void {
   if (run.fleet) {
     out.push(
       `Fleet (simulated, ${run.fleet.callsPerClient} calls per client, round robin): connections ` +
-        'and calls per backend, cross-zone calls, and the connections one backend added or removed ' +
+        'and calls per backend (by backend zone too), cross-zone calls, and the connections one ' +
+        'backend added or removed ' +
         'opened / closed (clients changed):',
       formatFleetTable(run.fleet),
       fleetReading(run.fleet),

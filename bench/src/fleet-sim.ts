@@ -7,9 +7,10 @@
  * let settle (two event-loop turns), and what they did is counted:
  *
  * - connections: the subchannels each balancer holds a ref on;
- * - calls: each client's picker is asked 10 × (its connections) times and
- *   its `CALLS_PER_CLIENT` calls are spread in those proportions (round
- *   robin: evenly over its members);
+ * - calls: each client's picker is asked 10 × (its connections) times (70 ×
+ *   when zone-aware) and its `CALLS_PER_CLIENT` calls are spread in those
+ *   proportions (round robin: evenly over its members; zone-aware: as the
+ *   real zone routing splits them over zones, then evenly within a zone);
  * - churn: the connections each client opened and closed when one backend
  *   was added to the list, and (from the original list) when the first one
  *   was removed.
@@ -22,6 +23,7 @@ import { normalizeEndpoint, register } from '@grpc-lb/core';
 import { FakeChannel, FakeSubchannel } from './fake-subchannel';
 import {
   CALLS_PER_CLIENT,
+  clientZonesOf,
   fleetCases,
   fleetRow,
   SRE_BOOK_RANDOM,
@@ -30,6 +32,7 @@ import {
   type FleetCase,
   type FleetCounts,
   type FleetReport,
+  picksPerConnection,
   policyJson,
 } from './fleet';
 
@@ -103,6 +106,7 @@ class Client {
   constructor(
     readonly zone: string,
     json: Record<string, unknown>,
+    private readonly picksPerConnection: number,
   ) {
     this.config = parseLoadBalancingConfig(json as LbConfigJson);
   }
@@ -113,13 +117,13 @@ class Client {
     }
   }
 
-  /** Calls per address: `CALLS_PER_CLIENT` spread as 10 × (connections) picks fell. */
+  /** Calls per address: `CALLS_PER_CLIENT` spread as `picksPerConnection` × (connections) picks fell. */
   calls(): Map<string, number> {
     const { state, picker, errorMessage } = this.channel;
     if (state !== CS.READY || !picker) {
       throw new Error(`balancer is ${CS[state]}, not READY: ${errorMessage ?? ''}`);
     }
-    const picks = 10 * this.connections.size;
+    const picks = this.picksPerConnection * this.connections.size;
     const args = { metadata: new grpc.Metadata(), extraPickInfo: {} };
     const counts = new Map<string, number>();
     for (let i = 0; i < picks; i++) {
@@ -184,7 +188,11 @@ export async function simulateFleetCase(fleetCase: FleetCase): Promise<FleetCoun
       // A sample of clients (no subsetting) is spread over the zones as the whole fleet is.
       const client = Math.floor(c * weight);
       clients.push(
-        new Client(zoneOf(client, fleet.clients, fleet.zones), policyJson(variant, client)),
+        new Client(
+          zoneOf(client, fleet.clients, clientZonesOf(fleet)),
+          policyJson(variant, client, fleet),
+          picksPerConnection(variant),
+        ),
       );
     }
     for (const client of clients) client.update(backends.endpoints);
@@ -193,10 +201,13 @@ export async function simulateFleetCase(fleetCase: FleetCase): Promise<FleetCoun
     const calls = new Array<number>(fleet.backends).fill(0);
     let crossZoneCalls = 0;
     let totalCalls = 0;
+    let connectionsWithCalls = 0;
     for (const client of clients) {
       client.connections = client.channel.connected();
       for (const address of client.connections) connections[index.get(address)!]! += weight;
-      for (const [address, n] of client.calls()) {
+      const spread = client.calls();
+      connectionsWithCalls += spread.size * weight;
+      for (const [address, n] of spread) {
         calls[index.get(address)!]! += n * weight;
         totalCalls += n * weight;
         if (backends.zoneOfKey.get(address) !== client.zone) crossZoneCalls += n * weight;
@@ -206,7 +217,7 @@ export async function simulateFleetCase(fleetCase: FleetCase): Promise<FleetCoun
     // Back to the fleet's own list, so that the removal is from n (⌊n / subsetSize⌋ as in the table).
     await change(clients, backends.endpoints, weight);
     const remove = await change(clients, backends.endpoints.slice(1), weight);
-    return { connections, calls, crossZoneCalls, totalCalls, add, remove };
+    return { connections, calls, crossZoneCalls, totalCalls, connectionsWithCalls, add, remove };
   } finally {
     for (const client of clients) client.destroy();
   }
@@ -225,8 +236,9 @@ export async function runFleet(
     for (let r = 0; r < fleetCase.repeats; r++) runs.push(await simulateFleetCase(fleetCase));
     const row = fleetRow(fleetCase, runs, performance.now() - started);
     log(
-      `${row.fleet} ${row.subsetting} ${row.subsetSize ?? ''}: connections per backend ` +
-        `${row.connMin.median}-${row.connMax.median}, load max/mean ${row.loadMaxOverMean.median.toFixed(2)} ` +
+      `${row.fleet} ${row.subsetting} ${row.subsetSize ?? ''} zone-aware ${row.zoneAware}: connections ` +
+        `per backend ${row.connMin.median}-${row.connMax.median}, load max/mean ` +
+        `${row.loadMaxOverMean.median.toFixed(2)}, cross-zone ${(row.crossZoneShare * 100).toFixed(1)} % ` +
         `(${row.repeats} run${row.repeats === 1 ? '' : 's'}, ${Math.round(row.ms)} ms)`,
     );
     rows.push(row);

@@ -218,7 +218,7 @@ function startupTable(reports: readonly StartupSkewReport[]): string {
 function fleetSection(run: BenchRun): string[] {
   const report = run.fleet;
   const head =
-    "## Fleet: subsetting simulated (1,000 clients × 1,000 backends; the SRE book's 300 × 300)";
+    "## Fleet: subsetting and zone-aware routing simulated (1,000 clients × 1,000 backends; the SRE book's 300 × 300)";
   if (!report) return run.fleetError ? [head, '', `Not measured: ${run.fleetError}.`, ''] : [];
   const [header, ...rows] = fleetTableCells(report);
   return [head, '', FLEET_METHOD, '', table(header!, rows), '', fleetReading(report), ''];

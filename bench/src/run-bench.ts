@@ -494,7 +494,9 @@ export async function runBench(
   let fleet: FleetReport | null = null;
   let fleetError: string | null = null;
   if (options.fleet && fleetWanted(options.scenarios)) {
-    log(`${FLEET}: subsetting simulated over 1,000 clients × 1,000 backends (separate process)`);
+    log(
+      `${FLEET}: subsetting and zone-aware routing simulated over 1,000 clients × 1,000 backends (separate process)`,
+    );
     try {
       fleet = await runFleetInWorker(options.quick, {
         execArgv: [],
