@@ -48,6 +48,15 @@ export {
   type LeastRequestConfig,
 } from './least-request-config';
 export {
+  CONSISTENT_HASH_POLICY,
+  HASH_KEY_HEADER,
+  parseConsistentHashConfig,
+  setHashKey,
+  type ConsistentHashConfig,
+  type HashAlgorithm,
+  type HashFallback,
+} from './consistent-hash-config';
+export {
   parseOutlierDetection,
   parseHealthCheck,
   parseSlowStart,
