@@ -12,6 +12,7 @@
  *     );
  *     new GreeterClient(target, creds, { 'grpc.service_config': JSON.stringify(config) });
  */
+import { CONSISTENT_HASH_POLICY } from './consistent-hash-config';
 import { LEAST_REQUEST_POLICY } from './least-request-config';
 import { ROUND_ROBIN_POLICY } from './round-robin-config';
 import { checkServiceConfig, parseOurPolicy } from './service-config';
@@ -100,6 +101,20 @@ export function leastRequest(
   } = {},
 ): LoadBalancingConfigJson {
   return policy(LEAST_REQUEST_POLICY, options);
+}
+
+/** Sticky routing by each call's key: ring hash (gRFC A42) or Maglev (Envoy); see the README. */
+export function consistentHash(
+  options: ResilienceOptions & {
+    readonly algorithm?: 'ring_hash' | 'maglev';
+    readonly hashHeader?: string;
+    readonly minRingSize?: number;
+    readonly maxRingSize?: number;
+    readonly tableSize?: number;
+    readonly fallback?: 'random' | 'round_robin';
+  } = {},
+): LoadBalancingConfigJson {
+  return policy(CONSISTENT_HASH_POLICY, options);
 }
 
 export class TrafficSplitBuilder {

@@ -73,6 +73,7 @@ export {
   roundRobin,
   weightedRoundRobin,
   leastRequest,
+  consistentHash,
   type ResilienceOptions,
   trafficSplit,
   serviceConfig,

@@ -1,0 +1,162 @@
+/**
+ * grpc-lb.consistent_hash against 10 real grpc-js backends (child processes
+ * on 127.0.0.x, one port), endpoints from a `manual:` target: stickiness
+ * over 10,000 calls and across a resolver update that leaves the endpoint
+ * set alone, and the share of keys that move when one backend is removed.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import * as grpc from '@grpc/grpc-js';
+import { CONSISTENT_HASH_POLICY, ManualEndpoints, register, setHashKey } from '@grpc-lb/core';
+import {
+  type Backend,
+  type BackendSet,
+  type GreeterClient,
+  loadGreeterService,
+  sayHello,
+  startBackends,
+  waitFor,
+} from './harness';
+
+register({ grpc });
+const Greeter = loadGreeterService();
+const insecure = grpc.credentials.createInsecure();
+const HEADER = 'x-user-id';
+const KEYS = Array.from({ length: 1000 }, (_, i) => `user-${i}`);
+
+function endpointsOf(backends: readonly Backend[], labels: Record<string, string> = {}) {
+  return backends.map((b) => ({ host: b.host, port: b.port, labels }));
+}
+
+function hashedClient(target: string, config: Record<string, unknown> = {}): GreeterClient {
+  return new Greeter(target, insecure, {
+    'grpc.service_config': JSON.stringify({
+      loadBalancingConfig: [{ [CONSISTENT_HASH_POLICY]: { hashHeader: HEADER, ...config } }],
+    }),
+  });
+}
+
+function keyed(key: string, header = HEADER): grpc.Metadata {
+  const metadata = new grpc.Metadata();
+  metadata.set(header, key);
+  return metadata;
+}
+
+/** `calls` calls, 20 at a time, call i keyed `keys[i % keys.length]`; the backends each key reached. */
+async function drive(
+  client: GreeterClient,
+  calls: number,
+  metadataFor: (key: string) => grpc.Metadata = keyed,
+): Promise<Map<string, Set<string>>> {
+  const reached = new Map<string, Set<string>>();
+  let issued = 0;
+  const worker = async () => {
+    while (issued < calls) {
+      const key = KEYS[issued++ % KEYS.length]!;
+      const reply = await sayHello(client, 'test', { metadata: metadataFor(key) });
+      let set = reached.get(key);
+      if (!set) reached.set(key, (set = new Set()));
+      set.add(reply.address);
+    }
+  };
+  await Promise.all(Array.from({ length: 20 }, worker));
+  return reached;
+}
+
+/** Each key's only backend; fails naming a key that reached more than one. */
+function stickyMap(reached: Map<string, Set<string>>): Map<string, string> {
+  const map = new Map<string, string>();
+  for (const [key, set] of reached) {
+    assert.equal(set.size, 1, `${key} reached ${[...set].join(', ')}`);
+    map.set(key, [...set][0]!);
+  }
+  return map;
+}
+
+async function allConnected(backends: readonly Backend[]): Promise<void> {
+  await waitFor(
+    async () => {
+      for (const b of backends) if ((await b.stats()).connectionsOpen !== 1) return false;
+      return true;
+    },
+    { timeoutMs: 10_000, intervalMs: 50, message: 'every backend is connected' },
+  );
+}
+
+describe('grpc-lb.consistent_hash with 10 real backends', () => {
+  let set: BackendSet;
+  before(async () => {
+    set = await startBackends({ count: 10 });
+  });
+  after(async () => {
+    await set.stopAll();
+  });
+
+  test('the same key lands on the same backend over 10,000 calls and across a resolver update that keeps the set', async () => {
+    const manual = new ManualEndpoints(endpointsOf(set.backends));
+    const client = hashedClient(manual.target);
+    try {
+      await sayHello(client, 'warm-up', { waitForReady: true });
+      await allConnected(set.backends);
+      const first = stickyMap(await drive(client, 10_000));
+      assert.equal(first.size, KEYS.length);
+      assert.equal(new Set(first.values()).size, 10, 'keys spread over every backend');
+
+      // Another order and new labels: the same set, so the same table.
+      manual.update(endpointsOf([...set.backends].reverse(), { version: 'v2' }));
+      const second = stickyMap(await drive(client, 2_000));
+      assert.deepEqual(second, first);
+    } finally {
+      client.close();
+      manual.dispose();
+    }
+  });
+
+  test('removing one of 10 backends moves about 10% of the keys (±3 points), only keys it had', async () => {
+    const manual = new ManualEndpoints(endpointsOf(set.backends));
+    const client = hashedClient(manual.target);
+    try {
+      await sayHello(client, 'warm-up', { waitForReady: true });
+      await allConnected(set.backends);
+      const before = stickyMap(await drive(client, 2_000));
+      const removed = set.backends[3]!;
+      manual.update(endpointsOf(set.backends.filter((b) => b !== removed)));
+      await waitFor(
+        async () => {
+          const reached = await drive(client, 200);
+          return [...reached.values()].every((s) => !s.has(removed.address));
+        },
+        { timeoutMs: 5000, message: 'no call reaches the removed backend' },
+      );
+      const after = stickyMap(await drive(client, 2_000));
+      let moved = 0;
+      for (const [key, address] of before) {
+        if (after.get(key) === address) continue;
+        moved++;
+        assert.equal(address, removed.address, `${key} moved from ${address}, not the removed one`);
+      }
+      const share = moved / KEYS.length;
+      assert.ok(share >= 0.07 && share <= 0.13, `moved ${share}`);
+      assert.ok(![...after.values()].includes(removed.address));
+    } finally {
+      client.close();
+      manual.dispose();
+    }
+  });
+
+  test('maglev, keyed by the application per call (setHashKey): sticky, and spread over every backend', async () => {
+    const manual = new ManualEndpoints(endpointsOf(set.backends));
+    const client = hashedClient(manual.target, { algorithm: 'maglev' });
+    try {
+      await sayHello(client, 'warm-up', { waitForReady: true });
+      await allConnected(set.backends);
+      const map = stickyMap(
+        await drive(client, 3_000, (key) => setHashKey(new grpc.Metadata(), key)),
+      );
+      assert.equal(new Set(map.values()).size, 10);
+    } finally {
+      client.close();
+      manual.dispose();
+    }
+  });
+});
