@@ -56,6 +56,8 @@ export {
   type HashAlgorithm,
   type HashFallback,
 } from './consistent-hash-config';
+/** The consistent-hash tables, pure (for tools and benchmarks that measure them). */
+export { HashRing, MaglevTable, type HashTable, type HashEndpoint } from './hash-ring';
 export {
   parseOutlierDetection,
   parseHealthCheck,

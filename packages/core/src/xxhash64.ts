@@ -29,11 +29,11 @@ const P4L = 0xc2b2ae63;
 const P5H = 0x27d4eb2f;
 const P5L = 0x165667c5;
 
-// The result of the last 64-bit operation: one pair of registers, so nothing is allocated per step.
-let rh = 0;
-let rl = 0;
+// The result of the last 64-bit operation, [hi, lo]: a typed array, so that storing a value above
+// 2^30 allocates no boxed number (a module-level `let` would, on every step).
+const R = new Uint32Array(2);
 
-/** (ah:al) × (bh:bl) mod 2^64 → rh:rl. */
+/** (ah:al) × (bh:bl) mod 2^64 → R = [hi, lo]. */
 function mul(ah: number, al: number, bh: number, bl: number): void {
   // al × bl in full, from 16-bit pieces whose products are exact in a double.
   const a0 = al & 0xffff;
@@ -47,29 +47,29 @@ function mul(ah: number, al: number, bh: number, bl: number): void {
   const lo = (((mid & 0xffff) << 16) | (p00 & 0xffff)) >>> 0;
   const carry = a1 * b1 + (p01 >>> 16) + (p10 >>> 16) + (mid >>> 16);
   // The cross terms only reach the upper half, where their low 32 bits are all that count.
-  rh = (carry + Math.imul(ah, bl) + Math.imul(al, bh)) >>> 0;
-  rl = lo;
+  R[0] = (carry + Math.imul(ah, bl) + Math.imul(al, bh)) >>> 0;
+  R[1] = lo;
 }
 
-/** (ah:al) + (bh:bl) mod 2^64 → rh:rl. */
+/** (ah:al) + (bh:bl) mod 2^64 → R = [hi, lo]. */
 function add(ah: number, al: number, bh: number, bl: number): void {
   const lo = al + bl;
-  rl = lo >>> 0;
-  rh = (ah + bh + (lo > 0xffffffff ? 1 : 0)) >>> 0;
+  R[1] = lo >>> 0;
+  R[0] = (ah + bh + (lo > 0xffffffff ? 1 : 0)) >>> 0;
 }
 
-/** (h:l) rotated left by `r` bits, 0 < r < 32 → rh:rl. */
+/** (h:l) rotated left by `r` bits, 0 < r < 32 → R = [hi, lo]. */
 function rotl(h: number, l: number, r: number): void {
-  rh = ((h << r) | (l >>> (32 - r))) >>> 0;
-  rl = ((l << r) | (h >>> (32 - r))) >>> 0;
+  R[0] = ((h << r) | (l >>> (32 - r))) >>> 0;
+  R[1] = ((l << r) | (h >>> (32 - r))) >>> 0;
 }
 
-/** One round: acc + input × P2, rotated by 31, × P1 → rh:rl. */
+/** One round: acc + input × P2, rotated by 31, × P1 → R = [hi, lo]. */
 function round(acch: number, accl: number, inh: number, inl: number): void {
   mul(inh, inl, P2H, P2L);
-  add(acch, accl, rh, rl);
-  rotl(rh, rl, 31);
-  mul(rh, rl, P1H, P1L);
+  add(acch, accl, R[0]!, R[1]!);
+  rotl(R[0]!, R[1]!, 31);
+  mul(R[0]!, R[1]!, P1H, P1L);
 }
 
 function read32(bytes: Uint8Array, at: number): number {
@@ -90,50 +90,50 @@ export function xxh64(bytes: Uint8Array, seed = 0, length = bytes.length): Hash6
   if (length >= 32) {
     // v1 = seed + P1 + P2, v2 = seed + P2, v3 = seed, v4 = seed − P1.
     add(0, s, P1H, P1L);
-    add(rh, rl, P2H, P2L);
-    let v1h = rh;
-    let v1l = rl;
+    add(R[0]!, R[1]!, P2H, P2L);
+    let v1h = R[0]!;
+    let v1l = R[1]!;
     add(0, s, P2H, P2L);
-    let v2h = rh;
-    let v2l = rl;
+    let v2h = R[0]!;
+    let v2l = R[1]!;
     let v3h = 0;
     let v3l = s;
     // −P1 mod 2^64 is its two's complement.
     add(~P1H >>> 0, ~P1L >>> 0, 0, 1);
-    add(rh, rl, 0, s);
-    let v4h = rh;
-    let v4l = rl;
+    add(R[0]!, R[1]!, 0, s);
+    let v4h = R[0]!;
+    let v4l = R[1]!;
     const limit = length - 32;
     do {
       round(v1h, v1l, read32(bytes, p + 4), read32(bytes, p));
-      v1h = rh;
-      v1l = rl;
+      v1h = R[0]!;
+      v1l = R[1]!;
       round(v2h, v2l, read32(bytes, p + 12), read32(bytes, p + 8));
-      v2h = rh;
-      v2l = rl;
+      v2h = R[0]!;
+      v2l = R[1]!;
       round(v3h, v3l, read32(bytes, p + 20), read32(bytes, p + 16));
-      v3h = rh;
-      v3l = rl;
+      v3h = R[0]!;
+      v3l = R[1]!;
       round(v4h, v4l, read32(bytes, p + 28), read32(bytes, p + 24));
-      v4h = rh;
-      v4l = rl;
+      v4h = R[0]!;
+      v4l = R[1]!;
       p += 32;
     } while (p <= limit);
     rotl(v1h, v1l, 1);
-    hh = rh;
-    hl = rl;
+    hh = R[0]!;
+    hl = R[1]!;
     rotl(v2h, v2l, 7);
-    add(hh, hl, rh, rl);
-    hh = rh;
-    hl = rl;
+    add(hh, hl, R[0]!, R[1]!);
+    hh = R[0]!;
+    hl = R[1]!;
     rotl(v3h, v3l, 12);
-    add(hh, hl, rh, rl);
-    hh = rh;
-    hl = rl;
+    add(hh, hl, R[0]!, R[1]!);
+    hh = R[0]!;
+    hl = R[1]!;
     rotl(v4h, v4l, 18);
-    add(hh, hl, rh, rl);
-    hh = rh;
-    hl = rl;
+    add(hh, hl, R[0]!, R[1]!);
+    hh = R[0]!;
+    hl = R[1]!;
     for (const [vh, vl] of [
       [v1h, v1l],
       [v2h, v2l],
@@ -142,51 +142,51 @@ export function xxh64(bytes: Uint8Array, seed = 0, length = bytes.length): Hash6
     ] as const) {
       // Merge: h ^= round(0, v); h = h × P1 + P4.
       round(0, 0, vh, vl);
-      mul((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, P1H, P1L);
-      add(rh, rl, P4H, P4L);
-      hh = rh;
-      hl = rl;
+      mul((hh ^ R[0]!) >>> 0, (hl ^ R[1]!) >>> 0, P1H, P1L);
+      add(R[0]!, R[1]!, P4H, P4L);
+      hh = R[0]!;
+      hl = R[1]!;
     }
   } else {
     add(0, s, P5H, P5L);
-    hh = rh;
-    hl = rl;
+    hh = R[0]!;
+    hl = R[1]!;
   }
   // h += length (a length fits in 53 bits: split it into its halves).
   add(hh, hl, Math.floor(length / 0x100000000) >>> 0, length >>> 0);
-  hh = rh;
-  hl = rl;
+  hh = R[0]!;
+  hl = R[1]!;
   for (; p + 8 <= length; p += 8) {
     round(0, 0, read32(bytes, p + 4), read32(bytes, p));
-    rotl((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, 27);
-    mul(rh, rl, P1H, P1L);
-    add(rh, rl, P4H, P4L);
-    hh = rh;
-    hl = rl;
+    rotl((hh ^ R[0]!) >>> 0, (hl ^ R[1]!) >>> 0, 27);
+    mul(R[0]!, R[1]!, P1H, P1L);
+    add(R[0]!, R[1]!, P4H, P4L);
+    hh = R[0]!;
+    hl = R[1]!;
   }
   if (p + 4 <= length) {
     mul(0, read32(bytes, p), P1H, P1L);
-    rotl((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, 23);
-    mul(rh, rl, P2H, P2L);
-    add(rh, rl, P3H, P3L);
-    hh = rh;
-    hl = rl;
+    rotl((hh ^ R[0]!) >>> 0, (hl ^ R[1]!) >>> 0, 23);
+    mul(R[0]!, R[1]!, P2H, P2L);
+    add(R[0]!, R[1]!, P3H, P3L);
+    hh = R[0]!;
+    hl = R[1]!;
     p += 4;
   }
   for (; p < length; p++) {
     mul(0, bytes[p]!, P5H, P5L);
-    rotl((hh ^ rh) >>> 0, (hl ^ rl) >>> 0, 11);
-    mul(rh, rl, P1H, P1L);
-    hh = rh;
-    hl = rl;
+    rotl((hh ^ R[0]!) >>> 0, (hl ^ R[1]!) >>> 0, 11);
+    mul(R[0]!, R[1]!, P1H, P1L);
+    hh = R[0]!;
+    hl = R[1]!;
   }
   // Avalanche: h ^= h >> 33; h ×= P2; h ^= h >> 29; h ×= P3; h ^= h >> 32.
   hl = (hl ^ (hh >>> 1)) >>> 0;
   mul(hh, hl, P2H, P2L);
-  hh = (rh ^ (rh >>> 29)) >>> 0;
-  hl = (rl ^ ((rl >>> 29) | (rh << 3))) >>> 0;
+  hh = (R[0]! ^ (R[0]! >>> 29)) >>> 0;
+  hl = (R[1]! ^ ((R[1]! >>> 29) | (R[0]! << 3))) >>> 0;
   mul(hh, hl, P3H, P3L);
-  return { hi: rh, lo: (rl ^ rh) >>> 0 };
+  return { hi: R[0]!, lo: (R[1]! ^ R[0]!) >>> 0 };
 }
 
 const encoder = new TextEncoder();
@@ -194,10 +194,18 @@ let scratch = new Uint8Array(256);
 
 /** XXH64 of the UTF-8 bytes of `text`. */
 export function xxh64String(text: string, seed = 0): Hash64 {
+  const n = text.length;
   // A UTF-16 code unit is at most 3 UTF-8 bytes.
-  if (text.length * 3 > scratch.length) scratch = new Uint8Array(text.length * 3);
-  const { written } = encoder.encodeInto(text, scratch);
-  return xxh64(scratch, seed, written);
+  if (n * 3 > scratch.length) scratch = new Uint8Array(n * 3);
+  // ASCII (the usual key) is copied here: cheaper than a call into the encoder.
+  let i = 0;
+  for (; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0x80) break;
+    scratch[i] = c;
+  }
+  const length = i === n ? n : encoder.encodeInto(text, scratch).written;
+  return xxh64(scratch, seed, length);
 }
 
 /** The hash as 16 lower-case hex digits. */

@@ -77,11 +77,17 @@ export function hashKeyOf(
   metadata: experimental.PickArgs['metadata'],
   header: string | undefined,
 ): string | undefined {
-  const own = metadata.get(HASH_KEY_HEADER);
-  if (own.length > 0) return own.map(String).join(',');
-  if (header === undefined) return undefined;
-  const values = metadata.get(header);
-  return values.length > 0 ? values.map(String).join(',') : undefined;
+  const own = joined(metadata.get(HASH_KEY_HEADER));
+  if (own !== undefined || header === undefined) return own;
+  return joined(metadata.get(header));
+}
+
+function joined(values: readonly (string | Buffer)[]): string | undefined {
+  if (values.length === 0) return undefined;
+  const first = values[0]!;
+  // One value, the usual case: no array or string built.
+  if (values.length === 1 && typeof first === 'string') return first;
+  return values.map(String).join(',');
 }
 
 export class ConsistentHashPicker implements experimental.Picker {
@@ -136,7 +142,8 @@ export function makeConsistentHashPicker(
 ): ConsistentHashPicker | undefined {
   const { config, children, ready, memo, scope, rampOf, rampingUp } = context;
   const table = hashTableFor(config, children, memo, `consistent_hash:${scope}`);
-  const inRotation = new Array<EndpointChild | undefined>(table.keys.length);
+  // Filled (not holey): a lookup per slot walked stays a plain element load.
+  const inRotation = Array.from<EndpointChild | undefined>({ length: table.keys.length });
   let onTable = 0;
   for (const child of ready) {
     const at = table.index.get(child.key);
