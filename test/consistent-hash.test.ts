@@ -2,12 +2,14 @@
  * grpc-lb.consistent_hash against 10 real grpc-js backends (child processes
  * on 127.0.0.x, one port), endpoints from a `manual:` target: stickiness
  * over 10,000 calls and across a resolver update that leaves the endpoint
- * set alone, and the share of keys that move when one backend is removed.
+ * set alone, the share of keys that move when one backend is removed, Maglev keyed per call by
+ * the application, and an Istio DestinationRule's consistentHash translated.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import { CONSISTENT_HASH_POLICY, ManualEndpoints, register, setHashKey } from '@grpc-lb/core';
+import { translateIstio } from '@grpc-lb/istio';
 import {
   type Backend,
   type BackendSet,
@@ -138,6 +140,39 @@ describe('grpc-lb.consistent_hash with 10 real backends', () => {
       const share = moved / KEYS.length;
       assert.ok(share >= 0.07 && share <= 0.13, `moved ${share}`);
       assert.ok(![...after.values()].includes(removed.address));
+    } finally {
+      client.close();
+      manual.dispose();
+    }
+  });
+
+  test('an Istio DestinationRule with consistentHash.httpHeaderName, translated: each key on one backend, over every backend', async () => {
+    const { serviceConfig, warnings } = translateIstio({
+      host: 'hello',
+      namespace: 'prod',
+      virtualServices: [],
+      destinationRules: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'DestinationRule',
+          metadata: { name: 'hello', namespace: 'prod' },
+          spec: {
+            host: 'hello',
+            trafficPolicy: { loadBalancer: { consistentHash: { httpHeaderName: 'X-User-Id' } } },
+          },
+        },
+      ],
+    });
+    assert.deepEqual(warnings, []);
+    const manual = new ManualEndpoints(endpointsOf(set.backends));
+    const client = new Greeter(manual.target, insecure, {
+      'grpc.service_config': JSON.stringify(serviceConfig),
+    });
+    try {
+      await sayHello(client, 'warm-up', { waitForReady: true });
+      await allConnected(set.backends);
+      const map = stickyMap(await drive(client, 2_000));
+      assert.equal(new Set(map.values()).size, 10);
     } finally {
       client.close();
       manual.dispose();
