@@ -61,6 +61,26 @@ describe('policy builders', () => {
     });
   });
 
+  test('a traffic-split subset takes consistent_hash with its options', () => {
+    const entry = trafficSplit()
+      .subset(
+        'v1',
+        { version: 'v1' },
+        { policy: 'consistent_hash', consistentHash: { hashHeader: 'x-user-id' } },
+      )
+      .defaultRoute({ v1: 100 })
+      .build();
+    const body = entry['grpc-lb.traffic_split'] as { subsets: unknown[] };
+    assert.deepEqual(body.subsets, [
+      {
+        name: 'v1',
+        labels: { version: 'v1' },
+        policy: 'consistent_hash',
+        consistentHash: { hashHeader: 'x-user-id' },
+      },
+    ]);
+  });
+
   test('consistentHash takes its own options and checks them', () => {
     assert.deepEqual(consistentHash({ algorithm: 'maglev', hashHeader: 'x-user-id' }), {
       'grpc-lb.consistent_hash': { algorithm: 'maglev', hashHeader: 'x-user-id' },

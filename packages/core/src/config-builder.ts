@@ -103,16 +103,19 @@ export function leastRequest(
   return policy(LEAST_REQUEST_POLICY, options);
 }
 
+/** The options of `grpc-lb.consistent_hash` (also of a traffic-split subset's `consistentHash`). */
+export interface ConsistentHashOptions {
+  readonly algorithm?: 'ring_hash' | 'maglev';
+  readonly hashHeader?: string;
+  readonly minRingSize?: number;
+  readonly maxRingSize?: number;
+  readonly tableSize?: number;
+  readonly fallback?: 'random' | 'round_robin';
+}
+
 /** Sticky routing by each call's key: ring hash (gRFC A42) or Maglev (Envoy); see the README. */
 export function consistentHash(
-  options: ResilienceOptions & {
-    readonly algorithm?: 'ring_hash' | 'maglev';
-    readonly hashHeader?: string;
-    readonly minRingSize?: number;
-    readonly maxRingSize?: number;
-    readonly tableSize?: number;
-    readonly fallback?: 'random' | 'round_robin';
-  } = {},
+  options: ResilienceOptions & ConsistentHashOptions = {},
 ): LoadBalancingConfigJson {
   return policy(CONSISTENT_HASH_POLICY, options);
 }
@@ -122,6 +125,7 @@ export class TrafficSplitBuilder {
     name: string;
     labels: Record<string, string>;
     policy?: SubsetPolicy;
+    consistentHash?: ConsistentHashOptions;
   }[] = [];
   private readonly routes: {
     name?: string;
@@ -138,16 +142,20 @@ export class TrafficSplitBuilder {
     return this;
   }
 
-  /** A named group of endpoints: those carrying every one of `labels`. */
+  /**
+   * A named group of endpoints: those carrying every one of `labels`. With policy
+   * `consistent_hash`, `consistentHash` gives its options (`{ hashHeader: 'x-user-id' }`).
+   */
   subset(
     name: string,
     labels: Record<string, string>,
-    options: { policy?: SubsetPolicy } = {},
+    options: { policy?: SubsetPolicy; consistentHash?: ConsistentHashOptions } = {},
   ): this {
     this.subsets.push({
       name,
       labels: { ...labels },
       ...(options.policy ? { policy: options.policy } : {}),
+      ...(options.consistentHash ? { consistentHash: { ...options.consistentHash } } : {}),
     });
     return this;
   }

@@ -76,6 +76,7 @@ export {
   weightedRoundRobin,
   leastRequest,
   consistentHash,
+  type ConsistentHashOptions,
   type ResilienceOptions,
   trafficSplit,
   serviceConfig,
