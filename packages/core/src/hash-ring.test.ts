@@ -65,6 +65,8 @@ describe('ring hash table', () => {
     // Above the cap the counts scale down: 10,000 endpoints on at most 4096 entries.
     const capped = new HashRing(hosts(10_000), 1024, 4096);
     assert.equal(capped.points.length, 4096);
+    assert.equal(capped.unplaced, 10_000 - 4096);
+    assert.equal(new HashRing(hosts(10), 1024, 4096).unplaced, 0);
     const tiny = new HashRing(hosts(3), 4, 4);
     assert.equal(tiny.points.length, 4);
   });
@@ -116,6 +118,20 @@ describe('maglev table', () => {
     const counts = entriesPerHost(table);
     const ratio = counts.get('b:1')! / counts.get('a:1')!;
     assert.ok(Math.abs(ratio - 3) < 0.01, `b/a = ${ratio}`);
+  });
+
+  test('endpoints without a slot are counted: more endpoints than slots, or too light a weight', () => {
+    assert.equal(new MaglevTable(hosts(10), 65537).unplaced, 0);
+    assert.equal(new MaglevTable(hosts(10), 7).unplaced, 3);
+    const light = new MaglevTable(
+      [
+        { key: 'a:1', weight: 1000 },
+        { key: 'b:1', weight: 1 },
+      ],
+      7,
+    );
+    assert.deepEqual([...entriesPerHost(light).keys()], ['a:1']);
+    assert.equal(light.unplaced, 1);
   });
 });
 

@@ -44,6 +44,14 @@ export interface HashTable {
   readonly owners: Int32Array;
   /** The slot a request with this hash goes to first (the next ones follow, wrapping). */
   slotOf(hash: Hash64): number;
+  /** 1 for each endpoint number that owns at least one slot, else 0. */
+  readonly placed: Uint8Array;
+  /**
+   * Endpoints of a weight above 0 that got no slot: a ring capped by
+   * `maxRingSize`, a Maglev table with more endpoints than slots or one
+   * whose lightest endpoints' turns never came before it was full.
+   */
+  readonly unplaced: number;
 }
 
 function positive(endpoints: readonly HashEndpoint[]): HashEndpoint[] {
@@ -54,6 +62,19 @@ function positive(endpoints: readonly HashEndpoint[]): HashEndpoint[] {
 
 function indexOf(keys: readonly string[]): Map<string, number> {
   return new Map(keys.map((k, i) => [k, i]));
+}
+
+/** Which of `count` endpoints own a slot of `owners`, and how many do not. */
+function placement(owners: Int32Array, count: number): { placed: Uint8Array; unplaced: number } {
+  const placed = new Uint8Array(count);
+  let unplaced = count;
+  for (const owner of owners) {
+    if (owner >= 0 && placed[owner] === 0) {
+      placed[owner] = 1;
+      unplaced--;
+    }
+  }
+  return { placed, unplaced };
 }
 
 /** Entries per endpoint of the lightest weight: see the file comment. */
@@ -81,6 +102,8 @@ export class HashRing implements HashTable {
   /** hashPoint of each entry, ascending. */
   readonly points: Float64Array;
   readonly owners: Int32Array;
+  readonly placed: Uint8Array;
+  readonly unplaced: number;
 
   constructor(endpoints: readonly HashEndpoint[], minRingSize: number, maxRingSize: number) {
     const hosts = positive(endpoints);
@@ -90,6 +113,7 @@ export class HashRing implements HashTable {
     if (hosts.length === 0) {
       this.points = new Float64Array(0);
       this.owners = new Int32Array(0);
+      ({ placed: this.placed, unplaced: this.unplaced } = placement(this.owners, 0));
       return;
     }
     const { scale, size } = ringScale(
@@ -114,6 +138,7 @@ export class HashRing implements HashTable {
     order.sort((a, b) => points[a]! - points[b]! || owners[a]! - owners[b]!);
     this.points = Float64Array.from(order, (i) => points[i]!);
     this.owners = Int32Array.from(order, (i) => owners[i]!);
+    ({ placed: this.placed, unplaced: this.unplaced } = placement(this.owners, hosts.length));
   }
 
   get size(): number {
@@ -140,6 +165,8 @@ export class MaglevTable implements HashTable {
   readonly keys: readonly string[];
   readonly index: ReadonlyMap<string, number>;
   readonly owners: Int32Array;
+  readonly placed: Uint8Array;
+  readonly unplaced: number;
 
   /** `size` must be prime (every skip then walks every slot). */
   constructor(
@@ -151,7 +178,10 @@ export class MaglevTable implements HashTable {
     this.index = indexOf(this.keys);
     const table = new Int32Array(hosts.length === 0 ? 0 : size).fill(-1);
     this.owners = table;
-    if (hosts.length === 0) return;
+    if (hosts.length === 0) {
+      ({ placed: this.placed, unplaced: this.unplaced } = placement(table, 0));
+      return;
+    }
     const heaviest = Math.max(...hosts.map((h) => h.weight));
     const share = hosts.map((h) => h.weight / heaviest);
     const position = hosts.map((h) => hashMod(xxh64String(h.key, 0), size));
@@ -171,6 +201,7 @@ export class MaglevTable implements HashTable {
         filled++;
       }
     }
+    ({ placed: this.placed, unplaced: this.unplaced } = placement(table, hosts.length));
   }
 
   slotOf(hash: Hash64): number {

@@ -261,6 +261,78 @@ describe('consistent_hash through the balancer', () => {
     }
   });
 
+  for (const { name, config, endpoints, warning, reached } of [
+    {
+      name: 'a ring capped below the endpoint count',
+      config: { minRingSize: 3, maxRingSize: 3 },
+      endpoints: ENDPOINTS.map((address) => ({ address })),
+      warning:
+        '2 of 5 endpoints have no entry on the ring of at most 3: they get no keyed call (raise maxRingSize)',
+      reached: 3,
+    },
+    {
+      name: 'a Maglev table with fewer slots than endpoints',
+      config: { algorithm: 'maglev', tableSize: 3 },
+      endpoints: ENDPOINTS.map((address) => ({ address })),
+      warning:
+        '2 of 5 endpoints have no slot in the Maglev table of 3: they get no keyed call (raise tableSize)',
+      reached: 3,
+    },
+    {
+      name: 'a Maglev table filled before a light endpoint’s turn',
+      config: { algorithm: 'maglev', tableSize: 7 },
+      endpoints: [
+        { address: ENDPOINTS[0]!, weight: 1000 },
+        { address: ENDPOINTS[1]!, weight: 1 },
+      ],
+      warning:
+        '1 of 2 endpoints have no slot in the Maglev table of 7: they get no keyed call (raise tableSize)',
+      reached: 1,
+    },
+  ]) {
+    test(`endpoints without a slot are named in one warning per table, not per picker: ${name}`, async () => {
+      const h = harness(config, []);
+      try {
+        h.update({ endpoints });
+        await h.ready();
+        const before = route(h);
+        assert.equal(new Set(before.values()).size, reached);
+        // Pickers are made again as an endpoint leaves and returns; the table, and its warning, are not.
+        const first = endpoints[0]!.address;
+        await h.setState('TRANSIENT_FAILURE', [first]);
+        route(h);
+        await h.ready(first);
+        assert.deepEqual(route(h), before);
+        assert.deepEqual(h.warnings, [`grpc-lb.consistent_hash for test:///svc: ${warning}`]);
+
+        // Only endpoints without a slot in rotation: keyed calls go to them (the fallback), not fail.
+        const placed = [...new Set(before.values())];
+        await h.setState('TRANSIENT_FAILURE', placed);
+        for (const key of KEYS.slice(0, 20)) {
+          const call = h.call({ metadata: { [HEADER]: key } });
+          assert.equal(call.kind, 'complete', key);
+          if (call.kind === 'complete') {
+            assert.ok(!placed.includes(call.address), `${key} went to ${call.address}`);
+            call.end();
+          }
+        }
+      } finally {
+        h.destroy();
+      }
+    });
+  }
+
+  test('a table where every endpoint has a slot warns nothing', async () => {
+    const h = harness({ algorithm: 'maglev', tableSize: 7 });
+    try {
+      await h.ready();
+      assert.equal(new Set(route(h).values()).size, ENDPOINTS.length);
+      assert.deepEqual(h.warnings, []);
+    } finally {
+      h.destroy();
+    }
+  });
+
   test('the table is built once per endpoint set and weights, not per picker', () => {
     const memo = new Map<string, unknown>();
     const child = (key: string, weight = 1) =>
@@ -332,6 +404,34 @@ describe('consistent_hash as a traffic-split subset policy', () => {
       }
       await h.ready(v1[0]!);
       assert.deepEqual(route(h), before);
+    } finally {
+      h.destroy();
+    }
+  });
+
+  test('a subset’s endpoints left off its capped ring are named in a warning with the subset', async () => {
+    const h = PolicyHarness.create({
+      policy: TRAFFIC_SPLIT_POLICY,
+      config: {
+        subsets: [
+          {
+            name: 'v1',
+            policy: 'consistent_hash',
+            consistentHash: { hashHeader: HEADER, minRingSize: 2, maxRingSize: 2 },
+          },
+        ],
+        routes: [{ split: [{ subset: 'v1', weight: 1 }] }],
+      },
+      endpoints: ENDPOINTS,
+    });
+    try {
+      await h.ready();
+      assert.equal(new Set(route(h).values()).size, 2);
+      assert.equal(h.warnings.length, 1, h.warnings.join('\n'));
+      assert.match(
+        h.warnings[0]!,
+        /v1.*3 of 5 endpoints have no entry on the ring of at most 2: they get no keyed call \(raise maxRingSize\)/,
+      );
     } finally {
       h.destroy();
     }

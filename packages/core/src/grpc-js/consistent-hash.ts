@@ -49,6 +49,7 @@ export function hashTableFor(
   children: readonly EndpointChild[],
   memo: Map<string, unknown>,
   memoKey: string,
+  warn: (message: string) => void = () => {},
 ): HashTable {
   const shape = tableShape(config);
   const stored = memo.get(memoKey) as StoredTable | undefined;
@@ -69,6 +70,13 @@ export function hashTableFor(
       ? new MaglevTable(endpoints, config.tableSize)
       : new HashRing(endpoints, config.minRingSize, config.maxRingSize);
   memo.set(memoKey, { shape, weights, table } satisfies StoredTable);
+  if (table.unplaced > 0) {
+    warn(
+      config.algorithm === 'maglev'
+        ? `${table.unplaced} of ${table.keys.length} endpoints have no slot in the Maglev table of ${config.tableSize}: they get no keyed call (raise tableSize)`
+        : `${table.unplaced} of ${table.keys.length} endpoints have no entry on the ring of at most ${config.maxRingSize}: they get no keyed call (raise maxRingSize)`,
+    );
+  }
   return table;
 }
 
@@ -104,7 +112,7 @@ export class ConsistentHashPicker implements experimental.Picker {
     const { owners } = this.table;
     const size = owners.length;
     let slot = this.table.slotOf(xxh64String(key));
-    // Bounded: the picker is only made when some endpoint of the table is in rotation.
+    // Bounded: the picker is only made when some endpoint owning a slot is in rotation.
     for (let walked = 0; walked < size; walked++) {
       const child = this.inRotation[owners[slot]!];
       if (child) return child;
@@ -129,27 +137,34 @@ export interface HashPickerContext {
   readonly memo: Map<string, unknown>;
   /** Names this picker's table and rotation in the memo (a traffic-split subset has its own). */
   readonly scope: string;
+  /** Where a warning about a new table goes (endpoints left off it). */
+  readonly warn?: (message: string) => void;
   readonly rampOf: (child: EndpointChild) => number;
   readonly rampingUp: boolean;
 }
 
 /**
  * The picker over `ready`, or undefined when no endpoint in rotation is on
- * the table (all of weight 0).
+ * the table (all of weight 0). When those in rotation all own no slot (a
+ * table too small for the endpoint list, with a warning), keyed calls go to
+ * the fallback too rather than fail.
  */
 export function makeConsistentHashPicker(
   context: HashPickerContext,
-): ConsistentHashPicker | undefined {
-  const { config, children, ready, memo, scope, rampOf, rampingUp } = context;
-  const table = hashTableFor(config, children, memo, `consistent_hash:${scope}`);
+): experimental.Picker | undefined {
+  const { config, children, ready, memo, scope, rampOf, rampingUp, warn } = context;
+  const table = hashTableFor(config, children, memo, `consistent_hash:${scope}`, warn);
   // Filled (not holey): a lookup per slot walked stays a plain element load.
   const inRotation = Array.from<EndpointChild | undefined>({ length: table.keys.length });
   let onTable = 0;
+  let withSlot = 0;
   for (const child of ready) {
     const at = table.index.get(child.key);
-    if (at !== undefined && table.owners.length > 0) {
+    if (at === undefined) continue;
+    onTable++;
+    if (table.placed[at] === 1) {
       inRotation[at] = child;
-      onTable++;
+      withSlot++;
     }
   }
   if (onTable === 0) return undefined;
@@ -159,6 +174,7 @@ export function makeConsistentHashPicker(
         ? new WeightedPicker(ready, rampOf, new RandomPicker(ready))
         : new RoundRobinPicker(ready, memo, `consistent_hash:${scope}`)
       : new RandomPicker(ready, rampingUp ? rampOf : undefined);
+  if (withSlot === 0) return fallback;
   return new ConsistentHashPicker(table, inRotation, config.hashHeader, fallback);
 }
 
@@ -176,6 +192,7 @@ export function createConsistentHashPolicy(rt: Runtime): PolicyClasses {
         scope: 'all',
         rampOf,
         rampingUp,
+        warn: (message) => rt.logger.warn(`${CONSISTENT_HASH_POLICY} for ${target}: ${message}`),
       }) ??
       new UnavailablePicker({
         details: `grpc-lb: no endpoint with a weight above 0 is ready for ${target} (${ready.length} ready with weight 0)`,

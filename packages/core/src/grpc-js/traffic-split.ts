@@ -216,6 +216,7 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
           scope: `subset:${config.name}`,
           rampOf,
           rampingUp,
+          warn: (message) => rt.logger.warn(`${TRAFFIC_SPLIT_POLICY}: ${where}: ${message}`),
         });
     }
   }
