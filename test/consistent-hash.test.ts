@@ -8,7 +8,16 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
-import { CONSISTENT_HASH_POLICY, ManualEndpoints, register, setHashKey } from '@grpc-lb/core';
+import {
+  CONSISTENT_HASH_POLICY,
+  HashRing,
+  LoadBalancerObserver,
+  ManualEndpoints,
+  OBSERVER_OPTION,
+  register,
+  setHashKey,
+  xxh64String,
+} from '@grpc-lb/core';
 import { translateIstio } from '@grpc-lb/istio';
 import {
   type Backend,
@@ -30,12 +39,33 @@ function endpointsOf(backends: readonly Backend[], labels: Record<string, string
   return backends.map((b) => ({ host: b.host, port: b.port, labels }));
 }
 
-function hashedClient(target: string, config: Record<string, unknown> = {}): GreeterClient {
+function hashedClient(
+  target: string,
+  config: Record<string, unknown> = {},
+  observer?: LoadBalancerObserver,
+): GreeterClient {
   return new Greeter(target, insecure, {
     'grpc.service_config': JSON.stringify({
       loadBalancingConfig: [{ [CONSISTENT_HASH_POLICY]: { hashHeader: HEADER, ...config } }],
     }),
+    ...(observer ? { [OBSERVER_OPTION]: observer } : {}),
   });
+}
+
+/** Where `key` goes on the default ring (1024 – 4096 entries) of `addresses` when `out` is not in rotation. */
+function nextOnRing(addresses: readonly string[], key: string, out: string): string {
+  const ring = new HashRing(
+    addresses.map((address) => ({ key: address, weight: 1 })),
+    1024,
+    4096,
+  );
+  const { owners, keys } = ring;
+  for (let slot = ring.slotOf(xxh64String(key)), n = 0; n < owners.length; n++) {
+    const owner = keys[owners[slot]!]!;
+    if (owner !== out) return owner;
+    slot = (slot + 1) % owners.length;
+  }
+  throw new Error('no endpoint on the ring');
 }
 
 function keyed(key: string, header = HEADER): grpc.Metadata {
@@ -145,6 +175,110 @@ describe('grpc-lb.consistent_hash with 10 real backends', () => {
       manual.dispose();
     }
   });
+
+  for (const { name, config, takeOut, bringBack } of [
+    {
+      name: 'ejected by outlier detection (5 failures in a row)',
+      config: {
+        outlierDetection: {
+          interval: '1s',
+          consecutiveFailures: 5,
+          baseEjectionTime: '6s',
+          maxEjectionPercent: 10,
+        },
+      },
+      takeOut: async (
+        client: GreeterClient,
+        victim: Backend,
+        keysOfVictim: string[],
+        observer: LoadBalancerObserver,
+      ) => {
+        await victim.setFailRate(1);
+        try {
+          await waitFor(
+            async () => {
+              for (const key of keysOfVictim.slice(0, 5))
+                await sayHello(client, 'fail', { metadata: keyed(key) }).catch(() => undefined);
+              return observer.endpoint(victim.address)?.ejected === true;
+            },
+            { timeoutMs: 5000, message: 'the failing backend is ejected' },
+          );
+        } finally {
+          await victim.setFailRate(0);
+        }
+      },
+      bringBack: async (_victim: Backend, observer: LoadBalancerObserver, address: string) => {
+        await waitFor(() => observer.endpoint(address)?.inRotation === true, {
+          timeoutMs: 15_000,
+          message: 'the ejection ends',
+        });
+      },
+    },
+    {
+      name: 'NOT_SERVING to health checks',
+      config: { healthCheck: { serviceName: '' } },
+      takeOut: async (
+        _client: GreeterClient,
+        victim: Backend,
+        _keys: string[],
+        observer: LoadBalancerObserver,
+      ) => {
+        await victim.setHealth('NOT_SERVING');
+        await waitFor(() => observer.endpoint(victim.address)?.inRotation === false, {
+          timeoutMs: 5000,
+          message: 'the backend leaves rotation',
+        });
+      },
+      bringBack: async (victim: Backend, observer: LoadBalancerObserver, address: string) => {
+        await victim.setHealth('SERVING');
+        await waitFor(() => observer.endpoint(address)?.inRotation === true, {
+          timeoutMs: 5000,
+          message: 'the backend is back in rotation',
+        });
+      },
+    },
+  ]) {
+    test(`a backend ${name}: its keys go to the next backend on the ring, the others stay, and they come back`, async () => {
+      const observer = new LoadBalancerObserver();
+      const manual = new ManualEndpoints(endpointsOf(set.backends));
+      const client = hashedClient(manual.target, config, observer);
+      const victim = set.backends[5]!;
+      try {
+        await sayHello(client, 'warm-up', { waitForReady: true });
+        await allConnected(set.backends);
+        await waitFor(() => set.backends.every((b) => observer.endpoint(b.address)?.inRotation), {
+          timeoutMs: 5000,
+          message: 'every backend in rotation',
+        });
+        const before = stickyMap(await drive(client, 2_000));
+        const keysOfVictim = KEYS.filter((k) => before.get(k) === victim.address);
+        assert.ok(keysOfVictim.length > 0);
+
+        await takeOut(client, victim, keysOfVictim, observer);
+        // Calls picked before it left may still be on their way: measure from when none is.
+        await waitFor(() => observer.endpoint(victim.address)?.outstanding === 0, {
+          timeoutMs: 5000,
+          message: 'no call in flight to the backend taken out',
+        });
+        const during = stickyMap(await drive(client, KEYS.length));
+        assert.equal(observer.endpoint(victim.address)?.inRotation, false, 'still out');
+        for (const [key, address] of before) {
+          const expected =
+            address === victim.address ? nextOnRing(set.addresses, key, victim.address) : address;
+          assert.equal(during.get(key), expected, key);
+        }
+        assert.ok(new Set(keysOfVictim.map((k) => during.get(k))).size > 1, 'spread over several');
+
+        await bringBack(victim, observer, victim.address);
+        assert.deepEqual(stickyMap(await drive(client, 2_000)), before);
+      } finally {
+        client.close();
+        manual.dispose();
+        await victim.setHealth('SERVING');
+        await victim.setFailRate(0);
+      }
+    });
+  }
 
   test('an Istio DestinationRule with consistentHash.httpHeaderName, translated: each key on one backend, over every backend', async () => {
     const { serviceConfig, warnings } = translateIstio({

@@ -58,6 +58,8 @@ export {
 } from './consistent-hash-config';
 /** The consistent-hash tables, pure (for tools and benchmarks that measure them). */
 export { HashRing, MaglevTable, type HashTable, type HashEndpoint } from './hash-ring';
+/** XXH64 of a key's UTF-8 bytes (seed 0): what a table's `slotOf` takes. */
+export { xxh64String, type Hash64 } from './xxhash64';
 export {
   parseOutlierDetection,
   parseHealthCheck,
