@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { CONSISTENT_HASH_POLICY, HASH_KEY_HEADER } from '../consistent-hash-config';
-import { HashRing } from '../hash-ring';
+import { HashRing, MaglevTable, type HashTable } from '../hash-ring';
 import { LoadBalancerObserver } from '../observer';
 import { TRAFFIC_SPLIT_POLICY } from '../traffic-split-config';
 import { xxh64String } from '../xxhash64';
@@ -44,8 +44,8 @@ function route(h: PolicyHarness, keys = KEYS, header = HEADER): Map<string, stri
   return where;
 }
 
-/** The next distinct endpoint along the ring after `from`'s key position that is not in `down`. */
-function expectedOnRing(ring: HashRing, key: string, down: ReadonlySet<string>): string {
+/** The endpoint of the first slot from the key's along the table that is not in `down`. */
+function expectedOnRing(ring: HashTable, key: string, down: ReadonlySet<string>): string {
   let slot = ring.slotOf(xxh64String(key));
   for (;;) {
     const owner = ring.keys[ring.owners[slot]!]!;
@@ -53,6 +53,8 @@ function expectedOnRing(ring: HashRing, key: string, down: ReadonlySet<string>):
     slot = (slot + 1) % ring.owners.length;
   }
 }
+
+const EQUAL = ENDPOINTS.map((key) => ({ key, weight: 1 }));
 
 describe('consistent_hash through the balancer', () => {
   test('the same key goes to the same endpoint; keys spread over every endpoint', async () => {
@@ -101,39 +103,49 @@ describe('consistent_hash through the balancer', () => {
     }
   });
 
-  test('an endpoint leaving rotation: its keys go to the next one on the ring, the others stay; back when it returns', async () => {
-    const h = harness();
-    try {
-      await h.ready();
-      const before = route(h);
-      const ring = new HashRing(
-        ENDPOINTS.map((key) => ({ key, weight: 1 })),
-        1024,
-        4096,
-      );
-      const down = ENDPOINTS[2]!;
-      const steps: [string, string[], Set<string>][] = [
-        ['TRANSIENT_FAILURE', [down], new Set([down])],
-        ['CONNECTING', [down], new Set([down])],
-        ['READY', [down], new Set()],
-        ['TRANSIENT_FAILURE', [down, ENDPOINTS[3]!], new Set([down, ENDPOINTS[3]!])],
-        ['READY', [down, ENDPOINTS[3]!], new Set()],
-      ];
-      for (const [state, addresses, out] of steps) {
-        await h.setState(state as 'READY', addresses);
-        const now = route(h);
-        for (const key of KEYS) {
-          const expected = out.has(before.get(key)!)
-            ? expectedOnRing(ring, key, out)
-            : before.get(key);
-          assert.equal(now.get(key), expected, `${key} after ${addresses.join(',')} ${state}`);
+  for (const { algorithm, table } of [
+    { algorithm: 'ring_hash', table: new HashRing(EQUAL, 1024, 4096) },
+    { algorithm: 'maglev', table: new MaglevTable(EQUAL, 65537) },
+  ]) {
+    test(`${algorithm}: an endpoint leaving rotation: its keys go to the next one along the table, the others stay; back when it returns`, async () => {
+      const h = harness({ algorithm });
+      try {
+        await h.ready();
+        const before = route(h);
+        for (const [key, address] of before)
+          assert.equal(address, expectedOnRing(table, key, new Set()));
+        const down = ENDPOINTS[2]!;
+        const other = ENDPOINTS[3]!;
+        const steps: ['TRANSIENT_FAILURE' | 'CONNECTING' | 'READY' | 'IDLE', string[], string[]][] =
+          [
+            ['TRANSIENT_FAILURE', [down], [down]],
+            ['CONNECTING', [down], [down]],
+            ['READY', [down], []],
+            ['TRANSIENT_FAILURE', [down, other], [down, other]],
+            ['READY', [other], [down]],
+            ['IDLE', [other], [down, other]],
+            ['READY', [down, other], []],
+          ];
+        for (const [state, addresses, outList] of steps) {
+          await h.setState(state, addresses);
+          const out = new Set(outList);
+          const now = route(h);
+          for (const key of KEYS) {
+            const expected = out.has(before.get(key)!)
+              ? expectedOnRing(table, key, out)
+              : before.get(key);
+            assert.equal(now.get(key), expected, `${key} after ${addresses.join(',')} ${state}`);
+          }
+          // Only the keys of endpoints out of rotation moved.
+          for (const [key, address] of now)
+            if (address !== before.get(key)) assert.ok(out.has(before.get(key)!), key);
         }
+        assert.deepEqual(route(h), before);
+      } finally {
+        h.destroy();
       }
-      assert.deepEqual(route(h), before);
-    } finally {
-      h.destroy();
-    }
-  });
+    });
+  }
 
   test('every endpoint out of rotation: calls queue while one connects and fail when all fail, as other policies', async () => {
     const h = harness();
@@ -188,8 +200,13 @@ describe('consistent_hash through the balancer', () => {
       assert.equal(observer.endpoint(victim)?.ejected, true);
       const during = route(h);
       assert.notEqual(during.get(key), victim);
+      const ring = new HashRing(EQUAL, 1024, 4096);
       for (const [k, address] of before)
-        if (address !== victim) assert.equal(during.get(k), address);
+        assert.equal(
+          during.get(k),
+          address === victim ? expectedOnRing(ring, k, new Set([victim])) : address,
+          k,
+        );
 
       t.mock.timers.tick(40_000);
       await h.settle();
