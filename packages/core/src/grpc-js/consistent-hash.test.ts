@@ -339,6 +339,27 @@ describe('consistent_hash through the balancer', () => {
     });
   }
 
+  test('a list that keeps changing while some endpoints have no slot warns once, and again after they all had one', async () => {
+    const h = harness({ minRingSize: 3, maxRingSize: 3 }, []);
+    const warned = () => h.warnings.filter((w) => w.includes('no entry on the ring')).length;
+    try {
+      for (const [n, warnings] of [
+        [5, 1],
+        [4, 1],
+        [5, 1],
+        [3, 1],
+        [4, 2],
+      ] as const) {
+        h.update({ endpoints: ENDPOINTS.slice(0, n) });
+        await h.ready();
+        route(h);
+        assert.equal(warned(), warnings, `${n} endpoints`);
+      }
+    } finally {
+      h.destroy();
+    }
+  });
+
   test('a table where every endpoint has a slot warns nothing', async () => {
     const h = harness({ algorithm: 'maglev', tableSize: 7 });
     try {

@@ -70,7 +70,8 @@ export function hashTableFor(
       ? new MaglevTable(endpoints, config.tableSize)
       : new HashRing(endpoints, config.minRingSize, config.maxRingSize);
   memo.set(memoKey, { shape, weights, table } satisfies StoredTable);
-  if (table.unplaced > 0) {
+  // Once when endpoints start to go without a slot, not on every update of a large churning list.
+  if (table.unplaced > 0 && !(stored !== undefined && stored.table.unplaced > 0)) {
     warn(
       config.algorithm === 'maglev'
         ? `${table.unplaced} of ${table.keys.length} endpoints have no slot in the Maglev table of ${config.tableSize}: they get no keyed call (raise tableSize)`
