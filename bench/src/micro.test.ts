@@ -39,6 +39,18 @@ test('quick micro benchmark measures every policy at every size and leaves no ti
   if (typeof global.gc === 'function') assertPositive('bytesPerEndpoint', results.bytesPerEndpoint);
   else assert.ok(Number.isFinite(results.bytesPerEndpoint), 'bytesPerEndpoint is a number');
 
+  const hash = results.consistentHash;
+  assert.ok(hash, 'consistent hashing is measured');
+  for (const [label, share] of Object.entries(hash.movedShareOnRemove)) {
+    // One of N removed: about 1/N of the hash space changes endpoint.
+    const n = Number(label.split('@')[1]);
+    assert.ok(share > 0.5 / n && share < 2 / n, `${label}: moved ${share}`);
+  }
+  for (const [label, ratio] of Object.entries(hash.loadMaxOverMean))
+    assert.ok(ratio >= 1 && ratio < 2, `${label}: max/mean ${ratio}`);
+  assert.deepEqual(Object.keys(hash.pickNs10k).sort(), ['maglev', 'ring_hash', 'round_robin']);
+  for (const [key, ns] of Object.entries(hash.pickNs10k)) assertPositive(`pickNs10k["${key}"]`, ns);
+
   assert.ok(results.notes.length > 0, 'notes say what was measured');
   for (const note of results.notes) assert.ok(typeof note === 'string' && note.length > 0);
   for (const field of [
@@ -47,6 +59,7 @@ test('quick micro benchmark measures every policy at every size and leaves no ti
     'updateDiff10kMs',
     'updateWeights10kMs',
     'metricsCallNs',
+    'consistentHash',
   ]) {
     assert.ok(
       results.notes.some((note) => note.startsWith(`${field}:`)),

@@ -22,6 +22,7 @@ import {
   MeterProvider,
   PeriodicExportingMetricReader,
 } from '@opentelemetry/sdk-metrics';
+import { benchConsistentHash, type ConsistentHashMicro } from './consistent-hash-micro';
 import { FakeChannel, FakeSubchannel, type ConnectMode } from './fake-subchannel';
 
 export interface MicroOptions {
@@ -51,6 +52,8 @@ export interface MicroResults {
    * before it existed.
    */
   metricsCallNs?: { on: number; off: number };
+  /** grpc-lb.consistent_hash: keys moved, load, pick cost at 10,000 endpoints (consistent-hash-micro.ts). */
+  consistentHash?: ConsistentHashMicro;
   notes: string[];
 }
 
@@ -892,6 +895,9 @@ export async function runMicro(options: MicroOptions): Promise<MicroResults> {
   );
   const bytesPerEndpoint = await phase('memory', () => benchMemory(plan, log, notes));
   const metricsCallNs = await phase('metrics', () => benchMetricsCalls(plan, reader, log, notes));
+  const consistentHash = await phase('consistent hash', () =>
+    benchConsistentHash(options.quick, log, notes),
+  );
   await meterProvider.shutdown();
   log(`micro benchmarks took ${fmt(msSince(started) / 1000)} s`);
   return {
@@ -901,6 +907,7 @@ export async function runMicro(options: MicroOptions): Promise<MicroResults> {
     updateWeights10kMs,
     bytesPerEndpoint,
     metricsCallNs,
+    consistentHash,
     notes,
   };
 }

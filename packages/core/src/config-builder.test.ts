@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  consistentHash,
   leastRequest,
   roundRobin,
   serviceConfig,
@@ -58,6 +59,37 @@ describe('policy builders', () => {
     assert.deepEqual(leastRequest({ choiceCount: 3, defaultLatency: '0.05s', panicThreshold: 0 }), {
       'grpc-lb.least_request': { choiceCount: 3, defaultLatency: '0.05s', panicThreshold: 0 },
     });
+  });
+
+  test('a traffic-split subset takes consistent_hash with its options', () => {
+    const entry = trafficSplit()
+      .subset(
+        'v1',
+        { version: 'v1' },
+        { policy: 'consistent_hash', consistentHash: { hashHeader: 'x-user-id' } },
+      )
+      .defaultRoute({ v1: 100 })
+      .build();
+    const body = entry['grpc-lb.traffic_split'] as { subsets: unknown[] };
+    assert.deepEqual(body.subsets, [
+      {
+        name: 'v1',
+        labels: { version: 'v1' },
+        policy: 'consistent_hash',
+        consistentHash: { hashHeader: 'x-user-id' },
+      },
+    ]);
+  });
+
+  test('consistentHash takes its own options and checks them', () => {
+    assert.deepEqual(consistentHash({ algorithm: 'maglev', hashHeader: 'x-user-id' }), {
+      'grpc-lb.consistent_hash': { algorithm: 'maglev', hashHeader: 'x-user-id' },
+    });
+    rejects(
+      () => consistentHash({ algorithm: 'maglev', tableSize: 1000 }),
+      'grpc-lb.consistent_hash.tableSize',
+      /must be a prime number/,
+    );
   });
 
   test('the result is a copy: changing the options afterwards does not change it', () => {

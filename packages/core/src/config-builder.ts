@@ -12,6 +12,7 @@
  *     );
  *     new GreeterClient(target, creds, { 'grpc.service_config': JSON.stringify(config) });
  */
+import { CONSISTENT_HASH_POLICY } from './consistent-hash-config';
 import { LEAST_REQUEST_POLICY } from './least-request-config';
 import { ROUND_ROBIN_POLICY } from './round-robin-config';
 import { checkServiceConfig, parseOurPolicy } from './service-config';
@@ -116,11 +117,29 @@ export function leastRequest(
   return policy(LEAST_REQUEST_POLICY, options);
 }
 
+/** The options of `grpc-lb.consistent_hash` (also of a traffic-split subset's `consistentHash`). */
+export interface ConsistentHashOptions {
+  readonly algorithm?: 'ring_hash' | 'maglev';
+  readonly hashHeader?: string;
+  readonly minRingSize?: number;
+  readonly maxRingSize?: number;
+  readonly tableSize?: number;
+  readonly fallback?: 'random' | 'round_robin';
+}
+
+/** Sticky routing by each call's key: ring hash (gRFC A42) or Maglev (Envoy); see the README. */
+export function consistentHash(
+  options: ResilienceOptions & ConsistentHashOptions = {},
+): LoadBalancingConfigJson {
+  return policy(CONSISTENT_HASH_POLICY, options);
+}
+
 export class TrafficSplitBuilder {
   private readonly subsets: {
     name: string;
     labels: Record<string, string>;
     policy?: SubsetPolicy;
+    consistentHash?: ConsistentHashOptions;
   }[] = [];
   private readonly routes: {
     name?: string;
@@ -137,16 +156,20 @@ export class TrafficSplitBuilder {
     return this;
   }
 
-  /** A named group of endpoints: those carrying every one of `labels`. */
+  /**
+   * A named group of endpoints: those carrying every one of `labels`. With policy
+   * `consistent_hash`, `consistentHash` gives its options (`{ hashHeader: 'x-user-id' }`).
+   */
   subset(
     name: string,
     labels: Record<string, string>,
-    options: { policy?: SubsetPolicy } = {},
+    options: { policy?: SubsetPolicy; consistentHash?: ConsistentHashOptions } = {},
   ): this {
     this.subsets.push({
       name,
       labels: { ...labels },
       ...(options.policy ? { policy: options.policy } : {}),
+      ...(options.consistentHash ? { consistentHash: { ...options.consistentHash } } : {}),
     });
     return this;
   }

@@ -59,6 +59,19 @@ export {
   type LeastRequestConfig,
 } from './least-request-config';
 export {
+  CONSISTENT_HASH_POLICY,
+  HASH_KEY_HEADER,
+  parseConsistentHashConfig,
+  setHashKey,
+  type ConsistentHashConfig,
+  type HashAlgorithm,
+  type HashFallback,
+} from './consistent-hash-config';
+/** The consistent-hash tables, pure (for tools and benchmarks that measure them). */
+export { HashRing, MaglevTable, type HashTable, type HashEndpoint } from './hash-ring';
+/** XXH64 of a key's UTF-8 bytes (seed 0): what a table's `slotOf` takes. */
+export { xxh64String, type Hash64 } from './xxhash64';
+export {
   parseOutlierDetection,
   parseHealthCheck,
   parseSlowStart,
@@ -89,6 +102,8 @@ export {
   roundRobin,
   weightedRoundRobin,
   leastRequest,
+  consistentHash,
+  type ConsistentHashOptions,
   type ResilienceOptions,
   trafficSplit,
   serviceConfig,

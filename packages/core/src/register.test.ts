@@ -8,6 +8,7 @@ import { ConfigError, RegistrationError, UnsupportedGrpcJsError } from './errors
 import { isSupportedGrpcJsVersion, SUPPORTED_GRPC_JS_RANGE } from './grpc-js/runtime';
 import { register } from './register';
 import type { ResolverFactory } from './resolver-contract';
+import { CONSISTENT_HASH_POLICY } from './consistent-hash-config';
 import { LEAST_REQUEST_POLICY } from './least-request-config';
 import { ROUND_ROBIN_POLICY } from './round-robin-config';
 import { TRAFFIC_SPLIT_POLICY } from './traffic-split-config';
@@ -26,6 +27,7 @@ describe('register()', () => {
       WEIGHTED_ROUND_ROBIN_POLICY,
       TRAFFIC_SPLIT_POLICY,
       LEAST_REQUEST_POLICY,
+      CONSISTENT_HASH_POLICY,
     ]);
     for (const policy of first.policies)
       assert.ok(grpc.experimental.isLoadBalancerNameRegistered(policy), policy);

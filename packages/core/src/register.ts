@@ -2,6 +2,7 @@ import { ConfigError, describe, RegistrationError, UnsupportedGrpcJsError } from
 import { missingCapabilities } from './grpc-js/capabilities';
 import { adaptResolver, PROBE_PATH, type AdaptedResolverClass } from './grpc-js/resolver-adapter';
 import type { PolicyClasses } from './grpc-js/endpoint-policy';
+import { createConsistentHashPolicy } from './grpc-js/consistent-hash';
 import { createLeastRequestPolicy } from './grpc-js/least-request';
 import { createRoundRobinPolicy } from './grpc-js/round-robin';
 import { createTrafficSplitPolicy } from './grpc-js/traffic-split';
@@ -122,6 +123,7 @@ export function register(options: RegisterOptions = {}): Registration {
     createWeightedRoundRobinPolicy,
     createTrafficSplitPolicy,
     createLeastRequestPolicy,
+    createConsistentHashPolicy,
   ]) {
     if (state.policies.has(create)) continue;
     const policy = create(runtime);

@@ -1,3 +1,4 @@
+import { CONSISTENT_HASH_POLICY, parseConsistentHashConfig } from './consistent-hash-config';
 import { ConfigError, describe, errorMessage } from './errors';
 import { isJsonObject, STRICT, type Json, type ParseContext } from './json-fields';
 import { LEAST_REQUEST_POLICY, parseLeastRequestConfig } from './least-request-config';
@@ -20,6 +21,7 @@ export const POLICY_PARSERS: Readonly<Record<string, PolicyParser>> = {
   [WEIGHTED_ROUND_ROBIN_POLICY]: parseWeightedRoundRobinConfig,
   [TRAFFIC_SPLIT_POLICY]: parseTrafficSplitConfig,
   [LEAST_REQUEST_POLICY]: parseLeastRequestConfig,
+  [CONSISTENT_HASH_POLICY]: parseConsistentHashConfig,
 };
 
 /** Parses the body of one of our `loadBalancingConfig` entries: its own fields and the resilience options. */

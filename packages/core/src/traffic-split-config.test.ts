@@ -262,7 +262,7 @@ describe('parseTrafficSplitConfig', () => {
       'an unknown field in a subset',
       { subsets: [{ name: 'v1', weight: 3 }], routes: [] },
       `${P}.subsets[0].weight`,
-      /unknown field \(expected one of name, labels, policy\)/,
+      /unknown field \(expected one of name, labels, policy, consistentHash\)/,
     ],
     [
       'labels that are not an object',

@@ -18,6 +18,7 @@
  *         "subsetPolicy": "round_robin",
  *         "onEmptySubset": "redistribute" } }
  */
+import { parseConsistentHashConfig, type ConsistentHashConfig } from './consistent-hash-config';
 import { MAX_WEIGHT } from './endpoint';
 import { ConfigError, describe } from './errors';
 import {
@@ -37,15 +38,20 @@ export const TRAFFIC_SPLIT_POLICY = 'grpc-lb.traffic_split';
  * How endpoints inside a subset are picked: `round_robin` (equal shares),
  * `weighted_round_robin` (in proportion to the endpoints' weights),
  * `least_request` (the cheaper of two endpoints drawn at random, with the
- * load estimate of `grpc-lb.least_request`), `random` (uniformly at random).
+ * load estimate of `grpc-lb.least_request`), `random` (uniformly at random),
+ * `consistent_hash` (by the call's hash key, as `grpc-lb.consistent_hash`
+ * with the subset's `consistentHash` options).
  */
-export type SubsetPolicy = 'round_robin' | 'weighted_round_robin' | 'least_request' | 'random';
+export type SubsetPolicy =
+  'round_robin' | 'weighted_round_robin' | 'least_request' | 'random' | 'consistent_hash';
 
 export interface SubsetConfig {
   readonly name: string;
   /** An endpoint belongs to the subset when it has every one of these labels. `{}` = every endpoint. */
   readonly labels: Readonly<Record<string, string>>;
   readonly policy: SubsetPolicy;
+  /** The `consistent_hash` options (the route-wide `consistentHash`, else the defaults). */
+  readonly consistentHash?: ConsistentHashConfig;
 }
 
 export type HeaderMatch =
@@ -103,6 +109,7 @@ const SUBSET_POLICIES: readonly SubsetPolicy[] = [
   'weighted_round_robin',
   'least_request',
   'random',
+  'consistent_hash',
 ];
 
 function parseLabels(value: unknown, field: string): Record<string, string> {
@@ -191,19 +198,27 @@ function parseSubsets(
   field: string,
   defaultPolicy: SubsetPolicy,
   ctx: ParseContext,
+  defaultHash: ConsistentHashConfig | undefined,
 ): SubsetConfig[] {
   const subsets: SubsetConfig[] = [];
   const list = array(value, field);
   if (list.length === 0) throw new ConfigError(field, 'needs at least one subset');
   list.forEach((raw, i) => {
     const s = Fields.of(raw, `${field}[${i}]`, ctx);
-    s.only(['name', 'labels', 'policy']);
+    s.only(['name', 'labels', 'policy', 'consistentHash']);
     const name = nonEmptyString(s.get('name'), s.at('name'));
     if (subsets.some((other) => other.name === name))
       throw new ConfigError(s.at('name'), `subset "${name}" is defined twice`);
     const labels = s.read('labels', parseLabels) ?? {};
     const policy = s.read('policy', (v, at) => oneOf(v, at, SUBSET_POLICIES)) ?? defaultPolicy;
-    subsets.push({ name, labels, policy });
+    const hash = s.read('consistentHash', (v, at) => parseConsistentHashConfig(v, at, ctx));
+    if (hash && policy !== 'consistent_hash')
+      throw new ConfigError(
+        s.at('consistentHash'),
+        `applies to policy "consistent_hash", not "${policy}"`,
+      );
+    const consistentHash = policy === 'consistent_hash' ? (hash ?? defaultHash) : undefined;
+    subsets.push({ name, labels, policy, ...(consistentHash ? { consistentHash } : {}) });
   });
   return subsets;
 }
@@ -244,13 +259,20 @@ export function parseTrafficSplitConfig(
   ctx: ParseContext = STRICT,
 ): TrafficSplitConfig {
   const f = Fields.of(json, field, ctx);
-  f.only(['subsets', 'routes', 'subsetPolicy', 'onEmptySubset']);
+  f.only(['subsets', 'routes', 'subsetPolicy', 'onEmptySubset', 'consistentHash']);
   const subsetPolicy =
     f.read('subsetPolicy', (v, at) => oneOf(v, at, SUBSET_POLICIES)) ?? 'round_robin';
   const onEmptySubset =
     f.read('onEmptySubset', (v, at) => oneOf(v, at, ['redistribute', 'fail'] as const)) ??
     'redistribute';
-  const subsets = parseSubsets(f.get('subsets'), f.at('subsets'), subsetPolicy, ctx);
+  const consistentHash = f.read('consistentHash', (v, at) => parseConsistentHashConfig(v, at, ctx));
+  const subsets = parseSubsets(
+    f.get('subsets'),
+    f.at('subsets'),
+    subsetPolicy,
+    ctx,
+    consistentHash,
+  );
   const routes = array(f.get('routes'), f.at('routes')).map((raw, i): RouteConfig => {
     const r = Fields.of(raw, `${f.at('routes')}[${i}]`, ctx);
     r.only(['name', 'match', 'split']);

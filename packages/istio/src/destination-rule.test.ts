@@ -109,6 +109,140 @@ describe('DestinationRule: subsets and policies', () => {
     accepts(t, result);
   });
 
+  const hashes: [string, Json, Json][] = [
+    [
+      'httpHeaderName → a ring hash keyed by that header (lower-cased)',
+      { httpHeaderName: 'X-User-Id' },
+      { hashHeader: 'x-user-id', algorithm: 'ring_hash' },
+    ],
+    [
+      'ringHash.minimumRingSize → minRingSize',
+      { httpHeaderName: 'x-user', ringHash: { minimumRingSize: 4096 } },
+      { hashHeader: 'x-user', algorithm: 'ring_hash', minRingSize: 4096 },
+    ],
+    [
+      'the deprecated top-level minimumRingSize → minRingSize',
+      { httpHeaderName: 'x-user', minimumRingSize: 2048 },
+      { hashHeader: 'x-user', algorithm: 'ring_hash', minRingSize: 2048 },
+    ],
+    [
+      'maglev.tableSize → Maglev with that table',
+      { httpHeaderName: 'x-user', maglev: { tableSize: 251 } },
+      { hashHeader: 'x-user', algorithm: 'maglev', tableSize: 251 },
+    ],
+    [
+      'maglev without a size → Maglev with the default table',
+      { httpHeaderName: 'x-user', maglev: {} },
+      { hashHeader: 'x-user', algorithm: 'maglev' },
+    ],
+  ];
+  for (const [what, istio, ours] of hashes) {
+    test(`loadBalancer.consistentHash: ${what}`, (t) => {
+      const result = translate(
+        rule({ trafficPolicy: { loadBalancer: { consistentHash: istio } } }),
+      );
+      const split = splitOf(result);
+      assert.equal(split['subsetPolicy'], 'consistent_hash');
+      assert.deepEqual(split['consistentHash'], ours);
+      assert.deepEqual(result.warnings, []);
+      accepts(t, result);
+    });
+  }
+
+  test('a subset’s own consistentHash becomes its policy and options', (t) => {
+    const result = translate(
+      rule({
+        subsets: [
+          {
+            name: 'v1',
+            labels: { version: 'v1' },
+            trafficPolicy: {
+              loadBalancer: { consistentHash: { httpHeaderName: 'x-tenant', maglev: {} } },
+            },
+          },
+        ],
+      }),
+    );
+    const split = splitOf(result);
+    assert.equal(split['subsetPolicy'], undefined);
+    assert.deepEqual((split['subsets'] as Json[])[0], {
+      name: 'v1',
+      labels: { version: 'v1' },
+      policy: 'consistent_hash',
+      consistentHash: { hashHeader: 'x-tenant', algorithm: 'maglev' },
+    });
+    accepts(t, result);
+  });
+
+  test('hashing on a cookie, the source IP or a query parameter is warned: keyed by setHashKey only', (t) => {
+    for (const source of [
+      { httpCookie: { name: 'session', ttl: '0s' } },
+      { useSourceIp: true },
+      { httpQueryParameterName: 'user' },
+    ]) {
+      const result = translate(
+        rule({ trafficPolicy: { loadBalancer: { consistentHash: source } } }),
+      );
+      const split = splitOf(result);
+      assert.equal(split['subsetPolicy'], 'consistent_hash');
+      assert.deepEqual(split['consistentHash'], { algorithm: 'ring_hash' });
+      const key = Object.keys(source)[0]!;
+      assert.equal(result.warnings.length, 1);
+      assert.match(
+        result.warnings[0]!,
+        new RegExp(
+          `^DestinationRule prod/hello2: trafficPolicy\\.loadBalancer\\.consistentHash\\.${key}: hashing on ${key} is not applied \\(.+\\): calls are hashed by the key the application sets \\(setHashKey\\)`,
+        ),
+      );
+      accepts(t, result);
+    }
+  });
+
+  const badHashes: [string, Json, string, RegExp][] = [
+    [
+      'simple beside consistentHash',
+      { simple: 'RANDOM', consistentHash: { httpHeaderName: 'x' } },
+      'trafficPolicy.loadBalancer',
+      /give one of simple, consistentHash/,
+    ],
+    [
+      'ringHash beside maglev',
+      { consistentHash: { httpHeaderName: 'x', ringHash: {}, maglev: {} } },
+      'trafficPolicy.loadBalancer.consistentHash',
+      /give one of ringHash, maglev/,
+    ],
+    [
+      'a Maglev table size that is not prime',
+      { consistentHash: { httpHeaderName: 'x', maglev: { tableSize: 65536 } } },
+      'trafficPolicy.loadBalancer.consistentHash',
+      /must be a prime number/,
+    ],
+    [
+      'a ring above 8M entries',
+      { consistentHash: { httpHeaderName: 'x', ringHash: { minimumRingSize: 9_000_000 } } },
+      'trafficPolicy.loadBalancer.consistentHash.ringHash.minimumRingSize',
+      /expected an integer 0-8388608/,
+    ],
+    [
+      'a binary header',
+      { consistentHash: { httpHeaderName: 'x-id-bin' } },
+      'trafficPolicy.loadBalancer.consistentHash',
+      /binary header/,
+    ],
+  ];
+  for (const [what, loadBalancer, field, problem] of badHashes) {
+    test(`consistentHash: ${what} is an error naming the field`, () => {
+      assert.throws(
+        () => translate(rule({ trafficPolicy: { loadBalancer } })),
+        (e: unknown) =>
+          e instanceof IstioTranslationError &&
+          e.code === 'BAD_RESOURCE' &&
+          e.field === field &&
+          problem.test(e.message),
+      );
+    });
+  }
+
   test('an unknown loadBalancer.simple is an error naming the field', () => {
     assert.throws(
       () => translate(rule({ trafficPolicy: { loadBalancer: { simple: 'FASTEST' } } })),
@@ -120,13 +254,12 @@ describe('DestinationRule: subsets and policies', () => {
     );
   });
 
-  test('consistentHash, localityLbSetting, tls, portLevelSettings are each named in a warning', () => {
+  test('localityLbSetting, tls, portLevelSettings are each named in a warning', () => {
     const result = translate(
       rule({
         trafficPolicy: {
           loadBalancer: {
             simple: 'ROUND_ROBIN',
-            consistentHash: { httpHeaderName: 'x-user' },
             localityLbSetting: { enabled: true },
           },
           tls: { mode: 'ISTIO_MUTUAL' },
@@ -136,7 +269,6 @@ describe('DestinationRule: subsets and policies', () => {
     );
     const fields = result.warnings.map((w) => w.split(': ')[1]);
     assert.deepEqual(fields.sort(), [
-      'trafficPolicy.loadBalancer.consistentHash',
       'trafficPolicy.loadBalancer.localityLbSetting',
       'trafficPolicy.portLevelSettings',
       'trafficPolicy.tls',

@@ -3,23 +3,28 @@
  * policies, and the shared resilience options (outlier detection, panic
  * threshold, slow start).
  */
+import { ConfigError, parseConsistentHashConfig } from '@grpc-lb/core';
 import { durationNanos, grpcDuration } from './duration';
 import { At, isObject, leafPaths, otherFields, type Json } from './fields';
 
 /** Subset policies of `grpc-lb.traffic_split`. */
-export type SubsetPolicy = 'round_robin' | 'least_request' | 'random';
+export type SubsetPolicy = 'round_robin' | 'least_request' | 'random' | 'consistent_hash';
 
 export interface TranslatedSubset {
   readonly name: string;
   readonly labels: Record<string, string>;
   /** Set when the subset's own `trafficPolicy.loadBalancer` names one. */
   readonly policy: SubsetPolicy | undefined;
+  /** With policy `consistent_hash`: the options from the subset's own `consistentHash`. */
+  readonly consistentHash?: Json;
 }
 
 export interface TranslatedRule {
   readonly subsets: TranslatedSubset[];
-  /** From the top-level `trafficPolicy.loadBalancer.simple`. */
+  /** From the top-level `trafficPolicy.loadBalancer` (`simple`, or `consistentHash`). */
   readonly subsetPolicy: SubsetPolicy | undefined;
+  /** With subsetPolicy `consistent_hash`: the split's `consistentHash` options. */
+  readonly consistentHash?: Json;
   /** `outlierDetection`, `panicThreshold`, `slowStart`: fields of the traffic split itself. */
   readonly resilience: Json;
 }
@@ -72,30 +77,108 @@ function durationField(at: At, value: unknown): string {
   return grpcDuration(nanos);
 }
 
-function loadBalancer(at: At, value: unknown): SubsetPolicy | undefined {
+/** What a `loadBalancer` gives: the subset policy, and the consistent-hash options with it. */
+interface LoadBalancing {
+  readonly policy: SubsetPolicy | undefined;
+  readonly consistentHash?: Json;
+}
+
+const HASH_SOURCES_UNSUPPORTED: Readonly<Record<string, string>> = {
+  httpCookie: 'gRPC calls carry no cookies',
+  useSourceIp: 'every call of a client has the same source address',
+  httpQueryParameterName: 'gRPC calls have no query string',
+};
+
+/**
+ * `consistentHash` → the options of our `consistent_hash` (`ringHash` or the
+ * deprecated `minimumRingSize` → ring hash; `maglev` → Maglev). Only
+ * `httpHeaderName` gives a key here; the other sources are warned, and calls
+ * are then keyed only by `setHashKey` (the others go to a random endpoint, as
+ * Envoy sends a request with no hash value).
+ */
+function consistentHash(at: At, value: unknown): Json {
+  const ch = at.object(value);
+  const known = ['httpHeaderName', 'ringHash', 'maglev', 'minimumRingSize'];
+  for (const key of otherFields(ch, known)) {
+    const why = HASH_SOURCES_UNSUPPORTED[key];
+    at.key(key).note(
+      why === undefined
+        ? 'not applied by the client'
+        : `hashing on ${key} is not applied (${why}): calls are hashed by the key the application sets (setHashKey), and calls without one go to a random endpoint`,
+    );
+  }
+  const result: Json = {};
+  if (ch['httpHeaderName'] !== undefined) {
+    result['hashHeader'] = at.key('httpHeaderName').string(ch['httpHeaderName']).toLowerCase();
+  }
+  if (ch['ringHash'] !== undefined && ch['maglev'] !== undefined) {
+    at.fail('give one of ringHash, maglev, not both');
+  }
+  if (ch['maglev'] !== undefined) {
+    const maglev = at.key('maglev').object(ch['maglev']);
+    result['algorithm'] = 'maglev';
+    if (maglev['tableSize'] !== undefined) {
+      result['tableSize'] = at.key('maglev.tableSize').integer(maglev['tableSize'], 2, 5_000_011);
+    }
+    if (ch['minimumRingSize'] !== undefined) {
+      at.key('minimumRingSize').note('not applied: it sizes a ring, and maglev is chosen');
+    }
+  } else {
+    let size: unknown;
+    let sizeAt = at.key('minimumRingSize');
+    if (ch['ringHash'] !== undefined) {
+      const ring = at.key('ringHash').object(ch['ringHash']);
+      if (ring['minimumRingSize'] !== undefined) {
+        size = ring['minimumRingSize'];
+        sizeAt = at.key('ringHash.minimumRingSize');
+      }
+      if (ch['minimumRingSize'] !== undefined) {
+        at.key('minimumRingSize').note('not applied: ringHash.minimumRingSize is used');
+      }
+    } else size = ch['minimumRingSize'];
+    result['algorithm'] = 'ring_hash';
+    // Istio writes 0 for "unset": the default applies.
+    const min = size === undefined ? 0 : sizeAt.integer(size, 0, 8_388_608);
+    if (min > 0) result['minRingSize'] = min;
+  }
+  try {
+    parseConsistentHashConfig(result, 'consistentHash');
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    at.fail(`cannot be applied: ${error.problem}`);
+  }
+  return result;
+}
+
+function loadBalancer(at: At, value: unknown): LoadBalancing {
   const lb = at.object(value);
-  for (const key of otherFields(lb, ['simple', 'warmupDurationSecs', 'warmup'])) {
+  for (const key of otherFields(lb, ['simple', 'consistentHash', 'warmupDurationSecs', 'warmup'])) {
     const field = at.key(key);
-    if (key === 'consistentHash') {
-      field.note('consistent hashing is not applied: calls are spread by the subset policy');
-    } else if (key === 'localityLbSetting') {
+    if (key === 'localityLbSetting') {
       field.note('locality-aware load balancing is not applied: every endpoint is used alike');
     } else field.note('not applied by the client');
   }
-  if (lb['simple'] === undefined) return undefined;
+  if (lb['consistentHash'] !== undefined) {
+    if (lb['simple'] !== undefined) at.fail('give one of simple, consistentHash, not both');
+    return {
+      policy: 'consistent_hash',
+      consistentHash: consistentHash(at.key('consistentHash'), lb['consistentHash']),
+    };
+  }
+  if (lb['simple'] === undefined) return { policy: undefined };
   const simple = at.key('simple').string(lb['simple']);
   if (simple === 'PASSTHROUGH') {
     at.key('simple').note(
       'PASSTHROUGH (use the address the caller chose) has no client-side equivalent: round robin is used',
     );
-    return 'round_robin';
+    return { policy: 'round_robin' };
   }
   if (!Object.hasOwn(SIMPLE, simple)) {
     at.key('simple').fail(
       `expected ROUND_ROBIN, LEAST_REQUEST, RANDOM, PASSTHROUGH or UNSPECIFIED, got "${simple}"`,
     );
   }
-  return SIMPLE[simple];
+  return { policy: SIMPLE[simple] };
 }
 
 /** `warmupDurationSecs` (or `warmup.duration`) → our slow start, whose ramp is Envoy's. */
@@ -211,10 +294,10 @@ function trafficPolicy(
   at: At,
   value: unknown,
   subsetCount: number,
-): { policy: SubsetPolicy | undefined; resilience: Json } {
+): { policy: SubsetPolicy | undefined; consistentHash?: Json; resilience: Json } {
   const tp = at.object(value);
   const resilience: Json = {};
-  let policy: SubsetPolicy | undefined;
+  let balancing: LoadBalancing = { policy: undefined };
   for (const key of otherFields(tp, ['loadBalancer', 'outlierDetection'])) {
     const field = at.key(key);
     if (key === 'connectionPool') {
@@ -225,7 +308,7 @@ function trafficPolicy(
     } else field.note(TRAFFIC_POLICY_NOTES[key] ?? 'not applied by the client');
   }
   if (tp['loadBalancer'] !== undefined) {
-    policy = loadBalancer(at.key('loadBalancer'), tp['loadBalancer']);
+    balancing = loadBalancer(at.key('loadBalancer'), tp['loadBalancer']);
     const warm = slowStart(
       at.key('loadBalancer'),
       at.key('loadBalancer').object(tp['loadBalancer']),
@@ -248,7 +331,7 @@ function trafficPolicy(
       }
     }
   }
-  return { policy, resilience };
+  return { ...balancing, resilience };
 }
 
 /**
@@ -262,6 +345,7 @@ export function translateDestinationRules(
   if (rules.length === 0) return undefined;
   const subsets: TranslatedSubset[] = [];
   let subsetPolicy: SubsetPolicy | undefined;
+  let splitHash: Json | undefined;
   let resilience: Json = {};
   let topLevel: Json | undefined;
   rules.forEach(({ at, spec }, r) => {
@@ -277,6 +361,7 @@ export function translateDestinationRules(
       if (r === 0) {
         const tp = trafficPolicy(at.key('trafficPolicy'), spec['trafficPolicy'], list.length);
         subsetPolicy = tp.policy;
+        splitHash = tp.consistentHash;
         resilience = tp.resilience;
         topLevel = at.key('trafficPolicy').object(spec['trafficPolicy']);
       } else {
@@ -299,11 +384,13 @@ export function translateDestinationRules(
       }
       const labels = subsetLabels(sat.key('labels'), s['labels']);
       let policy: SubsetPolicy | undefined;
+      let hash: Json | undefined;
       if (s['trafficPolicy'] !== undefined) {
         const tpAt = sat.key('trafficPolicy');
         const tp = tpAt.object(s['trafficPolicy']);
         const own = trafficPolicy(tpAt, { ...tp, outlierDetection: undefined }, 1);
         policy = own.policy;
+        hash = own.consistentHash;
         if (own.resilience['slowStart'] !== undefined) {
           tpAt
             .key('loadBalancer')
@@ -320,8 +407,13 @@ export function translateDestinationRules(
             );
         }
       }
-      subsets.push({ name, labels, policy });
+      subsets.push({ name, labels, policy, ...(hash ? { consistentHash: hash } : {}) });
     });
   });
-  return { subsets, subsetPolicy, resilience };
+  return {
+    subsets,
+    subsetPolicy,
+    ...(splitHash ? { consistentHash: splitHash } : {}),
+    resilience,
+  };
 }

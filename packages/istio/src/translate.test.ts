@@ -282,7 +282,7 @@ describe('warnings', () => {
           workloadSelector: { matchLabels: { app: 'hello1' } },
           subsets: [...SUBSETS, { name: 'v1', labels: {} }],
           trafficPolicy: {
-            loadBalancer: { simple: 'PASSTHROUGH', consistentHash: { useSourceIp: true } },
+            loadBalancer: { simple: 'PASSTHROUGH', localityLbSetting: { enabled: true } },
             connectionPool: { tcp: { maxConnections: 1 } },
             outlierDetection: {
               consecutive5xxErrors: 9,

@@ -239,9 +239,11 @@ export function translateIstio(input: IstioTranslationInput): IstioTranslation {
       name: s.name,
       labels: s.labels,
       ...(s.policy === undefined ? {} : { policy: s.policy }),
+      ...(s.consistentHash === undefined ? {} : { consistentHash: s.consistentHash }),
     })),
     routes,
     ...(rule?.subsetPolicy === undefined ? {} : { subsetPolicy: rule.subsetPolicy }),
+    ...(rule?.consistentHash === undefined ? {} : { consistentHash: rule.consistentHash }),
     ...(rule?.resilience ?? {}),
   };
   const serviceConfig: Record<string, unknown> = {

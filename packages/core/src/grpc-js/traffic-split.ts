@@ -9,6 +9,7 @@
  * with the next picker, without reconnecting.
  */
 import type { experimental } from '@grpc/grpc-js';
+import { DEFAULT_CONSISTENT_HASH } from '../consistent-hash-config';
 import { DEFAULT_LEAST_REQUEST } from '../least-request-config';
 import { routeMatches } from '../route-match';
 import {
@@ -26,6 +27,7 @@ import {
   type PolicyClasses,
   type PolicySpec,
 } from './endpoint-policy';
+import { makeConsistentHashPicker } from './consistent-hash';
 import { LeastRequestPicker } from './least-request';
 import { RandomPicker, RoundRobinPicker, WeightedPicker } from './pickers';
 import type { Runtime } from './runtime';
@@ -175,6 +177,7 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
   function subsetPicker(
     config: SubsetConfig,
     ready: readonly EndpointChild[],
+    members: readonly EndpointChild[],
     context: {
       memo: Map<string, unknown>;
       where: string;
@@ -205,6 +208,17 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
       }
       case 'random':
         return new RandomPicker(ready, rampingUp ? rampOf : undefined);
+      case 'consistent_hash':
+        return makeConsistentHashPicker({
+          config: config.consistentHash ?? DEFAULT_CONSISTENT_HASH,
+          children: members,
+          ready,
+          memo,
+          scope: `subset:${config.name}`,
+          rampOf,
+          rampingUp,
+          warn: (message) => rt.logger.warn(`${TRAFFIC_SPLIT_POLICY}: ${where}: ${message}`),
+        });
     }
   }
 
@@ -230,10 +244,11 @@ export function trafficSplitSpec(rt: Runtime): PolicySpec<TrafficSplitConfig> {
         ? context.zones.route(
             members,
             ready,
-            (_, inZone, memo) => subsetPicker(config, inZone, { ...context, memo, where }),
+            (inZoneMembers, inZone, memo) =>
+              subsetPicker(config, inZone, inZoneMembers, { ...context, memo, where }),
             `subset ${config.name}`,
           )
-        : subsetPicker(config, ready, { ...context, where });
+        : subsetPicker(config, ready, members, { ...context, where });
       if (picker) return { config, state: SubsetState.Ready, picker, why: '' };
     }
     if (members.some(isWaiting)) {

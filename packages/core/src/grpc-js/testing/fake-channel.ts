@@ -28,6 +28,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { ChannelOptions, connectivityState as ConnectivityStateEnum } from '@grpc/grpc-js';
 import type { experimental } from '@grpc/grpc-js';
 import { normalizeEndpoint } from '../../endpoint';
+import { CONSISTENT_HASH_POLICY } from '../../consistent-hash-config';
 import { LEAST_REQUEST_POLICY } from '../../least-request-config';
 import type { Logger } from '../../logger';
 import { createMetrics, type MeterProviderLike } from '../../metrics';
@@ -44,6 +45,7 @@ import {
   type HealthClientFactory,
   type HealthStreamHandlers,
 } from '../health-watcher';
+import { createConsistentHashPolicy } from '../consistent-hash';
 import { createLeastRequestPolicy } from '../least-request';
 import { createRoundRobinPolicy } from '../round-robin';
 import { createRuntime, statusNames, type Runtime } from '../runtime';
@@ -354,6 +356,7 @@ const POLICIES: Readonly<Record<string, (rt: Runtime) => PolicyClasses>> = {
   [WEIGHTED_ROUND_ROBIN_POLICY]: createWeightedRoundRobinPolicy,
   [TRAFFIC_SPLIT_POLICY]: createTrafficSplitPolicy,
   [LEAST_REQUEST_POLICY]: createLeastRequestPolicy,
+  [CONSISTENT_HASH_POLICY]: createConsistentHashPolicy,
 };
 
 export interface HarnessOptions {
