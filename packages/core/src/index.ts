@@ -96,6 +96,7 @@ export {
   type HealthEvent,
   type PanicEvent,
   type ConfigEvent,
+  type LimitEvent,
   type ServiceConfigState,
   type LoadBalancerObserverEvents,
 } from './observer';

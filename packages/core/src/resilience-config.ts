@@ -26,6 +26,12 @@ import {
   STRICT,
   type ParseContext,
 } from './json-fields';
+import {
+  parseCallLimits,
+  parseRetryBudget,
+  type CallLimitsConfig,
+  type RetryBudgetConfig,
+} from './call-limits-config';
 
 /**
  * A duration in milliseconds from either form a service config uses:
@@ -103,6 +109,10 @@ export interface ResilienceConfig {
    * moments later). 0 turns it off; see `removal-hold-down.ts`.
    */
   readonly removalHoldDownMs: number;
+  /** Circuit breaking: calls in flight and waiting (`call-limits-config.ts`). Default off. */
+  readonly limits?: CallLimitsConfig | undefined;
+  /** A cap on grpc-js's retries and hedges as a share of calls (`call-limits-config.ts`). Default off. */
+  readonly retryBudget?: RetryBudgetConfig | undefined;
 }
 
 /** The longest startup grace: calls of a new channel never wait longer than this for it. */
@@ -128,6 +138,8 @@ export const RESILIENCE_OPTIONS = [
   'slowStart',
   'startupGraceMs',
   'removalHoldDownMs',
+  'limits',
+  'retryBudget',
 ] as const;
 
 /** The shared option names in both spellings: every policy accepts these beside its own fields. */
@@ -307,6 +319,8 @@ export function parseResilience(
   ctx: ParseContext = STRICT,
 ): ResilienceConfig {
   const f = Fields.of(obj, field, ctx);
+  const limits = f.read('limits', (v, at) => parseCallLimits(v, at, ctx));
+  const retryBudget = f.read('retryBudget', (v, at) => parseRetryBudget(v, at, ctx));
   return {
     outlierDetection: f.read('outlierDetection', (v, at) => parseOutlierDetection(v, at, ctx)),
     healthCheck: f.read('healthCheck', (v, at) => parseHealthCheck(v, at, ctx)),
@@ -317,6 +331,8 @@ export function parseResilience(
     removalHoldDownMs:
       f.read('removalHoldDownMs', (v, at) => integer(v, at, 0, MAX_REMOVAL_HOLD_DOWN_MS)) ??
       DEFAULT_REMOVAL_HOLD_DOWN_MS,
+    ...(limits ? { limits } : {}),
+    ...(retryBudget ? { retryBudget } : {}),
   };
 }
 

@@ -29,6 +29,7 @@ import {
   type TargetMetrics,
 } from '../metrics';
 import type { ResilienceConfig } from '../resilience-config';
+import { CallGate } from './call-limits';
 import { CallTracker, Tracking } from './call-tracking';
 import { ChildEndpoint, type ChildOwner } from './endpoint-child';
 import { endpointKey, TARGET_ATTRIBUTE, type GrpcLbEndpoint } from './endpoint-info';
@@ -83,6 +84,7 @@ export class EndpointBalancer<C>
   private readonly aggregator: StateAggregator;
   private readonly grace: StartupGrace;
   private readonly holdDown: RemovalHoldDown<ChildEndpoint>;
+  private readonly gate: CallGate;
   private readonly CS: typeof import('@grpc/grpc-js').connectivityState;
 
   constructor(
@@ -101,6 +103,7 @@ export class EndpointBalancer<C>
     this.resilience = new ResilienceController(rt, this);
     this.tracker = new CallTracker(rt.grpc.experimental.PickResultType.COMPLETE, this.resilience);
     this.aggregator = new StateAggregator(rt);
+    this.gate = new CallGate(rt, helper, this);
     this.grace = new StartupGrace(() => this.recompute());
     this.holdDown = new RemovalHoldDown((expired) => {
       this.rt.trace(
@@ -126,6 +129,7 @@ export class EndpointBalancer<C>
       this.memo.clear();
       this.configText = configText;
       this.resilience.apply(config.resilience);
+      this.gate.configure(config.resilience);
       this.grace.configChanged();
       if (config.resilience.removalHoldDownMs === 0 && this.holdDown.size > 0) {
         this.dropHeld(this.holdDown.releaseAll(), false);
@@ -223,6 +227,7 @@ export class EndpointBalancer<C>
     this.memo.clear();
     this.configText = '';
     this.resilience.destroy();
+    this.gate.destroy();
     this.grace.destroy();
     if (this.recomputeImmediate) clearImmediate(this.recomputeImmediate);
     this.recomputeImmediate = undefined;
@@ -537,6 +542,6 @@ export class EndpointBalancer<C>
     if (state !== this.state)
       this.rt.trace(`${this.describe}: ${this.CS[this.state]} -> ${this.CS[state]}`);
     this.state = state;
-    this.helper.updateState(state, picker, errorMessage);
+    this.gate.publish(state, picker, errorMessage);
   }
 }
