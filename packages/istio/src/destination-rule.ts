@@ -21,7 +21,7 @@ export interface TranslatedRule {
   readonly subsets: TranslatedSubset[];
   /** From the top-level `trafficPolicy.loadBalancer.simple`. */
   readonly subsetPolicy: SubsetPolicy | undefined;
-  /** `outlierDetection`, `panicThreshold`, `slowStart`, `limits`: fields of the traffic split itself. */
+  /** `outlierDetection`, `panicThreshold`, `slowStart`: fields of the traffic split itself. */
   readonly resilience: Json;
 }
 
@@ -305,17 +305,17 @@ export function translateDestinationRules(
         const tp = tpAt.object(s['trafficPolicy']);
         const own = trafficPolicy(tpAt, { ...tp, outlierDetection: undefined }, 1);
         policy = own.policy;
+        if (own.resilience['slowStart'] !== undefined) {
+          tpAt
+            .key('loadBalancer')
+            .note('slow start applies to the whole host here; a per-subset warmup is not applied');
+        }
         if (own.resilience['limits'] !== undefined) {
           tpAt
             .key('connectionPool')
             .note(
               'per-subset limits are not applied: the top-level connectionPool limits the whole channel',
             );
-        }
-        if (own.resilience['slowStart'] !== undefined) {
-          tpAt
-            .key('loadBalancer')
-            .note('slow start applies to the whole host here; a per-subset warmup is not applied');
         }
         if (
           tp['outlierDetection'] !== undefined &&
