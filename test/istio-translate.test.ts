@@ -129,3 +129,61 @@ describe('an Istio VirtualService and DestinationRule, translated, on a real cha
     }
   });
 });
+
+describe('a DestinationRule connectionPool, translated, limits a real channel', () => {
+  let set: BackendSet;
+  before(async () => {
+    set = await startBackends({ count: 2 });
+  });
+  after(async () => {
+    await Promise.all(set.backends.map((b) => b.hang(false)));
+    await set.stopAll();
+  });
+
+  test('http2MaxRequests 3: three calls held by hung backends, the other two fail fast naming the limit', async () => {
+    const { serviceConfig, warnings } = translateIstio({
+      host: 'hello2',
+      namespace: 'prod',
+      virtualServices: [],
+      destinationRules: [
+        {
+          apiVersion: 'networking.istio.io/v1',
+          kind: 'DestinationRule',
+          metadata: { name: 'hello2', namespace: 'prod' },
+          spec: {
+            host: 'hello2',
+            trafficPolicy: { connectionPool: { http: { http2MaxRequests: 3 } } },
+          },
+        },
+      ],
+    });
+    assert.deepEqual(warnings, []);
+    const client = new Greeter(`static:///${set.addresses.join(',')}`, insecure, {
+      'grpc.service_config': JSON.stringify(serviceConfig),
+    });
+    try {
+      await sayHello(client, 'warm', { waitForReady: true });
+      await Promise.all(set.backends.map((b) => b.hang(true)));
+      const outcomes = Array.from({ length: 5 }, (_, i) =>
+        sayHello(client, `n${i}`, { deadlineMs: 20_000 }).then(
+          () => 'ok',
+          (e: unknown) => (isServiceError(e) ? `${e.code} ${e.details}` : String(e)),
+        ),
+      );
+      // The two over the limit end while the backends still hold the other three.
+      const settled: string[] = [];
+      for (const o of outcomes) void o.then((r) => settled.push(r));
+      await waitFor(() => settled.length === 2, {
+        timeoutMs: 5000,
+        message: 'two calls to fail fast',
+      });
+      for (const r of settled) {
+        assert.match(r, /^14 .*call limit maxRequests \(3\) reached: 3 calls in flight$/);
+      }
+      await Promise.all(set.backends.map((b) => b.hang(false)));
+      assert.equal((await Promise.all(outcomes)).filter((r) => r === 'ok').length, 3);
+    } finally {
+      client.close();
+    }
+  });
+});

@@ -92,7 +92,8 @@ export const USAGE = `usage: npm run bench -- [options]
   --l4-channels N         client channels of the L4 evenness case (default 4)
   --scenarios a,b         only these scenarios (names as in the report); for the failover group:
                           failover (all of it), failover-<fault> (sigkill, hang, errors-50,
-                          slow-10x: every policy) or failover-<fault>:<policy> (one run);
+                          slow-10x, errors-100: every policy run on it) or
+                          failover-<fault>:<policy> (one run);
                           convergence (every resolver), convergence-dns, convergence-etcd,
                           convergence-k8s or convergence-consul;
                           ghz-calibration; startup-skew (the first 100 calls of a new channel);

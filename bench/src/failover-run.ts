@@ -29,7 +29,9 @@ import {
   type FailoverReport,
   type FailoverRound,
   aggregateFailover,
+  retryLoad,
   summarizeFailoverRun,
+  windowStats,
 } from './failover-stats';
 import type { Resources } from './resources';
 import type { LoadSpec } from './worker-protocol';
@@ -65,6 +67,9 @@ async function inject(fault: FaultKind, backend: Backend): Promise<void> {
       return;
     case 'errors-50':
       await backend.setFailRate(0.5);
+      return;
+    case 'errors-100':
+      await backend.setFailRate(1);
       return;
     case 'slow-10x':
       await backend.setDelay(SLOW_DELAY_MS);
@@ -103,6 +108,7 @@ async function runOne(
   const { options } = ctx;
   const { fault, policy } = planned;
   const bad = set.backends[FAULTY_INDEX]!;
+  const countsAttempts = fault === 'errors-100';
   const spec: LoadSpec = {
     scenario: `${faultScenarioName(fault)}:${policy.name}`,
     target: policy.target,
@@ -142,6 +148,8 @@ async function runOne(
         timer = setTimeout(resolve, Math.max(0, timing.faultAtMs - elapsed));
       })
         .then(async () => {
+          // Attempts are counted by the backends from here (the client sees calls, not retries).
+          if (countsAttempts) await Promise.all(set.backends.map((b) => b.resetStats()));
           faultEpochMs = epochNow();
           await inject(fault, bad);
           faultApplyMs = epochNow() - faultEpochMs;
@@ -167,19 +175,26 @@ async function runOne(
   if (result.trace === undefined || result.windowStartEpochMs === undefined) {
     throw new Error(`failover ${spec.scenario}: the worker sent no call trace`);
   }
-  const summary = summarizeFailoverRun(
-    { latenciesMs: result.latenciesMs, trace: result.trace },
-    {
-      round,
-      faultAtMs: faultEpochMs - result.windowStartEpochMs,
-      faultApplyMs,
-      timing,
-      badBackend: bad.address,
-      backends: set.backends.length,
-      totalMs: result.totalMs,
-    },
-  );
-  return summary;
+  const log = { latenciesMs: result.latenciesMs, trace: result.trace };
+  const faultAtMs = faultEpochMs - result.windowStartEpochMs;
+  const summary = summarizeFailoverRun(log, {
+    round,
+    faultAtMs,
+    faultApplyMs,
+    timing,
+    badBackend: bad.address,
+    backends: set.backends.length,
+    totalMs: result.totalMs,
+  });
+  if (!countsAttempts) return summary;
+  const attempts: Record<string, number> = {};
+  for (const b of set.backends) attempts[b.address] = (await b.stats()).totalCalls;
+  const after = windowStats(log, faultAtMs, Infinity, bad.address);
+  return { ...summary, load: retryLoad(after.calls, after.failed, attempts, bad.address) };
+}
+
+function signed(share: number): string {
+  return `${share >= 0 ? '+' : ''}${(share * 100).toFixed(1)} %`;
 }
 
 function runLine(planned: Planned, r: FailoverRound): string {
@@ -192,7 +207,12 @@ function runLine(planned: Planned, r: FailoverRound): string {
     `${faultScenarioName(planned.fault)} × ${planned.policy.name}: ${r.whole.calls} calls, ` +
     `${r.rps.toFixed(0)} rps, failed ${r.whole.failed}${statusText(r.whole.failedByStatus)}; ` +
     `fault at ${r.faultAtMs.toFixed(0)} ms: window p99 ${ms(r.window.p99Ms)}, ` +
-    `faulty backend's share ${share}, ${recovery}`
+    `faulty backend's share ${share}, ${recovery}` +
+    (r.load === undefined
+      ? ''
+      : `; after the fault ${r.load.calls} calls made ${r.load.attempts} attempts ` +
+        `(${signed(r.load.extraShare)}), healthy backends ` +
+        `${signed(r.load.healthyExtraShare)} over their share`)
   );
 }
 

@@ -5,6 +5,7 @@ import {
   aggregateFailover,
   medianRecovery,
   recovery,
+  retryLoad,
   shareThreshold,
   timeline,
   windowStats,
@@ -238,5 +239,68 @@ describe('aggregateFailover', () => {
     assert.equal(round.window.failed, round.whole.failed);
     assert.equal(round.window.badShare, 0);
     assert.ok(round.before.badShare !== null && Math.abs(round.before.badShare - 0.25) < 0.01);
+  });
+});
+
+describe('retryLoad: attempts the backends received against the calls the client made', () => {
+  const B = '127.0.0.4:5000';
+  const C = '127.0.0.5:5000';
+  const cases: [string, Record<string, number>, number, number, number][] = [
+    // name, attempts per backend, calls, extraShare, healthyExtraShare
+    [
+      'no retries: one attempt per call',
+      { [A]: 250, [FAULTY]: 250, [B]: 250, [C]: 250 },
+      1000,
+      0,
+      0,
+    ],
+    // Every call on the faulty backend retried once on a healthy one: its quarter spread over three.
+    [
+      'each failed call retried once elsewhere',
+      { [A]: 333, [FAULTY]: 250, [B]: 334, [C]: 333 },
+      1000,
+      0.25,
+      1000 / 750 - 1,
+    ],
+    // A budget of 20 %: 200 retries, 50 of them landing on the faulty backend again.
+    ['a 20 % budget', { [A]: 300, [FAULTY]: 300, [B]: 300, [C]: 300 }, 1000, 0.2, 900 / 750 - 1],
+  ];
+  for (const [name, attempts, calls, extra, healthy] of cases) {
+    test(name, () => {
+      const load = retryLoad(calls, 7, attempts, FAULTY);
+      assert.equal(load.calls, calls);
+      assert.equal(load.failed, 7);
+      assert.equal(
+        load.attempts,
+        Object.values(attempts).reduce((a, b) => a + b, 0),
+      );
+      assert.equal(load.badAttempts, attempts[FAULTY]);
+      assert.ok(Math.abs(load.extraShare - extra) < 1e-9, `${load.extraShare}`);
+      assert.ok(Math.abs(load.healthyExtraShare - healthy) < 1e-9, `${load.healthyExtraShare}`);
+    });
+  }
+
+  test('no calls: the shares are NaN, not a division by zero passed off as a number', () => {
+    const load = retryLoad(0, 0, { [A]: 0, [FAULTY]: 0 }, FAULTY);
+    assert.ok(Number.isNaN(load.extraShare) && Number.isNaN(load.healthyExtraShare));
+  });
+
+  test('a faulty backend with no count is an error naming it', () => {
+    assert.throws(() => retryLoad(10, 0, { [A]: 10 }, FAULTY), /127\.0\.0\.3:5000/);
+  });
+
+  test('aggregateFailover takes each field’s median when every round measured it, none otherwise', () => {
+    const base = fakeFailoverReport('errors-100', 'p', null);
+    const round = base.rounds[0]!;
+    const loads = [0.1, 0.3, 0.2].map((x) =>
+      retryLoad(1000, 5, { [A]: 500 * (1 + x), [FAULTY]: 500 * (1 + x) }, FAULTY),
+    );
+    const report = aggregateFailover(
+      base,
+      loads.map((load) => ({ ...round, load })),
+    );
+    assert.ok(Math.abs(report.load!.extraShare - 0.2) < 1e-9);
+    assert.equal(report.load!.attempts, 1200);
+    assert.equal(aggregateFailover(base, [{ ...round, load: loads[0]! }, round]).load, undefined);
   });
 });

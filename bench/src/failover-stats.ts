@@ -210,6 +210,53 @@ export function recovery(log: CallLog, options: RecoveryOptions): Recovery {
   };
 }
 
+/**
+ * The load a run put on the backends after the fault, from the backends' own counts of the
+ * attempts they received (retries included, which the client's trace does not show) against the
+ * calls the client completed in the same time.
+ */
+export interface RetryLoad {
+  /** Calls the client completed after the fault. */
+  calls: number;
+  failed: number;
+  /** Attempts the backends received after the fault: first attempts and retries. */
+  attempts: number;
+  /** Of them, those the faulty backend received. */
+  badAttempts: number;
+  /** attempts / calls − 1: the share of extra load retries added (0: none). */
+  extraShare: number;
+  /**
+   * Attempts on the healthy backends over their fair share of the calls (calls × healthy /
+   * backends), minus 1: what the faulty backend's retries added to each healthy one.
+   */
+  healthyExtraShare: number;
+}
+
+/** `attempts`: per backend address, the attempts it received after the fault. */
+export function retryLoad(
+  calls: number,
+  failed: number,
+  attempts: Readonly<Record<string, number>>,
+  badBackend: string,
+): RetryLoad {
+  const addresses = Object.keys(attempts);
+  if (!addresses.includes(badBackend)) {
+    throw new RangeError(`no attempt count for the faulty backend ${badBackend}`);
+  }
+  let total = 0;
+  for (const address of addresses) total += attempts[address]!;
+  const badAttempts = attempts[badBackend]!;
+  const healthyFair = (calls * (addresses.length - 1)) / addresses.length;
+  return {
+    calls,
+    failed,
+    attempts: total,
+    badAttempts,
+    extraShare: calls > 0 ? total / calls - 1 : NaN,
+    healthyExtraShare: healthyFair > 0 ? (total - badAttempts) / healthyFair - 1 : NaN,
+  };
+}
+
 /** One run of one fault under one policy. */
 export interface FailoverRound {
   round: number;
@@ -225,6 +272,8 @@ export interface FailoverRound {
   window: WindowStats;
   recovery: Recovery;
   timeline: Timeline;
+  /** The backends' attempts after the fault (`errors-100` runs only). */
+  load?: RetryLoad;
 }
 
 export interface FailoverRunInput {
@@ -307,6 +356,8 @@ export interface FailoverReport {
   recoveredRounds: number;
   /** Failed calls per status over every round. */
   failedByStatus: Record<string, number>;
+  /** Medians over rounds of their `load`, when every round measured it. */
+  load?: RetryLoad;
 }
 
 /**
@@ -324,8 +375,21 @@ export function medianRecovery(values: readonly (number | null)[]): number | nul
 
 export type FailoverMeta = Omit<
   FailoverReport,
-  'rounds' | 'median' | 'recoveredRounds' | 'failedByStatus'
+  'rounds' | 'median' | 'recoveredRounds' | 'failedByStatus' | 'load'
 >;
+
+/** Each field of the rounds' loads, its median over the rounds. */
+function medianLoad(loads: readonly RetryLoad[]): RetryLoad {
+  const of = (field: keyof RetryLoad) => median(loads.map((l) => l[field]));
+  return {
+    calls: of('calls'),
+    failed: of('failed'),
+    attempts: of('attempts'),
+    badAttempts: of('badAttempts'),
+    extraShare: of('extraShare'),
+    healthyExtraShare: of('healthyExtraShare'),
+  };
+}
 
 export function aggregateFailover(
   meta: FailoverMeta,
@@ -338,6 +402,7 @@ export function aggregateFailover(
     }
   }
   const shares = rounds.map((r) => r.window.badShare).filter((v): v is number => v !== null);
+  const loads = rounds.map((r) => r.load).filter((l): l is RetryLoad => l !== undefined);
   return {
     ...meta,
     rounds: [...rounds],
@@ -356,5 +421,6 @@ export function aggregateFailover(
     },
     recoveredRounds: rounds.filter((r) => r.recovery.recoveryMs !== null).length,
     failedByStatus,
+    ...(loads.length > 0 && loads.length === rounds.length ? { load: medianLoad(loads) } : {}),
   };
 }

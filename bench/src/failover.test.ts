@@ -1,13 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  COMMON_FAULTS,
   FAULTS,
   POLICIES,
+  RETRY_BUDGET,
   failoverPolicies,
   failoverTiming,
   failoverWanted,
   faultScenarioName,
 } from './failover';
+import { retryLoad } from './failover-stats';
 import { formatFailoverTable, formatFailoverTimelines, formatRecovery } from './report';
 import { resultsMarkdown } from './results-md';
 import { summaryLine } from './summary';
@@ -34,7 +37,7 @@ describe('failover scenarios', () => {
     }
   });
 
-  test('each policy carries its own config; retries only against SIGKILL', () => {
+  test('each policy carries its own config; retries against SIGKILL and a backend failing every call, with and without a budget', () => {
     const config = (name: string) =>
       JSON.parse(
         String(policies.find((p) => p.name === name)!.channelOptions['grpc.service_config']),
@@ -47,8 +50,22 @@ describe('failover scenarios', () => {
     assert.ok('grpc-lb.least_request' in config(POLICIES.leastRequest).loadBalancingConfig[0]!);
     assert.equal(config(POLICIES.rrRetry).methodConfig?.length, 1);
     const retry = policies.find((p) => p.name === POLICIES.rrRetry)!;
-    assert.deepEqual(retry.faults, ['sigkill']);
-    assert.equal(policies.filter((p) => p.faults.length === FAULTS.length).length, 4);
+    assert.deepEqual(retry.faults, ['sigkill', 'errors-100']);
+    assert.equal(policies.filter((p) => p.faults === COMMON_FAULTS).length, 4);
+    assert.ok(!COMMON_FAULTS.includes('errors-100'));
+    assert.deepEqual(
+      FAULTS.filter((f) => !COMMON_FAULTS.includes(f)),
+      ['errors-100'],
+    );
+    // The budgeted policy differs from the plain retry one by its retryBudget alone.
+    const budgeted = config(POLICIES.rrRetryBudget);
+    assert.deepEqual(budgeted.methodConfig, config(POLICIES.rrRetry).methodConfig);
+    assert.deepEqual(budgeted.loadBalancingConfig[0]!['grpc-lb.round_robin'], {
+      retryBudget: RETRY_BUDGET,
+    });
+    assert.deepEqual(policies.find((p) => p.name === POLICIES.rrRetryBudget)!.faults, [
+      'errors-100',
+    ]);
   });
 
   test('--scenarios selects the group, a fault, or one fault × policy', () => {
@@ -133,6 +150,34 @@ describe('failover outputs', () => {
       /- \*\*`errors-50`\*\*: .*Not recovered by the end of the run: `grpc-lb-round_robin` \(\d+ failed calls among those sent in the last 1.25 s\)\./,
     );
     assert.ok(!md.includes('**`hang`**'), 'faults not run are left out');
+  });
+
+  test('RESULTS.md reads the errors-100 runs as the retry budget’s effect: attempts and load on the healthy backends', () => {
+    const FAULTY = '127.0.0.3:5000';
+    const withLoad = (policy: string, attempts: Record<string, number>, failed: number) => ({
+      ...fakeFailoverReport('errors-100', policy, null),
+      load: retryLoad(1000, failed, attempts, FAULTY),
+    });
+    const healthy = (n: number) => ({
+      '127.0.0.2:5000': n,
+      '127.0.0.4:5000': n,
+      '127.0.0.5:5000': n,
+    });
+    const md = resultsMarkdown(
+      fakeBenchRun({
+        bench: 'quick',
+        failover: [
+          withLoad(POLICIES.rrRetry, { ...healthy(1000 / 3), [FAULTY]: 250 }, 0),
+          withLoad(POLICIES.rrRetryBudget, { ...healthy(300), [FAULTY]: 300 }, 50),
+        ],
+      }),
+      'results/x.svg',
+      'results/x.json',
+    );
+    assert.match(
+      md,
+      /- \*\*`errors-100`\*\*: .*Without a budget: 1000 calls after the fault made 1250 attempts \(\+25\.0 %\), the healthy backends \+33\.3 % over their share, 0 calls failed\. With the budget: 1000 calls after the fault made 1200 attempts \(\+20\.0 %\), the healthy backends \+20\.0 % over their share, 50 calls failed\./,
+    );
   });
 
   test('RESULTS.md has no Failover section without failover runs', () => {

@@ -8,8 +8,10 @@ import { type BackendInfo, ipv4Target, staticTarget } from './scenarios';
 
 export const FAILOVER = 'failover';
 
-export const FAULTS = ['sigkill', 'hang', 'errors-50', 'slow-10x'] as const;
+export const FAULTS = ['sigkill', 'hang', 'errors-50', 'slow-10x', 'errors-100'] as const;
 export type FaultKind = (typeof FAULTS)[number];
+/** The faults every policy is run against; `errors-100` is for the retry policies only. */
+export const COMMON_FAULTS: readonly FaultKind[] = ['sigkill', 'hang', 'errors-50', 'slow-10x'];
 
 /** Every backend's own service time in the failover runs (`setDelay`), so "10× slower" has a base. */
 export const BASE_DELAY_MS = 2;
@@ -25,6 +27,7 @@ export const FAULT_TITLES: Readonly<Record<FaultKind, string>> = {
   hang: `one backend stops answering Greeter calls (connection and health stay up; ${FAILOVER_DEADLINE_MS} ms deadline)`,
   'errors-50': 'one backend fails 50% of calls with UNAVAILABLE',
   'slow-10x': `one backend 10× slower (${SLOW_DELAY_MS} ms instead of ${BASE_DELAY_MS} ms per call)`,
+  'errors-100': 'one backend fails every call with UNAVAILABLE (connection and health stay up)',
 };
 
 export interface FailoverTiming {
@@ -68,6 +71,7 @@ export const POLICIES = {
   rrOutlier: 'grpc-lb-round_robin+outlier',
   leastRequest: 'grpc-lb-least_request',
   rrRetry: 'grpc-lb-round_robin+retry',
+  rrRetryBudget: 'grpc-lb-round_robin+retry+budget',
 } as const;
 export type FailoverPolicyName = (typeof POLICIES)[keyof typeof POLICIES];
 
@@ -105,6 +109,13 @@ export const RETRY_METHOD_CONFIG = {
   },
 };
 
+/**
+ * The retry budget of the `+retry+budget` policy: ratio 0.1 over a 1 s window, no minimum. The
+ * window is short so that it fits the run many times over (a budget banks 10 % of the calls of
+ * its last window: with a 10 s window the calls before the fault would pay for its retries).
+ */
+export const RETRY_BUDGET = { ratio: 0.1, minRetriesPerSecond: 0, ttl: '1s' } as const;
+
 function option(config: object): Record<string, string> {
   return { 'grpc.service_config': JSON.stringify(config) };
 }
@@ -115,14 +126,14 @@ export function failoverPolicies(backends: readonly BackendInfo[]): FailoverPoli
     {
       name: POLICIES.grpcJs,
       title: "grpc-js's built-in round_robin (ipv4:a,b,c,d + service config)",
-      faults: FAULTS,
+      faults: COMMON_FAULTS,
       target: ipv4Target(backends),
       channelOptions: option({ loadBalancingConfig: [{ round_robin: {} }] }),
     },
     {
       name: POLICIES.rr,
       title: 'grpc-lb.round_robin, no health options',
-      faults: FAULTS,
+      faults: COMMON_FAULTS,
       target: ours,
       channelOptions: option(serviceConfig(roundRobin())),
     },
@@ -131,23 +142,36 @@ export function failoverPolicies(backends: readonly BackendInfo[]): FailoverPoli
       title:
         'grpc-lb.round_robin + outlier detection (5 consecutive failures; > 30% failures of ' +
         '≥ 20 calls per 1 s interval; ejected 30 s) + health checks (Health/Watch)',
-      faults: FAULTS,
+      faults: COMMON_FAULTS,
       target: ours,
       channelOptions: option(serviceConfig(roundRobin(OUTLIER_OPTIONS))),
     },
     {
       name: POLICIES.leastRequest,
       title: 'grpc-lb.least_request (two random choices, peak-EWMA latency × outstanding calls)',
-      faults: FAULTS,
+      faults: COMMON_FAULTS,
       target: ours,
       channelOptions: option(serviceConfig(leastRequest())),
     },
     {
       name: POLICIES.rrRetry,
       title: 'grpc-lb.round_robin + retryPolicy (UNAVAILABLE, maxAttempts 3)',
-      faults: ['sigkill'],
+      faults: ['sigkill', 'errors-100'],
       target: ours,
       channelOptions: option(serviceConfig(roundRobin(), { methodConfig: [RETRY_METHOD_CONFIG] })),
+    },
+    {
+      name: POLICIES.rrRetryBudget,
+      title:
+        'grpc-lb.round_robin + retryPolicy (UNAVAILABLE, maxAttempts 3) + retryBudget ' +
+        '(ratio 0.1, no minimum, ttl 1 s)',
+      faults: ['errors-100'],
+      target: ours,
+      channelOptions: option(
+        serviceConfig(roundRobin({ retryBudget: RETRY_BUDGET }), {
+          methodConfig: [RETRY_METHOD_CONFIG],
+        }),
+      ),
     },
   ];
 }

@@ -183,6 +183,8 @@ function noiseNote(run: BenchRun): string {
 }
 
 const pct = (share: number | null): string => (share === null ? 'n/a' : `${f(share * 100, 1)} %`);
+/** A share as a signed percentage: `+33.1 %`, `-2.0 %`. */
+const signed = (share: number): string => `${share >= 0 ? '+' : ''}${f(share * 100, 1)} %`;
 
 function startupTable(reports: readonly StartupSkewReport[]): string {
   return table(
@@ -303,6 +305,14 @@ const FAULT_MECHANISMS: Readonly<Record<FaultKind, string>> = {
     'and sends it less. "Recovery" here means its share falling to half its fair share. Whether ' +
     'p99 shows it depends on how much client-side queueing already adds: on a busy machine, more ' +
     `than the ${SLOW_DELAY_MS - BASE_DELAY_MS} ms difference.`,
+  'errors-100':
+    'Run only with the retry policy (UNAVAILABLE, maxAttempts 3), with and without a retry ' +
+    'budget, and no outlier detection, to show what retries cost: every call that lands on the ' +
+    'failing backend is tried again, usually on a healthy one, so the healthy backends take the ' +
+    'faulty one’s share on top of their own. The budget (ratio 0.1 over 1 s) caps the retries of ' +
+    'any second at 10 % of its calls (plus, at the fault, what the second before it left unused); ' +
+    'a call whose retry it refuses fails with the backend’s UNAVAILABLE. Attempts are the ' +
+    'backends’ own counts after the fault (the client sees calls, not retries).',
 };
 
 /** One data-driven reading per fault: who lost fewest/most calls, tail, recovery. */
@@ -384,6 +394,18 @@ function failoverReading(fault: FaultKind, reports: readonly FailoverReport[]): 
       `Outlier detection: ${f(outlier.median.failed, 0)} failed calls against ` +
         `${f(plain.median.failed, 0)} for plain round robin.`,
     );
+  }
+  const budgeted = find(POLICIES.rrRetryBudget);
+  if (fault === 'errors-100') {
+    const load = (r: FailoverReport | undefined, label: string) =>
+      r?.load === undefined
+        ? []
+        : [
+            `${label}: ${f(r.load.calls, 0)} calls after the fault made ${f(r.load.attempts, 0)} ` +
+              `attempts (${signed(r.load.extraShare)}), the healthy backends ` +
+              `${signed(r.load.healthyExtraShare)} over their share, ${f(r.load.failed, 0)} calls failed.`,
+          ];
+    parts.push(...load(retry, 'Without a budget'), ...load(budgeted, 'With the budget'));
   }
   const least = find(POLICIES.leastRequest);
   if (fault === 'slow-10x' && least && plain) {

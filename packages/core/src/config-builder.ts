@@ -91,6 +91,19 @@ export interface ResilienceOptions {
     readonly mode?: 'random' | 'deterministic';
     readonly clientId?: number;
   };
+  /** Circuit breaking (each limit off unless set); see the README's "Call limits". */
+  readonly limits?: {
+    readonly maxRequests?: number;
+    readonly maxRequestsPerEndpoint?: number;
+    readonly maxPending?: number;
+    readonly onLimit?: 'fail' | 'queue';
+  };
+  /** A cap on grpc-js's retries and hedges; `{}` is Linkerd's 0.2, 10/s, "10s". */
+  readonly retryBudget?: {
+    readonly ratio?: number;
+    readonly minRetriesPerSecond?: number;
+    readonly ttl?: string;
+  };
 }
 
 function policy(name: string, body: object): LoadBalancingConfigJson {

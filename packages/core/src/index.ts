@@ -125,6 +125,7 @@ export {
   type HealthEvent,
   type PanicEvent,
   type ConfigEvent,
+  type LimitEvent,
   type ServiceConfigState,
   type LoadBalancerObserverEvents,
 } from './observer';

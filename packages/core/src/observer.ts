@@ -71,6 +71,22 @@ export interface PanicEvent {
 }
 
 /**
+ * A call the balancer held back under its `limits` or `retryBudget`:
+ * `failed` (failed fast with UNAVAILABLE, or a retry ended with the call's
+ * own failure), `queued` (waits for a slot) or `deferred` (a hedged attempt
+ * waits until the budget allows it or the call ends).
+ */
+export interface LimitEvent {
+  readonly target: string;
+  readonly limit: 'maxRequests' | 'maxRequestsPerEndpoint' | 'maxPending' | 'retryBudget';
+  /** The configured value (for `retryBudget`, its ratio). */
+  readonly value: number;
+  readonly action: 'failed' | 'queued' | 'deferred';
+  /** The endpoint, for `maxRequestsPerEndpoint`. */
+  readonly address?: string;
+}
+
+/**
  * Which service config a channel follows. `applied`: the channel took this config (its next
  * picker follows it; every call started after the event does). `rejected`: a document from the
  * resolver was refused (bad JSON, a bad field); the channel keeps the config it had.
@@ -110,6 +126,7 @@ export interface LoadBalancerObserverEvents {
   health: [HealthEvent];
   panic: [PanicEvent];
   config: [ConfigEvent];
+  limit: [LimitEvent];
 }
 
 /** @internal What a balancer registers with an observer. */

@@ -30,6 +30,12 @@ import {
 } from './json-fields';
 import { parseZoneAware, type ZoneAwareConfig } from './zone-aware';
 import { parseSubsetting, type SubsettingConfig } from './subsetting';
+import {
+  parseCallLimits,
+  parseRetryBudget,
+  type CallLimitsConfig,
+  type RetryBudgetConfig,
+} from './call-limits-config';
 
 /**
  * A duration in milliseconds from either form a service config uses:
@@ -111,6 +117,10 @@ export interface ResilienceConfig {
   readonly zoneAware?: ZoneAwareConfig;
   /** Connect to a subset of the endpoints (`subsetting.ts`); undefined: to every one. */
   readonly subsetting: SubsettingConfig | undefined;
+  /** Circuit breaking: calls in flight and waiting (`call-limits-config.ts`). Default off. */
+  readonly limits?: CallLimitsConfig | undefined;
+  /** A cap on grpc-js's retries and hedges as a share of calls (`call-limits-config.ts`). Default off. */
+  readonly retryBudget?: RetryBudgetConfig | undefined;
 }
 
 /** The longest startup grace: calls of a new channel never wait longer than this for it. */
@@ -138,6 +148,8 @@ export const RESILIENCE_OPTIONS = [
   'removalHoldDownMs',
   'zoneAware',
   'subsetting',
+  'limits',
+  'retryBudget',
 ] as const;
 
 /** The shared option names in both spellings: every policy accepts these beside its own fields. */
@@ -318,6 +330,8 @@ export function parseResilience(
 ): ResilienceConfig {
   const f = Fields.of(obj, field, ctx);
   const zoneAware = f.read('zoneAware', (v, at) => parseZoneAware(v, at, ctx));
+  const limits = f.read('limits', (v, at) => parseCallLimits(v, at, ctx));
+  const retryBudget = f.read('retryBudget', (v, at) => parseRetryBudget(v, at, ctx));
   return {
     outlierDetection: f.read('outlierDetection', (v, at) => parseOutlierDetection(v, at, ctx)),
     healthCheck: f.read('healthCheck', (v, at) => parseHealthCheck(v, at, ctx)),
@@ -330,6 +344,8 @@ export function parseResilience(
       DEFAULT_REMOVAL_HOLD_DOWN_MS,
     ...(zoneAware ? { zoneAware } : {}),
     subsetting: f.read('subsetting', (v, at) => parseSubsetting(v, at, ctx)),
+    ...(limits ? { limits } : {}),
+    ...(retryBudget ? { retryBudget } : {}),
   };
 }
 

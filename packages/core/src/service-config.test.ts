@@ -45,7 +45,7 @@ describe('service config checks', () => {
           'static:///x',
         ),
       `loadBalancingConfig[0].${ROUND_ROBIN_POLICY}.colour`,
-      /^static:\/\/\/x: invalid loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.colour: unknown field \(grpc-lb\.round_robin takes only the shared options outlierDetection, healthCheck, panicThreshold, slowStart, startupGraceMs, removalHoldDownMs, zoneAware, subsetting\)$/,
+      /^static:\/\/\/x: invalid loadBalancingConfig\[0\]\.grpc-lb\.round_robin\.colour: unknown field \(grpc-lb\.round_robin takes only the shared options outlierDetection, healthCheck, panicThreshold, slowStart, startupGraceMs, removalHoldDownMs, zoneAware, subsetting, limits, retryBudget\)$/,
     );
   });
 

@@ -1,11 +1,12 @@
 /**
  * DestinationRule → the subsets of a `grpc-lb.traffic_split` config, their
  * policies, and the shared resilience options (outlier detection, panic
- * threshold, slow start).
+ * threshold, slow start, limits).
  */
 import { ConfigError, parseConsistentHashConfig } from '@grpc-lb/core';
 import { durationNanos, grpcDuration } from './duration';
-import { At, isObject, leafPaths, otherFields, type Json } from './fields';
+import { connectionPoolLimits } from './connection-pool';
+import { At, isObject, otherFields, type Json } from './fields';
 
 /** Subset policies of `grpc-lb.traffic_split`. */
 export type SubsetPolicy = 'round_robin' | 'least_request' | 'random' | 'consistent_hash';
@@ -66,7 +67,9 @@ const TRAFFIC_POLICY_NOTES: Readonly<Record<string, string>> = {
     'per-port policies are not applied: the client does not know which Service port its target names',
   tunnel: 'tunnel settings are not applied by the client',
   proxyProtocol: 'the PROXY protocol is not sent by the client',
-  retryBudget: 'retry budgets are not applied (gRPC retries are per method, in methodConfig)',
+  retryBudget:
+    'not translated: Istio’s budget counts retries in flight against requests in flight; ' +
+    'grpc-lb’s retryBudget counts them over a window of time (set it in the policy’s config)',
 };
 
 function durationField(at: At, value: unknown): string {
@@ -301,10 +304,8 @@ function trafficPolicy(
   for (const key of otherFields(tp, ['loadBalancer', 'outlierDetection'])) {
     const field = at.key(key);
     if (key === 'connectionPool') {
-      field.note(
-        `connection pool limits are not applied (${leafPaths(tp[key]).join(', ')}): ` +
-          'a channel keeps one HTTP/2 connection per endpoint',
-      );
+      const limits = connectionPoolLimits(field, tp[key], subsetCount);
+      if (limits) resilience['limits'] = limits;
     } else field.note(TRAFFIC_POLICY_NOTES[key] ?? 'not applied by the client');
   }
   if (tp['loadBalancer'] !== undefined) {
@@ -395,6 +396,13 @@ export function translateDestinationRules(
           tpAt
             .key('loadBalancer')
             .note('slow start applies to the whole host here; a per-subset warmup is not applied');
+        }
+        if (own.resilience['limits'] !== undefined) {
+          tpAt
+            .key('connectionPool')
+            .note(
+              'per-subset limits are not applied: the top-level connectionPool limits the whole channel',
+            );
         }
         if (
           tp['outlierDetection'] !== undefined &&

@@ -62,7 +62,8 @@ describe('the hello2 walk-through: VirtualService and DestinationRule', () => {
   });
 
   test('sends SayHello 30/60/10 to subsets v1/v2/v3 selected by the version label', () => {
-    const parsed = parseTrafficSplitConfig(splitOf(t));
+    const { limits: _limits, ...split } = splitOf(t);
+    const parsed = parseTrafficSplitConfig(split);
     assert.deepEqual(
       parsed.subsets.map((s) => [s.name, s.labels]),
       [
@@ -94,11 +95,17 @@ describe('the hello2 walk-through: VirtualService and DestinationRule', () => {
     ]);
   });
 
-  test('warns about the connection pool field by field, and about calls no route matches', () => {
+  test('limits calls from http2MaxRequests and http1MaxPendingRequests', () => {
+    assert.deepEqual(splitOf(t)['limits'], { maxPending: 20, maxRequests: 100 });
+  });
+
+  test('warns about the other connection pool fields by name, and about calls no route matches', () => {
     assert.deepEqual(t.warnings, [
-      'DestinationRule grpc-reciprocal-hello/hello2-dr: trafficPolicy.connectionPool: connection pool limits are not applied ' +
-        '(http.http1MaxPendingRequests, http.http2MaxRequests, http.maxRequestsPerConnection, http.maxRetries, ' +
-        'tcp.connectTimeout, tcp.maxConnections): a channel keeps one HTTP/2 connection per endpoint',
+      'DestinationRule grpc-reciprocal-hello/hello2-dr: trafficPolicy.connectionPool: connection pool settings are not applied ' +
+        '(http.maxRequestsPerConnection, http.maxRetries, tcp.connectTimeout, tcp.maxConnections): a channel keeps one ' +
+        'HTTP/2 connection per endpoint (maxRequestsPerConnection is how many calls a connection carries in its life, not at once)',
+      'DestinationRule grpc-reciprocal-hello/hello2-dr: trafficPolicy.connectionPool: limits count the calls to every endpoint ' +
+        'of the host together, where Istio counts per subset',
       'VirtualService grpc-reciprocal-hello/hello2-vs: http: no route matches every call: a call that matches none goes ' +
         'to every endpoint of hello2-svc.grpc-reciprocal-hello.svc.cluster.local, round robin ' +
         '(Istio answers it with HTTP 404, which a gRPC client sees as UNIMPLEMENTED)',

@@ -79,4 +79,6 @@ export const HELLO2_TRAFFIC_SPLIT = {
       ],
     },
   ],
+  // From the connection pool's http2MaxRequests and http1MaxPendingRequests.
+  limits: { maxPending: 20, maxRequests: 100 },
 };

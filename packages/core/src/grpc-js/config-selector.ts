@@ -4,6 +4,8 @@ import type { CallConfig } from '@grpc/grpc-js/build/src/resolver';
 
 /** The key under which the full method name (`/pkg.Service/Method`) reaches our pickers. */
 export const METHOD_PICK_KEY = 'grpc-lb.method';
+/** Present ('1') in the picks of a method with a hedging policy: the retry budget defers hedges. */
+export const HEDGED_PICK_KEY = 'grpc-lb.hedged';
 
 const MAX_CACHED_METHODS = 1000;
 const NO_CONFIG: MethodConfig = Object.freeze({ name: [] });
@@ -36,7 +38,9 @@ export class StableConfigSelector implements experimental.ConfigSelector {
     }
     return {
       methodConfig,
-      pickInformation: { [METHOD_PICK_KEY]: methodName },
+      pickInformation: methodConfig.hedgingPolicy
+        ? { [METHOD_PICK_KEY]: methodName, [HEDGED_PICK_KEY]: '1' }
+        : { [METHOD_PICK_KEY]: methodName },
       status: this.okStatus,
       dynamicFilterFactories: [],
     };

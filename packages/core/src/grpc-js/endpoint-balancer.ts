@@ -28,6 +28,7 @@ import {
   type TargetMetrics,
 } from '../metrics';
 import type { ResilienceConfig } from '../resilience-config';
+import { CallGate } from './call-limits';
 import { CallTracker, Tracking } from './call-tracking';
 import { ChildEndpoint, type ChildOwner } from './endpoint-child';
 import { EndpointSubsetting } from './endpoint-subsetting';
@@ -86,6 +87,7 @@ export class EndpointBalancer<C>
   private readonly holdDown: RemovalHoldDown<ChildEndpoint>;
   private readonly zoneRouting: ZoneRouting;
   private readonly subsetting: EndpointSubsetting;
+  private readonly gate: CallGate;
   private readonly CS: typeof import('@grpc/grpc-js').connectivityState;
 
   constructor(
@@ -104,6 +106,7 @@ export class EndpointBalancer<C>
     this.resilience = new ResilienceController(rt, this);
     this.tracker = new CallTracker(rt.grpc.experimental.PickResultType.COMPLETE, this.resilience);
     this.aggregator = new StateAggregator(rt);
+    this.gate = new CallGate(rt, helper, this);
     this.grace = new StartupGrace(() => this.recompute());
     this.zoneRouting = new ZoneRouting(rt, this);
     this.subsetting = new EndpointSubsetting(rt.logger);
@@ -131,6 +134,7 @@ export class EndpointBalancer<C>
       this.memo.clear();
       this.configText = configText;
       this.resilience.apply(config.resilience);
+      this.gate.configure(config.resilience);
       this.grace.configChanged();
       if (config.resilience.removalHoldDownMs === 0 && this.holdDown.size > 0) {
         this.dropHeld(this.holdDown.releaseAll(), false);
@@ -237,6 +241,7 @@ export class EndpointBalancer<C>
     this.memo.clear();
     this.configText = '';
     this.resilience.destroy();
+    this.gate.destroy();
     this.grace.destroy();
     if (this.recomputeImmediate) clearImmediate(this.recomputeImmediate);
     this.recomputeImmediate = undefined;
@@ -564,6 +569,6 @@ export class EndpointBalancer<C>
     if (state !== this.state)
       this.rt.trace(`${this.describe}: ${this.CS[this.state]} -> ${this.CS[state]}`);
     this.state = state;
-    this.helper.updateState(state, picker, errorMessage);
+    this.gate.publish(state, picker, errorMessage);
   }
 }
