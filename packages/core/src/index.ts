@@ -127,3 +127,4 @@ export {
 } from './service-config';
 /** The pick-info key under which our ConfigSelector hands the call's method to pickers. */
 export { METHOD_PICK_KEY } from './grpc-js/config-selector';
+export { DEFAULT_MAX_CONNECTING } from './grpc-js/connection-pacer';

@@ -32,16 +32,19 @@ export const SLOT_TIMEOUT_MS = 2_000;
 
 /** What the pacer starts: an endpoint told to connect. */
 export interface Pacable {
-  /** Starts (or restarts, from IDLE) its connection. */
+  /** Starts its first connection, its next attempt after a failure, or a reconnection from IDLE. */
   connect(): void;
 }
 
 export class ConnectionPacer<T extends Pacable> {
   /** Waiting to connect, in the order asked (a Set iterates in insertion order). */
   private readonly waiting = new Set<T>();
-  /** Connecting now, with the time (performance.now()) each was started, oldest first. */
+  /** Connecting now, with the time (Date.now()) each was started, oldest first. */
   private readonly connecting = new Map<T, number>();
   private immediate: NodeJS.Immediate | undefined;
+  /** Connections started in this turn of the event loop (reset by `turnEnd` on the next). */
+  private startedThisTurn = 0;
+  private turnEnd: NodeJS.Immediate | undefined;
   private timer: NodeJS.Timeout | undefined;
   private destroyed = false;
   /** The most connection attempts in progress at once so far (for tests and traces). */
@@ -56,6 +59,11 @@ export class ConnectionPacer<T extends Pacable> {
   /** Endpoints connecting now (started, not settled, within the slot timeout). */
   get inProgress(): number {
     return this.connecting.size;
+  }
+
+  /** Whether `item` holds a slot now (told to connect, not settled). */
+  holds(item: T): boolean {
+    return this.connecting.has(item);
   }
 
   /** Endpoints waiting for a slot. */
@@ -98,12 +106,16 @@ export class ConnectionPacer<T extends Pacable> {
     this.connecting.clear();
     if (this.immediate) clearImmediate(this.immediate);
     this.immediate = undefined;
+    if (this.turnEnd) clearImmediate(this.turnEnd);
+    this.turnEnd = undefined;
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
   }
 
   private schedule(): void {
     if (this.immediate || this.destroyed) return;
+    // Every slot taken: `settled` or the slot timeout comes back.
+    if (this.connecting.size >= this.limit) return;
     this.immediate = setImmediate(() => {
       this.immediate = undefined;
       this.pump(true);
@@ -112,22 +124,33 @@ export class ConnectionPacer<T extends Pacable> {
 
   private pump(notify: boolean): void {
     if (this.destroyed) return;
-    this.expire(performance.now());
+    this.expire(Date.now());
     let started = 0;
     for (const item of this.waiting) {
-      if (this.connecting.size >= this.limit || started >= this.limit) break;
+      if (this.connecting.size >= this.limit || this.startedThisTurn >= this.limit) break;
       this.waiting.delete(item);
-      this.connecting.set(item, performance.now());
+      this.connecting.set(item, Date.now());
       if (this.connecting.size > this.peakConnecting) this.peakConnecting = this.connecting.size;
       started++;
+      this.countTurn();
       item.connect();
       if (this.destroyed) return;
     }
     if (this.waiting.size > 0) {
-      if (this.connecting.size < this.limit) this.schedule();
-      else this.armTimer();
+      if (this.connecting.size >= this.limit) this.armTimer();
+      this.schedule();
     }
     if (notify && started > 0) this.afterBatch();
+  }
+
+  private countTurn(): void {
+    if (this.startedThisTurn++ > 0) return;
+    this.turnEnd = setImmediate(() => {
+      this.turnEnd = undefined;
+      this.startedThisTurn = 0;
+      // A pump may have found this turn's quota used up: the next turn goes on.
+      if (this.waiting.size > 0) this.schedule();
+    });
   }
 
   /** Attempts older than the slot timeout stop counting. */
@@ -142,7 +165,7 @@ export class ConnectionPacer<T extends Pacable> {
   private armTimer(): void {
     if (this.timer) return;
     const oldest = this.connecting.values().next();
-    const wait = oldest.done ? 0 : oldest.value + SLOT_TIMEOUT_MS - performance.now();
+    const wait = oldest.done ? 0 : oldest.value + SLOT_TIMEOUT_MS - Date.now();
     this.timer = setTimeout(
       () => {
         this.timer = undefined;

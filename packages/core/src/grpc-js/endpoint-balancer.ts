@@ -32,6 +32,7 @@ import {
 import type { ResilienceConfig } from '../resilience-config';
 import { CallTracker, Tracking } from './call-tracking';
 import { ConnectionPacer } from './connection-pacer';
+import { PacedSubchannel } from './paced-subchannel';
 import { ChildEndpoint, type ChildOwner } from './endpoint-child';
 import { endpointKey, TARGET_ATTRIBUTE, type GrpcLbEndpoint } from './endpoint-info';
 import type { PolicySpec } from './endpoint-policy';
@@ -288,7 +289,8 @@ export class EndpointBalancer<C>
     const subchannel = this.helper.createSubchannel(address, args);
     child.useSubchannel(subchannel);
     this.resilience.subchannelChanged(child);
-    return subchannel;
+    // Its reconnections after a failure are paced too.
+    return new PacedSubchannel(subchannel, child, this.CS.IDLE);
   }
 
   /** ChildOwner: the leaf of `child` changed state. */

@@ -25,7 +25,9 @@ import type { TargetMetrics } from '../metrics';
 import type { OutlierSubject } from '../outlier-detection';
 import type { CallTracker, TrackedEndpoint } from './call-tracking';
 import type { EndpointChild } from './endpoint-policy';
+import type { ConnectionPacer } from './connection-pacer';
 import type { HealthWatcher } from './health-watcher';
+import { PacedSubchannel, type PacedOwner } from './paced-subchannel';
 import type { Runtime } from './runtime';
 
 type ConnectivityState = ConnectivityStateEnum;
@@ -50,6 +52,8 @@ export interface ChildOwner {
   leafStateChanged(child: ChildEndpoint, previous: ConnectivityState): void;
   /** What a child's picker answers before its leaf has published one (calls queue). */
   readonly queuePicker: experimental.Picker;
+  /** When the child's connection attempts start. */
+  readonly pacer: Pick<ConnectionPacer<ChildEndpoint>, 'request' | 'holds'>;
 }
 
 /**
@@ -86,7 +90,7 @@ class LeafHelper implements experimental.ChannelControlHelper {
 }
 
 export class ChildEndpoint
-  implements EndpointChild, OutlierSubject, TrackedEndpoint, experimental.Picker
+  implements EndpointChild, OutlierSubject, TrackedEndpoint, experimental.Picker, PacedOwner
 {
   /** As policies see it: READY only when in rotation (see `EndpointChild.state`). */
   state: ConnectivityState;
@@ -124,6 +128,8 @@ export class ChildEndpoint
   heldUntil = 0;
   /** pick_first for this endpoint; made by the first `connect()`. */
   private leaf: experimental.LeafLoadBalancer | undefined;
+  /** An attempt pick_first asked for, waiting for a pacing slot. */
+  private pendingAttempt: PacedSubchannel | undefined;
   /** Bound on first use (outlier detection counts calls with them). */
   private counters: Pick<TrackedEndpoint, 'countStart' | 'countEnd'> | undefined;
   /**
@@ -166,14 +172,32 @@ export class ChildEndpoint
   }
 
   pick(args: experimental.PickArgs): experimental.PickResult {
-    return this.tracker.track(this, this.leafPicker.pick(args), args);
+    const result = this.leafPicker.pick(args);
+    // pick_first hands out the subchannel it was given, a fresh result object per pick.
+    if (result.subchannel instanceof PacedSubchannel) result.subchannel = result.subchannel.inner;
+    return this.tracker.track(this, result, args);
   }
 
-  /** Starts the first connection (making the leaf), or reconnects a leaf that went IDLE. */
+  holdsSlot(): boolean {
+    return this.owner.pacer.holds(this);
+  }
+
+  requestAttempt(subchannel: PacedSubchannel): void {
+    this.pendingAttempt = subchannel;
+    this.owner.pacer.request(this);
+  }
+
+  /**
+   * Starts the first connection (making the leaf), the attempt pick_first
+   * asked for after a failure, or reconnects a leaf that went IDLE.
+   */
   connect(): void {
     if (this.removed) return;
     if (this.leaf) {
-      this.leaf.exitIdle();
+      const pending = this.pendingAttempt;
+      this.pendingAttempt = undefined;
+      if (pending && pending.inner === this.subchannel) pending.connectNow();
+      else this.leaf.exitIdle();
       return;
     }
     const { LeafLoadBalancer } = this.rt.grpc.experimental;
@@ -214,6 +238,7 @@ export class ChildEndpoint
   /** The leaf and its connection go; nothing it reports afterwards is heard. */
   destroy(): void {
     this.removed = true;
+    this.pendingAttempt = undefined;
     if (this.subchannelListener) {
       this.subchannel?.removeConnectivityStateListener(this.subchannelListener);
     }
