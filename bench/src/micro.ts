@@ -216,11 +216,18 @@ class Harness {
    */
   async settle(): Promise<void> {
     // The stand-in connections go READY on microtasks; the balancer batches READY transitions
-    // into one picker rebuild on the next setImmediate, so wait two turns.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    if (this.channel.connecting !== 0) {
-      throw new Error(`${this.channel.connecting} stand-in connections still connecting`);
+    // into one picker rebuild on the next setImmediate, and grpc-lb's connection pacing starts
+    // at most 64 connections per turn: wait until two turns in a row changed nothing.
+    const progress = (): number =>
+      this.channel.createdSubchannels + this.channel.readySubchannels + this.channel.stateUpdates;
+    let last = -1;
+    for (let turn = 0; ; turn++) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const now = progress();
+      if (now === last && this.channel.connecting === 0) return;
+      if (turn > 100_000) throw new Error('the balancer never settled');
+      last = now;
     }
   }
 
