@@ -116,7 +116,12 @@ export {
   type SchemeLookup,
 } from './composite-target';
 export { SOURCE_LABEL, FIRST_RESOLUTION_WAIT_MS } from './composite-resolver';
-export { normalizeEndpoint, formatHostPort, type NormalizedEndpoint } from './endpoint';
+export {
+  normalizeEndpoint,
+  formatHostPort,
+  sameEndpointSet,
+  type NormalizedEndpoint,
+} from './endpoint';
 export { Backoff, type BackoffOptions } from './backoff';
 export { redactSecrets, isSecretName, SECRET_WORDS } from './redact';
 /** Reads a service config as the client reads one a resolver delivers (unknown fields dropped). */
