@@ -3,13 +3,16 @@
  * of which 3 are real grpc-js backends (127.0.0.x) and the rest loopback addresses where nothing
  * listens (127.1.x.y: connection refused at once). It arrives while calls run to the 3 healthy
  * backends. Connection pacing must start the new connections a bounded number at a time, so that
- * no call fails and the event loop keeps turning: no failed call, every address attempted, never
- * more first connection attempts at once than the pacing limit, and no stall of the event loop
- * (the largest delay in node's event-loop delay histogram) of the length pacing prevents. Without
- * pacing, grpc-js starts all 4,094 connections in one turn and the loop stops for seconds (1.7 s
- * measured on a 2-core machine with a load average of 11 from other processes); paced, the
- * longest stall on that machine was 0.1-0.5 s. The bound asserted, `STALL_BOUND_MS`, is about
- * that difference; the measured stall is printed.
+ * no call fails and the event loop keeps turning. Asserted: no failed call, every address
+ * attempted, never more connection attempts in progress at once than the pacing limit, and never
+ * more started in one turn of the event loop than twice the limit (a turn of the pacer, which
+ * starts at most the limit, can straddle two of the turns counted here). Without pacing, one turn
+ * starts the connections of every new endpoint (2,000 at once measured: the records reach the
+ * client in a few DNS updates), and that turn is the stall: 0.6-1.7 s measured on a 2-core
+ * machine with a load average of 8-11 from other processes. The longest stall (the largest delay in node's
+ * event-loop delay histogram) is printed, not asserted: on that machine it was 0.1-0.6 s paced,
+ * and once 1.2 s — the machine's other load decides it as much as the client, so no bound on it
+ * separates the paced client from the unpaced one there.
  */
 import assert from 'node:assert/strict';
 import * as diagnostics from 'node:diagnostics_channel';
@@ -28,9 +31,6 @@ const Greeter = loadGreeterService();
 
 /** 4,094 records of a 3-letter name fill a DNS message to 65,534 of its 65,535 bytes. */
 const RECORDS = 4_094;
-
-/** The longest event-loop stall allowed: what pacing prevents is seconds long (see above). */
-const STALL_BOUND_MS = 1_000;
 
 let shared: Promise<Bind9> | undefined;
 after(async () => {
@@ -51,23 +51,34 @@ function deadAddress(i: number): string {
 
 /**
  * Every TCP connection this process opens (node's `net.client.socket` diagnostics channel), from
- * the socket's creation until it connected or failed: the addresses attempted, and how many
- * attempts to `port` were in progress at once at most (the port of an attempt is known when it
- * ends; one still unsettled is counted whatever its port).
+ * the socket's creation until it connected or failed: the addresses attempted, how many attempts
+ * to `port` were in progress at once at most (the port of an attempt is known when it ends; one
+ * still unsettled is counted whatever its port), and the most attempts to `port` started in one
+ * turn of the event loop.
  */
 function watchConnections(port: number): {
   readonly attempted: Set<string>;
   readonly maxAtOnce: () => number;
+  readonly maxInOneTurn: () => number;
   stop(): void;
 } {
   const attempted = new Set<string>();
+  // A turn ends at the loop's check phase, where an immediate set during the turn runs: one is set
+  // when a turn opens a socket (none otherwise, so the loop still waits for I/O when idle).
+  let turn = 0;
+  let ticker: NodeJS.Immediate | undefined;
   interface Attempt {
     port: number | undefined;
+    readonly turn: number;
   }
   const events: { readonly attempt: Attempt; readonly delta: 1 | -1 }[] = [];
   const onSocket = (message: unknown): void => {
     const socket = (message as { socket: net.Socket }).socket;
-    const attempt: Attempt = { port: undefined };
+    const attempt: Attempt = { port: undefined, turn };
+    ticker ??= setImmediate(() => {
+      ticker = undefined;
+      turn++;
+    });
     events.push({ attempt, delta: 1 });
     let open = true;
     const settle = (address: string | undefined, remotePort: number | undefined): void => {
@@ -96,7 +107,19 @@ function watchConnections(port: number): {
       }
       return max;
     },
-    stop: () => diagnostics.unsubscribe('net.client.socket', onSocket),
+    maxInOneTurn: () => {
+      const perTurn = new Map<number, number>();
+      for (const { attempt, delta } of events) {
+        if (delta !== 1 || (attempt.port !== undefined && attempt.port !== port)) continue;
+        perTurn.set(attempt.turn, (perTurn.get(attempt.turn) ?? 0) + 1);
+      }
+      return Math.max(0, ...perTurn.values());
+    },
+    stop: () => {
+      diagnostics.unsubscribe('net.client.socket', onSocket);
+      if (ticker) clearImmediate(ticker);
+      ticker = undefined;
+    },
   };
 }
 
@@ -151,7 +174,8 @@ describe('a 4,094-record DNS answer under load', () => {
       await set.stopAll();
       t.diagnostic(
         `max event-loop delay ${(delay.max / 1e6).toFixed(1)} ms (p99 ${(delay.percentile(99) / 1e6).toFixed(1)} ms); ` +
-          `${connections.maxAtOnce()} connection attempts at once at most ` +
+          `${connections.maxAtOnce()} connection attempts at once at most, ` +
+          `${connections.maxInOneTurn()} started in one turn at most ` +
           `(limit ${DEFAULT_MAX_CONNECTING}); ${result.ok} calls ok, ${result.errors.length} failed`,
       );
       assert.deepEqual(
@@ -163,10 +187,10 @@ describe('a 4,094-record DNS answer under load', () => {
       connections.maxAtOnce() <= DEFAULT_MAX_CONNECTING,
       `${connections.maxAtOnce()} connection attempts at once (limit ${DEFAULT_MAX_CONNECTING})`,
     );
-    const maxStallMs = delay.max / 1e6;
     assert.ok(
-      maxStallMs < STALL_BOUND_MS,
-      `the event loop stalled for ${maxStallMs.toFixed(0)} ms (bound ${STALL_BOUND_MS} ms)`,
+      connections.maxInOneTurn() <= 2 * DEFAULT_MAX_CONNECTING,
+      `${connections.maxInOneTurn()} connection attempts started in one turn of the event loop ` +
+        `(limit ${DEFAULT_MAX_CONNECTING} per turn of the pacer)`,
     );
   });
 });
