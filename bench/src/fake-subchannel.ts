@@ -103,12 +103,13 @@ export class FakeSubchannel implements SubchannelInterface {
 
   addDataWatcher(): void {}
 
+  /** Itself: a stand-in wraps nothing (grpc-lb's balancers compare wrapped subchannels by this). */
   getRealSubchannel(): ReturnType<SubchannelInterface['getRealSubchannel']> {
-    throw new Error('a FakeSubchannel stands in for a connection and wraps no real subchannel');
+    return this as unknown as ReturnType<SubchannelInterface['getRealSubchannel']>;
   }
 
   realSubchannelEquals(other: SubchannelInterface): boolean {
-    return other === this;
+    return other.getRealSubchannel() === this.getRealSubchannel();
   }
 
   getCallCredentials(): grpc.CallCredentials {

@@ -32,6 +32,8 @@ test('quick micro benchmark measures every policy at every size and leaves no ti
   for (const [key, ns] of Object.entries(results.pickNs)) assertPositive(`pickNs["${key}"]`, ns);
   assertPositive('update10kMs', results.update10kMs);
   assertPositive('updateDiff10kMs', results.updateDiff10kMs);
+  assertPositive('applied10kMs.first', results.applied10kMs?.first);
+  assertPositive('applied10kMs.diff', results.applied10kMs?.diff);
   assertPositive('updateWeights10kMs', results.updateWeights10kMs);
   assertPositive('metricsCallNs.on', results.metricsCallNs?.on);
   assertPositive('metricsCallNs.off', results.metricsCallNs?.off);
@@ -57,6 +59,7 @@ test('quick micro benchmark measures every policy at every size and leaves no ti
     'pickNs',
     'update10kMs',
     'updateDiff10kMs',
+    'applied10kMs',
     'updateWeights10kMs',
     'metricsCallNs',
     'consistentHash',

@@ -140,8 +140,17 @@ function microSection(run: BenchRun): string {
     table(
       ['update of 10,000 endpoints', 'ms'],
       [
-        ['first update (all new), grpc-lb.round_robin', f(micro.update10kMs)],
-        ['1% of endpoints changed (diff path)', f(micro.updateDiff10kMs)],
+        ['first update (all new), grpc-lb.round_robin, until all READY', f(micro.update10kMs)],
+        [
+          '1% of endpoints changed (diff path), until the new ones are READY',
+          f(micro.updateDiff10kMs),
+        ],
+        ...(micro.applied10kMs
+          ? [
+              ['first list applied (resolver list to first picker)', f(micro.applied10kMs.first)],
+              ['1% changed, applied (resolver list to picker)', f(micro.applied10kMs.diff)],
+            ]
+          : []),
         ['weights only, grpc-lb.weighted_round_robin', f(micro.updateWeights10kMs)],
       ],
     ),

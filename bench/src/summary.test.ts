@@ -38,6 +38,7 @@ describe('summaryLine', () => {
     assert.equal(ratios['l4MaxMinShare'], null);
     assert.equal(ratios['l4IdleBackends'], 2);
     assert.equal(line['update10kMs'], 12);
+    assert.deepEqual(line['applied10kMs'], { first: 9, diff: 2.5 });
   });
 });
 

@@ -264,6 +264,12 @@ export function summaryLine(run: BenchRun): Record<string, unknown> {
     pickNs,
     update10kMs: round(run.micro?.update10kMs, 3),
     updateDiff10kMs: round(run.micro?.updateDiff10kMs, 3),
+    applied10kMs: run.micro?.applied10kMs
+      ? {
+          first: round(run.micro.applied10kMs.first, 3),
+          diff: round(run.micro.applied10kMs.diff, 3),
+        }
+      : null,
     updateWeights10kMs: round(run.micro?.updateWeights10kMs, 3),
     bytesPerEndpoint: round(run.micro?.bytesPerEndpoint, 0),
     metricsCallNs: run.micro?.metricsCallNs

@@ -19,6 +19,21 @@ describe('checkTargets', () => {
     assert.equal(byId.get('traffic-split-shares')?.met, null);
   });
 
+  test('the update cost is the applied time: a first update within 20 ms and a 1% change within 5 ms', () => {
+    const met = byId.get('update-cost')!;
+    assert.match(met.measured, /^9\.00 ms first update applied; 2\.50 ms with 1% changed/);
+    assert.match(met.measured, /12\.00 ms until all 10,000 connections are READY/);
+    const slowDiff = fakeBenchRun({
+      micro: { ...fakeBenchRun().micro!, applied10kMs: { first: 9, diff: 7 } },
+    });
+    assert.equal(slowDiff.targets.find((t) => t.id === 'update-cost')?.met, false);
+    // Results stored before applied10kMs existed: the time until all READY decides.
+    const stored = { ...fakeBenchRun().micro! };
+    delete stored.applied10kMs;
+    const older = fakeBenchRun({ micro: stored });
+    assert.equal(older.targets.find((t) => t.id === 'update-cost')?.met, true);
+  });
+
   test('explains a missed proxy target with the CPU per call of each process', () => {
     const missed = byId.get('throughput-vs-nginx-grpc')!;
     assert.match(missed.why, /^Missed\. CPU per call: ours 200 µs \(client 100 \+ backends 100\)/);

@@ -2,6 +2,7 @@
  * The issue's targets, read off one run's numbers (never asserted by a test): met, missed, or not
  * measured, each with the numbers that explain it.
  */
+import { DEFAULT_MAX_CONNECTING } from '@grpc-lb/core';
 import type { ConvergenceReport } from './convergence-stats';
 import { formatSpread } from './report';
 import { roundRatios } from './ratios';
@@ -226,23 +227,42 @@ function microChecks(run: BenchRun): TargetCheck[] {
       ? 'In-process, fake subchannels (bench/src/micro.ts); the slowest of our policies decides.'
       : `not measured${run.microError ? `: ${run.microError}` : ''}`,
   });
+  const applied = micro?.applied10kMs;
   checks.push({
     id: 'update-cost',
-    target: 'a 10,000-endpoint update applied in ≤ 20 ms',
-    measured: micro
-      ? `${f(micro.update10kMs)} ms first update; ${f(micro.updateDiff10kMs)} ms with 1% changed; ` +
-        `${f(micro.updateWeights10kMs)} ms weights only`
-      : 'n/a',
-    met: micro ? micro.update10kMs <= 20 : null,
-    why: micro
-      ? 'micro.ts times a fresh grpc-lb.round_robin from updateAddressList with 10,000 new ' +
-        'endpoints until all 10,000 stand-in connections are READY and the picker covers them; ' +
-        'most of it is creating 10,000 pick_first leaves and subchannels inside ' +
-        'updateAddressList (see the micro notes below; grpc-js round_robin takes longer). ' +
-        'Updating an existing 10,000-endpoint set is within the target: the diff path (1% of ' +
-        `10,000 changed) takes ${f(micro.updateDiff10kMs)} ms, a weights-only change ` +
-        `${f(micro.updateWeights10kMs)} ms.`
-      : `not measured${run.microError ? `: ${run.microError}` : ''}`,
+    target: applied
+      ? 'a 10,000-endpoint update applied in ≤ 20 ms; a 1% change in ≤ 5 ms'
+      : 'a 10,000-endpoint update applied in ≤ 20 ms',
+    measured: !micro
+      ? 'n/a'
+      : applied
+        ? `${f(applied.first)} ms first update applied; ${f(applied.diff)} ms with 1% changed; ` +
+          `${f(micro.update10kMs)} ms until all 10,000 connections are READY; ` +
+          `${f(micro.updateWeights10kMs)} ms weights only`
+        : `${f(micro.update10kMs)} ms first update; ${f(micro.updateDiff10kMs)} ms with 1% changed; ` +
+          `${f(micro.updateWeights10kMs)} ms weights only`,
+    met: !micro
+      ? null
+      : applied
+        ? applied.first <= 20 && applied.diff <= 5
+        : micro.update10kMs <= 20,
+    why: !micro
+      ? `not measured${run.microError ? `: ${run.microError}` : ''}`
+      : applied
+        ? 'micro.ts (applied10kMs) times a resolver list of 10,000 endpoints through the ' +
+          "resolver adapter's validation and comparison into updateAddressList, until the " +
+          'balancer has published its state and picker: CONNECTING for a fresh ' +
+          'grpc-lb.round_robin, READY over the kept endpoints for a 1% change. Connecting to all ' +
+          `10,000 takes longer by design: connection pacing starts at most ${DEFAULT_MAX_CONNECTING} at a time ` +
+          `(update10kMs, ${f(micro.update10kMs)} ms with stand-in connections; ` +
+          `${f(micro.updateDiff10kMs)} ms until the 100 new endpoints of a 1% change are READY).`
+        : 'micro.ts times a fresh grpc-lb.round_robin from updateAddressList with 10,000 new ' +
+          'endpoints until all 10,000 stand-in connections are READY and the picker covers them; ' +
+          'most of it is creating 10,000 pick_first leaves and subchannels inside ' +
+          'updateAddressList (see the micro notes below; grpc-js round_robin takes longer). ' +
+          'Updating an existing 10,000-endpoint set is within the target: the diff path (1% of ' +
+          `10,000 changed) takes ${f(micro.updateDiff10kMs)} ms, a weights-only change ` +
+          `${f(micro.updateWeights10kMs)} ms.`,
   });
   return checks;
 }

@@ -116,6 +116,7 @@ export const MICRO: MicroResults = {
   },
   update10kMs: 12,
   updateDiff10kMs: 3,
+  applied10kMs: { first: 9, diff: 2.5 },
   updateWeights10kMs: 4,
   bytesPerEndpoint: 2000,
   notes: ['a note'],

@@ -39,6 +39,11 @@ export interface Bind9Options {
    * resolver) instead of REFUSED (default true).
    */
   readonly rootZone?: boolean;
+  /**
+   * named's `max-records-per-type` (BIND 9.18.28+ refuses more than 100 records of one type per
+   * name by default); 0 for no limit. Default: named's own.
+   */
+  readonly maxRecordsPerType?: number;
 }
 
 export interface Bind9 extends RunningServer {
@@ -128,7 +133,13 @@ function zoneFile(zone: string, ttl: number, records: readonly string[]): string
   ].join('\n');
 }
 
-function namedConf(dir: string, port: number, zone: string, rootZone: boolean): string {
+function namedConf(
+  dir: string,
+  port: number,
+  zone: string,
+  rootZone: boolean,
+  maxRecordsPerType: number | undefined,
+): string {
   const zones = [
     `zone "${zone}" { type primary; file "zone.db"; allow-update { 127.0.0.1; ::1; }; };`,
     rootZone ? `zone "." { type primary; file "root.db"; };` : '',
@@ -143,7 +154,7 @@ function namedConf(dir: string, port: number, zone: string, rootZone: boolean): 
   recursion no;
   dnssec-validation no;
   notify no;
-  allow-transfer { none; };
+  allow-transfer { none; };${maxRecordsPerType === undefined ? '' : `\n  max-records-per-type ${maxRecordsPerType};`}
 };
 controls { };
 ${zones.join('\n')}
@@ -202,6 +213,7 @@ class Bind9Server extends ManagedServer implements Bind9 {
     readonly zone: string,
     private portNumber: number,
     private readonly rootZone: boolean,
+    private readonly maxRecordsPerType: number | undefined,
   ) {
     super(named, dir);
   }
@@ -263,7 +275,7 @@ class Bind9Server extends ManagedServer implements Bind9 {
         this.portNumber = await freeDnsPort();
         writeFileSync(
           join(this.dir, 'named.conf'),
-          namedConf(this.dir, this.portNumber, this.zone, this.rootZone),
+          namedConf(this.dir, this.portNumber, this.zone, this.rootZone, this.maxRecordsPerType),
         );
       }
     }
@@ -327,7 +339,10 @@ export async function startBind9(options: Bind9Options = {}): Promise<Bind9> {
       join(dir, 'root.db'),
       `$TTL ${ttl}\n@ IN SOA ns.root. admin.root. 1 60 60 600 ${ttl}\n@ IN NS ns.root.\nns.root. IN A 127.0.0.1\n`,
     );
-    writeFileSync(join(dir, 'named.conf'), namedConf(dir, port, zone, rootZone));
+    writeFileSync(
+      join(dir, 'named.conf'),
+      namedConf(dir, port, zone, rootZone, options.maxRecordsPerType),
+    );
     const named = new ServerProcess({
       name: 'bind9',
       command: found.named,
@@ -335,7 +350,7 @@ export async function startBind9(options: Bind9Options = {}): Promise<Bind9> {
       cwd: dir,
       logFile: join(dir, 'named.log'),
     });
-    server = new Bind9Server(named, dir, found, zone, port, rootZone);
+    server = new Bind9Server(named, dir, found, zone, port, rootZone, options.maxRecordsPerType);
     await server.start();
     return server;
   } catch (error) {

@@ -32,6 +32,11 @@ export function formatHostPort(host: string, port: number): string {
   return isIP(host) === 6 ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/** `formatHostPort` for a host already validated: only an IPv6 address has a colon. */
+function formatValidHostPort(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 const EMPTY_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
 /** Validates one endpoint a resolver pushed; throws `EndpointError` naming the problem. */
@@ -56,7 +61,7 @@ export function normalizeEndpoint(input: unknown): NormalizedEndpoint {
       `endpoint ${host} has port ${JSON.stringify(endpoint.port)}: expected an integer 1-65535`,
     );
   }
-  const key = formatHostPort(host, endpoint.port);
+  const key = formatValidHostPort(host, endpoint.port);
   let weight = 1;
   if (endpoint.weight !== undefined) {
     if (
@@ -112,18 +117,50 @@ export function normalizeEndpoint(input: unknown): NormalizedEndpoint {
   });
 }
 
-/** A string that is equal for two endpoint sets exactly when they are the same set (order ignored). */
-export function endpointSetFingerprint(endpoints: readonly NormalizedEndpoint[]): string {
-  return endpoints
-    .map((e) =>
-      JSON.stringify([
-        e.key,
-        e.weight,
-        e.zone ?? null,
-        e.labels,
-        ...(e.forZones ? [e.forZones] : []),
-      ]),
-    )
-    .sort()
-    .join('\n');
+function sameLabels(
+  a: Readonly<Record<string, string>>,
+  b: Readonly<Record<string, string>>,
+): boolean {
+  if (a === b) return true;
+  const keys = Object.keys(a);
+  if (keys.length !== Object.keys(b).length) return false;
+  for (const key of keys) {
+    if (!Object.hasOwn(b, key) || a[key] !== b[key]) return false;
+  }
+  return true;
+}
+
+function sameZones(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (a === b) return true;
+  if (a === undefined || b === undefined || a.length !== b.length) return false;
+  return a.every((zone, i) => zone === b[i]);
+}
+
+/**
+ * Whether two endpoint sets are the same (order ignored): the same keys, each with the same
+ * weight, zone, labels and zone hints. Keys are unique within a set (the adapter drops repeats). O(n), no
+ * strings built: a 10,000-endpoint update that changed nothing costs a map lookup per endpoint.
+ */
+export function sameEndpointSet(
+  a: readonly NormalizedEndpoint[],
+  b: readonly NormalizedEndpoint[],
+): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length) return false;
+  const byKey = new Map<string, NormalizedEndpoint>();
+  for (const endpoint of a) byKey.set(endpoint.key, endpoint);
+  for (const endpoint of b) {
+    const other = byKey.get(endpoint.key);
+    if (
+      other === undefined ||
+      (other !== endpoint &&
+        (other.weight !== endpoint.weight ||
+          other.zone !== endpoint.zone ||
+          !sameLabels(other.labels, endpoint.labels) ||
+          !sameZones(other.forZones, endpoint.forZones)))
+    ) {
+      return false;
+    }
+  }
+  return true;
 }

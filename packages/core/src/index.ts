@@ -157,7 +157,12 @@ export {
   type SchemeLookup,
 } from './composite-target';
 export { SOURCE_LABEL, FIRST_RESOLUTION_WAIT_MS } from './composite-resolver';
-export { normalizeEndpoint, formatHostPort, type NormalizedEndpoint } from './endpoint';
+export {
+  normalizeEndpoint,
+  formatHostPort,
+  sameEndpointSet,
+  type NormalizedEndpoint,
+} from './endpoint';
 export { Backoff, type BackoffOptions } from './backoff';
 export { redactSecrets, isSecretName, SECRET_WORDS } from './redact';
 /** Reads a service config as the client reads one a resolver delivers (unknown fields dropped). */
@@ -170,3 +175,4 @@ export {
 export { METHOD_PICK_KEY } from './grpc-js/config-selector';
 /** grpc.health.v1 HealthCheckRequest/Response, encoded by hand (core has no protobuf dependency). */
 export { encodeHealthRequest, decodeHealthResponse } from './grpc-js/health-watcher';
+export { DEFAULT_MAX_CONNECTING } from './grpc-js/connection-pacer';

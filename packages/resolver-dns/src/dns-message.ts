@@ -242,12 +242,15 @@ export function addressAnswer(
   const { owned, canonicalName, chainTtl } = follow(response[section], name, type);
   const valid = type === 'A' ? isIPv4 : isIPv6;
   const records: AddressRecord[] = [];
+  // A set, not a scan of `records`: an answer may hold thousands of addresses.
+  const seen = new Set<string>();
   for (const record of owned) {
     const address = dataOf(record);
     if (typeof address !== 'string' || !valid(address)) {
       throw new InvalidResponseError(`${type} record for ${name} holds ${JSON.stringify(address)}`);
     }
-    if (!records.some((r) => r.address === address)) {
+    if (!seen.has(address)) {
+      seen.add(address);
       records.push({ address, ttl: recordTtl(record) });
     }
   }

@@ -33,9 +33,22 @@ const LISTS = UNUSABLE_RANGES.map((range) => {
   return { list, reason: range.reason };
 });
 
+/**
+ * The IPv4 ranges above by first octet, without a `BlockList` lookup (which costs microseconds
+ * per address: thousands of them in one answer add up).
+ */
+function unusableIpv4(address: string): string | undefined {
+  const first = Number(address.slice(0, address.indexOf('.')));
+  if (first === 0) return 'unspecified';
+  if (first >= 224 && first <= 239) return 'multicast';
+  if (address === '255.255.255.255') return 'broadcast';
+  return undefined;
+}
+
 /** Why `address` (an IPv4 or IPv6 literal) cannot be an endpoint, or `undefined` if it can. */
 export function unusableReason(address: string): string | undefined {
-  const family = isIPv4(address) ? 'ipv4' : 'ipv6';
+  if (isIPv4(address)) return unusableIpv4(address);
+  const family = 'ipv6';
   for (const { list, reason } of LISTS) {
     if (list.check(address, family)) return reason;
   }

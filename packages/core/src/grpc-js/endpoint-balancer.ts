@@ -7,6 +7,7 @@
  * whether to hold READY back a little longer, and the policy for a picker
  * over the endpoints in rotation. Connected endpoints that the resolver
  * removes en masse are held in rotation for a while (`removal-hold-down.ts`).
+ * New connections start a bounded number at a time (`connection-pacer.ts`).
  */
 import type {
   ChannelOptions,
@@ -30,6 +31,8 @@ import {
 import type { ResilienceConfig } from '../resilience-config';
 import { CallGate } from './call-limits';
 import { CallTracker, Tracking } from './call-tracking';
+import { ConnectionPacer } from './connection-pacer';
+import { PacedSubchannel } from './paced-subchannel';
 import { ChildEndpoint, type ChildOwner } from './endpoint-child';
 import { EndpointSubsetting } from './endpoint-subsetting';
 import { endpointKey, TARGET_ATTRIBUTE, type GrpcLbEndpoint } from './endpoint-info';
@@ -88,6 +91,9 @@ export class EndpointBalancer<C>
   private readonly zoneRouting: ZoneRouting;
   private readonly subsetting: EndpointSubsetting;
   private readonly gate: CallGate;
+  /** When each endpoint's connection starts. */
+  readonly pacer: ConnectionPacer<ChildEndpoint>;
+  readonly queuePicker: experimental.Picker;
   private readonly CS: typeof import('@grpc/grpc-js').connectivityState;
 
   constructor(
@@ -110,6 +116,8 @@ export class EndpointBalancer<C>
     this.grace = new StartupGrace(() => this.recompute());
     this.zoneRouting = new ZoneRouting(rt, this);
     this.subsetting = new EndpointSubsetting(rt.logger);
+    this.pacer = new ConnectionPacer(() => this.scheduleRecompute());
+    this.queuePicker = new rt.grpc.experimental.QueuePicker(this);
     this.holdDown = new RemovalHoldDown((expired) => {
       this.rt.trace(
         `${this.describe}: removal hold-down over for ${expired.map((c) => c.key).join(', ')}`,
@@ -216,16 +224,28 @@ export class EndpointBalancer<C>
       return true;
     }
     this.updatesPaused = true;
-    for (const child of added) child.leaf.startConnecting();
+    for (const child of added) this.pacer.request(child);
+    this.pacer.flush();
     this.updatesPaused = false;
+    if (this.pacer.queued > 0) {
+      this.rt.trace(
+        `${this.describe}: pacing connections: ${this.pacer.inProgress} connecting, ${this.pacer.queued} waiting (at most ${this.pacer.limit} at once)`,
+      );
+    }
     this.recompute();
     return true;
   }
 
   exitIdle(): void {
-    for (const child of this.children) {
-      if (child.connectivity === this.CS.IDLE) child.leaf.exitIdle();
-    }
+    const IDLE = this.CS.IDLE;
+    this.connectIdle(this.children.filter((child) => child.connectivity === IDLE));
+  }
+
+  /** Idle endpoints (never started, or disconnected) connect, paced. */
+  private connectIdle(idle: readonly ChildEndpoint[]): void {
+    if (idle.length === 0) return;
+    for (const child of idle) this.pacer.request(child);
+    this.pacer.flush();
   }
 
   resetBackoff(): void {
@@ -235,6 +255,7 @@ export class EndpointBalancer<C>
   destroy(): void {
     this.destroyed = true;
     this.holdDown.destroy();
+    this.pacer.destroy();
     for (const child of this.children) this.removeChild(child);
     this.childMap.clear();
     this.children = [];
@@ -288,13 +309,17 @@ export class EndpointBalancer<C>
     const subchannel = this.helper.createSubchannel(address, args);
     child.useSubchannel(subchannel);
     this.resilience.subchannelChanged(child);
-    return subchannel;
+    // Its reconnections after a failure are paced too.
+    return new PacedSubchannel(subchannel, child, this.CS.IDLE);
   }
 
   /** ChildOwner: the leaf of `child` changed state. */
   leafStateChanged(child: ChildEndpoint, previous: ConnectivityState): void {
     if (this.destroyed) return;
     const READY = this.CS.READY;
+    if (child.connectivity === READY || child.connectivity === this.CS.TRANSIENT_FAILURE) {
+      this.pacer.settled(child);
+    }
     if (child.heldUntil !== 0 && child.connectivity !== READY) {
       // Held after removal, and its connection is gone: it leaves now, without reconnecting.
       if (this.holdDown.release(child)) {
@@ -350,7 +375,7 @@ export class EndpointBalancer<C>
         `${this.describe}: startup grace: ${aggregate.ready.length} of ${children.length} endpoints ready, waiting for the others to connect or fail`,
       );
       this.publish(this.CS.CONNECTING, new this.rt.grpc.experimental.QueuePicker(this), null);
-      for (const child of aggregate.idle) child.leaf.exitIdle();
+      this.connectIdle(aggregate.idle);
       if (event) this.observer?.emit('panic', event);
       return;
     }
@@ -376,8 +401,8 @@ export class EndpointBalancer<C>
     );
     this.publish(aggregate.state, picker, aggregate.failure ?? null);
     if (rampingUp) resilience.scheduleRamp();
-    // Every endpoint stays connected: a leaf that went idle reconnects.
-    for (const child of aggregate.idle) child.leaf.exitIdle();
+    // Every endpoint stays connected: a leaf that went idle reconnects (paced).
+    this.connectIdle(aggregate.idle);
     if (event) this.observer?.emit('panic', event);
   }
 
@@ -557,6 +582,7 @@ export class EndpointBalancer<C>
   }
 
   private removeChild(child: ChildEndpoint): void {
+    this.pacer.remove(child);
     this.resilience.release(child);
     child.destroy();
   }

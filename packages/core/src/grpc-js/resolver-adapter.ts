@@ -38,7 +38,7 @@
 import type { ChannelOptions, experimental } from '@grpc/grpc-js';
 import type { ServiceConfig } from '@grpc/grpc-js/build/src/service-config';
 import { Backoff } from '../backoff';
-import { endpointSetFingerprint, normalizeEndpoint, type NormalizedEndpoint } from '../endpoint';
+import { normalizeEndpoint, sameEndpointSet, type NormalizedEndpoint } from '../endpoint';
 import { ConfigError, errorMessage } from '../errors';
 import type {
   EndpointResolver,
@@ -195,8 +195,13 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
     private metrics: TargetMetrics | undefined;
     private pending: { update: PendingUpdate } | { error: string } | undefined;
 
-    /** What the current LB has been given; cleared on destroy, since the LB is then destroyed too. */
+    /**
+     * What the current LB has been given (the error, or the service config of `deliveredSet`);
+     * cleared on destroy, since the LB is then destroyed too.
+     */
     private deliveredFingerprint: string | undefined;
+    /** The endpoints last given, when `deliveredFingerprint` names a config. */
+    private deliveredSet: readonly NormalizedEndpoint[] | undefined;
     /** The last good set, kept across errors and restarts. */
     private lastGood: PendingUpdate | undefined;
     /** When `lastGood` last came (Date.now()). */
@@ -490,12 +495,17 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       }
       const { endpoints, serviceConfig, serviceConfigSource, note } = pending.update;
       const config = this.serviceConfigFor(serviceConfig, serviceConfigSource);
-      const fingerprint = `${endpointSetFingerprint(endpoints)}\n#${config.ok ? config.text : `!${config.error}`}`;
-      if (fingerprint === this.deliveredFingerprint) {
+      const fingerprint = `config:${config.ok ? config.text : `!${config.error}`}`;
+      if (
+        fingerprint === this.deliveredFingerprint &&
+        this.deliveredSet !== undefined &&
+        sameEndpointSet(this.deliveredSet, endpoints)
+      ) {
         rt.trace(`${this.target}: identical update skipped`);
         return;
       }
       this.deliveredFingerprint = fingerprint;
+      this.deliveredSet = endpoints;
       if (config.ok) this.configSelector.setServiceConfig(config.value);
       rt.trace(`${this.target}: delivering ${endpoints.length} endpoints (${note})`);
       const accepted = this.listener(
