@@ -62,6 +62,17 @@ test('sameEndpointSet: a different weight, zone, label, or endpoint is a differe
   );
 });
 
+test('sameEndpointSet: a zone hint given, dropped or changed is a different set', () => {
+  const plain = normalizeEndpoint({ host: '10.0.0.1', port: 80, zone: 'a' });
+  const hinted = normalizeEndpoint({ host: '10.0.0.1', port: 80, zone: 'a', forZones: ['a'] });
+  const moved = normalizeEndpoint({ host: '10.0.0.1', port: 80, zone: 'a', forZones: ['b'] });
+  const again = normalizeEndpoint({ host: '10.0.0.1', port: 80, zone: 'a', forZones: ['a'] });
+  assert.equal(sameEndpointSet([plain], [hinted]), false);
+  assert.equal(sameEndpointSet([hinted], [plain]), false);
+  assert.equal(sameEndpointSet([hinted], [moved]), false);
+  assert.equal(sameEndpointSet([hinted], [again]), true);
+});
+
 test('normalizeEndpoint: IPv6 keys in brackets, IPv4 and names without', () => {
   assert.equal(normalizeEndpoint({ host: 'fd00::1', port: 80 }).key, '[fd00::1]:80');
   assert.equal(normalizeEndpoint({ host: '[fd00::1]', port: 80 }).key, '[fd00::1]:80');
