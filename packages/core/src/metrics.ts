@@ -156,7 +156,6 @@ type Observe = (value: number, attributes?: MetricAttributes) => void;
 
 /** The instruments of one registration, shared by every channel. */
 export class GrpcLbMetrics {
-  readonly attemptStarted: CounterLike;
   readonly attemptDuration: HistogramLike;
   readonly connectionsSucceeded: CounterLike;
   readonly connectionsFailed: CounterLike;
@@ -173,6 +172,11 @@ export class GrpcLbMetrics {
   private readonly leastRequest = new Map<string, LeastRequestTally>();
   /** Per composite target, the source names seen while one of its balancers lives (reported at 0 once empty). */
   private readonly sourceNames = new Map<string, Set<string>>();
+  /**
+   * `grpc.client.attempt.started` per target and method, shared by the target's channels and kept
+   * after they close (the counts only grow; at most `MAX_METHODS` + 1 methods per target).
+   */
+  private readonly started = new Map<string, StartedCount>();
 
   /** `statusNames[code]` is the name of each gRPC status code (`OK`, `UNAVAILABLE`, …). */
   constructor(
@@ -180,10 +184,16 @@ export class GrpcLbMetrics {
     readonly statusNames: readonly string[],
     private readonly logger: Logger,
   ) {
-    this.attemptStarted = meter.createCounter('grpc.client.attempt.started', {
-      description: 'Call attempts started on an endpoint chosen by a grpc-lb policy',
-      unit: '{attempt}',
-    });
+    // Counted in plain numbers and read at collection: the SDK's synchronous `Counter.add` costs
+    // more per call (it hashes the attribute set each time) than the rest of grpc-lb's share.
+    meter
+      .createObservableCounter('grpc.client.attempt.started', {
+        description: 'Call attempts started on an endpoint chosen by a grpc-lb policy',
+        unit: '{attempt}',
+      })
+      .addCallback((result) =>
+        this.measure(() => this.observeStarted(result.observe.bind(result))),
+      );
     this.attemptDuration = meter.createHistogram('grpc.client.attempt.duration', {
       description: 'Time from the start to the end of a call attempt on its endpoint',
       unit: 's',
@@ -284,6 +294,24 @@ export class GrpcLbMetrics {
       .addCallback((result) =>
         this.measure(() => this.observeLeastRequest(result.observe.bind(result))),
       );
+  }
+
+  /** The count of attempts started on `target` for `method` (made on first use). */
+  startedCount(target: string, method: string): StartedCount {
+    const key = `${method}\n${target}`;
+    let count = this.started.get(key);
+    if (!count) {
+      count = {
+        attributes: Object.freeze({ 'grpc.method': method, 'grpc.target': target }),
+        value: 0,
+      };
+      this.started.set(key, count);
+    }
+    return count;
+  }
+
+  private observeStarted(observe: Observe): void {
+    for (const count of this.started.values()) observe(count.value, count.attributes);
   }
 
   /** The tally the `grpc-lb.least_request` pickers of `target` count into. */
@@ -542,9 +570,17 @@ function hasLabels(
   return true;
 }
 
+/** Attempts started on one target for one method, and the attributes they are reported with. */
+export interface StartedCount {
+  readonly attributes: MetricAttributes;
+  value: number;
+}
+
 /** The attributes of one method's attempts, looked up once per call. */
 export interface MethodAttributes {
   readonly started: MetricAttributes;
+  /** `grpc.client.attempt.started` for this method and target, shared by the target's channels. */
+  readonly count: StartedCount;
   /** By status code. */
   readonly ended: MetricAttributes[];
 }
@@ -589,23 +625,19 @@ export class TargetMetrics {
     const known = name !== undefined && this.methods.size < MAX_METHODS ? name : OTHER_METHOD;
     method = this.methods.get(known);
     if (!method) {
-      method = {
-        started: Object.freeze({ 'grpc.method': known, 'grpc.target': this.target }),
-        ended: [],
-      };
+      const count = this.metrics.startedCount(this.target, known);
+      method = { started: count.attributes, count, ended: [] };
       this.methods.set(known, method);
     }
     return method;
   }
 
-  // The two per-call measurements catch inline: no closure per call.
+  /** A plain increment, read when the metrics are collected. */
   attemptStarted(method: MethodAttributes): void {
-    try {
-      this.metrics.attemptStarted.add(1, method.started);
-    } catch (error) {
-      this.metrics.failed(error);
-    }
+    method.count.value += 1;
   }
+
+  // The per-call histogram measurement catches inline: no closure per call.
 
   attemptEnded(method: MethodAttributes, code: number, seconds: number): void {
     let ended = method.ended[code];

@@ -95,6 +95,31 @@ function histogram(value: number | Histogram): { count: number; sum: number } {
 }
 
 describe('metrics of calls', () => {
+  test('grpc.client.attempt.started sums the channels of one target and keeps counting after one closes', async () => {
+    const { provider, read } = sdk();
+    const metrics = createMetrics({ meterProvider: provider }, statusNames(grpc), {
+      warn: () => {},
+    });
+    const first = metrics.forTarget(TARGET);
+    const second = metrics.forTarget(TARGET);
+    for (let i = 0; i < 3; i++) first.attemptStarted(first.method(METHOD));
+    for (let i = 0; i < 4; i++) second.attemptStarted(second.method(METHOD));
+    second.attemptStarted(second.method(undefined));
+    const call = { 'grpc.method': METHOD, 'grpc.target': TARGET };
+    let read1 = await read();
+    assert.equal(valueOf(read1, 'grpc.client.attempt.started', call), 7);
+    assert.equal(
+      valueOf(read1, 'grpc.client.attempt.started', { ...call, 'grpc.method': 'other' }),
+      1,
+    );
+    // A channel of the same target made later (the first ones closed) adds to the same count.
+    const third = metrics.forTarget(TARGET);
+    third.attemptStarted(third.method(METHOD));
+    read1 = await read();
+    assert.equal(valueOf(read1, 'grpc.client.attempt.started', call), 8);
+    assert.equal((read1.get('grpc.client.attempt.started') ?? []).length, 2);
+  });
+
   test('grpc.client.attempt.started and .duration by method, target and status; no addresses', async () => {
     const { provider, read } = sdk();
     const h = PolicyHarness.create({
