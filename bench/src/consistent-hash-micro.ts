@@ -166,7 +166,14 @@ async function readyPicker(
     { [METRICS_OPTION]: false },
     'consistent hash micro benchmark',
   );
-  for (let i = 0; i < 3; i++) await new Promise<void>((resolve) => setImmediate(resolve));
+  // Connections start a paced number per turn of the event loop: wait for all of them, then for
+  // the batched picker rebuild.
+  const turn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+  for (let i = 0; channel.readySubchannels < endpoints.length; i++) {
+    if (i > 10_000) throw new Error(`${channel.readySubchannels} of ${endpoints.length} READY`);
+    await turn();
+  }
+  for (let i = 0; i < 3; i++) await turn();
   if (channel.state !== grpc.connectivityState.READY || !channel.picker)
     throw new Error(
       `balancer is ${grpc.connectivityState[channel.state]}: ${channel.errorMessage ?? ''}`,
