@@ -166,18 +166,14 @@ async function readyPicker(
     { [METRICS_OPTION]: false },
     'consistent hash micro benchmark',
   );
-  // Connection pacing starts at most 64 stand-in connections per turn: wait until two turns in
-  // a row changed nothing and none is connecting, so every endpoint is on the table.
-  const progress = (): number =>
-    channel.createdSubchannels + channel.readySubchannels + channel.stateUpdates;
-  for (let turn = 0, last = -1; ; turn++) {
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    const now = progress();
-    if (now === last && channel.connecting === 0) break;
-    if (turn > 100_000) throw new Error('the balancer never settled');
-    last = now;
+  // Connections start a paced number per turn of the event loop: wait for all of them, then for
+  // the batched picker rebuild.
+  const turn = (): Promise<void> => new Promise<void>((resolve) => setImmediate(resolve));
+  for (let i = 0; channel.readySubchannels < endpoints.length; i++) {
+    if (i > 10_000) throw new Error(`${channel.readySubchannels} of ${endpoints.length} READY`);
+    await turn();
   }
+  for (let i = 0; i < 3; i++) await turn();
   if (channel.state !== grpc.connectivityState.READY || !channel.picker)
     throw new Error(
       `balancer is ${grpc.connectivityState[channel.state]}: ${channel.errorMessage ?? ''}`,

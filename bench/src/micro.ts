@@ -13,10 +13,10 @@ import {
   DEFAULT_MAX_CONNECTING,
   METHOD_PICK_KEY,
   METRICS_OPTION,
+  EndpointLists,
+  type EndpointList,
   normalizeEndpoint,
   register,
-  sameEndpointSet,
-  type NormalizedEndpoint,
   trafficSplit,
 } from '@grpc-lb/core';
 import {
@@ -206,28 +206,21 @@ function rawEndpoints(
 }
 
 /**
- * What the resolver adapter does with a list before the channel sees it: validates each
- * endpoint, drops repeats, skips the update if it is the set delivered before, and makes the
- * grpc-js endpoints (the adapter's `onUpdate` and `deliver`, without their logging).
+ * What the resolver adapter does with a list before the channel sees it, with the adapter's own
+ * code (`EndpointLists`, one per resolver): validates each endpoint (or reuses the one read before
+ * when it came again unchanged), drops repeats, skips the update if it is the set delivered before,
+ * and hands the channel its own copy of the grpc-js endpoints.
  */
 function adapt(
+  lists: EndpointLists,
   raw: readonly unknown[],
-  previous: readonly NormalizedEndpoint[] | undefined,
-): { normalized: NormalizedEndpoint[]; set: EndpointSet } {
-  const normalized: NormalizedEndpoint[] = [];
-  const seen = new Set<string>();
-  for (const item of raw) {
-    const endpoint = normalizeEndpoint(item);
-    if (seen.has(endpoint.key)) continue;
-    seen.add(endpoint.key);
-    normalized.push(endpoint);
-  }
-  if (previous && sameEndpointSet(previous, normalized)) throw new Error('the lists are the same');
-  const endpoints = normalized.map((grpcLb) => ({
-    addresses: [{ host: grpcLb.host, port: grpcLb.port }],
-    grpcLb,
-  }));
-  return { normalized, set: { endpoints, facts: new Map() } };
+  previous: EndpointList | undefined,
+): { list: EndpointList; set: EndpointSet } {
+  const list = lists.read(raw, (message) => {
+    throw new Error(`the benchmark's list is not clean: ${message}`);
+  });
+  if (previous && lists.same(previous, list)) throw new Error('the lists are the same');
+  return { list, set: { endpoints: list.endpoints.slice(), facts: new Map() } };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -766,14 +759,17 @@ async function benchApplied(
   const diff: number[] = [];
   // The READY balancer the 1% changes are applied to, alternating between the two lists.
   const base = new Harness('connected');
-  let delivered = adapt(rawA, undefined).normalized;
-  base.update(adapt(rawA, undefined).set, config);
+  // The base balancer's resolver: it has read and delivered list A.
+  const lists = new EndpointLists();
+  let delivered = adapt(lists, rawA, undefined);
+  base.update(delivered.set, config);
   await base.settle();
   base.channel.mode = 'connects';
   for (let round = 0; round < plan.diffRounds; round++) {
     const fresh = new Harness('connects');
     let start = process.hrtime.bigint();
-    fresh.update(adapt(rawA, undefined).set, config);
+    // A new channel: a new resolver, which has read nothing before.
+    fresh.update(adapt(new EndpointLists(), rawA, undefined).set, config);
     first.push(msSince(start));
     if (fresh.channel.stateUpdates === 0 || fresh.channel.state !== CS.CONNECTING) {
       throw new Error('a first update published no CONNECTING state');
@@ -784,10 +780,10 @@ async function benchApplied(
     const raw = round % 2 === 0 ? rawB : rawA;
     const updates = base.channel.stateUpdates;
     start = process.hrtime.bigint();
-    const next = adapt(raw, delivered);
+    const next = adapt(lists, raw, delivered.list);
     base.update(next.set, config);
     diff.push(msSince(start));
-    delivered = next.normalized;
+    delivered = next;
     if (base.channel.stateUpdates === updates || base.channel.state !== CS.READY) {
       throw new Error('a 1% change published no READY picker');
     }
@@ -801,9 +797,11 @@ async function benchApplied(
   );
   notes.push(
     `applied10kMs: from a resolver's list of 10,000 endpoints (plain objects, as a resolver pushes ` +
-      `them) to the balancer's first state and picker over it: the resolver adapter's work ` +
-      `(validating each endpoint, dropping repeats, comparing with the set delivered before, ` +
-      `making the grpc-js endpoints) and updateAddressList, which publishes before it returns. ` +
+      `them) to the balancer's first state and picker over it: the resolver adapter's work, with ` +
+      `its own code (EndpointLists: validating each endpoint or reusing the one read before when it ` +
+      `came again unchanged, dropping repeats, comparing with the set delivered before, the ` +
+      `grpc-js endpoints) and updateAddressList, which publishes before it returns. Nothing is ` +
+      `kept by object identity: a resolver sending new objects for the same list costs the same. ` +
       `first: a fresh ${ROUND_ROBIN}, which publishes CONNECTING (calls queue) and starts the ` +
       `first ${DEFAULT_MAX_CONNECTING} connections, the others paced over later turns; ` +
       `diff: a READY balancer given the list with 100 endpoints replaced, which publishes READY ` +

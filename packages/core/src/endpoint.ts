@@ -37,7 +37,8 @@ function formatValidHostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-const EMPTY_LABELS: Readonly<Record<string, string>> = Object.freeze({});
+/** The labels of an endpoint listed without any. */
+export const EMPTY_LABELS: Readonly<Record<string, string>> = Object.freeze({});
 
 /** Validates one endpoint a resolver pushed; throws `EndpointError` naming the problem. */
 export function normalizeEndpoint(input: unknown): NormalizedEndpoint {
@@ -136,6 +137,17 @@ function sameZones(a: readonly string[] | undefined, b: readonly string[] | unde
   return a.every((zone, i) => zone === b[i]);
 }
 
+/** Whether two endpoints with the same key carry the same weight, zone, labels and zone hints. */
+export function sameEndpoint(a: NormalizedEndpoint, b: NormalizedEndpoint): boolean {
+  return (
+    a === b ||
+    (a.weight === b.weight &&
+      a.zone === b.zone &&
+      sameLabels(a.labels, b.labels) &&
+      sameZones(a.forZones, b.forZones))
+  );
+}
+
 /**
  * Whether two endpoint sets are the same (order ignored): the same keys, each with the same
  * weight, zone, labels and zone hints. Keys are unique within a set (the adapter drops repeats). O(n), no
@@ -151,16 +163,7 @@ export function sameEndpointSet(
   for (const endpoint of a) byKey.set(endpoint.key, endpoint);
   for (const endpoint of b) {
     const other = byKey.get(endpoint.key);
-    if (
-      other === undefined ||
-      (other !== endpoint &&
-        (other.weight !== endpoint.weight ||
-          other.zone !== endpoint.zone ||
-          !sameLabels(other.labels, endpoint.labels) ||
-          !sameZones(other.forZones, endpoint.forZones)))
-    ) {
-      return false;
-    }
+    if (other === undefined || !sameEndpoint(other, endpoint)) return false;
   }
   return true;
 }

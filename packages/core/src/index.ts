@@ -176,3 +176,5 @@ export { METHOD_PICK_KEY } from './grpc-js/config-selector';
 /** grpc.health.v1 HealthCheckRequest/Response, encoded by hand (core has no protobuf dependency). */
 export { encodeHealthRequest, decodeHealthResponse } from './grpc-js/health-watcher';
 export { DEFAULT_MAX_CONNECTING } from './grpc-js/connection-pacer';
+/** What the resolver adapter does with each list a resolver pushes (for benchmarks and tools). */
+export { EndpointLists, type EndpointList } from './grpc-js/endpoint-list';

@@ -126,6 +126,8 @@ export class ChildEndpoint
    * 0 while the resolver lists it.
    */
   heldUntil = 0;
+  /** The last resolver update of its balancer that listed it. */
+  listedIn = 0;
   /** pick_first for this endpoint; made by the first `connect()`. */
   private leaf: experimental.LeafLoadBalancer | undefined;
   /** An attempt pick_first asked for, waiting for a pacing slot. */

@@ -257,6 +257,31 @@ for (const policy of POLICIES) {
       h.destroy();
     });
 
+    test('a key listed twice, removed and listed again: one connection per key, its weight as listed now', async () => {
+      const h = PolicyHarness.create({ policy, endpoints: [A, B, A, C] });
+      await h.ready();
+      assert.deepEqual(h.helper.created, [A, B, C]);
+      assert.deepEqual(h.pickMany(6).counts, { [A]: 2, [B]: 2, [C]: 2 });
+      h.update({ endpoints: [A, C] });
+      await h.settle();
+      assert.equal(h.subchannel(B).refs, 0, 'B is released');
+      assert.deepEqual(h.pickMany(4).counts, { [A]: 2, [C]: 2 });
+      h.update({ endpoints: [C, A, B, B] });
+      await h.settle();
+      assert.deepEqual(h.helper.created.slice(3), [B], 'B, listed again, connects again');
+      await h.ready(B);
+      assert.deepEqual(h.pickMany(6).counts, { [A]: 2, [B]: 2, [C]: 2 });
+      if (policy === WEIGHTED_ROUND_ROBIN_POLICY) {
+        h.update({ endpoints: [A, B, { address: C, weight: 4 }] });
+        await h.settle();
+        assert.deepEqual(h.pickMany(12).counts, { [A]: 2, [B]: 2, [C]: 8 });
+        h.update({ endpoints: [A, B, C] });
+        await h.settle();
+        assert.deepEqual(h.pickMany(12).counts, { [A]: 4, [B]: 4, [C]: 4 });
+      }
+      h.destroy();
+    });
+
     test('a config change with calls in flight: the calls end cleanly and picks follow the new config', async () => {
       const h = PolicyHarness.create({ policy, endpoints: [A, B] });
       await h.ready();

@@ -148,18 +148,17 @@ export class ResilienceController {
     const guarded =
       config !== undefined &&
       (config.outlierDetection !== undefined || config.healthCheck !== undefined);
+    const threshold = config?.panicThresholdPercent ?? 0;
+    const applies = guarded && threshold > 0 && children.length > 0;
+    // Without outlier detection or health checks nothing is unhealthy: no count, no panic.
+    if (!applies && !this.panic) return { panic: false, event: undefined };
     // An endpoint whose first health answer is still awaited is not counted against the threshold.
     let healthy = 0;
     for (const child of children) {
       if (child.ejectedUntil === 0 && (this.awaitingHealth(child) || this.healthOk(child)))
         healthy++;
     }
-    const threshold = config?.panicThresholdPercent ?? 0;
-    const panic =
-      guarded &&
-      threshold > 0 &&
-      children.length > 0 &&
-      healthy * 100 < threshold * children.length;
+    const panic = applies && healthy * 100 < threshold * children.length;
     let event: PanicEvent | undefined;
     if (panic !== this.panic) {
       this.panic = panic;

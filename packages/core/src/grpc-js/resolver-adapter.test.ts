@@ -2,10 +2,16 @@ import assert from 'node:assert/strict';
 import { describe, test, type TestContext } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { experimental } from '@grpc/grpc-js';
+import { normalizeEndpoint } from '../endpoint';
 import { ConfigError } from '../errors';
 import { LoadBalancerObserver, OBSERVER_OPTION, type ConfigEvent } from '../observer';
 import { register } from '../register';
-import type { EndpointResolver, ResolutionSink, ResolverFactory } from '../resolver-contract';
+import type {
+  EndpointResolver,
+  ResolutionSink,
+  ResolvedEndpoint,
+  ResolverFactory,
+} from '../resolver-contract';
 import { ROUND_ROBIN_POLICY } from '../round-robin-config';
 import {
   OPTION_MAX_OUTAGE_REFRESH_BACKOFF_MS,
@@ -166,6 +172,58 @@ describe('resolver adapter', () => {
     assert.ok(first.attributes[selectorKey]);
     assert.equal(second.attributes, first.attributes);
     assert.equal(second.attributes[selectorKey], first.attributes[selectorKey]);
+    r.resolver.destroy();
+  });
+
+  test('an endpoint changed under the same key, or removed and listed again, is delivered; a resend is not', async () => {
+    const r = open();
+    r.resolver.updateResolution();
+    const base = {
+      host: '127.0.0.2',
+      port: 1,
+      weight: 2,
+      zone: 'a',
+      labels: { v: '1' },
+      forZones: ['a'],
+    };
+    const other = { host: '127.0.0.3', port: 1 };
+    const delivered = (): unknown[] => {
+      const last = r.deliveries[r.deliveries.length - 1]!;
+      assert.ok(last.endpoints.ok);
+      return last.endpoints.value.map((e) => ({ ...(e as GrpcLbEndpoint).grpcLb }));
+    };
+    const expect = (list: ResolvedEndpoint[]): unknown[] =>
+      list.map((e) => ({ ...normalizeEndpoint(e) }));
+    const steps: [string, ResolvedEndpoint[][], boolean][] = [
+      ['first', [[base, other]], true],
+      ['resent as new objects', [[structuredClone(base), { ...other }]], false],
+      ['weight', [[{ ...base, weight: 3 }, other]], true],
+      ['weight back', [[base, other]], true],
+      ['a label', [[{ ...base, labels: { v: '2' } }, other]], true],
+      ['labels back', [[base, other]], true],
+      ['zone', [[{ ...base, zone: 'b' }, other]], true],
+      ['zone back', [[base, other]], true],
+      ['forZones', [[{ ...base, forZones: ['b'] }, other]], true],
+      ['forZones dropped', [[{ ...base, forZones: undefined }, other]], true],
+      ['forZones back', [[base, other]], true],
+      ['a key removed', [[base]], true],
+      ['and listed again', [[base, other]], true],
+      ['unchanged again', [[{ ...other }, structuredClone(base)]], false],
+      // Two updates before one delivery: the last is compared with what was delivered.
+      ['a removal undone before delivery', [[other], [base, other]], false],
+      ['a change that stays', [[other], [{ ...base, weight: 7 }, other]], true],
+    ];
+    for (const [what, updates, isDelivered] of steps) {
+      const before = r.deliveries.length;
+      for (const endpoints of updates) r.inner.sink!.update({ endpoints });
+      await settle();
+      assert.equal(r.deliveries.length, before + (isDelivered ? 1 : 0), what);
+      const byKey = (list: unknown[]): unknown[] =>
+        [...list].sort((x, y) =>
+          (x as { key: string }).key.localeCompare((y as { key: string }).key),
+        );
+      assert.deepEqual(byKey(delivered()), byKey(expect(updates[updates.length - 1]!)), what);
+    }
     r.resolver.destroy();
   });
 

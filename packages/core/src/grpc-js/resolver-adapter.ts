@@ -38,7 +38,6 @@
 import type { ChannelOptions, experimental } from '@grpc/grpc-js';
 import type { ServiceConfig } from '@grpc/grpc-js/build/src/service-config';
 import { Backoff } from '../backoff';
-import { normalizeEndpoint, sameEndpointSet, type NormalizedEndpoint } from '../endpoint';
 import { ConfigError, errorMessage } from '../errors';
 import type {
   EndpointResolver,
@@ -60,7 +59,8 @@ import { OBSERVER_OPTION } from '../observer';
 import { redactSecrets } from '../redact';
 import { targetUriToString } from '../target-uri';
 import { StableConfigSelector } from './config-selector';
-import { TARGET_ATTRIBUTE, toGrpcEndpoint } from './endpoint-info';
+import { TARGET_ATTRIBUTE } from './endpoint-info';
+import { EndpointLists, type EndpointList } from './endpoint-list';
 import type { Runtime } from './runtime';
 
 import {
@@ -103,7 +103,7 @@ function numberOption(options: ChannelOptions, name: string, fallback: number): 
 }
 
 interface PendingUpdate {
-  readonly endpoints: readonly NormalizedEndpoint[];
+  readonly list: EndpointList;
   readonly serviceConfig: ServiceConfigJson | string | undefined;
   readonly serviceConfigSource: string | undefined;
   readonly note: string;
@@ -201,7 +201,9 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
      */
     private deliveredFingerprint: string | undefined;
     /** The endpoints last given, when `deliveredFingerprint` names a config. */
-    private deliveredSet: readonly NormalizedEndpoint[] | undefined;
+    private deliveredSet: EndpointList | undefined;
+    /** Validates each list, reusing what is unchanged since the last one. */
+    private readonly lists = new EndpointLists();
     /** The last good set, kept across errors and restarts. */
     private lastGood: PendingUpdate | undefined;
     /** When `lastGood` last came (Date.now()). */
@@ -366,24 +368,10 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         this.onError('resolver pushed a resolution without an endpoint list');
         return;
       }
-      const endpoints: NormalizedEndpoint[] = [];
-      const seen = new Set<string>();
-      for (const raw of resolution.endpoints as readonly unknown[]) {
-        try {
-          const endpoint = normalizeEndpoint(raw);
-          if (seen.has(endpoint.key)) {
-            rt.logger.warn(
-              `${this.target}: endpoint ${endpoint.key} listed twice; using the first`,
-            );
-            continue;
-          }
-          seen.add(endpoint.key);
-          endpoints.push(endpoint);
-        } catch (error) {
-          rt.logger.warn(`${this.target}: skipped an endpoint: ${errorMessage(error)}`);
-        }
-      }
-      if (endpoints.length === 0 && resolution.endpoints.length > 0) {
+      const list = this.lists.read(resolution.endpoints as readonly unknown[], (message) =>
+        rt.logger.warn(`${this.target}: ${message}`),
+      );
+      if (list.endpoints.length === 0 && resolution.endpoints.length > 0) {
         this.onError(`all ${resolution.endpoints.length} endpoints from the resolver were invalid`);
         return;
       }
@@ -396,7 +384,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       }
       const source: unknown = resolution.serviceConfigSource;
       const update: PendingUpdate = {
-        endpoints,
+        list,
         serviceConfig: resolution.serviceConfig,
         serviceConfigSource: typeof source === 'string' && source !== '' ? source : undefined,
         // Only the resolver's own words: failure messages append a non-empty note.
@@ -444,7 +432,7 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
       if (this.lastGood) {
         if (!this.warnedErrorStreak) {
           rt.logger.warn(
-            `${this.target}: resolution failed, keeping the last ${this.lastGood.endpoints.length} endpoints: ${message}`,
+            `${this.target}: resolution failed, keeping the last ${this.lastGood.list.endpoints.length} endpoints: ${message}`,
           );
           this.warnedErrorStreak = true;
         }
@@ -493,23 +481,24 @@ export function adaptResolver(rt: Runtime, factory: ResolverFactory): AdaptedRes
         );
         return;
       }
-      const { endpoints, serviceConfig, serviceConfigSource, note } = pending.update;
+      const { list, serviceConfig, serviceConfigSource, note } = pending.update;
       const config = this.serviceConfigFor(serviceConfig, serviceConfigSource);
       const fingerprint = `config:${config.ok ? config.text : `!${config.error}`}`;
       if (
         fingerprint === this.deliveredFingerprint &&
         this.deliveredSet !== undefined &&
-        sameEndpointSet(this.deliveredSet, endpoints)
+        this.lists.same(this.deliveredSet, list)
       ) {
         rt.trace(`${this.target}: identical update skipped`);
         return;
       }
       this.deliveredFingerprint = fingerprint;
-      this.deliveredSet = endpoints;
+      this.deliveredSet = list;
       if (config.ok) this.configSelector.setServiceConfig(config.value);
-      rt.trace(`${this.target}: delivering ${endpoints.length} endpoints (${note})`);
+      rt.trace(`${this.target}: delivering ${list.endpoints.length} endpoints (${note})`);
       const accepted = this.listener(
-        statusOrFromValue(endpoints.map(toGrpcEndpoint)),
+        // A copy: what the channel is given is its own.
+        statusOrFromValue(list.endpoints.slice()),
         this.attributes,
         config.ok
           ? statusOrFromValue(config.value)
