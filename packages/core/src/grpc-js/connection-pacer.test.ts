@@ -72,10 +72,14 @@ describe('connection pacing', () => {
     const all = addresses(10_000);
     const h = PolicyHarness.create({ policy: ROUND_ROBIN_POLICY, endpoints: all });
     try {
-      // The first batch is made in the update itself; the others wait without a leaf or subchannel.
+      // None starts in the update's own turn (it applied 10,000 endpoints: enough for one turn);
+      // they wait without a leaf or subchannel, and the first batch starts on the next turn.
+      assert.equal(h.helper.created.length, 0);
+      assert.equal(pacerOf(h).queued, all.length);
+      assert.equal(h.stateName, 'CONNECTING');
+      await h.settle(1);
       assert.equal(h.helper.created.length, LIMIT);
       assert.equal(pacerOf(h).queued, all.length - LIMIT);
-      assert.equal(h.stateName, 'CONNECTING');
       const ready = new Set([all[0]!, all[5_000]!]);
       let checkedCalls = 0;
       await driveToEnd(h, all.length, ready, () => {
@@ -219,16 +223,20 @@ describe('connection pacing', () => {
         h.helper.createSubchannel({ host: host!, port: Number(port) }, {}).setState(CS.READY);
       }
       h.helper.created.length = 0;
+      const created = (): number => h.helper.created.length;
       h.update({ endpoints: all });
-      assert.equal(h.helper.created.length, LIMIT, 'one batch in the update');
-      assert.equal(h.stateName, 'READY');
-      for (let turn = 0; h.helper.created.length < all.length; turn++) {
-        assert.ok(turn < 20, `stuck at ${h.helper.created.length}`);
-        const before = h.helper.created.length;
+      assert.equal(created(), 0, 'more than the limit: none in the update itself');
+      await h.settle(1);
+      assert.equal(created(), LIMIT, 'one batch on the next turn');
+      for (let turn = 0; created() < all.length; turn++) {
+        assert.ok(turn < 20, `stuck at ${created()}`);
+        const before = created();
         await h.settle(1);
-        const started = h.helper.created.length - before;
+        const started = created() - before;
         assert.ok(started <= LIMIT, `${started} started in one turn`);
       }
+      await h.settle();
+      assert.equal(h.stateName, 'READY');
       assert.equal(Object.keys(h.pickMany(all.length).counts).length, all.length);
     } finally {
       h.destroy();

@@ -21,7 +21,7 @@
  * decides when new connections start.
  *
  * Lists of up to `limit` endpoints are started at once, in the update
- * itself, as without pacing.
+ * itself, as without pacing; a longer list starts on the next turn.
  */
 
 /** At most this many connection attempts in progress at once, per balancer. */
@@ -82,8 +82,17 @@ export class ConnectionPacer<T extends Pacable> {
     this.schedule();
   }
 
-  /** Starts what fits now, in the caller's turn; the rest on later turns. */
+  /**
+   * Starts what fits now, in the caller's turn, when at most `limit` wait;
+   * more than that start from the next turn on. A turn that applied a list
+   * of thousands of endpoints (decoding it, building their children) has
+   * done enough: adding 64 connection starts made it the longest turn.
+   */
   flush(): void {
+    if (this.waiting.size > this.limit) {
+      this.schedule();
+      return;
+    }
     this.pump(false);
   }
 
