@@ -373,3 +373,44 @@ describe('unusable addresses are skipped', () => {
     );
   });
 });
+
+describe('a large answer is read over several turns of the event loop', () => {
+  /** How many rounds of the event loop (immediates) ran before `work` settled. */
+  async function roundsTaken(work: Promise<unknown>): Promise<number> {
+    let rounds = 0;
+    let done = false;
+    const settled = work.finally(() => (done = true));
+    while (!done) {
+      await new Promise((resolve) => setImmediate(resolve));
+      if (!done) rounds++;
+    }
+    await settled;
+    return rounds;
+  }
+
+  const many = Array.from(
+    { length: 4_094 },
+    (_, i) => `127.1.${Math.floor(i / 250)}.${(i % 250) + 1}`,
+  );
+
+  test('4,094 A records: read on a later round than the answer came, handed on later again', async () => {
+    const outcome = lookup(addressTarget('many.test'), { 'many.test A': many }, 'ipv4');
+    assert.ok((await roundsTaken(outcome)) >= 2);
+    assert.equal((await outcome).endpoints.length, 4_094);
+  });
+
+  test('a few records: handed on in the round the answer came', async () => {
+    const few = many.slice(0, 3);
+    const outcome = lookup(addressTarget('few.test'), { 'few.test A': few }, 'ipv4');
+    assert.equal(await roundsTaken(outcome), 0);
+    assert.equal((await outcome).endpoints.length, 3);
+  });
+
+  test('the resolver stopping meanwhile: the lookup gives up', async () => {
+    const controller = new AbortController();
+    const env = environment({ 'many.test A': many }, { family: 'ipv4', signal: controller.signal });
+    const outcome = lookupTarget(addressTarget('many.test'), env);
+    controller.abort();
+    await assert.rejects(outcome, /DNS query aborted/);
+  });
+});

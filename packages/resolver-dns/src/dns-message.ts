@@ -58,6 +58,8 @@ export function encodeQuery(id: number, question: DnsQuestion): Buffer {
 }
 
 export function sameName(a: string, b: string): boolean {
+  // Most often the very same string: no copies (an answer may hold thousands of records).
+  if (a === b) return true;
   return a.replace(/\.$/, '').toLowerCase() === b.replace(/\.$/, '').toLowerCase();
 }
 
