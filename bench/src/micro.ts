@@ -686,8 +686,9 @@ async function benchFirstUpdate(
       `round_robin rebuilds on each. grpc-lb's connection pacing starts at most ` +
       `${DEFAULT_MAX_CONNECTING} connections per turn, so the total spans at least ` +
       `${Math.ceil(UPDATE_SIZE / DEFAULT_MAX_CONNECTING)} turns of the event loop; of it, ` +
-      `${fmt(ours.syncMs)} ms is inside updateAddressList (the 10,000 endpoints recorded, the ` +
-      `first ${DEFAULT_MAX_CONNECTING} pick_first leaves made, CONNECTING published). ` +
+      `${fmt(ours.syncMs)} ms is inside updateAddressList (the 10,000 endpoints recorded, ` +
+      `CONNECTING published; the first ${DEFAULT_MAX_CONNECTING} pick_first leaves are made on ` +
+      `the next turn). ` +
       `Endpoint objects are built beforehand (applied10kMs includes the adapter's work).`,
     `first 10k update, connections going READY one by one` +
       (plan.slowComparisonRounds > 0
@@ -802,8 +803,8 @@ async function benchApplied(
       `came again unchanged, dropping repeats, comparing with the set delivered before, the ` +
       `grpc-js endpoints) and updateAddressList, which publishes before it returns. Nothing is ` +
       `kept by object identity: a resolver sending new objects for the same list costs the same. ` +
-      `first: a fresh ${ROUND_ROBIN}, which publishes CONNECTING (calls queue) and starts the ` +
-      `first ${DEFAULT_MAX_CONNECTING} connections, the others paced over later turns; ` +
+      `first: a fresh ${ROUND_ROBIN}, which publishes CONNECTING (calls queue); its connections ` +
+      `start from the next turn on, ${DEFAULT_MAX_CONNECTING} at a time; ` +
       `diff: a READY balancer given the list with 100 endpoints replaced, which publishes READY ` +
       `over the 9,900 kept (the 100 removed are out) while the 100 new ones connect. Median of ` +
       `${plan.diffRounds} each. The connections themselves are update10kMs and updateDiff10kMs.`,
