@@ -7,7 +7,6 @@
  * `CONSUL_HTTP_TOKEN`). The token never appears in any output.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,36 +16,16 @@ import { after, describe, test } from 'node:test';
 import { createCa, type CertPair } from './support/certs';
 import { requireConsul, startConsul, type Consul } from './support/consul';
 import { serverFixture } from './support/server-fixture';
+import { runGrpcLb, type CliRun } from './support/grpc-lb-cli';
 
-const BIN = join(__dirname, '..', '..', 'packages', 'cli', 'dist', 'bin.js');
 const MANAGEMENT = randomUUID();
 const SERVICE = `cli-tls-${process.pid}`;
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+type Run = CliRun;
 
 /** Runs the bin with only `env` (and PATH), so a developer's CONSUL_* cannot leak in. */
-function grpcLb(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { PATH: process.env['PATH'], ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise<Run>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: out, stderr: err });
-    });
-  });
-}
+const grpcLb = (args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Run> =>
+  runGrpcLb(args, { env, isolated: true });
 
 const dir = mkdtempSync(join(tmpdir(), 'grpc-lb-cli-consul-tls-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

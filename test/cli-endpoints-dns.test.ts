@@ -5,49 +5,16 @@
  * does not exist, and a DNS server that does not answer.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { startBackends, waitFor, type BackendSet } from './harness';
 import { requireBind9, startBind9 } from './support/bind9';
 import { freePort } from './support/server-process';
 import { serverFixture } from './support/server-fixture';
+import { runGrpcLb, startGrpcLb, type CliChild, type CliRun } from './support/grpc-lb-cli';
 
-const BIN = join(__dirname, '..', '..', 'packages', 'cli', 'dist', 'bin.js');
-
-interface Run {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-interface Child {
-  stdout(): string;
-  stderr(): string;
-  kill(signal: NodeJS.Signals): void;
-  readonly done: Promise<Run>;
-}
-
-function start(args: readonly string[]): Child {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const done = new Promise<Run>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: out, stderr: err });
-    });
-  });
-  return { stdout: () => out, stderr: () => err, kill: (s) => child.kill(s), done };
-}
-
-const grpcLb = (args: readonly string[]) => start(args).done;
+const start = (args: readonly string[]): CliChild => startGrpcLb(args);
+const grpcLb = (args: readonly string[]): Promise<CliRun> => runGrpcLb(args);
 
 /** The table's rows (after the heading) as arrays of cells. */
 function rows(stdout: string): string[][] {

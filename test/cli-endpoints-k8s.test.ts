@@ -6,40 +6,16 @@
  */
 import './support/enter-netns';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { describe, test } from 'node:test';
 
 import { requireKubeApiserver, startKubeApiserver } from './support/kube-apiserver';
 import { serverFixture } from './support/server-fixture';
+import { runGrpcLb, type CliRun } from './support/grpc-lb-cli';
 
-const BIN = join(__dirname, '..', '..', 'packages', 'cli', 'dist', 'bin.js');
 const kube = serverFixture('kube-apiserver', () => startKubeApiserver(), requireKubeApiserver);
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function grpcLb(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (stdout += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (stderr += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const grpcLb = (args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> =>
+  runGrpcLb(args, { env });
 
 describe('grpc-lb endpoints: Kubernetes (real kube-apiserver)', () => {
   test('an EndpointSlice and the ConfigMap of ?config=, through KUBECONFIG; a user without RBAC gets the permission named, exit 1', async (t) => {

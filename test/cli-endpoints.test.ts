@@ -5,7 +5,6 @@
  * endpoint come and go until SIGINT; and `grpc-lb explain` under a traffic split held in etcd.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -17,47 +16,12 @@ import { requireConsul, startConsul, type Consul } from './support/consul';
 import { requireEtcd, startEtcd, type Etcd } from './support/etcd';
 import { freePort } from './support/server-process';
 import { serverFixture } from './support/server-fixture';
+import { runGrpcLb, startGrpcLb, type CliChild, type CliRun } from './support/grpc-lb-cli';
 
-const BIN = join(__dirname, '..', '..', 'packages', 'cli', 'dist', 'bin.js');
-
-interface Run {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-/** A running `grpc-lb …`: its output so far, and its end. */
-interface Child {
-  stdout(): string;
-  stderr(): string;
-  kill(signal: NodeJS.Signals): void;
-  readonly done: Promise<Run>;
-}
-
-function start(args: readonly string[], env: NodeJS.ProcessEnv = {}): Child {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const done = new Promise<Run>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: out, stderr: err });
-    });
-  });
-  return { stdout: () => out, stderr: () => err, kill: (s) => child.kill(s), done };
-}
-
-function grpcLb(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  return start(args, env).done;
-}
+const start = (args: readonly string[], env: NodeJS.ProcessEnv = {}): CliChild =>
+  startGrpcLb(args, { env });
+const grpcLb = (args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> =>
+  runGrpcLb(args, { env });
 
 /** The table's rows (after the heading) as arrays of cells. */
 function rows(stdout: string): string[][] {

@@ -5,46 +5,23 @@
  * `ETCDCTL_USER=user:password`, `ETCDCTL_PASSWORD`). The password never appears in any output.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test, type TestContext } from 'node:test';
 
 import { requireEtcd, startEtcd, type Etcd } from './support/etcd';
+import { runGrpcLb, type CliRun } from './support/grpc-lb-cli';
 
-const BIN = join(__dirname, '..', '..', 'packages', 'cli', 'dist', 'bin.js');
 const PASSWORD = 'S3cret-pa55word';
 const WRONG = 'Wr0ng-pa55word';
 const auth = { username: 'app', password: PASSWORD };
 
-interface Run {
-  readonly code: number | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
 /** Runs the bin with only `env` (and PATH) for environment, so a developer's ETCDCTL_* cannot leak in. */
-function grpcLb(args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { PATH: process.env['PATH'], ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  return new Promise<Run>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout: out, stderr: err });
-    });
-  });
-}
+const grpcLb = (args: readonly string[], env: NodeJS.ProcessEnv = {}): Promise<CliRun> =>
+  runGrpcLb(args, { env, isolated: true });
 
-function assertNoSecret(run: Run): void {
+function assertNoSecret(run: CliRun): void {
   for (const secret of [PASSWORD, WRONG]) {
     assert.ok(!run.stdout.includes(secret) && !run.stderr.includes(secret), 'no password printed');
   }

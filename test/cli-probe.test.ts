@@ -7,7 +7,6 @@
  * certificate names a DNS name, probed with --probe-cacert and --probe-server-name.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,32 +17,10 @@ import * as grpc from '@grpc/grpc-js';
 import { startBackends, waitFor, type BackendSet } from './harness';
 import { createCa, type Ca } from './support/certs';
 import { freePort } from './support/server-process';
-
-const BIN = join(__dirname, '..', '..', 'packages', 'cli', 'dist', 'bin.js');
-
-interface Run {
-  readonly code: number | null;
-  readonly signal: NodeJS.Signals | null;
-  readonly stdout: string;
-  readonly stderr: string;
-}
+import { runGrpcLb, type CliRun } from './support/grpc-lb-cli';
 
 /** Runs the bin; a process that does not exit by itself within 30 s is killed (signal set). */
-function grpcLb(args: readonly string[]): Promise<Run> {
-  const child = spawn(process.execPath, [BIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
-  return new Promise<Run>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (code, signal) => {
-      clearTimeout(timer);
-      resolve({ code, signal, stdout: out, stderr: err });
-    });
-  });
-}
+const grpcLb = (args: readonly string[]): Promise<CliRun> => runGrpcLb(args, { timeoutMs: 30_000 });
 
 describe('grpc-lb endpoints --probe over real backends', () => {
   let healthy: BackendSet;
