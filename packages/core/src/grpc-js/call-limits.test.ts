@@ -5,7 +5,7 @@
  * the budget, on a clock the test moves.
  */
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import * as grpc from '@grpc/grpc-js';
 import type { experimental } from '@grpc/grpc-js';
 import { ConfigError } from '../errors';
@@ -24,6 +24,7 @@ import {
   TimerTracker,
   type StartedCall,
 } from './testing/fake-channel';
+import { stubClock } from './testing/clock';
 
 const A = '10.0.0.1:80';
 const B = '10.0.0.2:80';
@@ -36,21 +37,6 @@ function started(h: PolicyHarness): StartedCall {
     assert.fail(`expected a call to start, got ${JSON.stringify(outcome)}`);
   }
   return outcome;
-}
-
-function stubClock(t: TestContext, start = 1_000_000): { now: number } {
-  const clock = { now: start };
-  const own = Object.getOwnPropertyDescriptor(performance, 'now');
-  Object.defineProperty(performance, 'now', {
-    value: () => clock.now,
-    configurable: true,
-    writable: true,
-  });
-  t.after(() => {
-    if (own) Object.defineProperty(performance, 'now', own);
-    else delete (performance as { now?: unknown }).now;
-  });
-  return clock;
 }
 
 describe('limits and retryBudget: parsing (bad fields are a ConfigError naming the field)', () => {

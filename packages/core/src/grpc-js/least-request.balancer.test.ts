@@ -4,31 +4,13 @@
  * (onCallStarted / onCallEnded), on a clock the test moves by hand.
  */
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import { LEAST_REQUEST_POLICY } from '../least-request-config';
+import { stubClock } from './testing/clock';
 import { PolicyHarness } from './testing/fake-channel';
 
 const A = '10.0.0.1:80';
 const B = '10.0.0.2:80';
-
-/**
- * Replaces `performance.now()` (the clock call tracking and the picker
- * read) with one the test moves, restored when the test ends.
- */
-function stubClock(t: TestContext, start = 1_000_000): { now: number } {
-  const clock = { now: start };
-  const own = Object.getOwnPropertyDescriptor(performance, 'now');
-  Object.defineProperty(performance, 'now', {
-    value: () => clock.now,
-    configurable: true,
-    writable: true,
-  });
-  t.after(() => {
-    if (own) Object.defineProperty(performance, 'now', own);
-    else delete (performance as { now?: unknown }).now;
-  });
-  return clock;
-}
 
 describe('least_request through the balancer: two equal endpoints, one slow call', () => {
   test('the endpoint that served it is avoided at once, and gets calls again after 30 s', async (t) => {

@@ -5,12 +5,13 @@
  * level (testing/split-pickers.ts).
  */
 import assert from 'node:assert/strict';
-import { describe, test, type TestContext } from 'node:test';
+import { describe, test } from 'node:test';
 import type { experimental } from '@grpc/grpc-js';
 import fc from 'fast-check';
 import { LoadBalancerObserver } from '../observer';
 import { TRAFFIC_SPLIT_POLICY } from '../traffic-split-config';
 import type { EndpointChild } from './endpoint-policy';
+import { stubClock } from './testing/clock';
 import { PolicyHarness, Status, type StartedCall } from './testing/fake-channel';
 import {
   CS,
@@ -64,22 +65,6 @@ function harness(v1: Policy, v2: Policy, extra: Record<string, unknown> = {}) {
       ...V2.map((address) => ({ address, labels: { version: 'v2' } })),
     ],
   });
-}
-
-/** Replaces `performance.now()` (the clock of call tracking and of the picker) until the test ends. */
-function stubClock(t: TestContext, start = 1_000_000): { now: number } {
-  const clock = { now: start };
-  const own = Object.getOwnPropertyDescriptor(performance, 'now');
-  Object.defineProperty(performance, 'now', {
-    value: () => clock.now,
-    configurable: true,
-    writable: true,
-  });
-  t.after(() => {
-    if (own) Object.defineProperty(performance, 'now', own);
-    else delete (performance as { now?: unknown }).now;
-  });
-  return clock;
 }
 
 function started(h: PolicyHarness): StartedCall {
