@@ -101,6 +101,47 @@ describe('register()', () => {
       assert.ok(!isSupportedGrpcJsVersion(v), v);
   });
 
+  test('a logger that throws is contained: the channel goes on, the warning is not retried', async () => {
+    let calls = 0;
+    register({
+      grpc,
+      logger: {
+        warn: () => {
+          calls++;
+          throw new Error('logger down');
+        },
+      },
+    });
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown): void => void uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    // zoneAware with no zone known warns once per channel, from inside the balancer.
+    const client = new grpc.Client('static:///127.0.0.1:1', grpc.credentials.createInsecure(), {
+      'grpc.service_config': JSON.stringify({
+        loadBalancingConfig: [{ [ROUND_ROBIN_POLICY]: { zoneAware: {} } }],
+      }),
+    });
+    try {
+      const channel = client.getChannel();
+      channel.getConnectivityState(true);
+      for (let i = 0; i < 200 && calls === 0; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      assert.equal(calls, 1, 'the balancer warned through the logger once');
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(uncaught, []);
+      assert.notEqual(
+        channel.getConnectivityState(false),
+        grpc.connectivityState.SHUTDOWN,
+        'the channel still works',
+      );
+    } finally {
+      client.close();
+      process.off('uncaughtException', onUncaught);
+      register({ grpc, logger: { warn: () => {} } });
+    }
+  });
+
   test('zone: a non-empty name, or a ConfigError naming the option', () => {
     for (const zone of ['', 3 as unknown as string]) {
       assert.throws(

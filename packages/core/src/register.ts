@@ -89,9 +89,7 @@ export function register(options: RegisterOptions = {}): Registration {
   let state = states.get(grpc.experimental);
   if (!state) {
     const logger = { current: options.logger ?? consoleLogger };
-    const runtime = createCheckedRuntime(grpc, missing, {
-      warn: (message) => logger.current.warn(message),
-    });
+    const runtime = createCheckedRuntime(grpc, missing, containedLogger(logger));
     const schemes: State['schemes'] = new Map();
     const composite = createCompositeResolverFactory({
       get: (scheme) => schemes.get(scheme)?.factory,
@@ -114,7 +112,7 @@ export function register(options: RegisterOptions = {}): Registration {
     runtime.metrics = createMetrics(
       options.metrics === true ? {} : options.metrics,
       statusNames(grpc),
-      { warn: (message) => state.logger.current.warn(message) },
+      containedLogger(state.logger),
     );
   }
 
@@ -164,6 +162,29 @@ export function register(options: RegisterOptions = {}): Registration {
  * The runtime for `grpc`, after checking both its version (when its
  * package.json can be found) and that it has everything core uses.
  */
+/**
+ * The user's logger as every part of grpc-lb calls it: a logger that throws never reaches the
+ * caller (a balancer inside grpc-js, a resolver's timer); the first such failure goes to the
+ * console once, since the logger itself cannot say it.
+ */
+function containedLogger(logger: { readonly current: Logger }): Logger {
+  let reported = false;
+  return {
+    warn: (message) => {
+      try {
+        logger.current.warn(message);
+      } catch (error) {
+        if (reported) return;
+        reported = true;
+        consoleLogger.warn(
+          `the logger passed to register() threw (${error instanceof Error ? error.message : String(error)}); ` +
+            `its warnings are lost until it stops throwing. The first lost warning: ${message}`,
+        );
+      }
+    },
+  };
+}
+
 function createCheckedRuntime(grpc: Grpc, missing: readonly string[], logger: Logger): Runtime {
   if (missing.length === 0) return createRuntime(grpc, logger);
   try {
