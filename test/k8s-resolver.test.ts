@@ -405,6 +405,16 @@ describe('k8s: grpc-js clients on k8s:// targets (real kube-apiserver, real back
         assert.match(seen.pop()!, /Node bare-node-\S+ has no label topology\.kubernetes\.io\/zone/);
         assert.equal(await k8sNodeZone({ ...admin, nodeName: 'no-such-node' }), undefined);
         assert.match(seen.pop()!, /Node no-such-node does not exist/);
+        // A logger that throws: still undefined, never a rejection.
+        const throwing = {
+          warn: () => {
+            throw new Error('logger down');
+          },
+        };
+        assert.equal(
+          await k8sNodeZone({ kubeconfig: e.k.adminKubeconfig, logger: throwing, nodeName: bare }),
+          undefined,
+        );
         const saved = process.env['NODE_NAME'];
         delete process.env['NODE_NAME'];
         try {

@@ -32,9 +32,13 @@ export interface NodeZoneOptions extends K8sConnectionOptions {
 export async function k8sNodeZone(options: NodeZoneOptions = {}): Promise<string | undefined> {
   const { nodeName = process.env[NODE_NAME_ENV], logger, ...connection } = options;
   const warn = (message: string): undefined => {
-    (logger ?? { warn: (m: string) => console.warn(`[grpc-lb] ${m}`) }).warn(
-      `the node's zone is unknown, zone-aware routing stays off: ${redactSecrets(message)}`,
-    );
+    const line = `the node's zone is unknown, zone-aware routing stays off: ${redactSecrets(message)}`;
+    try {
+      (logger ?? { warn: (m: string) => console.warn(`[grpc-lb] ${m}`) }).warn(line);
+    } catch {
+      // A logger that throws must not turn "zone unknown" into a rejection.
+      console.warn(`[grpc-lb] ${line}`);
+    }
     return undefined;
   };
   if (!nodeName) {
