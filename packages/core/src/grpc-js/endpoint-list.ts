@@ -16,6 +16,7 @@ import {
   EMPTY_LABELS,
   normalizeEndpoint,
   sameEndpoint,
+  sameEndpointSet,
   type NormalizedEndpoint,
 } from '../endpoint';
 import { errorMessage } from '../errors';
@@ -126,13 +127,10 @@ export class EndpointLists {
     if (a.endpoints.length !== b.endpoints.length) return false;
     if (b.read === a.read + 1) return b.sameAsLast;
     if (a.read === b.read + 1) return a.sameAsLast;
-    const byKey = new Map<string, NormalizedEndpoint>();
-    for (const endpoint of a.endpoints) byKey.set(endpoint.grpcLb.key, endpoint.grpcLb);
-    for (const { grpcLb } of b.endpoints) {
-      const other = byKey.get(grpcLb.key);
-      if (other === undefined || !sameEndpoint(other, grpcLb)) return false;
-    }
-    return true;
+    return sameEndpointSet(
+      a.endpoints.map((e) => e.grpcLb),
+      b.endpoints.map((e) => e.grpcLb),
+    );
   }
 
   /**
