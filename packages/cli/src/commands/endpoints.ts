@@ -15,8 +15,9 @@ import {
 } from '@grpc-lb/core';
 
 import type { CliCommand, CommandContext } from '../command';
+import type { ConsulFlags } from '../consul-settings';
 import { InputError, UnhealthyError, UsageError } from '../errors';
-import { checkEtcdFlags } from '../etcd-settings';
+import { checkEtcdFlags, type EtcdFlags } from '../etcd-settings';
 import { oneLine, writeJson, writeTable, writeWarnings, type TableColumn } from '../output';
 import { mapLimited, probeEndpoint, probeHealthy, type ProbeResult, type ProbeTls } from '../probe';
 import { ProgressLine } from '../progress';
@@ -26,22 +27,10 @@ const ENDPOINTS = 'grpc-lb endpoints';
 const DEFAULT_TIMEOUT_S = 10;
 
 /** The options of every command that resolves a target: the timeout and where the registries are. */
-export interface ResolveOptions {
+export interface ResolveOptions extends ConsulFlags, EtcdFlags {
   readonly timeout: number;
   readonly kubeconfig?: string;
   readonly context?: string;
-  readonly consulAddr?: string;
-  readonly consulTokenFile?: string;
-  readonly consulCacert?: string;
-  readonly consulClientCert?: string;
-  readonly consulClientKey?: string;
-  readonly consulTlsServerName?: string;
-  readonly etcdEndpoints?: string;
-  readonly etcdCacert?: string;
-  readonly etcdCert?: string;
-  readonly etcdKey?: string;
-  readonly etcdUser?: string;
-  readonly etcdPasswordFile?: string;
 }
 
 interface EndpointsOptions extends ResolveOptions {
