@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { afterEach, beforeEach, describe, test } from 'node:test';
+import { CONSISTENT_HASH_POLICY } from '../consistent-hash-config';
 import { LEAST_REQUEST_POLICY } from '../least-request-config';
 import { ROUND_ROBIN_POLICY } from '../service-config';
 import { TRAFFIC_SPLIT_POLICY } from '../traffic-split-config';
@@ -367,5 +368,67 @@ describe('zone-aware routing inside traffic-split subsets', () => {
     const h = await harness(config, endpoints, TRAFFIC_SPLIT_POLICY);
     const tally = h.pickMany(90, { method: '/pkg.Svc/Other' });
     assert.deepEqual(byZone(tally.counts), { a: 90 });
+  });
+});
+
+describe('zone-aware routing with consistent hashing', () => {
+  const HEADER = 'x-user-id';
+  const KEYS = Array.from({ length: 60 }, (_, i) => `user-${i}`);
+
+  /** Where each key's calls went (every call of a key must reach one endpoint). */
+  function placeKeys(h: PolicyHarness, method?: string): Map<string, string> {
+    const placed = new Map<string, string>();
+    for (let round = 0; round < 3; round++) {
+      for (const key of KEYS) {
+        const call = h.call({ metadata: { [HEADER]: key }, ...(method ? { method } : {}) });
+        assert.equal(call.kind, 'complete');
+        if (call.kind !== 'complete') continue;
+        call.end();
+        const before = placed.get(key);
+        if (before !== undefined) assert.equal(call.address, before, `${key} moved`);
+        placed.set(key, call.address);
+      }
+    }
+    return placed;
+  }
+
+  test('grpc-lb.consistent_hash: keys hash over the local zone only, each sticky; over every zone when the local one is down', async () => {
+    const h = await harness(
+      { hashHeader: HEADER, zoneAware: { localZone: 'a' } },
+      NINE,
+      CONSISTENT_HASH_POLICY,
+    );
+    const local = placeKeys(h);
+    assert.deepEqual(new Set(local.values()), new Set(A), 'every local endpoint has keys');
+    await h.fail('down', ...A);
+    const spilled = placeKeys(h);
+    assert.ok(
+      [...spilled.values()].every((a) => !A.includes(a)),
+      'no key on a down zone-a endpoint',
+    );
+    await h.ready(...A);
+    assert.deepEqual(placeKeys(h), local, 'the keys come back to where they were');
+    h.destroy();
+  });
+
+  test('a consistent_hash traffic-split subset: hashed over its local members', async () => {
+    const SAY = '/pkg.Svc/Say';
+    const endpoints = NINE.map((e) => ({ ...e, labels: { version: 'v1' } }));
+    const config = {
+      subsets: [
+        {
+          name: 'v1',
+          labels: { version: 'v1' },
+          policy: 'consistent_hash',
+          consistentHash: { hashHeader: HEADER },
+        },
+      ],
+      routes: [{ name: 'say', match: { method: SAY }, split: [{ subset: 'v1', weight: 1 }] }],
+      zoneAware: { localZone: 'a' },
+    };
+    const h = await harness(config, endpoints, TRAFFIC_SPLIT_POLICY);
+    const placed = placeKeys(h, SAY);
+    assert.deepEqual(new Set(placed.values()), new Set(A));
+    h.destroy();
   });
 });
